@@ -1,0 +1,17 @@
+-- The schema and the version marker. The same file runs under CREATE EXTENSION
+-- and over a plain connection (the installer's script mode), so no psql \quit guard.
+CREATE SCHEMA IF NOT EXISTS timepart;
+COMMENT ON SCHEMA timepart IS 'timepart: time-partitioned tables that keep themselves healthy';
+
+CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT '0.1'::text $$;
+COMMENT ON FUNCTION timepart.version() IS 'The version of the timepart SQL installed in this database';
+
+-- pg_dump must keep configuration rows; only possible under CREATE EXTENSION.
+CREATE OR REPLACE FUNCTION timepart._config_dump(tbl regclass, filter text DEFAULT '') RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'timepart') THEN
+        PERFORM pg_catalog.pg_extension_config_dump(tbl, filter);
+    END IF;
+END $$;

@@ -1,0 +1,82 @@
+-- Periods and names: where a period starts, what a partition is called, how a
+-- bound is written. Pure functions; "now" is always a parameter.
+
+-- Longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
+CREATE OR REPLACE FUNCTION timepart._fit_name(base text, suffix text) RETURNS name
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+/* base || '_' || suffix, kept within 63 bytes: when too long, base is cut at a
+   character boundary and an 8-hex hash of the full name keeps it unique. */
+DECLARE
+    full_name text := base || '_' || suffix;
+    tag text := '_' || left(pg_catalog.md5(full_name), 8);
+    room int;
+    cut text;
+BEGIN
+    IF octet_length(full_name) <= 63 THEN
+        RETURN full_name::name;
+    END IF;
+    room := 63 - octet_length(tag) - octet_length('_' || suffix);
+    IF room < 1 THEN
+        RAISE EXCEPTION 'name suffix "%" is too long', suffix USING ERRCODE = '22023',
+            DETAIL = format('%s bytes leave no room for a table name within 63 bytes.', octet_length(suffix)),
+            HINT = 'Use a shorter suffix.';
+    END IF;
+    cut := base;
+    WHILE octet_length(cut) > room LOOP
+        cut := left(cut, -1);
+    END LOOP;
+    RETURN (cut || tag || '_' || suffix)::name;
+END $$;
+COMMENT ON FUNCTION timepart._fit_name(text, text) IS 'base_suffix within 63 bytes, deterministic (cut + hash) when longer';
+
+-- The period containing a moment, in the table's time zone. Month intervals align
+-- to month 0 of year 0 (so quarters and years fall on natural boundaries); day
+-- intervals align to Monday 2000-01-03 (so weeks start on Monday).
+CREATE OR REPLACE FUNCTION timepart._period_start(at_time timestamptz, step interval, tz text)
+RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+    local_ts timestamp := at_time AT TIME ZONE tz;
+    months int := (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))::int;
+    days int := pg_catalog.date_part('day', step)::int;
+    n bigint;
+BEGIN
+    IF months > 0 THEN
+        n := (pg_catalog.date_part('year', local_ts) * 12 + pg_catalog.date_part('month', local_ts) - 1)::bigint;
+        n := n - ((n % months) + months) % months;
+        RETURN pg_catalog.make_timestamp((n / 12)::int, (n % 12)::int + 1, 1, 0, 0, 0) AT TIME ZONE tz;
+    END IF;
+    n := local_ts::date - date '2000-01-03';
+    n := n - ((n % days) + days) % days;
+    RETURN (date '2000-01-03' + n::int)::timestamp AT TIME ZONE tz;
+END $$;
+COMMENT ON FUNCTION timepart._period_start(timestamptz, interval, text) IS 'Start of the partition period containing a moment';
+
+-- The moment n periods after a period start (n may be negative), in local time.
+CREATE OR REPLACE FUNCTION timepart._period_add(period_start timestamptz, step interval, n int, tz text)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT ((period_start AT TIME ZONE tz) + step * n) AT TIME ZONE tz
+$$;
+
+-- Label of a period as used in partition names: YYYY_MM for month intervals, YYYY_MM_DD for day intervals.
+CREATE OR REPLACE FUNCTION timepart._period_label(period_start timestamptz, step interval, tz text)
+RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT pg_catalog.to_char(period_start AT TIME ZONE tz,
+           CASE WHEN pg_catalog.date_part('day', step) = 0 THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
+$$;
+
+-- Name of the partition for a period: <parent>_<label>, fitted to 63 bytes.
+CREATE OR REPLACE FUNCTION timepart._partition_name(parent regclass, period_start timestamptz, step interval, tz text)
+RETURNS name LANGUAGE sql STABLE STRICT AS $$
+    SELECT timepart._fit_name(c.relname, timepart._period_label(period_start, step, tz))
+    FROM pg_catalog.pg_class c WHERE c.oid = parent
+$$;
+
+-- A bound written as a literal of the key's type (timestamptz in UTC with its offset,
+-- local time for timestamp and date keys), independent of DateStyle and TimeZone.
+CREATE OR REPLACE FUNCTION timepart._bound_literal(bound timestamptz, key_type regtype, tz text)
+RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT pg_catalog.quote_literal(CASE key_type
+        WHEN 'timestamptz'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00"')
+        WHEN 'timestamp'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        ELSE pg_catalog.to_char(bound AT TIME ZONE tz, 'YYYY-MM-DD') END)
+$$;

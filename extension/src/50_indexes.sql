@@ -1,0 +1,130 @@
+-- Index templates: every partition gets every template as <partition>_<suffix>,
+-- attached to the template's partitioned index on the parent (<parent>_<suffix>).
+
+CREATE OR REPLACE FUNCTION timepart._template_sql(t timepart.index_templates, index_name name,
+                                                  schema_name name, table_name name, only_parent boolean)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT format('CREATE INDEX %I ON %s%I.%I USING %I (%s)%s',
+                  index_name, CASE WHEN only_parent THEN 'ONLY ' ELSE '' END,
+                  schema_name, table_name, t.method, t.columns,
+                  CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE ' || t.where_clause END)
+$$;
+
+-- Creates the templated indexes a partition lacks and attaches each to the parent's
+-- index. Returns the names created. Runs inside the caller's sub-transaction.
+CREATE OR REPLACE FUNCTION timepart._index_partition(tbl regclass, part oid) RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    t timepart.index_templates;
+    part_schema name;
+    part_name name;
+    idx name;
+    parent_idx regclass;
+    created text[] := '{}';
+BEGIN
+    SELECT n.nspname, c.relname INTO part_schema, part_name
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = part;
+    FOR t IN SELECT * FROM timepart.index_templates it WHERE it.parent = tbl ORDER BY it.suffix LOOP
+        idx := timepart._fit_name(part_name, t.suffix);
+        parent_idx := timepart._template_parent_index(tbl, t.suffix);
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                       WHERE c.relname = idx AND c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = part)) THEN
+            EXECUTE timepart._template_sql(t, idx, part_schema, part_name, false);
+            created := created || idx::text;
+        END IF;
+        -- Attach when the partition is attached and its index is not attached yet.
+        IF parent_idx IS NOT NULL
+           AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = part AND inhparent = tbl)
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                           JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                           WHERE i.inhparent = parent_idx AND c.relname = idx) THEN
+            EXECUTE format('ALTER INDEX %s ATTACH PARTITION %I.%I', parent_idx, part_schema, idx);
+        END IF;
+    END LOOP;
+    RETURN created;
+END $$;
+
+-- The partitioned index on the parent that a template's partition indexes attach to.
+CREATE OR REPLACE FUNCTION timepart._template_parent_index(tbl regclass, suffix text) RETURNS regclass
+LANGUAGE sql STABLE AS $$
+    SELECT c.oid::regclass FROM pg_catalog.pg_class c, pg_catalog.pg_class p
+    WHERE p.oid = tbl AND c.relnamespace = p.relnamespace
+      AND c.relname = timepart._fit_name(p.relname, suffix) AND c.relkind = 'I'
+$$;
+
+CREATE OR REPLACE FUNCTION timepart.add_index_template(parent regclass, suffix text, columns text,
+                                                       where_clause text DEFAULT NULL, method text DEFAULT 'btree')
+RETURNS integer LANGUAGE plpgsql AS $$
+/* Registers an index every partition gets, creates it on the parent (ON ONLY, so
+   no lock on the partitions) and back-fills every existing partition. Returns how
+   many partition indexes were created. Safe to repeat. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    t timepart.index_templates;
+    p record;
+    pname name;
+    pschema name;
+    made integer := 0;
+    existing timepart.index_templates;
+BEGIN
+    PERFORM timepart._config(parent);
+    IF suffix IS NULL OR suffix !~ '^[a-z0-9_]{1,40}$' THEN
+        RAISE EXCEPTION 'invalid index template suffix "%"', suffix USING ERRCODE = '22023',
+            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.',
+            HINT = 'Use a name such as workspace_created_idx.';
+    END IF;
+    IF columns IS NULL OR btrim(columns) = '' OR position(';' IN columns) > 0
+       OR position(';' IN coalesce(where_clause, '')) > 0 THEN
+        RAISE EXCEPTION 'invalid index template definition' USING ERRCODE = '22023',
+            DETAIL = format('columns: %s, where: %s', coalesce(columns, 'NULL'), coalesce(where_clause, 'NULL')),
+            HINT = 'Give a column list such as ''workspace_id, created_at DESC'' and an optional WHERE condition, without semicolons.';
+    END IF;
+    SELECT * INTO existing FROM timepart.index_templates it WHERE it.parent = add_index_template.parent AND it.suffix = add_index_template.suffix;
+    IF FOUND THEN
+        IF existing.columns IS DISTINCT FROM add_index_template.columns
+           OR existing.method IS DISTINCT FROM add_index_template.method
+           OR existing.where_clause IS DISTINCT FROM add_index_template.where_clause THEN
+            RAISE EXCEPTION 'index template "%" already exists on % with another definition', suffix, parent
+                USING ERRCODE = '42710',
+                DETAIL = format('Existing: USING %s (%s)%s', existing.method, existing.columns,
+                                coalesce(' WHERE ' || existing.where_clause, '')),
+                HINT = 'Remove it with timepart.drop_index_template() first, or choose another suffix.';
+        END IF;
+        t := existing;
+    ELSE
+        INSERT INTO timepart.index_templates AS it (parent, suffix, columns, method, where_clause)
+        VALUES (parent, suffix, columns, coalesce(method, 'btree'), where_clause) RETURNING * INTO t;
+    END IF;
+
+    SELECT c.relname, n.nspname INTO pname, pschema
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
+    IF timepart._template_parent_index(parent, suffix) IS NULL THEN
+        -- An invalid definition fails here, before any partition is touched.
+        EXECUTE timepart._template_sql(t, timepart._fit_name(pname, suffix), pschema, pname, true);
+    END IF;
+    FOR p IN SELECT * FROM timepart._partitions(parent) LOOP
+        made := made + coalesce(array_length(timepart._index_partition(parent, p.partition_oid), 1), 0);
+    END LOOP;
+    PERFORM timepart._log('add_index_template', parent, NULL, true,
+        jsonb_build_object('suffix', suffix, 'columns', columns, 'method', t.method,
+                           'where', where_clause, 'indexes_created', made), NULL, started);
+    RETURN made;
+END $$;
+COMMENT ON FUNCTION timepart.add_index_template(regclass, text, text, text, text) IS
+    'Adds an index every partition gets (<partition>_<suffix>) and back-fills existing partitions';
+
+CREATE OR REPLACE FUNCTION timepart.drop_index_template(parent regclass, suffix text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+/* Forgets a template. Existing indexes stay; drop the parent's index yourself to remove them all. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    DELETE FROM timepart.index_templates it WHERE it.parent = drop_index_template.parent AND it.suffix = drop_index_template.suffix;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'no index template "%" on %', suffix, parent;
+        RETURN false;
+    END IF;
+    PERFORM timepart._log('drop_index_template', parent, NULL, true, jsonb_build_object('suffix', suffix), NULL, started);
+    RETURN true;
+END $$;
+COMMENT ON FUNCTION timepart.drop_index_template(regclass, text) IS 'Stops adding an index to new partitions; existing indexes stay';

@@ -1,0 +1,186 @@
+-- Creating partitions: standalone table + indexes, then ATTACH (weak lock on the
+-- parent), every lock wait bounded by the table's lock budget and retried.
+
+-- The columns rows are copied by (no dropped or generated columns), quoted.
+CREATE OR REPLACE FUNCTION timepart._column_list(tbl regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+    FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+$$;
+
+-- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
+-- rows for its range moved out of the default partition, templated indexes, ATTACH.
+-- A bound of NULL means the default partition. Returns what it did.
+CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_name name,
+                                                     range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    part_schema name;
+    default_part regclass;
+    part regclass;
+    moved bigint := 0;
+    indexes text[];
+BEGIN
+    SELECT n.nspname INTO part_schema FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = cfg.parent;
+    SELECT p.partition_oid::regclass INTO default_part FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE p.is_default;
+
+    PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms', true);
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, cfg.parent);
+    part := format('%I.%I', part_schema, part_name)::regclass;
+
+    IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
+        -- out of the default partition while its old ones move.
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
+        EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %s AND %I < %s RETURNING *) '
+                       'INSERT INTO %s (%s) SELECT %s FROM moved',
+                       default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                       cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
+                       part, timepart._column_list(cfg.parent), timepart._column_list(cfg.parent));
+        GET DIAGNOSTICS moved = ROW_COUNT;
+    END IF;
+
+    indexes := timepart._index_partition(cfg.parent, part);
+    IF range_start IS NULL THEN
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part);
+    ELSE
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', cfg.parent, part,
+                       timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                       timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone));
+    END IF;
+    -- Indexes built before ATTACH were matched to the parent's; attach any left over.
+    PERFORM timepart._index_partition(cfg.parent, part);
+    RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
+
+-- _build_partition in a sub-transaction, retried with backoff while it only fails
+-- for want of a lock. Never raises: returns {"ok": ..., "error", "sqlstate", "attempts", ...}.
+CREATE OR REPLACE FUNCTION timepart._try_build(cfg timepart.config, part_name name,
+                                               range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    result jsonb;
+    old_timeout text := pg_catalog.current_setting('lock_timeout');
+    attempt int := 0;
+    err text;
+    state text;
+BEGIN
+    LOOP
+        attempt := attempt + 1;
+        BEGIN
+            result := timepart._build_partition(cfg, part_name, range_start, range_end);
+            PERFORM pg_catalog.set_config('lock_timeout', old_timeout, true);
+            RETURN result || jsonb_build_object('ok', true, 'attempts', attempt);
+        EXCEPTION
+            WHEN lock_not_available THEN
+                GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+                IF attempt > cfg.lock_retries THEN
+                    RETURN jsonb_build_object('ok', false, 'attempts', attempt, 'sqlstate', state,
+                        'error', format('gave up after %s lock waits of %s: %s', attempt, cfg.lock_timeout, err));
+                END IF;
+                PERFORM pg_catalog.pg_sleep(0.05 * attempt);
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+                RETURN jsonb_build_object('ok', false, 'attempts', attempt, 'sqlstate', state, 'error', err);
+        END;
+    END LOOP;
+END $$;
+
+-- The refusal for a range that cannot become a partition, or NULL when it can.
+CREATE OR REPLACE FUNCTION timepart._check_range(cfg timepart.config, range_start timestamptz, range_end timestamptz)
+RETURNS void LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    aligned timestamptz;
+    clash record;
+BEGIN
+    IF range_start IS NULL OR range_end IS NULL OR NOT pg_catalog.isfinite(range_start) OR NOT pg_catalog.isfinite(range_end) THEN
+        RAISE EXCEPTION 'partition bounds must be finite moments' USING ERRCODE = '22023',
+            DETAIL = format('Got %s to %s.', coalesce(range_start::text, 'NULL'), coalesce(range_end::text, 'NULL')),
+            HINT = 'Pass the start and end of one period, e.g. ''2024-03-01'' and ''2024-04-01''.';
+    END IF;
+    IF range_end <= range_start THEN
+        RAISE EXCEPTION 'partition range is reversed or empty' USING ERRCODE = '22023',
+            DETAIL = format('Start %s is not before end %s.', range_start, range_end),
+            HINT = 'Pass the earlier moment first.';
+    END IF;
+    aligned := timepart._period_start(range_start, cfg.partition_interval, cfg.time_zone);
+    IF aligned <> range_start OR timepart._period_add(aligned, cfg.partition_interval, 1, cfg.time_zone) <> range_end THEN
+        RAISE EXCEPTION 'partition range is not aligned with the interval of %', cfg.parent USING ERRCODE = '22023',
+            DETAIL = format('Got %s to %s; partitions of this table cover one period of %s in time zone %s.',
+                            range_start, range_end, cfg.partition_interval, cfg.time_zone),
+            HINT = format('The period containing the start is %s to %s.', aligned,
+                          timepart._period_add(aligned, cfg.partition_interval, 1, cfg.time_zone));
+    END IF;
+    SELECT p.partition_name, p.range_start AS s, p.range_end AS e INTO clash
+    FROM timepart._partitions(cfg.parent, cfg.time_zone) p
+    WHERE NOT p.is_default AND p.range_start < _check_range.range_end AND p.range_end > _check_range.range_start
+      AND NOT (p.range_start = _check_range.range_start AND p.range_end = _check_range.range_end)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'partition range overlaps existing partition %', clash.partition_name USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s to %s; %s covers %s to %s.', range_start, range_end,
+                            clash.partition_name, clash.s, clash.e),
+            HINT = 'Choose a period that no partition covers yet.';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
+RETURNS text LANGUAGE plpgsql AS $$
+/* Creates one partition with its templated indexes. Already there: a notice and its
+   name. Misaligned, reversed or overlapping bounds: an error, nothing changed. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    part_name name;
+    existing text;
+    result jsonb;
+BEGIN
+    PERFORM timepart._check_range(cfg, range_start, range_end);
+    SELECT format('%I.%I', p.schema_name, p.partition_name) INTO existing
+    FROM timepart._partitions(parent, cfg.time_zone) p
+    WHERE p.range_start = create_partition.range_start AND p.range_end = create_partition.range_end;
+    IF existing IS NOT NULL THEN
+        RAISE NOTICE 'partition % already exists', existing;
+        RETURN existing;
+    END IF;
+    part_name := timepart._partition_name(parent, range_start, cfg.partition_interval, cfg.time_zone);
+    PERFORM timepart._check_name_free(parent, part_name);
+    PERFORM pg_catalog.pg_advisory_xact_lock(timepart._lock_key(parent));
+    result := timepart._try_build(cfg, part_name, range_start, range_end);
+    IF NOT (result->>'ok')::boolean THEN
+        PERFORM timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
+        RAISE EXCEPTION 'could not create partition %: %', part_name, result->>'error'
+            USING ERRCODE = coalesce(result->>'sqlstate', 'P0001'),
+                  DETAIL = format('Range %s to %s, %s attempt(s).', range_start, range_end, result->>'attempts'),
+                  HINT = 'A lock wait gives up after the table''s lock_timeout; run it again when traffic allows.';
+    END IF;
+    PERFORM timepart._log('create_partition', parent, part_name, true,
+        result || jsonb_build_object('range_start', range_start, 'range_end', range_end), NULL, started);
+    RETURN format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+                            ON n.oid = c.relnamespace WHERE c.oid = parent), part_name);
+END $$;
+COMMENT ON FUNCTION timepart.create_partition(regclass, timestamptz, timestamptz) IS
+    'Creates one partition (one period) with its templated indexes; a notice if it already exists';
+
+-- A table of that name that is not the partition we want is in the way.
+CREATE OR REPLACE FUNCTION timepart._check_name_free(parent regclass, part_name name) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found_rel regclass;
+BEGIN
+    SELECT c.oid INTO found_rel FROM pg_catalog.pg_class c, pg_catalog.pg_class p
+    WHERE p.oid = parent AND c.relnamespace = p.relnamespace AND c.relname = part_name;
+    IF found_rel IS NOT NULL THEN
+        RAISE EXCEPTION 'relation % already exists and is not the partition wanted', found_rel USING ERRCODE = '42P07',
+            DETAIL = format('timepart would name the new partition of %s "%s".', parent, part_name),
+            HINT = 'Rename or drop that relation, or attach it yourself if it holds this period''s rows.';
+    END IF;
+END $$;
+
+-- One advisory lock key per managed table, shared by every operation on it.
+CREATE OR REPLACE FUNCTION timepart._lock_key(parent regclass) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (pg_catalog.hashtext('timepart')::bigint << 32) | parent::oid::bigint
+$$;

@@ -1,0 +1,28 @@
+-- The seed's names, callable unqualified with the default search_path, acting on
+-- email_events. Each is one call to the generic function.
+
+CREATE OR REPLACE FUNCTION public.create_email_events_partition(start_date date, end_date date)
+RETURNS text LANGUAGE sql AS $$
+    SELECT timepart.create_partition(timepart._email_events(),
+                                     start_date::timestamp AT TIME ZONE 'UTC', end_date::timestamp AT TIME ZONE 'UTC')
+$$;
+COMMENT ON FUNCTION public.create_email_events_partition(date, date) IS
+    'Seed name: creates the email_events partition for [start_date, end_date) with its indexes';
+
+CREATE OR REPLACE FUNCTION public.maintain_email_events_partitions(months_ahead integer DEFAULT 6)
+RETURNS jsonb LANGUAGE sql AS $$
+    SELECT timepart.maintain(timepart._email_events(), months_ahead)
+$$;
+COMMENT ON FUNCTION public.maintain_email_events_partitions(integer) IS
+    'Seed name: keeps email_events partitions for the current month and months_ahead more';
+
+CREATE OR REPLACE FUNCTION public.get_partition_maintenance_log(max_rows integer DEFAULT 100)
+RETURNS SETOF timepart.maintenance_log LANGUAGE sql AS $$
+    SELECT * FROM timepart.get_maintenance_log(max_rows)
+$$;
+COMMENT ON FUNCTION public.get_partition_maintenance_log(integer) IS 'Seed name: the newest maintenance log rows';
+
+CREATE OR REPLACE VIEW public.partition_maintenance_log AS
+    SELECT id, operation_type, parent_table, partition_name, success, created_at, details, error, duration, run_by, run_as
+    FROM timepart.maintenance_log;
+COMMENT ON VIEW public.partition_maintenance_log IS 'Seed name: the timepart maintenance log';

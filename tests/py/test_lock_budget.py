@@ -1,0 +1,53 @@
+"""Maintenance under a held lock: it waits at most the lock budget per attempt,
+backs off, reports and logs the failure, and succeeds on a later run."""
+import time
+
+import pytest
+
+
+@pytest.fixture
+def ev(connect):
+    conn = connect()
+    conn.execute("CREATE EXTENSION IF NOT EXISTS timepart")
+    conn.execute("DROP TABLE IF EXISTS lockev")
+    conn.execute("CREATE TABLE lockev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts)")
+    conn.execute("SELECT timepart.manage('lockev', '1 month', 1, NULL, true, '100 ms', 'UTC', '2024-03-15')")
+    conn.execute("UPDATE timepart.config SET lock_retries = 2 WHERE parent = 'lockev'::regclass")
+    return conn
+
+
+def test_maintain_backs_off_behind_a_long_reader(connect, ev):
+    reader = connect(autocommit=False)
+    reader.execute("SELECT count(*) FROM lockev")  # holds ACCESS SHARE on every partition
+
+    started = time.monotonic()
+    result = ev.execute("SELECT timepart.maintain('lockev', NULL, '2024-04-15')").fetchone()[0]
+    elapsed = time.monotonic() - started
+
+    assert result["success"] is False
+    assert result["created_partitions"] == []
+    assert "gave up after 3 lock waits" in result["errors"][0]
+    # 3 attempts of 100 ms plus 50 + 100 ms backoff, with room for a slow machine.
+    assert elapsed < 2.0, elapsed
+    failed = ev.execute(
+        "SELECT count(*) FROM timepart.maintenance_log "
+        "WHERE operation_type = 'create_partition' AND partition_name = 'lockev_2024_05' AND NOT success"
+    ).fetchone()[0]
+    assert failed == 1
+
+    reader.rollback()
+    result = ev.execute("SELECT timepart.maintain('lockev', NULL, '2024-04-15')").fetchone()[0]
+    assert result["success"] is True
+    assert result["created_partitions"] == ["lockev_2024_05"]
+
+
+def test_concurrent_runs_are_serialised(connect, ev):
+    first = connect(autocommit=False)
+    first.execute("SELECT timepart.maintain('lockev', NULL, '2024-03-15')")  # holds the advisory lock until commit
+    result = ev.execute("SELECT timepart.maintain('lockev', NULL, '2024-06-15')").fetchone()[0]
+    assert result["skipped"] == ["lockev"]
+    assert result["created_partitions"] == []
+    first.commit()
+    result = ev.execute("SELECT timepart.maintain('lockev', NULL, '2024-06-15')").fetchone()[0]
+    assert result["skipped"] == []
+    assert "lockev_2024_07" in result["created_partitions"]
