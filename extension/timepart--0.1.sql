@@ -201,53 +201,43 @@ BEGIN
     RETURN cfg;
 END $$;
 
+-- One bound as the catalog prints it (a literal, MINVALUE or MAXVALUE) to a moment.
+-- A single SQL expression, so the planner inlines it.
+CREATE OR REPLACE FUNCTION timepart._bound_value(printed text, key_type oid, tz text)
+RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN printed = 'MINVALUE' THEN '-infinity'::timestamptz
+                WHEN printed = 'MAXVALUE' THEN 'infinity'::timestamptz
+                WHEN key_type = 'timestamptz'::regtype THEN printed::timestamptz
+                WHEN key_type = 'timestamp'::regtype THEN printed::timestamp AT TIME ZONE tz
+                ELSE printed::date::timestamp AT TIME ZONE tz END
+$$;
+
 -- Every partition of a parent with its bounds read from the catalog (never from its
--- name). MINVALUE/MAXVALUE read as -infinity/infinity; the default partition has NULL bounds.
+-- name), in one query. MINVALUE/MAXVALUE read as -infinity/infinity; the default
+-- partition has NULL bounds.
 CREATE OR REPLACE FUNCTION timepart._partitions(tbl regclass, tz text DEFAULT 'UTC')
 RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
                range_start timestamptz, range_end timestamptz, is_default boolean)
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    key_type regtype;
-BEGIN
-    SELECT a.atttypid::regtype INTO key_type
-    FROM pg_catalog.pg_partitioned_table p
-    JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
-    WHERE p.partrelid = tbl;
-
-    RETURN QUERY
-    WITH parts AS (
+LANGUAGE sql STABLE AS $$
+    WITH parts AS MATERIALIZED (
         SELECT c.oid, n.nspname, c.relname,
-               pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
-                                       '^FOR VALUES FROM \((.*)\) TO \((.*)\)$') AS b
+               pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, 0),  -- 0: bounds are constants; no partition is opened or locked
+                                       '^FOR VALUES FROM \(''?([^'']*)''?\) TO \(''?([^'']*)''?\)$') AS b
         FROM pg_catalog.pg_inherits i
         JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE i.inhparent = tbl
+    ), key AS (
+        SELECT a.atttypid AS key_type
+        FROM pg_catalog.pg_partitioned_table p
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+        WHERE p.partrelid = tbl
     )
     SELECT p.oid, p.nspname, p.relname,
-           timepart._bound_value(p.b[1], key_type, tz),
-           timepart._bound_value(p.b[2], key_type, tz),
-           p.b IS NULL
-    FROM parts p
-    ORDER BY 4 NULLS FIRST;
-END $$;
-
--- One bound as the catalog prints it ('...' literal, MINVALUE or MAXVALUE) to a moment.
-CREATE OR REPLACE FUNCTION timepart._bound_value(printed text, key_type regtype, tz text)
-RETURNS timestamptz LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    v text;
-BEGIN
-    IF printed IS NULL THEN RETURN NULL; END IF;
-    IF printed = 'MINVALUE' THEN RETURN '-infinity'; END IF;
-    IF printed = 'MAXVALUE' THEN RETURN 'infinity'; END IF;
-    v := pg_catalog.btrim(printed, '''');
-    RETURN CASE key_type
-        WHEN 'timestamptz'::regtype THEN v::timestamptz
-        WHEN 'timestamp'::regtype THEN v::timestamp AT TIME ZONE tz
-        ELSE v::date::timestamp AT TIME ZONE tz END;
-END $$;
+           timepart._bound_value(p.b[1], k.key_type, tz), timepart._bound_value(p.b[2], k.key_type, tz), p.b IS NULL
+    FROM parts p CROSS JOIN key k
+    ORDER BY 4 NULLS FIRST
+$$;
 
 -- ==== src/35_registry.sql
 -- Registry: adopting a partitioned table (manage) and letting it go (unmanage).
@@ -263,6 +253,53 @@ BEGIN
         RAISE EXCEPTION 'partition interval must be a whole number of days or of months' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(step::text, 'NULL')),
             HINT = 'Use e.g. ''1 day'', ''7 days'', ''1 month'' or ''3 months''; not hours, and not months and days mixed.';
+    END IF;
+END $$;
+
+-- The refusal for settings that break a rule, with the rule in the message. The
+-- CHECK constraints on timepart.config say the same; this says it with DETAIL and HINT.
+CREATE OR REPLACE FUNCTION timepart._check_settings(cfg timepart.config) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM timepart._check_interval(cfg.partition_interval);
+    IF cfg.premake IS NULL OR cfg.premake < 1 OR cfg.premake > 1000 THEN
+        RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.premake::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
+    END IF;
+    IF cfg.retention IS NOT NULL AND cfg.retention <= interval '0' THEN
+        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', cfg.retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
+    END IF;
+    IF cfg.retention_action IS NULL OR cfg.retention_action NOT IN ('drop', 'detach', 'archive') THEN
+        RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
+            HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
+    END IF;
+    IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
+        RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
+            DETAIL = 'archive_schema is NULL.', HINT = 'Set archive_schema, e.g. ''archive''; it is created when missing.';
+    END IF;
+    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout <= interval '0' OR cfg.lock_timeout > interval '1 minute' THEN
+        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
+            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
+    END IF;
+    IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';
+    END IF;
+    IF cfg.time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = cfg.time_zone)
+                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs WHERE abbrev = cfg.time_zone) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', cfg.time_zone USING ERRCODE = '22023',
+            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
+    END IF;
+    IF cfg.alert_max_size_bytes IS NULL OR cfg.alert_max_size_bytes <= 0 OR cfg.alert_max_rows IS NULL OR cfg.alert_max_rows <= 0
+       OR cfg.alert_min_future IS NULL OR cfg.alert_min_future < 0 OR cfg.alert_growth_ratio IS NULL OR cfg.alert_growth_ratio <= 0
+       OR cfg.alert_old_age IS NULL OR cfg.alert_old_age <= interval '0' THEN
+        RAISE EXCEPTION 'alert thresholds must be positive' USING ERRCODE = '22023',
+            DETAIL = format('max size %s bytes, max rows %s, min future %s, growth ratio %s, old age %s.',
+                            cfg.alert_max_size_bytes, cfg.alert_max_rows, cfg.alert_min_future, cfg.alert_growth_ratio, cfg.alert_old_age),
+            HINT = 'The seed''s defaults are 5 GB, 10 million rows, 2 future partitions, 0.5 (50%) and 13 months.';
     END IF;
 END $$;
 
@@ -300,26 +337,15 @@ BEGIN
             DETAIL = format('Its type is %s.', pt.keytype),
             HINT = 'timepart manages tables partitioned on a timestamptz, timestamp or date column.';
     END IF;
-    PERFORM timepart._check_interval(step);
-    IF ahead IS NULL OR ahead < 1 OR ahead > 1000 THEN
-        RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(ahead::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
-    END IF;
-    IF keep IS NOT NULL AND keep <= interval '0' THEN
-        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', keep), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
-    END IF;
-    IF lock_wait IS NULL OR lock_wait <= interval '0' OR lock_wait > interval '1 minute' THEN
-        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(lock_wait::text, 'NULL')),
-            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
-    END IF;
-    IF tz IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = tz)
-                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs WHERE abbrev = tz) THEN
-        RAISE EXCEPTION 'unknown time zone "%"', tz USING ERRCODE = '22023',
-            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
-    END IF;
+    cfg := ROW(tbl, pt.attname, pt.keytype, step, ahead, keep, 'drop', NULL, with_default, lock_wait, 3, tz,
+               5368709120, 10000000, 2, 0.5, '13 months', now())::timepart.config;
+    PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
+    IF FOUND AND old.time_zone <> tz THEN
+        RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', tz),
+            HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
+    END IF;
     IF FOUND AND old.partition_interval <> step THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', step),
@@ -329,7 +355,7 @@ BEGIN
                                       default_partition, lock_timeout, time_zone)
     VALUES (tbl, pt.attname, pt.keytype, step, ahead, keep, with_default, lock_wait, tz)
     ON CONFLICT (parent) DO UPDATE SET premake = excluded.premake, retention = excluded.retention,
-        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout, time_zone = excluded.time_zone
+        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
     RETURNING * INTO cfg;
     RETURN cfg;
 END $$;
@@ -368,6 +394,47 @@ BEGIN
     RETURN true;
 END $$;
 COMMENT ON FUNCTION timepart.unmanage(regclass) IS 'Stops managing a table; its partitions and rows stay';
+
+CREATE OR REPLACE FUNCTION timepart.configure(parent regclass, settings jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+/* Changes a managed table's settings, e.g. '{"retention": "12 months", "premake": 3}'.
+   Unknown or fixed keys and invalid values are refused; nothing changes then. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    bad text;
+    fixed text[] := ARRAY['parent', 'key_column', 'key_type', 'partition_interval', 'time_zone', 'created_at'];
+BEGIN
+    IF settings IS NULL OR pg_catalog.jsonb_typeof(settings) <> 'object' THEN
+        RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(settings::text, 'NULL')), HINT = 'Pass e.g. ''{"premake": 3}''.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(settings) k
+    WHERE k = ANY (fixed) OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = 'timepart.config'::regclass AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown or fixed setting(s): %', bad USING ERRCODE = '22023',
+            DETAIL = format('Fixed: %s.', array_to_string(fixed, ', ')),
+            HINT = 'Settable: premake, retention, retention_action, archive_schema, default_partition, lock_timeout, '
+                   'lock_retries, alert_max_size_bytes, alert_max_rows, alert_min_future, alert_growth_ratio, alert_old_age.';
+    END IF;
+    BEGIN
+        cfg := jsonb_populate_record(cfg, settings);
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION 'invalid setting value: %', SQLERRM USING ERRCODE = '22023',
+            DETAIL = format('Settings: %s.', settings), HINT = 'Intervals are text such as "12 months"; counts are numbers.';
+    END;
+    PERFORM timepart._check_settings(cfg);
+    UPDATE timepart.config c SET premake = cfg.premake, retention = cfg.retention, retention_action = cfg.retention_action,
+        archive_schema = cfg.archive_schema, default_partition = cfg.default_partition, lock_timeout = cfg.lock_timeout,
+        lock_retries = cfg.lock_retries, alert_max_size_bytes = cfg.alert_max_size_bytes,
+        alert_max_rows = cfg.alert_max_rows, alert_min_future = cfg.alert_min_future,
+        alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age
+    WHERE c.parent = configure.parent;
+    PERFORM timepart._log('configure', parent, NULL, true, settings, NULL, started);
+    RETURN to_jsonb(cfg);
+END $$;
+COMMENT ON FUNCTION timepart.configure(regclass, jsonb) IS 'Changes a managed table''s settings from a JSON object; invalid settings change nothing';
 
 -- ==== src/40_log.sql
 -- The maintenance log: one row per operation outcome. Callers write it outside the
@@ -413,30 +480,33 @@ $$;
 CREATE OR REPLACE FUNCTION timepart._index_partition(tbl regclass, part oid) RETURNS text[]
 LANGUAGE plpgsql AS $$
 DECLARE
-    t timepart.index_templates;
-    part_schema name;
-    part_name name;
-    idx name;
-    parent_idx regclass;
+    t record;
     created text[] := '{}';
 BEGIN
-    SELECT n.nspname, c.relname INTO part_schema, part_name
-    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = part;
-    FOR t IN SELECT * FROM timepart.index_templates it WHERE it.parent = tbl ORDER BY it.suffix LOOP
-        idx := timepart._fit_name(part_name, t.suffix);
-        parent_idx := timepart._template_parent_index(tbl, t.suffix);
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                       WHERE c.relname = idx AND c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = part)) THEN
-            EXECUTE timepart._template_sql(t, idx, part_schema, part_name, false);
-            created := created || idx::text;
+    -- One query says, for every template, the index's name, whether it exists and
+    -- whether it still needs attaching to the parent's index.
+    FOR t IN
+        WITH p AS (
+            SELECT c.relname, c.relnamespace, n.nspname, c.relispartition
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = part
+        ), want AS (
+            SELECT it AS tmpl, timepart._fit_name(p.relname, it.suffix) AS idx, p.*,
+                   timepart._template_parent_index(tbl, it.suffix) AS parent_idx
+            FROM timepart.index_templates it, p WHERE it.parent = tbl
+        )
+        SELECT w.*, x.oid AS idx_oid,
+               EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = x.oid) AS attached
+        FROM want w
+        LEFT JOIN pg_catalog.pg_class x ON x.relname = w.idx AND x.relnamespace = w.relnamespace
+        ORDER BY (w.tmpl).suffix
+    LOOP
+        IF t.idx_oid IS NULL THEN
+            EXECUTE timepart._template_sql(t.tmpl, t.idx, t.nspname, t.relname, false);
+            created := created || t.idx::text;
         END IF;
-        -- Attach when the partition is attached and its index is not attached yet.
-        IF parent_idx IS NOT NULL
-           AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = part AND inhparent = tbl)
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                           JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-                           WHERE i.inhparent = parent_idx AND c.relname = idx) THEN
-            EXECUTE format('ALTER INDEX %s ATTACH PARTITION %I.%I', parent_idx, part_schema, idx);
+        -- An attached partition's index is attached here; a new table's at its ATTACH.
+        IF t.parent_idx IS NOT NULL AND t.relispartition AND NOT t.attached THEN
+            EXECUTE format('ALTER INDEX %s ATTACH PARTITION %I.%I', t.parent_idx, t.nspname, t.idx);
         END IF;
     END LOOP;
     RETURN created;
@@ -551,10 +621,11 @@ DECLARE
     part regclass;
     moved bigint := 0;
     indexes text[];
+    cols text := timepart._column_list(cfg.parent);
 BEGIN
     SELECT n.nspname INTO part_schema FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = cfg.parent;
-    SELECT p.partition_oid::regclass INTO default_part FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE p.is_default;
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
     PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms', true);
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, cfg.parent);
@@ -568,7 +639,7 @@ BEGIN
                        'INSERT INTO %s (%s) SELECT %s FROM moved',
                        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
-                       part, timepart._column_list(cfg.parent), timepart._column_list(cfg.parent));
+                       part, cols, cols);
         GET DIAGNOSTICS moved = ROW_COUNT;
     END IF;
 
@@ -580,8 +651,7 @@ BEGIN
                        timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                        timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone));
     END IF;
-    -- Indexes built before ATTACH were matched to the parent's; attach any left over.
-    PERFORM timepart._index_partition(cfg.parent, part);
+    -- ATTACH matched the indexes built above to the parent's templated indexes.
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
 END $$;
 
@@ -618,9 +688,10 @@ BEGIN
     END LOOP;
 END $$;
 
--- The refusal for a range that cannot become a partition, or NULL when it can.
+-- The refusal for a range that cannot become a partition. Returns the partition
+-- that already covers exactly this range, or NULL.
 CREATE OR REPLACE FUNCTION timepart._check_range(cfg timepart.config, range_start timestamptz, range_end timestamptz)
-RETURNS void LANGUAGE plpgsql STABLE AS $$
+RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
     aligned timestamptz;
     clash record;
@@ -643,17 +714,21 @@ BEGIN
             HINT = format('The period containing the start is %s to %s.', aligned,
                           timepart._period_add(aligned, cfg.partition_interval, 1, cfg.time_zone));
     END IF;
-    SELECT p.partition_name, p.range_start AS s, p.range_end AS e INTO clash
+    SELECT p.schema_name, p.partition_name, p.range_start AS s, p.range_end AS e INTO clash
     FROM timepart._partitions(cfg.parent, cfg.time_zone) p
     WHERE NOT p.is_default AND p.range_start < _check_range.range_end AND p.range_end > _check_range.range_start
-      AND NOT (p.range_start = _check_range.range_start AND p.range_end = _check_range.range_end)
+    ORDER BY (p.range_start = _check_range.range_start AND p.range_end = _check_range.range_end) DESC
     LIMIT 1;
+    IF FOUND AND clash.s = range_start AND clash.e = range_end THEN
+        RETURN format('%I.%I', clash.schema_name, clash.partition_name);
+    END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'partition range overlaps existing partition %', clash.partition_name USING ERRCODE = '22023',
             DETAIL = format('Asked for %s to %s; %s covers %s to %s.', range_start, range_end,
                             clash.partition_name, clash.s, clash.e),
             HINT = 'Choose a period that no partition covers yet.';
     END IF;
+    RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
@@ -667,10 +742,7 @@ DECLARE
     existing text;
     result jsonb;
 BEGIN
-    PERFORM timepart._check_range(cfg, range_start, range_end);
-    SELECT format('%I.%I', p.schema_name, p.partition_name) INTO existing
-    FROM timepart._partitions(parent, cfg.time_zone) p
-    WHERE p.range_start = create_partition.range_start AND p.range_end = create_partition.range_end;
+    existing := timepart._check_range(cfg, range_start, range_end);
     IF existing IS NOT NULL THEN
         RAISE NOTICE 'partition % already exists', existing;
         RETURN existing;

@@ -14,6 +14,53 @@ BEGIN
     END IF;
 END $$;
 
+-- The refusal for settings that break a rule, with the rule in the message. The
+-- CHECK constraints on timepart.config say the same; this says it with DETAIL and HINT.
+CREATE OR REPLACE FUNCTION timepart._check_settings(cfg timepart.config) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM timepart._check_interval(cfg.partition_interval);
+    IF cfg.premake IS NULL OR cfg.premake < 1 OR cfg.premake > 1000 THEN
+        RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.premake::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
+    END IF;
+    IF cfg.retention IS NOT NULL AND cfg.retention <= interval '0' THEN
+        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', cfg.retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
+    END IF;
+    IF cfg.retention_action IS NULL OR cfg.retention_action NOT IN ('drop', 'detach', 'archive') THEN
+        RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
+            HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
+    END IF;
+    IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
+        RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
+            DETAIL = 'archive_schema is NULL.', HINT = 'Set archive_schema, e.g. ''archive''; it is created when missing.';
+    END IF;
+    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout <= interval '0' OR cfg.lock_timeout > interval '1 minute' THEN
+        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
+            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
+    END IF;
+    IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';
+    END IF;
+    IF cfg.time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = cfg.time_zone)
+                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs WHERE abbrev = cfg.time_zone) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', cfg.time_zone USING ERRCODE = '22023',
+            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
+    END IF;
+    IF cfg.alert_max_size_bytes IS NULL OR cfg.alert_max_size_bytes <= 0 OR cfg.alert_max_rows IS NULL OR cfg.alert_max_rows <= 0
+       OR cfg.alert_min_future IS NULL OR cfg.alert_min_future < 0 OR cfg.alert_growth_ratio IS NULL OR cfg.alert_growth_ratio <= 0
+       OR cfg.alert_old_age IS NULL OR cfg.alert_old_age <= interval '0' THEN
+        RAISE EXCEPTION 'alert thresholds must be positive' USING ERRCODE = '22023',
+            DETAIL = format('max size %s bytes, max rows %s, min future %s, growth ratio %s, old age %s.',
+                            cfg.alert_max_size_bytes, cfg.alert_max_rows, cfg.alert_min_future, cfg.alert_growth_ratio, cfg.alert_old_age),
+            HINT = 'The seed''s defaults are 5 GB, 10 million rows, 2 future partitions, 0.5 (50%) and 13 months.';
+    END IF;
+END $$;
+
 -- Validates a table and settings and writes its configuration row. No partitions yet.
 CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, step interval, ahead integer, keep interval,
                                               with_default boolean, lock_wait interval, tz text)
@@ -48,26 +95,15 @@ BEGIN
             DETAIL = format('Its type is %s.', pt.keytype),
             HINT = 'timepart manages tables partitioned on a timestamptz, timestamp or date column.';
     END IF;
-    PERFORM timepart._check_interval(step);
-    IF ahead IS NULL OR ahead < 1 OR ahead > 1000 THEN
-        RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(ahead::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
-    END IF;
-    IF keep IS NOT NULL AND keep <= interval '0' THEN
-        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', keep), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
-    END IF;
-    IF lock_wait IS NULL OR lock_wait <= interval '0' OR lock_wait > interval '1 minute' THEN
-        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(lock_wait::text, 'NULL')),
-            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
-    END IF;
-    IF tz IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = tz)
-                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs WHERE abbrev = tz) THEN
-        RAISE EXCEPTION 'unknown time zone "%"', tz USING ERRCODE = '22023',
-            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
-    END IF;
+    cfg := ROW(tbl, pt.attname, pt.keytype, step, ahead, keep, 'drop', NULL, with_default, lock_wait, 3, tz,
+               5368709120, 10000000, 2, 0.5, '13 months', now())::timepart.config;
+    PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
+    IF FOUND AND old.time_zone <> tz THEN
+        RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', tz),
+            HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
+    END IF;
     IF FOUND AND old.partition_interval <> step THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', step),
@@ -77,7 +113,7 @@ BEGIN
                                       default_partition, lock_timeout, time_zone)
     VALUES (tbl, pt.attname, pt.keytype, step, ahead, keep, with_default, lock_wait, tz)
     ON CONFLICT (parent) DO UPDATE SET premake = excluded.premake, retention = excluded.retention,
-        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout, time_zone = excluded.time_zone
+        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
     RETURNING * INTO cfg;
     RETURN cfg;
 END $$;
@@ -116,3 +152,44 @@ BEGIN
     RETURN true;
 END $$;
 COMMENT ON FUNCTION timepart.unmanage(regclass) IS 'Stops managing a table; its partitions and rows stay';
+
+CREATE OR REPLACE FUNCTION timepart.configure(parent regclass, settings jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+/* Changes a managed table's settings, e.g. '{"retention": "12 months", "premake": 3}'.
+   Unknown or fixed keys and invalid values are refused; nothing changes then. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    bad text;
+    fixed text[] := ARRAY['parent', 'key_column', 'key_type', 'partition_interval', 'time_zone', 'created_at'];
+BEGIN
+    IF settings IS NULL OR pg_catalog.jsonb_typeof(settings) <> 'object' THEN
+        RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(settings::text, 'NULL')), HINT = 'Pass e.g. ''{"premake": 3}''.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(settings) k
+    WHERE k = ANY (fixed) OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = 'timepart.config'::regclass AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown or fixed setting(s): %', bad USING ERRCODE = '22023',
+            DETAIL = format('Fixed: %s.', array_to_string(fixed, ', ')),
+            HINT = 'Settable: premake, retention, retention_action, archive_schema, default_partition, lock_timeout, '
+                   'lock_retries, alert_max_size_bytes, alert_max_rows, alert_min_future, alert_growth_ratio, alert_old_age.';
+    END IF;
+    BEGIN
+        cfg := jsonb_populate_record(cfg, settings);
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION 'invalid setting value: %', SQLERRM USING ERRCODE = '22023',
+            DETAIL = format('Settings: %s.', settings), HINT = 'Intervals are text such as "12 months"; counts are numbers.';
+    END;
+    PERFORM timepart._check_settings(cfg);
+    UPDATE timepart.config c SET premake = cfg.premake, retention = cfg.retention, retention_action = cfg.retention_action,
+        archive_schema = cfg.archive_schema, default_partition = cfg.default_partition, lock_timeout = cfg.lock_timeout,
+        lock_retries = cfg.lock_retries, alert_max_size_bytes = cfg.alert_max_size_bytes,
+        alert_max_rows = cfg.alert_max_rows, alert_min_future = cfg.alert_min_future,
+        alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age
+    WHERE c.parent = configure.parent;
+    PERFORM timepart._log('configure', parent, NULL, true, settings, NULL, started);
+    RETURN to_jsonb(cfg);
+END $$;
+COMMENT ON FUNCTION timepart.configure(regclass, jsonb) IS 'Changes a managed table''s settings from a JSON object; invalid settings change nothing';

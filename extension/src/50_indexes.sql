@@ -15,30 +15,33 @@ $$;
 CREATE OR REPLACE FUNCTION timepart._index_partition(tbl regclass, part oid) RETURNS text[]
 LANGUAGE plpgsql AS $$
 DECLARE
-    t timepart.index_templates;
-    part_schema name;
-    part_name name;
-    idx name;
-    parent_idx regclass;
+    t record;
     created text[] := '{}';
 BEGIN
-    SELECT n.nspname, c.relname INTO part_schema, part_name
-    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = part;
-    FOR t IN SELECT * FROM timepart.index_templates it WHERE it.parent = tbl ORDER BY it.suffix LOOP
-        idx := timepart._fit_name(part_name, t.suffix);
-        parent_idx := timepart._template_parent_index(tbl, t.suffix);
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                       WHERE c.relname = idx AND c.relnamespace = (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = part)) THEN
-            EXECUTE timepart._template_sql(t, idx, part_schema, part_name, false);
-            created := created || idx::text;
+    -- One query says, for every template, the index's name, whether it exists and
+    -- whether it still needs attaching to the parent's index.
+    FOR t IN
+        WITH p AS (
+            SELECT c.relname, c.relnamespace, n.nspname, c.relispartition
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = part
+        ), want AS (
+            SELECT it AS tmpl, timepart._fit_name(p.relname, it.suffix) AS idx, p.*,
+                   timepart._template_parent_index(tbl, it.suffix) AS parent_idx
+            FROM timepart.index_templates it, p WHERE it.parent = tbl
+        )
+        SELECT w.*, x.oid AS idx_oid,
+               EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = x.oid) AS attached
+        FROM want w
+        LEFT JOIN pg_catalog.pg_class x ON x.relname = w.idx AND x.relnamespace = w.relnamespace
+        ORDER BY (w.tmpl).suffix
+    LOOP
+        IF t.idx_oid IS NULL THEN
+            EXECUTE timepart._template_sql(t.tmpl, t.idx, t.nspname, t.relname, false);
+            created := created || t.idx::text;
         END IF;
-        -- Attach when the partition is attached and its index is not attached yet.
-        IF parent_idx IS NOT NULL
-           AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid = part AND inhparent = tbl)
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                           JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-                           WHERE i.inhparent = parent_idx AND c.relname = idx) THEN
-            EXECUTE format('ALTER INDEX %s ATTACH PARTITION %I.%I', parent_idx, part_schema, idx);
+        -- An attached partition's index is attached here; a new table's at its ATTACH.
+        IF t.parent_idx IS NOT NULL AND t.relispartition AND NOT t.attached THEN
+            EXECUTE format('ALTER INDEX %s ATTACH PARTITION %I.%I', t.parent_idx, t.nspname, t.idx);
         END IF;
     END LOOP;
     RETURN created;

@@ -21,10 +21,11 @@ DECLARE
     part regclass;
     moved bigint := 0;
     indexes text[];
+    cols text := timepart._column_list(cfg.parent);
 BEGIN
     SELECT n.nspname INTO part_schema FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = cfg.parent;
-    SELECT p.partition_oid::regclass INTO default_part FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE p.is_default;
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
     PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms', true);
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, cfg.parent);
@@ -38,7 +39,7 @@ BEGIN
                        'INSERT INTO %s (%s) SELECT %s FROM moved',
                        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
-                       part, timepart._column_list(cfg.parent), timepart._column_list(cfg.parent));
+                       part, cols, cols);
         GET DIAGNOSTICS moved = ROW_COUNT;
     END IF;
 
@@ -50,8 +51,7 @@ BEGIN
                        timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                        timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone));
     END IF;
-    -- Indexes built before ATTACH were matched to the parent's; attach any left over.
-    PERFORM timepart._index_partition(cfg.parent, part);
+    -- ATTACH matched the indexes built above to the parent's templated indexes.
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
 END $$;
 
@@ -88,9 +88,10 @@ BEGIN
     END LOOP;
 END $$;
 
--- The refusal for a range that cannot become a partition, or NULL when it can.
+-- The refusal for a range that cannot become a partition. Returns the partition
+-- that already covers exactly this range, or NULL.
 CREATE OR REPLACE FUNCTION timepart._check_range(cfg timepart.config, range_start timestamptz, range_end timestamptz)
-RETURNS void LANGUAGE plpgsql STABLE AS $$
+RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
     aligned timestamptz;
     clash record;
@@ -113,17 +114,21 @@ BEGIN
             HINT = format('The period containing the start is %s to %s.', aligned,
                           timepart._period_add(aligned, cfg.partition_interval, 1, cfg.time_zone));
     END IF;
-    SELECT p.partition_name, p.range_start AS s, p.range_end AS e INTO clash
+    SELECT p.schema_name, p.partition_name, p.range_start AS s, p.range_end AS e INTO clash
     FROM timepart._partitions(cfg.parent, cfg.time_zone) p
     WHERE NOT p.is_default AND p.range_start < _check_range.range_end AND p.range_end > _check_range.range_start
-      AND NOT (p.range_start = _check_range.range_start AND p.range_end = _check_range.range_end)
+    ORDER BY (p.range_start = _check_range.range_start AND p.range_end = _check_range.range_end) DESC
     LIMIT 1;
+    IF FOUND AND clash.s = range_start AND clash.e = range_end THEN
+        RETURN format('%I.%I', clash.schema_name, clash.partition_name);
+    END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'partition range overlaps existing partition %', clash.partition_name USING ERRCODE = '22023',
             DETAIL = format('Asked for %s to %s; %s covers %s to %s.', range_start, range_end,
                             clash.partition_name, clash.s, clash.e),
             HINT = 'Choose a period that no partition covers yet.';
     END IF;
+    RETURN NULL;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
@@ -137,10 +142,7 @@ DECLARE
     existing text;
     result jsonb;
 BEGIN
-    PERFORM timepart._check_range(cfg, range_start, range_end);
-    SELECT format('%I.%I', p.schema_name, p.partition_name) INTO existing
-    FROM timepart._partitions(parent, cfg.time_zone) p
-    WHERE p.range_start = create_partition.range_start AND p.range_end = create_partition.range_end;
+    existing := timepart._check_range(cfg, range_start, range_end);
     IF existing IS NOT NULL THEN
         RAISE NOTICE 'partition % already exists', existing;
         RETURN existing;

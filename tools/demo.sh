@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# make demo: timepart on a throwaway cluster: email_events, sample events across
+# months, maintain, then the partitions, their indexes and the log.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+tools/cluster.sh start
+trap 'tools/cluster.sh stop' EXIT
+eval "$(tools/cluster.sh env)"
+export PGDATABASE=timepart_demo
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS timepart_demo WITH (FORCE)" -c "CREATE DATABASE timepart_demo"
+
+run() { echo; echo "timepart_demo=# $1"; psql -X -v ON_ERROR_STOP=1 -c "$1"; }
+
+run "CREATE EXTENSION timepart"
+run "SELECT timepart.create_email_events_table()"
+run "INSERT INTO email_events (workspace_id, campaign_id, lead_id, event_type, external_id, created_at)
+     SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),
+            (ARRAY['sent','delivery','open','click','bounce']::email_event_type[])[1 + g % 5],
+            CASE WHEN g % 3 = 0 THEN 'msg-' || g END,
+            date_trunc('month', now()) - interval '3 months' + (g % 180) * interval '1 day' + g * interval '1 second'
+     FROM generate_series(1, 20000) g"
+run "SELECT count(*) AS rows_waiting_in_default FROM email_events_default"
+run "SELECT maintain_email_events_partitions()"
+run "SELECT count(*) AS rows_left_in_default FROM email_events_default"
+run "SELECT c.relname AS partition, pg_get_expr(c.relpartbound, c.oid) AS bounds,
+            (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid) AS indexes
+     FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+     WHERE h.inhparent = 'email_events'::regclass ORDER BY c.relname"
+month=$(psql -X -Atc "SELECT to_char(now(), 'YYYY_MM')")
+run "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'email_events_$month' ORDER BY indexname"
+run "SELECT operation_type, partition_name, success, details->>'reason' AS reason,
+            details->>'moved_rows' AS moved_rows, round(extract(epoch FROM duration) * 1000, 1) AS ms
+     FROM partition_maintenance_log ORDER BY id"
