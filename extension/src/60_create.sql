@@ -27,7 +27,6 @@ BEGIN
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = cfg.parent;
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
-    PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms', true);
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, cfg.parent);
     part := format('%I.%I', part_schema, part_name)::regclass;
 
@@ -55,10 +54,11 @@ BEGIN
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
 END $$;
 
--- _build_partition in a sub-transaction, retried with backoff while it only fails
--- for want of a lock. Never raises: returns {"ok": ..., "error", "sqlstate", "attempts", ...}.
-CREATE OR REPLACE FUNCTION timepart._try_build(cfg timepart.config, part_name name,
-                                               range_start timestamptz, range_end timestamptz)
+-- One step on one partition (action 'build': _build_partition) in a sub-transaction,
+-- retried with backoff while it only fails for want of a lock. Never raises:
+-- returns the step's result with {"ok", "attempts"} or {"ok": false, "error", "sqlstate"}.
+CREATE OR REPLACE FUNCTION timepart._attempt(cfg timepart.config, action text, part_name name,
+                                             range_start timestamptz, range_end timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     result jsonb;
@@ -70,7 +70,10 @@ BEGIN
     LOOP
         attempt := attempt + 1;
         BEGIN
-            result := timepart._build_partition(cfg, part_name, range_start, range_end);
+            PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms', true);
+            result := CASE action
+                WHEN 'build' THEN timepart._build_partition(cfg, part_name, range_start, range_end)
+                END;
             PERFORM pg_catalog.set_config('lock_timeout', old_timeout, true);
             RETURN result || jsonb_build_object('ok', true, 'attempts', attempt);
         EXCEPTION
@@ -150,7 +153,7 @@ BEGIN
     part_name := timepart._partition_name(parent, range_start, cfg.partition_interval, cfg.time_zone);
     PERFORM timepart._check_name_free(parent, part_name);
     PERFORM pg_catalog.pg_advisory_xact_lock(timepart._lock_key(parent));
-    result := timepart._try_build(cfg, part_name, range_start, range_end);
+    result := timepart._attempt(cfg, 'build', part_name, range_start, range_end);
     IF NOT (result->>'ok')::boolean THEN
         PERFORM timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
         RAISE EXCEPTION 'could not create partition %: %', part_name, result->>'error'

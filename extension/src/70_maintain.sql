@@ -74,7 +74,7 @@ BEGIN
     END IF;
     part_name := timepart._fit_name((SELECT relname FROM pg_catalog.pg_class WHERE oid = cfg.parent), 'default');
     PERFORM timepart._check_name_free(cfg.parent, part_name);
-    RETURN timepart._try_build(cfg, part_name, NULL, NULL) || jsonb_build_object('partition', part_name);
+    RETURN timepart._attempt(cfg, 'build', part_name, NULL, NULL) || jsonb_build_object('partition', part_name);
 END $$;
 
 -- One table's maintenance. Never raises: failures come back in "errors" and the log.
@@ -109,7 +109,7 @@ BEGIN
             part_name := timepart._partition_name(cfg.parent, plan.range_start, cfg.partition_interval, cfg.time_zone);
             BEGIN
                 PERFORM timepart._check_name_free(cfg.parent, part_name);
-                res := timepart._try_build(cfg, part_name, plan.range_start, plan.range_end);
+                res := timepart._attempt(cfg, 'build', part_name, plan.range_start, plan.range_end);
             EXCEPTION WHEN OTHERS THEN
                 res := jsonb_build_object('ok', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
             END;
