@@ -54,7 +54,8 @@ BEGIN
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
 END $$;
 
--- One step on one partition (action 'build': _build_partition) in a sub-transaction,
+-- One step on one partition (action 'build': _build_partition, 'retire':
+-- _retire_partition) in a sub-transaction,
 -- retried with backoff while it only fails for want of a lock. Never raises:
 -- returns the step's result with {"ok", "attempts"} or {"ok": false, "error", "sqlstate"}.
 CREATE OR REPLACE FUNCTION timepart._attempt(cfg timepart.config, action text, part_name name,
@@ -73,6 +74,7 @@ BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms', true);
             result := CASE action
                 WHEN 'build' THEN timepart._build_partition(cfg, part_name, range_start, range_end)
+                WHEN 'retire' THEN timepart._retire_partition(cfg, part_name, range_start, range_end)
                 END;
             PERFORM pg_catalog.set_config('lock_timeout', old_timeout, true);
             RETURN result || jsonb_build_object('ok', true, 'attempts', attempt);

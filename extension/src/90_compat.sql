@@ -26,3 +26,19 @@ CREATE OR REPLACE VIEW public.partition_maintenance_log AS
     SELECT id, operation_type, parent_table, partition_name, success, created_at, details, error, duration, run_by, run_as
     FROM timepart.maintenance_log;
 COMMENT ON VIEW public.partition_maintenance_log IS 'Seed name: the timepart maintenance log';
+
+CREATE OR REPLACE FUNCTION public.cleanup_old_email_events_partitions(retention_months integer)
+RETURNS TABLE (partition_name text, record_count bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    IF retention_months IS NULL OR retention_months < 1 THEN
+        RAISE EXCEPTION 'retention_months must be a positive number of months' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(retention_months::text, 'NULL')),
+            HINT = 'Keep e.g. 12 months: SELECT * FROM cleanup_old_email_events_partitions(12);';
+    END IF;
+    RETURN QUERY
+    SELECT d->>0, (d->>1)::bigint
+    FROM jsonb_array_elements(timepart.cleanup(timepart._email_events(), pg_catalog.make_interval(months => retention_months))
+                              ->'dropped_partitions') d;
+END $$;
+COMMENT ON FUNCTION public.cleanup_old_email_events_partitions(integer) IS
+    'Seed name: removes email_events partitions wholly older than retention_months; returns each with its row count';

@@ -51,3 +51,24 @@ def test_concurrent_runs_are_serialised(connect, ev):
     result = ev.execute("SELECT timepart.maintain('lockev', NULL, '2024-06-15')").fetchone()[0]
     assert result["skipped"] == []
     assert "lockev_2024_07" in result["created_partitions"]
+
+
+def test_cleanup_backs_off_behind_a_long_reader(connect, ev):
+    ev.execute("SELECT timepart.configure('lockev', '{\"retention\": \"1 month\"}')")
+    reader = connect(autocommit=False)
+    reader.execute("SELECT count(*) FROM lockev")  # ACCESS SHARE on the parent: DETACH must wait
+
+    started = time.monotonic()
+    result = ev.execute("SELECT timepart.cleanup('lockev', NULL, false, '2024-06-15')").fetchone()[0]
+    elapsed = time.monotonic() - started
+
+    assert result["success"] is False
+    assert result["dropped_partitions"] == []
+    assert "gave up after 3 lock waits" in result["errors"][0]
+    assert elapsed < 2.0, elapsed
+    assert ev.execute("SELECT to_regclass('lockev_2024_03') IS NOT NULL").fetchone()[0]
+
+    reader.rollback()
+    result = ev.execute("SELECT timepart.cleanup('lockev', NULL, false, '2024-06-15')").fetchone()[0]
+    assert result["success"] is True
+    assert [name for name, _ in result["dropped_partitions"]] == ["lockev_2024_03", "lockev_2024_04"]
