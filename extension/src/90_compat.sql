@@ -42,3 +42,14 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION public.cleanup_old_email_events_partitions(integer) IS
     'Seed name: removes email_events partitions wholly older than retention_months; returns each with its row count';
+
+CREATE OR REPLACE FUNCTION public.get_email_events_partition_stats()
+RETURNS TABLE (name text, period text, record_count bigint, size_mb numeric, oldest_record timestamptz,
+               newest_record timestamptz, range_start timestamptz, range_end timestamptz, exact boolean)
+LANGUAGE sql AS $$
+    SELECT s.partition_name, s.period, s.record_count, s.size_mb, s.oldest_record, s.newest_record,
+           s.range_start, s.range_end, s.exact
+    FROM timepart.partition_stats(timepart._email_events()) s
+$$;
+COMMENT ON FUNCTION public.get_email_events_partition_stats() IS
+    'Seed name: per-partition name, period, record_count, size_mb, oldest and newest record of email_events';

@@ -1,0 +1,160 @@
+-- Statistics: per-partition figures that are fast on big tables. Sealed (past)
+-- partitions use the exact figures of the daily snapshot while their change
+-- counters have not moved; live ones use catalog estimates. Nothing counts rows
+-- or takes a lock on a sealed partition when stats are read.
+
+CREATE TABLE timepart.stats_history (
+    snapshot_date   date NOT NULL,
+    parent_table    regclass NOT NULL,
+    partition_oid   oid NOT NULL,
+    partition_name  name NOT NULL,
+    range_start     timestamptz,
+    range_end       timestamptz,
+    record_count    bigint NOT NULL,
+    size_bytes      bigint NOT NULL,
+    oldest_record   timestamptz,
+    newest_record   timestamptz,
+    changes_seen    bigint NOT NULL,
+    taken_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (snapshot_date, partition_oid)
+);
+CREATE INDEX stats_history_partition_idx ON timepart.stats_history (partition_oid, snapshot_date DESC);
+COMMENT ON TABLE timepart.stats_history IS 'Daily exact per-partition figures (snapshot_stats), the history behind growth rates';
+COMMENT ON COLUMN timepart.stats_history.changes_seen IS 'Rows inserted+updated+deleted in the partition when counted; a change means the count is stale';
+SELECT timepart._config_dump('timepart.stats_history');
+
+-- Rows inserted, updated and deleted in a table since statistics began, this
+-- transaction's own changes included. Any change makes a stored count stale.
+CREATE OR REPLACE FUNCTION timepart._changes(rel oid) RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_catalog.pg_stat_get_tuples_inserted(rel) + pg_catalog.pg_stat_get_tuples_updated(rel)
+         + pg_catalog.pg_stat_get_tuples_deleted(rel) + pg_catalog.pg_stat_get_xact_tuples_inserted(rel)
+         + pg_catalog.pg_stat_get_xact_tuples_updated(rel) + pg_catalog.pg_stat_get_xact_tuples_deleted(rel)
+$$;
+
+-- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last VACUUM/ANALYZE.
+CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT (c.relpages::bigint + coalesce(t.relpages, 0)
+            + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i
+                        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = rel), 0)::bigint)
+           * pg_catalog.current_setting('block_size')::bigint
+    FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
+    WHERE c.oid = rel
+$$;
+
+-- Exact rows, oldest and newest of one partition (a scan: only for small ones).
+CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name)
+RETURNS TABLE (record_count bigint, oldest timestamptz, newest timestamptz) LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %s',
+                                key_column, key_column, rel::regclass);
+END $$;
+
+-- Live partitions up to this size are counted exactly on every read (a few ms at most).
+CREATE OR REPLACE FUNCTION timepart._exact_limit_bytes() RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$ SELECT 10485760::bigint $$;
+
+CREATE OR REPLACE FUNCTION timepart.partition_stats(parent regclass DEFAULT NULL)
+RETURNS TABLE (parent_table text, partition_name text, period text, range_start timestamptz, range_end timestamptz,
+               record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
+               index_count integer, is_default boolean, exact boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+/* One row per partition of every managed table (or one). exact = true: the snapshot's
+   exact figures for a sealed partition unchanged since, or a live partition under
+   10 MB counted now; false: estimates (row count from statistics, size from relpages,
+   oldest and newest from the ANALYZE histogram). */
+BEGIN
+    IF partition_stats.parent IS NOT NULL THEN
+        PERFORM timepart._config(partition_stats.parent);
+    END IF;
+    RETURN QUERY
+    WITH parts AS (
+        SELECT c.*, p.*, timepart._changes(p.partition_oid) AS changes,
+               (p.is_default OR p.range_end > now()) AS live
+        FROM timepart.config c
+        JOIN pg_catalog.pg_class r ON r.oid = c.parent
+        CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent
+    ), snap AS (
+        SELECT DISTINCT ON (h.partition_oid) h.*
+        FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
+        ORDER BY h.partition_oid, h.snapshot_date DESC
+    ), sized AS (
+        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
+        FROM parts p
+    ), judged AS (
+        SELECT p.*, s.record_count AS s_rows, h.ends, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
+               (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
+                AND s.changes_seen = p.changes) AS sealed
+        FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
+        LEFT JOIN LATERAL timepart._exact_figures(p.partition_oid, p.key_column) x
+               ON p.live AND p.live_bytes <= timepart._exact_limit_bytes()
+        -- Oldest and newest from the ANALYZE histogram of the key: approximate, no scan.
+        LEFT JOIN LATERAL (
+            SELECT st.histogram_bounds::text::text[] AS ends FROM pg_catalog.pg_stats st
+            WHERE st.schemaname = p.schema_name AND st.tablename = p.partition_name AND st.attname = p.key_column
+        ) h ON true
+    )
+    SELECT j.parent::text, j.partition_name::text,
+           CASE WHEN j.is_default THEN 'default'
+                ELSE timepart._period_label(j.range_start, j.partition_interval, j.time_zone) END,
+           j.range_start, j.range_end,
+           CASE WHEN j.sealed THEN j.s_rows WHEN j.x_rows IS NOT NULL THEN j.x_rows
+                ELSE greatest(pg_catalog.pg_stat_get_live_tuples(j.partition_oid),
+                              (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
+           round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
+                       ELSE timepart._estimated_bytes(j.partition_oid) END) / 1048576.0, 2),
+           CASE WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
+                ELSE timepart._bound_value(j.ends[1], j.key_type, j.time_zone) END,
+           CASE WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
+                ELSE timepart._bound_value(j.ends[array_length(j.ends, 1)], j.key_type, j.time_zone) END,
+           (SELECT count(*)::int FROM pg_catalog.pg_index i WHERE i.indrelid = j.partition_oid),
+           j.is_default, j.sealed OR j.x_rows IS NOT NULL
+    FROM judged j
+    ORDER BY j.parent::text, j.range_start NULLS FIRST;
+END $$;
+COMMENT ON FUNCTION timepart.partition_stats(regclass) IS
+    'Per-partition rows, size, oldest and newest record: exact for sealed partitions from the snapshot, estimates for live ones';
+
+CREATE OR REPLACE FUNCTION timepart.snapshot_stats(as_of timestamptz DEFAULT now()) RETURNS integer
+LANGUAGE plpgsql AS $$
+/* Stores today's exact figures for every partition of every managed table (the
+   seed's daily statistics generation). A partition whose change counters have not
+   moved since its last snapshot is not counted again. Returns the rows stored. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    p record;
+    prev timepart.stats_history;
+    rows bigint;
+    oldest timestamptz;
+    newest timestamptz;
+    stored integer := 0;
+    counted integer := 0;
+BEGIN
+    FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
+             FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x LOOP
+        SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
+        ORDER BY h.snapshot_date DESC LIMIT 1;
+        IF FOUND AND prev.changes_seen = p.changes THEN
+            rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
+        ELSE
+            EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %I.%I',
+                           p.key_column, p.key_column, p.schema_name, p.partition_name) INTO rows, oldest, newest;
+            counted := counted + 1;
+        END IF;
+        INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
+                                                 range_end, record_count, size_bytes, oldest_record, newest_record, changes_seen)
+        VALUES ((as_of AT TIME ZONE 'UTC')::date, p.parent, p.partition_oid, p.partition_name, p.range_start, p.range_end,
+                rows, pg_catalog.pg_total_relation_size(p.partition_oid), oldest, newest, p.changes)
+        ON CONFLICT (snapshot_date, partition_oid) DO UPDATE SET record_count = excluded.record_count,
+            size_bytes = excluded.size_bytes, oldest_record = excluded.oldest_record, newest_record = excluded.newest_record,
+            changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;
+        stored := stored + 1;
+    END LOOP;
+    PERFORM timepart._log('snapshot_stats', NULL, NULL, true,
+                          jsonb_build_object('partitions', stored, 'counted', counted), NULL, started);
+    RETURN stored;
+END $$;
+COMMENT ON FUNCTION timepart.snapshot_stats(timestamptz) IS 'Stores today''s exact per-partition figures; unchanged partitions are not recounted';

@@ -1,0 +1,188 @@
+-- Alerts: rules evaluated over a table's partitions (pure, no side effects), and
+-- check_alerts, which keeps each alert's lifecycle and announces new ones.
+
+CREATE TABLE timepart.alerts (
+    id              bigserial PRIMARY KEY,
+    alert_type      text NOT NULL,
+    severity        text NOT NULL CONSTRAINT alerts_severity_known CHECK (severity IN ('info', 'warning', 'critical')),
+    parent_table    text NOT NULL,
+    partition_name  text NOT NULL DEFAULT '',
+    message         text NOT NULL,
+    recommendation  text,
+    value           numeric,
+    threshold       numeric,
+    first_seen      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    last_seen       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    resolved_at     timestamptz
+);
+CREATE UNIQUE INDEX alerts_one_open_idx ON timepart.alerts (alert_type, parent_table, partition_name) WHERE resolved_at IS NULL;
+COMMENT ON TABLE timepart.alerts IS 'Every alert with its lifecycle: first seen, last seen, resolved';
+
+CREATE OR REPLACE VIEW timepart.open_alerts AS
+    SELECT a.alert_type, a.severity, a.parent_table, NULLIF(a.partition_name, '') AS partition_name, a.message,
+           a.recommendation, a.value, a.threshold, a.first_seen, a.last_seen
+    FROM timepart.alerts a WHERE a.resolved_at IS NULL
+    ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, a.first_seen;
+COMMENT ON VIEW timepart.open_alerts IS 'Alerts not resolved yet, most severe first';
+
+-- The alerts one table raises at a moment. Pure: reads, never writes (so health()
+-- works on a replica too).
+CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz)
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text,
+               recommendation text, value numeric, threshold numeric)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    tz text := cfg.time_zone;
+    cur timestamptz := timepart._period_start(as_of, cfg.partition_interval, tz);
+    month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE tz);
+    old_before timestamptz := ((as_of AT TIME ZONE tz) - cfg.alert_old_age) AT TIME ZONE tz;
+    max_mb numeric := round(cfg.alert_max_size_bytes / 1048576.0, 2);
+    default_part regclass;
+    default_rows bigint := 0;
+BEGIN
+    -- Rows waiting in the default partition, counted up to a bound so a huge default stays cheap.
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = tbl;
+    IF default_part IS NOT NULL THEN
+        EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part) INTO default_rows;
+    END IF;
+
+    RETURN QUERY
+    WITH s AS MATERIALIZED (SELECT * FROM timepart.partition_stats(tbl)),
+    growth AS (
+        SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE tz
+                                              AND s.range_start < month_start AT TIME ZONE tz) AS last_month,
+               sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '2 months') AT TIME ZONE tz
+                                              AND s.range_start < (month_start - interval '1 month') AT TIME ZONE tz) AS month_before
+        FROM s WHERE NOT s.is_default
+    ), future AS (
+        SELECT count(*) AS n FROM s WHERE NOT s.is_default AND s.range_start > as_of
+    ), old AS (
+        SELECT count(*) AS n, (array_agg(s.partition_name ORDER BY s.range_start))[1] AS oldest
+        FROM s WHERE NOT s.is_default AND s.range_end <= old_before
+    )
+    SELECT 'partition_too_large', 'warning', tbl::text, s.partition_name,
+           format('%s is %s MB, over %s MB', s.partition_name, s.size_mb, max_mb),
+           'Use a shorter partition interval, or archive old data', s.size_mb, max_mb
+    FROM s WHERE s.size_mb > max_mb
+    UNION ALL
+    SELECT 'partition_too_many_rows', 'warning', tbl::text, s.partition_name,
+           format('%s holds %s rows, over %s', s.partition_name, s.record_count, cfg.alert_max_rows),
+           'Use a shorter partition interval', s.record_count, cfg.alert_max_rows
+    FROM s WHERE s.record_count > cfg.alert_max_rows
+    UNION ALL
+    SELECT 'missing_current_partition', 'critical', tbl::text, '',
+           format('no partition of %s covers the current period starting %s', tbl, cur),
+           'Create it now: run timepart.maintain()', 0, 1
+    WHERE NOT EXISTS (SELECT 1 FROM s WHERE NOT s.is_default AND s.range_start <= as_of AND s.range_end > as_of)
+    UNION ALL
+    SELECT 'insufficient_future_partitions', 'warning', tbl::text, '',
+           format('%s has %s future partition(s), fewer than %s', tbl, f.n, cfg.alert_min_future),
+           'Run timepart.maintain() and check that its scheduled job runs', f.n, cfg.alert_min_future
+    FROM future f WHERE f.n < cfg.alert_min_future
+    UNION ALL
+    SELECT 'old_partitions', 'info', tbl::text, o.oldest,
+           format('%s has %s partition(s) older than %s', tbl, o.n, cfg.alert_old_age),
+           'Consider archival: set a retention and run timepart.cleanup()', o.n, 0
+    FROM old o WHERE o.n > 0
+    UNION ALL
+    SELECT 'high_growth', 'info', tbl::text, '',
+           format('%s grew %s%% month over month (%s to %s rows)', tbl,
+                  round((g.last_month - g.month_before) / g.month_before * 100), g.month_before, g.last_month),
+           'Plan capacity: storage, retention and partition interval',
+           round((g.last_month - g.month_before) / g.month_before, 3), cfg.alert_growth_ratio
+    FROM growth g WHERE g.month_before > 0 AND (g.last_month - g.month_before) / g.month_before > cfg.alert_growth_ratio
+    UNION ALL
+    SELECT 'rows_in_default_partition', 'warning', tbl::text, default_part::text,
+           format('%s%s row(s) wait in the default partition %s', CASE WHEN default_rows >= 1000000 THEN 'at least ' ELSE '' END,
+                  default_rows, default_part),
+           'Run timepart.maintain() to move them into partitions; rows past the premake horizon or the retention boundary stay',
+           default_rows, 0
+    WHERE default_rows > 0
+    UNION ALL
+    SELECT 'missing_index', 'warning', tbl::text, m.partition_name,
+           format('%s lacks templated index(es) %s', m.partition_name, m.missing),
+           'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0
+    FROM timepart._missing_indexes(tbl) m;
+END $$;
+
+-- Partitions lacking a templated index (not attached to the template's parent index).
+CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
+RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
+    WITH t AS MATERIALIZED (
+        SELECT it.suffix, timepart._template_parent_index(tbl, it.suffix) AS parent_idx
+        FROM timepart.index_templates it WHERE it.parent = tbl
+    )
+    SELECT p.partition_name::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
+    FROM timepart._partitions(tbl) p CROSS JOIN t
+    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                      JOIN pg_catalog.pg_inherits h ON h.inhrelid = i.indexrelid
+                      WHERE i.indrelid = p.partition_oid AND h.inhparent = t.parent_idx)
+    GROUP BY p.partition_name
+$$;
+
+CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,
+               value numeric, threshold numeric, first_seen timestamptz, last_seen timestamptz, is_new boolean)
+LANGUAGE plpgsql AS $$
+/* Evaluates the alert rules for every managed table (or one), keeps each alert's
+   lifecycle (an open alert is updated, not duplicated; one no longer raised is
+   resolved), announces new ones with pg_notify('timepart_alerts', json) and a
+   WARNING, logs the run, and returns the open alerts. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+    a record;
+    now_ts timestamptz := pg_catalog.clock_timestamp();
+    new_count integer := 0;
+    resolved integer;
+    checked text[] := '{}';
+BEGIN
+    IF check_alerts.parent IS NOT NULL THEN
+        PERFORM timepart._config(check_alerts.parent);
+    END IF;
+    CREATE TEMP TABLE IF NOT EXISTS timepart_eval_alerts (alert_type text, severity text, parent_table text,
+        partition_name text, message text, recommendation text, value numeric, threshold numeric) ON COMMIT DROP;
+    TRUNCATE timepart_eval_alerts;
+    FOR cfg IN SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+               WHERE check_alerts.parent IS NULL OR c.parent = check_alerts.parent LOOP
+        checked := checked || cfg.parent::text;
+        INSERT INTO timepart_eval_alerts (alert_type, severity, parent_table, partition_name, message, recommendation, value, threshold)
+        SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, ''), e.message, e.recommendation, e.value, e.threshold
+        FROM timepart._evaluate(cfg.parent, as_of) e;
+    END LOOP;
+
+    FOR a IN SELECT e.* FROM timepart_eval_alerts e LOOP
+        UPDATE timepart.alerts x SET last_seen = now_ts, message = a.message, value = a.value, threshold = a.threshold,
+                                    severity = a.severity, recommendation = a.recommendation
+        WHERE x.resolved_at IS NULL AND x.alert_type = a.alert_type AND x.parent_table = a.parent_table
+          AND x.partition_name = a.partition_name;
+        IF NOT FOUND THEN
+            INSERT INTO timepart.alerts (alert_type, severity, parent_table, partition_name, message, recommendation, value,
+                                         threshold, first_seen, last_seen)
+            VALUES (a.alert_type, a.severity, a.parent_table, a.partition_name, a.message, a.recommendation, a.value,
+                    a.threshold, now_ts, now_ts);
+            new_count := new_count + 1;
+            PERFORM pg_catalog.pg_notify('timepart_alerts', jsonb_build_object('alert_type', a.alert_type, 'severity', a.severity,
+                'parent_table', a.parent_table, 'partition_name', NULLIF(a.partition_name, ''), 'message', a.message,
+                'recommendation', a.recommendation, 'value', a.value, 'threshold', a.threshold, 'first_seen', now_ts)::text);
+            RAISE WARNING 'timepart alert [%] %', a.severity, a.message USING HINT = coalesce(a.recommendation, '');
+        END IF;
+    END LOOP;
+    UPDATE timepart.alerts x SET resolved_at = now_ts
+    WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
+      AND NOT EXISTS (SELECT 1 FROM timepart_eval_alerts e WHERE e.alert_type = x.alert_type
+                      AND e.parent_table = x.parent_table AND e.partition_name = x.partition_name);
+    GET DIAGNOSTICS resolved = ROW_COUNT;
+    PERFORM timepart._log('check_alerts', check_alerts.parent, NULL, true,
+        jsonb_build_object('tables', to_jsonb(checked), 'open', (SELECT count(*) FROM timepart_eval_alerts),
+                           'new', new_count, 'resolved', resolved), NULL, started);
+    RETURN QUERY
+    SELECT x.alert_type, x.severity, x.parent_table, NULLIF(x.partition_name, ''), x.message, x.recommendation, x.value,
+           x.threshold, x.first_seen, x.last_seen, x.first_seen = now_ts
+    FROM timepart.alerts x
+    WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
+    ORDER BY CASE x.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, x.first_seen, x.id;
+END $$;
+COMMENT ON FUNCTION timepart.check_alerts(regclass, timestamptz) IS
+    'Evaluates the alert rules, keeps each alert''s lifecycle, announces new ones on channel timepart_alerts; returns open alerts';

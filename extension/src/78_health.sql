@@ -1,0 +1,71 @@
+-- Health and summary: the seed's /health and /summary documents, computed from the
+-- alert rules and statistics without side effects.
+
+CREATE OR REPLACE FUNCTION timepart.health(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+/* The seed's /health shape: status healthy | warning | critical | error, issues,
+   recommendations, partition_count, total_size_mb, oldest_partition,
+   newest_partition. Info alerts are recommendations, not issues. It never raises:
+   if evaluation fails, status is error with the reason. */
+DECLARE
+    tables regclass[];
+    alerts jsonb;
+    stats record;
+    err text;
+BEGIN
+    IF health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = health.parent) THEN
+        RAISE EXCEPTION 'table % is not managed by timepart', health.parent;
+    END IF;
+    SELECT array_agg(c.parent ORDER BY c.parent::text) INTO tables
+    FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+    WHERE health.parent IS NULL OR c.parent = health.parent;
+
+    SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
+    INTO alerts FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of) e;
+
+    SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
+           (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
+           (array_agg(s.partition_name ORDER BY s.range_start DESC) FILTER (WHERE NOT s.is_default))[1] AS newest
+    INTO stats FROM unnest(coalesce(tables, '{}')) t, timepart.partition_stats(t) s;
+
+    RETURN jsonb_build_object(
+        'status', CASE WHEN alerts @> '[{"severity": "critical"}]' THEN 'critical'
+                       WHEN alerts @> '[{"severity": "warning"}]' THEN 'warning' ELSE 'healthy' END,
+        'issues', (SELECT coalesce(jsonb_agg(a->>'message'), '[]') FROM jsonb_array_elements(alerts) a WHERE a->>'severity' <> 'info'),
+        'recommendations', (SELECT coalesce(jsonb_agg(DISTINCT a->>'recommendation'), '[]') FROM jsonb_array_elements(alerts) a),
+        'partition_count', stats.n, 'total_size_mb', stats.mb,
+        'oldest_partition', stats.oldest, 'newest_partition', stats.newest,
+        'tables', (SELECT coalesce(jsonb_agg(t::text), '[]') FROM unnest(coalesce(tables, '{}')) t),
+        'alerts', alerts, 'checked_at', pg_catalog.clock_timestamp());
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+    RETURN jsonb_build_object('status', 'error', 'issues', jsonb_build_array('health evaluation failed: ' || err),
+        'recommendations', jsonb_build_array('Check the table and timepart''s installation; see the server log'),
+        'partition_count', NULL, 'total_size_mb', NULL, 'oldest_partition', NULL, 'newest_partition', NULL,
+        'checked_at', pg_catalog.clock_timestamp());
+END $$;
+COMMENT ON FUNCTION timepart.health(regclass, timestamptz) IS
+    'The seed''s /health document: healthy, warning, critical or error, with issues and recommendations; never raises';
+
+CREATE OR REPLACE FUNCTION timepart.summary(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+/* The seed's /summary: health, per-partition stats, configuration, recent log and open alerts. */
+BEGIN
+    IF summary.parent IS NOT NULL THEN
+        PERFORM timepart._config(summary.parent);
+    END IF;
+    RETURN jsonb_build_object(
+        'health', timepart.health(summary.parent, as_of),
+        'stats', (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]') FROM timepart.partition_stats(summary.parent) s),
+        'configuration', (SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object('parent', c.parent::text)), '[]')
+                          FROM timepart.config c WHERE summary.parent IS NULL OR c.parent = summary.parent),
+        'jobs', '[]'::jsonb,
+        'recent_log', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]')
+                       FROM (SELECT * FROM timepart.maintenance_log m
+                             WHERE summary.parent IS NULL OR m.parent_table = summary.parent::text
+                             ORDER BY m.created_at DESC, m.id DESC LIMIT 20) l),
+        'open_alerts', (SELECT coalesce(jsonb_agg(to_jsonb(a)), '[]') FROM timepart.open_alerts a
+                        WHERE summary.parent IS NULL OR a.parent_table = summary.parent::text),
+        'generated_at', pg_catalog.clock_timestamp());
+END $$;
+COMMENT ON FUNCTION timepart.summary(regclass, timestamptz) IS 'The seed''s /summary document: health, stats, configuration, recent log, open alerts';
