@@ -1,0 +1,335 @@
+"""The `timepart` command: one click group, one function a command. Commands print;
+the library (install.py, client.py) does the work and returns data.
+Exit codes: 0 success, 1 operational failure, 2 usage; `health`: 0/1/2/3."""
+import asyncio
+import functools
+import json
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import click
+import psycopg
+
+from . import db, install as lib
+from .client import PartitionManager, listen_alerts
+
+HEALTH_CODES = {"healthy": 0, "warning": 1, "critical": 2, "error": 3}
+
+
+# ---- output -----------------------------------------------------------------------
+
+def _plain(value):
+    """JSON for what psycopg returns."""
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if is_dataclass(value):
+        return asdict(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    raise TypeError(f"cannot turn {type(value).__name__} into JSON")
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, default=_plain, indent=2))
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S%z")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=_plain)
+    return str(value)
+
+
+def _echo_table(rows, columns) -> None:
+    """Rows (dicts or dataclasses) as an aligned text table."""
+    rows = [asdict(r) if is_dataclass(r) else r for r in rows]
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
+    for line in [list(columns), ["-" * w for w in widths]] + cells:
+        click.echo("  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip())
+    if not rows:
+        click.echo("(none)")
+
+
+def _echo_operation(result, verb: str) -> None:
+    click.echo(f"{verb}: {'ok' if result.success else 'FAILED'} in {result.execution_time_ms} ms")
+    for name in result.created_partitions:
+        click.echo(f"  created {name}")
+    for name, count in result.dropped_partitions:
+        click.echo(f"  {'would drop' if result.dry_run else 'dropped'} {name} ({count} rows)")
+    for error in result.errors:
+        click.echo(f"  error: {error}")
+
+
+# ---- errors and connections -------------------------------------------------------
+
+def _fail(message: str, code: int = 1):
+    exc = click.ClickException(message)
+    exc.exit_code = code
+    raise exc
+
+
+def _command(func=None, *, error_code: int = 1):
+    """Turns library and database errors into one `Error:` line and an exit code."""
+    if func is None:
+        return functools.partial(_command, error_code=error_code)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except db.TimepartError as exc:
+            _fail(str(exc), error_code)
+        except psycopg.Error as exc:
+            _fail(db.one_line(exc), error_code)
+    return wrapper
+
+
+class MonitoringCommand(click.Command):
+    """A command whose bad arguments exit 3 (UNKNOWN), as monitoring plugins do."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.exit_code = 3
+            raise
+
+
+def _connect(ctx):
+    return db.connect(ctx.obj["dsn"])
+
+
+def _run(ctx, operation):
+    """Runs `operation(manager)` on an async connection (the client does the SQL)."""
+    async def go():
+        conn = await db.connect_async(ctx.obj["dsn"])
+        try:
+            return await operation(PartitionManager(conn, ctx.obj.get("table")))
+        finally:
+            await conn.close()
+    return asyncio.run(go())
+
+
+# ---- the group --------------------------------------------------------------------
+
+@click.group()
+@click.option("--dsn", help="Connection string; default DATABASE_URL, then the PG* variables.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.version_option(package_name="timepart")
+@click.pass_context
+def cli(ctx, dsn, as_json):
+    """Manage time-partitioned PostgreSQL tables with the timepart extension."""
+    ctx.obj = {"dsn": dsn, "json": as_json}
+
+
+def main():
+    cli()
+
+
+# ---- install, upgrade, status, uninstall ------------------------------------------
+
+@cli.command("install")
+@click.option("--mode", type=click.Choice(lib.MODES), default="auto", show_default=True,
+              help="extension: CREATE EXTENSION (files on the server); script: apply the SQL over the connection.")
+@click.option("--with-email-events", is_flag=True, help="Also create the seed's email_events table (configured "
+              "from PARTITION_MONTHS_AHEAD, PARTITION_RETENTION_MONTHS, PARTITION_MAX_SIZE_GB, PARTITION_MAX_RECORDS).")
+@click.option("--schedule", is_flag=True, help="Also schedule the maintenance jobs with pg_cron.")
+@click.pass_context
+@_command
+def install_cmd(ctx, mode, with_email_events, schedule):
+    """Install timepart in the database (a no-op when it is there)."""
+    with _connect(ctx) as conn:
+        result = lib.install(conn, mode, with_email_events=with_email_events, schedule=schedule)
+    if ctx.obj["json"]:
+        return _echo_json({**asdict(result), "message": result.message})
+    click.echo(result.message)
+    if result.email_events:
+        click.echo(f"{'created' if result.email_events_created else 'already managed'}: {result.email_events}")
+    if result.configuration:
+        click.echo("configured from the environment: " + ", ".join(
+            f"{k}={result.configuration[k]}" for k in lib.settings_from_env()))
+    for job in result.jobs:
+        click.echo(f"scheduled {job['jobname']} ({job['schedule']})")
+
+
+@cli.command("upgrade")
+@click.option("--to", "to", metavar="VERSION", help="Target version (default: the newest).")
+@click.pass_context
+@_command
+def upgrade_cmd(ctx, to):
+    """Upgrade timepart along the upgrade scripts, in one transaction."""
+    with _connect(ctx) as conn:
+        result = lib.upgrade(conn, to)
+    if ctx.obj["json"]:
+        return _echo_json({**asdict(result), "message": result.message})
+    click.echo(result.message)
+
+
+@cli.command("status")
+@click.pass_context
+@_command
+def status_cmd(ctx):
+    """Installed version and mode, available versions, managed tables, scheduled jobs."""
+    with _connect(ctx) as conn:
+        st = lib.status(conn)
+    if ctx.obj["json"]:
+        return _echo_json({**asdict(st), "installed": st.installed})
+    if st.installed:
+        click.echo(f"timepart {st.version} installed ({st.mode} mode)")
+    else:
+        click.echo("timepart is not installed in this database")
+    click.echo(f"versions in the package: {', '.join(st.file_versions)}")
+    click.echo(f"versions on the server:  {', '.join(st.server_versions) or 'none (script mode only)'}")
+    if st.installed:
+        click.echo("\nmanaged tables:")
+        _echo_table(st.tables, ["parent", "partition_interval", "premake", "retention"])
+    if st.jobs is None:
+        click.echo("\nscheduled jobs: pg_cron's cron.job is not visible from this database")
+    else:
+        click.echo("\nscheduled jobs:")
+        _echo_table(st.jobs, ["jobname", "schedule", "command", "active"])
+
+
+@cli.command("uninstall")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@_command
+def uninstall_cmd(ctx, yes):
+    """Remove timepart's own objects; managed tables and their rows stay."""
+    if not yes:
+        click.confirm("Remove timepart (its configuration and log) from this database? Tables and rows stay.",
+                      abort=True)
+    with _connect(ctx) as conn:
+        result = lib.uninstall(conn)
+    if ctx.obj["json"]:
+        return _echo_json({**asdict(result), "message": result.message})
+    click.echo(result.message)
+
+
+# ---- operations: each one SQL call through the client -----------------------------
+
+_table_option = click.option("--table", "table", metavar="TABLE", help="One managed table (default: all).")
+
+
+@cli.command("maintain")
+@_table_option
+@click.option("--premake", type=click.IntRange(min=1), help="Future partitions to keep (default: configured).")
+@click.pass_context
+@_command
+def maintain_cmd(ctx, table, premake):
+    """Create current and future partitions, fill gaps, empty the default partition."""
+    ctx.obj["table"] = table
+    result = _run(ctx, lambda m: m.maintain(premake))
+    _echo_json(result.as_dict()) if ctx.obj["json"] else _echo_operation(result, "maintain")
+    ctx.exit(0 if result.success else 1)
+
+
+@cli.command("cleanup")
+@_table_option
+@click.option("--retention", metavar="INTERVAL", help="e.g. '12 months' (default: configured).")
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; change nothing.")
+@click.pass_context
+@_command
+def cleanup_cmd(ctx, table, retention, dry_run):
+    """Remove partitions wholly older than the retention."""
+    ctx.obj["table"] = table
+    result = _run(ctx, lambda m: m.cleanup(retention, dry_run))
+    _echo_json(result.as_dict()) if ctx.obj["json"] else _echo_operation(result, "cleanup (dry run)" if dry_run else "cleanup")
+    ctx.exit(0 if result.success else 1)
+
+
+@cli.command("stats")
+@_table_option
+@click.pass_context
+@_command
+def stats_cmd(ctx, table):
+    """One row a partition: period, bounds, rows, size."""
+    ctx.obj["table"] = table
+    rows = _run(ctx, lambda m: m.partition_stats())
+    if ctx.obj["json"]:
+        return _echo_json(rows)
+    _echo_table(rows, ["partition_name", "period", "record_count", "size_mb", "oldest_record", "newest_record"])
+
+
+@cli.command("health", cls=MonitoringCommand)
+@_table_option
+@click.pass_context
+@_command(error_code=3)
+def health_cmd(ctx, table):
+    """Health status; exits 0 healthy, 1 warning, 2 critical, 3 error."""
+    ctx.obj["table"] = table
+    result = _run(ctx, lambda m: m.health())
+    if ctx.obj["json"]:
+        _echo_json(result.as_dict())
+    else:
+        click.echo(f"status: {result.status}")
+        click.echo(f"partitions: {result.partition_count}, {result.total_size_mb} MB, "
+                   f"oldest {result.oldest_partition}, newest {result.newest_partition}")
+        for issue in result.issues:
+            click.echo(f"  issue: {issue}")
+        for rec in result.recommendations:
+            click.echo(f"  recommendation: {rec}")
+    ctx.exit(HEALTH_CODES.get(result.status, 3))
+
+
+@cli.command("summary")
+@_table_option
+@click.pass_context
+@_command
+def summary_cmd(ctx, table):
+    """Health, stats, configuration, jobs, recent log and open alerts in one document."""
+    ctx.obj["table"] = table
+    _echo_json(_run(ctx, lambda m: m.summary()))  # nested: JSON reads best either way
+
+
+@cli.command("log")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.pass_context
+@_command
+def log_cmd(ctx, limit):
+    """The newest maintenance log rows."""
+    rows = _run(ctx, lambda m: m.maintenance_log(limit))
+    if ctx.obj["json"]:
+        return _echo_json(rows)
+    _echo_table(rows, ["created_at", "operation_type", "parent_table", "partition_name", "success", "error"])
+
+
+@cli.command("alerts")
+@_table_option
+@click.option("--follow", is_flag=True, help="Print each new alert as it is announced (Ctrl-C stops).")
+@click.pass_context
+@_command
+def alerts_cmd(ctx, table, follow):
+    """Evaluate the alert rules and list the open alerts, or follow new ones."""
+    if follow:
+        return _follow_alerts(ctx, table)
+    ctx.obj["table"] = table
+    rows = _run(ctx, lambda m: m.check_alerts())
+    if ctx.obj["json"]:
+        return _echo_json(rows)
+    _echo_table(rows, ["severity", "alert_type", "parent_table", "partition_name", "message"])
+
+
+def _follow_alerts(ctx, table):
+    async def follow():
+        conn = await db.connect_async(ctx.obj["dsn"])
+        try:
+            async for payload in listen_alerts(conn):
+                if table and isinstance(payload, dict) and payload.get("parent_table") not in (None, table):
+                    continue
+                click.echo(json.dumps(payload, default=_plain) if not isinstance(payload, str) else payload)
+        finally:
+            await conn.close()
+    try:
+        asyncio.run(follow())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,373 @@
+"""Installing, upgrading, inspecting and removing timepart in a database, in either
+mode: as a real extension (files on the server) or as scripts applied over the
+connection (managed services). Library only: returns data, never prints."""
+import json
+import os
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from psycopg import Connection, sql
+
+from .db import TimepartError
+
+MODES = ("auto", "extension", "script")
+_FULL = re.compile(r"^timepart--([^-]+(?:-[^-]+)?)\.sql$")
+_STEP = re.compile(r"^timepart--(.+)--(.+)\.sql$")
+
+
+# ---- the SQL files -----------------------------------------------------------------
+
+def sql_dir() -> Path:
+    """Where the extension's files are: inside the installed package (a wheel), else
+    ../extension next to the package (an editable install or a checkout)."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "sql", here.parent.parent / "extension"):
+        if (folder / "timepart.control").is_file():
+            return folder
+    raise TimepartError(f"timepart's SQL files are missing (looked in {here / 'sql'} and ../extension)")
+
+
+def version_key(version: str) -> Tuple:
+    """Orders versions numerically: 0.2 < 0.10, 1.4 < 1.4-1."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-]", version))
+
+
+@dataclass
+class Scripts:
+    """The versioned scripts in a folder: full installs and single-step upgrades."""
+    full: Dict[str, Path]
+    steps: Dict[Tuple[str, str], Path]
+
+    @property
+    def versions(self) -> List[str]:
+        known = set(self.full) | {v for step in self.steps for v in step}
+        return sorted(known, key=version_key)
+
+    @property
+    def newest_full(self) -> str:
+        if not self.full:
+            raise TimepartError("no full install script (timepart--X.Y.sql) among timepart's SQL files")
+        return max(self.full, key=version_key)
+
+    def path(self, start: str, target: str) -> List[Tuple[str, str]]:
+        """The shortest chain of upgrade steps from start to target (breadth first)."""
+        came_from = {start: None}
+        queue = deque([start])
+        while queue:
+            v = queue.popleft()
+            if v == target:
+                chain = []
+                while came_from[v] is not None:
+                    chain.append((came_from[v], v))
+                    v = came_from[v]
+                return chain[::-1]
+            for (a, b) in self.steps:
+                if a == v and b not in came_from:
+                    came_from[b] = v
+                    queue.append(b)
+        raise TimepartError(f"no upgrade path from {start} to {target} among the scripts "
+                            f"({', '.join(f'{a}->{b}' for a, b in sorted(self.steps)) or 'none'})")
+
+
+def scripts(folder: Optional[Path] = None) -> Scripts:
+    folder = folder or sql_dir()
+    full, steps = {}, {}
+    for f in folder.glob("timepart--*.sql"):
+        step = _STEP.match(f.name)
+        if step:
+            steps[step.group(1), step.group(2)] = f
+        elif _FULL.match(f.name):
+            full[_FULL.match(f.name).group(1)] = f
+    return Scripts(full, steps)
+
+
+# ---- what is installed ------------------------------------------------------------
+
+@dataclass
+class Installed:
+    mode: Optional[str]  # 'extension', 'script', or None when not installed
+    version: Optional[str]
+
+
+def installed(conn: Connection) -> Installed:
+    row = conn.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'timepart'").fetchone()
+    if row:
+        return Installed("extension", row[0])
+    if conn.execute("SELECT pg_catalog.to_regprocedure('timepart.version()') IS NOT NULL").fetchone()[0]:
+        return Installed("script", conn.execute("SELECT timepart.version()").fetchone()[0])
+    return Installed(None, None)
+
+
+def server_versions(conn: Connection) -> List[str]:
+    """Versions whose files are on the server (what CREATE/ALTER EXTENSION can use)."""
+    rows = conn.execute("SELECT version FROM pg_catalog.pg_available_extension_versions WHERE name = 'timepart'")
+    return sorted((r[0] for r in rows), key=version_key)
+
+
+def _can_create_extension(conn: Connection) -> bool:
+    # timepart is not a trusted extension: CREATE EXTENSION needs a superuser.
+    return conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").fetchone()[0]
+
+
+def _has_function(conn: Connection, name: str) -> bool:
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = 'timepart' AND p.proname = %s)", (name,)).fetchone()[0]
+
+
+# ---- install ----------------------------------------------------------------------
+
+_ENV_SETTINGS = {  # seed variable -> (config key, how to turn the text into the value)
+    "PARTITION_MONTHS_AHEAD": ("premake", lambda v: int(v)),
+    "PARTITION_RETENTION_MONTHS": ("retention", lambda v: f"{int(v)} months"),
+    "PARTITION_MAX_SIZE_GB": ("alert_max_size_bytes", lambda v: int(float(v) * 1024 ** 3)),
+    "PARTITION_MAX_RECORDS": ("alert_max_rows", lambda v: int(v)),
+}
+
+
+def settings_from_env(env: Mapping[str, str] = os.environ) -> dict:
+    """The seed's environment variables (those set) as timepart.configure() settings."""
+    settings = {}
+    for var, (key, convert) in _ENV_SETTINGS.items():
+        text = env.get(var, "").strip()
+        if text:
+            try:
+                settings[key] = convert(text)
+            except ValueError:
+                raise TimepartError(f"{var} must be a number, got {text!r}") from None
+    return settings
+
+
+@dataclass
+class InstallResult:
+    mode: str
+    version: str
+    already_installed: bool
+    email_events: Optional[str] = None      # the table, when --with-email-events
+    email_events_created: bool = False
+    configuration: Optional[dict] = None    # the config row after the seed's variables
+    jobs: List[dict] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        if self.already_installed:
+            return f"already installed at {self.version} ({self.mode} mode)"
+        return f"installed timepart {self.version} ({self.mode} mode)"
+
+
+def install(conn: Connection, mode: str = "auto", with_email_events: bool = False, schedule: bool = False,
+            env: Mapping[str, str] = os.environ, version: Optional[str] = None) -> InstallResult:
+    """Installs timepart (or finds it installed), optionally with the seed's email_events
+    table configured from the seed's variables and the pg_cron jobs. One transaction:
+    a failure anywhere leaves the database as it was."""
+    if mode not in MODES:
+        raise TimepartError(f"unknown install mode {mode!r}: use one of {', '.join(MODES)}")
+    settings = settings_from_env(env) if with_email_events else {}
+    files = scripts()
+    with conn.transaction():
+        state = installed(conn)
+        if state.mode:
+            result = InstallResult(state.mode, state.version, already_installed=True)
+        else:
+            result = _install_sql(conn, mode, version or files.newest_full, files)
+        if with_email_events:
+            _install_email_events(conn, result, settings)
+        if schedule:
+            if not _has_function(conn, "schedule_jobs"):
+                raise TimepartError(f"timepart {result.version} has no timepart.schedule_jobs(): "
+                                    "scheduling needs a newer timepart")
+            cur = conn.execute("SELECT jobname, schedule, command FROM timepart.schedule_jobs()")
+            result.jobs = [dict(zip(("jobname", "schedule", "command"), r)) for r in cur]
+    return result
+
+
+def _install_sql(conn: Connection, mode: str, version: str, files: Scripts) -> InstallResult:
+    on_server = server_versions(conn)
+    if mode == "auto":
+        mode = "extension" if version in on_server and _can_create_extension(conn) else "script"
+    if mode == "extension":
+        if version not in on_server:
+            raise TimepartError(
+                f"the server has no timepart {version} extension files "
+                f"(available: {', '.join(on_server) or 'none'}): run `make install` on the server, or use --mode script")
+        conn.execute(sql.SQL("CREATE EXTENSION timepart VERSION {}").format(sql.Literal(version)))
+        return InstallResult("extension", installed(conn).version, already_installed=False)
+    if version not in files.full:
+        raise TimepartError(f"unknown version {version}: full scripts exist for {', '.join(sorted(files.full))}")
+    conn.execute(files.full[version].read_text())
+    return InstallResult("script", installed(conn).version, already_installed=False)
+
+
+def _install_email_events(conn: Connection, result: InstallResult, settings: dict) -> None:
+    managed = conn.execute(
+        "SELECT c.parent::text FROM timepart.config c WHERE c.parent = pg_catalog.to_regclass('email_events')").fetchone()
+    if managed:
+        result.email_events = managed[0]  # there already: leave its configuration alone
+        return
+    result.email_events = conn.execute("SELECT timepart.create_email_events_table()::text").fetchone()[0]
+    result.email_events_created = True
+    if settings:
+        result.configuration = conn.execute("SELECT timepart.configure(%s::regclass, %s::jsonb)",
+                                            (result.email_events, json.dumps(settings))).fetchone()[0]
+
+
+# ---- upgrade ----------------------------------------------------------------------
+
+@dataclass
+class UpgradeResult:
+    mode: str
+    from_version: str
+    to_version: str
+    steps: List[Tuple[str, str]]
+
+    @property
+    def message(self) -> str:
+        if not self.steps:
+            return f"already at {self.to_version} ({self.mode} mode): nothing to do"
+        return f"upgraded timepart {self.from_version} -> {self.to_version} ({self.mode} mode)"
+
+
+def upgrade(conn: Connection, to: Optional[str] = None) -> UpgradeResult:
+    """Moves an install along the upgrade scripts to `to` (default: the newest), in one
+    transaction. Refuses downgrades and versions no script knows."""
+    files = scripts()
+    with conn.transaction():
+        state = installed(conn)
+        if not state.mode:
+            raise TimepartError("timepart is not installed in this database: run `timepart install` first")
+        target = to or files.versions[-1]
+        if target not in files.versions:
+            raise TimepartError(f"unknown version {target}: the scripts know {', '.join(files.versions)}")
+        if version_key(target) < version_key(state.version):
+            raise TimepartError(f"refusing to downgrade timepart from {state.version} to {target}")
+        chain = files.path(state.version, target) if target != state.version else []
+        if state.mode == "extension" and chain and target not in server_versions(conn):
+            raise TimepartError(f"the server has no timepart {target} extension files: run `make install` on the server")
+        for start, end in chain:
+            if state.mode == "extension":
+                conn.execute(sql.SQL("ALTER EXTENSION timepart UPDATE TO {}").format(sql.Literal(end)))
+            else:
+                conn.execute(files.steps[start, end].read_text())
+            now = installed(conn).version
+            if now != end:
+                raise TimepartError(f"upgrade step {start} -> {end} left timepart.version() at {now}")
+    return UpgradeResult(state.mode, state.version, target, chain)
+
+
+# ---- status -----------------------------------------------------------------------
+
+@dataclass
+class Status:
+    mode: Optional[str]
+    version: Optional[str]
+    file_versions: List[str]
+    server_versions: List[str]
+    tables: List[dict]
+    jobs: Optional[List[dict]]  # None when pg_cron's cron.job is not visible here
+
+    @property
+    def installed(self) -> bool:
+        return self.mode is not None
+
+
+def status(conn: Connection) -> Status:
+    state = installed(conn)
+    tables = []
+    if state.mode:
+        cur = conn.execute("SELECT parent::text, partition_interval::text, premake, retention::text"
+                           " FROM timepart.config ORDER BY parent::text")
+        tables = [dict(zip(("parent", "partition_interval", "premake", "retention"), r)) for r in cur]
+    jobs = None
+    if conn.execute("SELECT pg_catalog.to_regclass('cron.job') IS NOT NULL"
+                    " AND pg_catalog.has_table_privilege('cron.job', 'SELECT')").fetchone()[0]:
+        cur = conn.execute("SELECT jobname, schedule, command, database, active FROM cron.job"
+                           " WHERE jobname LIKE 'timepart-%' ORDER BY jobname")
+        jobs = [dict(zip(("jobname", "schedule", "command", "database", "active"), r)) for r in cur]
+    return Status(state.mode, state.version, scripts().versions, server_versions(conn), tables, jobs)
+
+
+# ---- uninstall --------------------------------------------------------------------
+
+@dataclass
+class UninstallResult:
+    mode: Optional[str]
+    version: Optional[str]
+    dropped: List[str]
+    unscheduled_jobs: int = 0
+
+    @property
+    def message(self) -> str:
+        if not self.mode:
+            return "timepart is not installed in this database: nothing to do"
+        return f"uninstalled timepart {self.version} ({self.mode} mode); user tables and rows kept"
+
+
+# Objects outside schema timepart that depend on something inside it (a user's view
+# on timepart.config, a column of a timepart type, ...). Script mode refuses to drop
+# the schema then, as DROP EXTENSION without CASCADE does.
+_OUTSIDE_DEPENDENTS = """
+WITH ours AS (
+    SELECT 'pg_class'::regclass AS classid, c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'timepart'::regnamespace
+    UNION ALL SELECT 'pg_proc'::regclass, p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'timepart'::regnamespace
+    UNION ALL SELECT 'pg_type'::regclass, t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace = 'timepart'::regnamespace
+), dependents AS (
+    SELECT d.classid, d.objid, d.objsubid,
+           CASE d.classid
+               WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = d.objid)
+               WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_catalog.pg_proc WHERE oid = d.objid)
+               WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_catalog.pg_type WHERE oid = d.objid)
+               WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_rewrite r
+                                                  JOIN pg_catalog.pg_class c ON c.oid = r.ev_class WHERE r.oid = d.objid)
+               WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_attrdef a
+                                                  JOIN pg_catalog.pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
+               WHEN 'pg_constraint'::regclass THEN (SELECT connamespace FROM pg_catalog.pg_constraint WHERE oid = d.objid)
+               WHEN 'pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_trigger t
+                                                  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid WHERE t.oid = d.objid)
+           END AS home
+    FROM pg_catalog.pg_depend d JOIN ours o ON o.classid = d.refclassid AND o.oid = d.refobjid
+    WHERE d.deptype = 'n'
+)
+SELECT DISTINCT pg_catalog.pg_describe_object(classid, objid, objsubid)
+FROM dependents WHERE home IS DISTINCT FROM 'timepart'::regnamespace ORDER BY 1
+"""
+
+# What timepart put in public: the seed-compatible functions and views.
+_SEED_OBJECTS = """
+SELECT 'FUNCTION', p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace AND pg_catalog.obj_description(p.oid, 'pg_proc') LIKE 'Seed name:%'
+UNION ALL
+SELECT 'VIEW', c.oid::regclass::text FROM pg_catalog.pg_class c
+WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'v'
+  AND pg_catalog.obj_description(c.oid, 'pg_class') LIKE 'Seed name:%'
+ORDER BY 1, 2
+"""
+
+
+def uninstall(conn: Connection) -> UninstallResult:
+    """Removes timepart's own objects and nothing of the user's: managed tables, their
+    partitions and rows stay. Refuses when a user's object depends on timepart."""
+    with conn.transaction():
+        state = installed(conn)
+        if not state.mode:
+            return UninstallResult(None, None, [])
+        result = UninstallResult(state.mode, state.version, [])
+        if _has_function(conn, "unschedule_jobs"):
+            result.unscheduled_jobs = conn.execute("SELECT timepart.unschedule_jobs()").fetchone()[0] or 0
+        if state.mode == "extension":
+            conn.execute("DROP EXTENSION timepart")  # never CASCADE: a user's dependent object makes it fail
+            result.dropped = ["EXTENSION timepart"]
+            return result
+        # Seed objects first: a seed view depends on timepart.maintenance_log.
+        for kind, name in conn.execute(_SEED_OBJECTS).fetchall():
+            conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), sql.SQL(name)))  # regprocedure/regclass text is quoted
+            result.dropped.append(f"{kind} {name}")
+        blockers = [r[0] for r in conn.execute(_OUTSIDE_DEPENDENTS)]
+        if blockers:
+            raise TimepartError("cannot uninstall timepart: other objects depend on it: " + "; ".join(blockers)
+                                + ". Drop or change them first")
+        conn.execute("DROP SCHEMA timepart CASCADE")
+        result.dropped.append("SCHEMA timepart")
+    return result
