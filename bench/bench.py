@@ -88,6 +88,45 @@ def bench_noop_maintain(sizes, runs):
     return rows
 
 
+FILL = """INSERT INTO {table} (workspace_id, campaign_id, lead_id, event_type, external_id, created_at)
+SELECT md5('w' || g % 100)::uuid, md5('c' || g % 2000)::uuid, md5('l' || g % 200000)::uuid,
+       (ARRAY['sent','delivery','open','click','bounce']::{enum}[])[1 + g % 5],
+       CASE WHEN g % 3 = 0 THEN 'msg-' || g END,
+       '2024-01-01'::timestamptz + (g % 2678400) * interval '1 second'
+FROM generate_series(1, {rows}) g"""
+
+
+def bench_retention(rows, runs):
+    """Retiring one month of `rows` rows: timepart cleanup vs DROP TABLE vs DELETE + VACUUM."""
+    tp, drop, delete, vacuum = [], [], [], []
+    for _ in range(runs):
+        with database() as conn:
+            conn.execute("SELECT timepart.create_email_events_table('public', '2024-01-15')")
+            conn.execute(FILL.format(table="email_events", enum="email_event_type", rows=rows))
+            conn.execute(SEED_TABLE.replace("CREATE TYPE email_event_type", "CREATE TYPE raw_type").format(name="raw_events")
+                         .replace("email_event_type NOT NULL", "raw_type NOT NULL"))
+            conn.execute("CREATE TABLE raw_events_2024_01 PARTITION OF raw_events FOR VALUES FROM ('2024-01-01') TO ('2024-02-01')")
+            conn.execute(FILL.format(table="raw_events", enum="raw_type", rows=rows))
+            conn.execute("CREATE TABLE flat (LIKE raw_events INCLUDING ALL)")
+            for col in ("workspace_id, created_at DESC", "campaign_id, event_type, created_at DESC",
+                        "lead_id, event_type, created_at DESC", "external_id"):
+                conn.execute(f"CREATE INDEX ON flat ({col})")
+            conn.execute("INSERT INTO flat SELECT * FROM raw_events")
+            conn.execute("INSERT INTO flat SELECT id, workspace_id, campaign_id, lead_id, campaign_lead_id, event_type, email_id, "
+                         "external_id, metadata, created_at + interval '1 month' FROM raw_events")
+            conn.execute("CHECKPOINT")
+            tp.append(timed(conn, "SELECT timepart.cleanup('email_events', '12 months', false, '2025-03-15')"))
+            drop.append(timed(conn, "DROP TABLE raw_events_2024_01"))
+            delete.append(timed(conn, "DELETE FROM flat WHERE created_at < '2024-02-01'"))
+            vacuum.append(timed(conn, "VACUUM flat"))
+    t, d = statistics.median(tp), statistics.median(drop)
+    de, va = statistics.median(delete), statistics.median(vacuum)
+    label = f"{rows // 1000}k" if rows < 1_000_000 else f"{rows // 1_000_000}M"
+    return [(f"retention of a {label}-row partition vs DROP TABLE", f"{t:.0f} ms", f"{d:.0f} ms", f"{t / d:.2f}x", "<= 1.2x DROP"),
+            (f"retention of {label} rows vs DELETE + VACUUM, unpartitioned", f"{t:.0f} ms",
+             f"{de:.0f} + {va:.0f} ms", f"{t / (de + va):.2f}x", "")]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", choices=["quick", "full"], default="full")
@@ -97,6 +136,7 @@ def main():
     rows = []
     rows += bench_create_partition(runs=10 if quick else 30)
     rows += bench_noop_maintain([14, 120] if quick else [14, 120, 1000], runs=10 if quick else 30)
+    rows += bench_retention(rows=100_000 if quick else 1_000_000, runs=1 if quick else 3)
     header = "| case | timepart | raw DDL | ratio | goal |\n|---|---|---|---|---|\n"
     table = header + "".join(f"| {' | '.join(r)} |\n" for r in rows)
     print(table)
