@@ -1,0 +1,25 @@
+-- health(): the seed's /health shape reaches healthy, warning, critical and error; summary().
+BEGIN;
+SELECT plan(12);
+CREATE EXTENSION timepart;
+CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT timepart.manage('ev', '1 month', 3, as_of => '2024-04-15');
+
+SELECT ok(timepart.health('ev', '2024-04-15') ?& ARRAY['status', 'issues', 'recommendations', 'partition_count',
+          'total_size_mb', 'oldest_partition', 'newest_partition'], 'health has the seed''s /health keys');
+SELECT is(timepart.health('ev', '2024-04-15')->>'status', 'healthy', 'a maintained table is healthy');
+SELECT is(timepart.health('ev', '2024-04-15')->'partition_count', '4'::jsonb, 'partition_count leaves out the default partition');
+SELECT is(timepart.health('ev', '2024-04-15')->>'oldest_partition', 'ev_2024_04', 'oldest_partition is named');
+SELECT is(timepart.health('ev', '2024-04-15')->>'newest_partition', 'ev_2024_07', 'newest_partition is named');
+SELECT is(timepart.health('ev', '2024-06-15')->>'status', 'warning', 'one future partition left is a warning');
+SELECT is(timepart.health('ev', '2024-06-15')->'issues', '["ev has 1 future partition(s), fewer than 2"]'::jsonb,
+          'the issue says what is wrong');
+SELECT is(timepart.health('ev', '2024-09-15')->>'status', 'critical', 'no current partition is critical');
+SELECT is(timepart.health('pg_class')->>'status', 'error', 'an evaluation that fails gives error, not an exception');
+SELECT matches(timepart.health('pg_class')->'issues'->>0, 'not managed', 'and says why');
+SELECT is(timepart.health(NULL, '2024-04-15')->>'status', 'healthy', 'health() covers every managed table');
+SELECT ok(timepart.summary('ev', '2024-04-15') ?& ARRAY['health', 'stats', 'configuration', 'jobs', 'recent_log', 'open_alerts'],
+          'summary has health, stats, configuration, jobs, recent log and open alerts');
+
+SELECT * FROM finish();
+ROLLBACK;

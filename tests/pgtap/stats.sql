@@ -1,0 +1,45 @@
+-- partition_stats / snapshot_stats / the seed's get_email_events_partition_stats.
+BEGIN;
+SELECT plan(13);
+CREATE EXTENSION timepart;
+CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT timepart.manage('ev', '1 month', 1, as_of => '2024-03-15');
+INSERT INTO ev SELECT g, '2024-03-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 100) g;
+
+SELECT is((SELECT string_agg(period, ',' ORDER BY range_start NULLS FIRST) FROM timepart.partition_stats('ev')),
+          'default,2024_03,2024_04', 'one row per partition, periods labelled YYYY_MM and default');
+SELECT is((SELECT exact FROM timepart.partition_stats('ev') WHERE period = '2024_03'), false,
+          'a past partition with no snapshot is an estimate');
+SELECT is(timepart.snapshot_stats(), 3, 'snapshot_stats stores one row per partition');
+SELECT results_eq($$SELECT record_count, oldest_record, newest_record, exact FROM timepart.partition_stats('ev') WHERE period = '2024_03'$$,
+    $$VALUES (100::bigint, '2024-03-01 01:00+00'::timestamptz, '2024-03-05 04:00+00'::timestamptz, true)$$,
+    'after the snapshot a sealed partition has exact rows, oldest and newest');
+SELECT is((SELECT count(*) FROM timepart.stats_history WHERE record_count = 100 AND snapshot_date = current_date), 1::bigint,
+          'the history keeps today''s exact figures');
+INSERT INTO ev VALUES (1000, '2024-03-20');
+SELECT is((SELECT exact FROM timepart.partition_stats('ev') WHERE period = '2024_03'), false,
+          'a row written after the snapshot makes the figures estimates again');
+SELECT timepart.snapshot_stats();
+SELECT is((SELECT record_count FROM timepart.partition_stats('ev') WHERE period = '2024_03'), 101::bigint,
+          'the next snapshot counts it again');
+SELECT is((SELECT details->>'counted' FROM timepart.maintenance_log WHERE operation_type = 'snapshot_stats' ORDER BY id DESC LIMIT 1),
+          '1', 'only the changed partition was recounted');
+
+-- A live partition (now, not 2024) under 10 MB is counted exactly on every read.
+CREATE TABLE live (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT timepart.manage('live', '1 day', 1);
+INSERT INTO live SELECT now() FROM generate_series(1, 7);
+SELECT results_eq($$SELECT record_count, exact FROM timepart.partition_stats('live') WHERE range_start <= now() AND range_end > now()$$,
+    $$VALUES (7::bigint, true)$$, 'a small live partition is counted exactly');
+SELECT is((SELECT index_count FROM timepart.partition_stats('ev') WHERE period = '2024_03'), 0, 'index_count is reported');
+
+-- The seed's call, verbatim.
+SELECT timepart.create_email_events_table('public', '2024-03-15');
+SELECT lives_ok($$SELECT * FROM get_email_events_partition_stats() ORDER BY size_mb DESC$$,
+                'SELECT * FROM get_email_events_partition_stats() ORDER BY size_mb DESC runs');
+SELECT is((SELECT count(*) FROM get_email_events_partition_stats()), 8::bigint, 'it lists every email_events partition');
+SELECT throws_ok($$SELECT * FROM timepart.partition_stats('pg_class')$$, '22023', 'table pg_class is not managed by timepart',
+                 'an unmanaged table is refused');
+
+SELECT * FROM finish();
+ROLLBACK;
