@@ -8,9 +8,13 @@ $CLUSTER start
 trap '$CLUSTER stop' EXIT
 eval "$($CLUSTER env)"
 
-# A fresh test database every run, so nothing left by an earlier run can hide a bug.
-psql -X -q -d postgres -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $PGDATABASE WITH (FORCE)" -c "CREATE DATABASE $PGDATABASE"
-psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS pgtap"
+# The test database is also cron.database_name: it is kept (dropping it would stop the
+# pg_cron launcher until the next restart) and cleaned instead, so nothing left by an
+# earlier run can hide a bug. pgTAP files run in transactions that are rolled back;
+# pytest modules make databases of their own.
+psql -X -q -v ON_ERROR_STOP=1 -c "DROP EXTENSION IF EXISTS timepart CASCADE" \
+    -c "CREATE EXTENSION IF NOT EXISTS pgtap" -c "CREATE EXTENSION IF NOT EXISTS pg_cron" \
+    -c "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'timepart-%'" >/dev/null
 
 status=0
 echo "== pgTAP"

@@ -151,6 +151,12 @@ BEGIN
         SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, ''), e.message, e.recommendation, e.value, e.threshold
         FROM timepart._evaluate(cfg.parent, as_of) e;
     END LOOP;
+    IF check_alerts.parent IS NULL THEN
+        checked := checked || '(scheduler)'::text;
+        INSERT INTO timepart_eval_alerts (alert_type, severity, parent_table, partition_name, message, recommendation, value, threshold)
+        SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, ''), e.message, e.recommendation, e.value, e.threshold
+        FROM timepart._evaluate_jobs(as_of) e;
+    END IF;
 
     FOR a IN SELECT e.* FROM timepart_eval_alerts e LOOP
         UPDATE timepart.alerts x SET last_seen = now_ts, message = a.message, value = a.value, threshold = a.threshold,

@@ -21,7 +21,10 @@ BEGIN
     WHERE health.parent IS NULL OR c.parent = health.parent;
 
     SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
-    INTO alerts FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of) e;
+    INTO alerts FROM (
+        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of) x
+        UNION ALL
+        SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE health.parent IS NULL) e;
 
     SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
            (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
@@ -49,7 +52,8 @@ COMMENT ON FUNCTION timepart.health(regclass, timestamptz) IS
 
 CREATE OR REPLACE FUNCTION timepart.summary(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
 RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
-/* The seed's /summary: health, per-partition stats, configuration, recent log and open alerts. */
+/* The seed's /summary: health, per-partition stats, configuration, scheduled jobs with
+   their latest runs, recent log and open alerts. */
 BEGIN
     IF summary.parent IS NOT NULL THEN
         PERFORM timepart._config(summary.parent);
@@ -59,7 +63,7 @@ BEGIN
         'stats', (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]') FROM timepart.partition_stats(summary.parent) s),
         'configuration', (SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object('parent', c.parent::text)), '[]')
                           FROM timepart.config c WHERE summary.parent IS NULL OR c.parent = summary.parent),
-        'jobs', '[]'::jsonb,
+        'jobs', timepart._jobs_summary(),
         'recent_log', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]')
                        FROM (SELECT * FROM timepart.maintenance_log m
                              WHERE summary.parent IS NULL OR m.parent_table = summary.parent::text
@@ -68,4 +72,4 @@ BEGIN
                         WHERE summary.parent IS NULL OR a.parent_table = summary.parent::text),
         'generated_at', pg_catalog.clock_timestamp());
 END $$;
-COMMENT ON FUNCTION timepart.summary(regclass, timestamptz) IS 'The seed''s /summary document: health, stats, configuration, recent log, open alerts';
+COMMENT ON FUNCTION timepart.summary(regclass, timestamptz) IS 'The seed''s /summary document: health, stats, configuration, jobs, recent log, open alerts';
