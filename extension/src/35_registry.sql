@@ -12,6 +12,11 @@ BEGIN
             DETAIL = format('Got %s.', coalesce(step::text, 'NULL')),
             HINT = 'Use e.g. ''1 day'', ''7 days'', ''1 month'' or ''3 months''; not hours, and not months and days mixed.';
     END IF;
+    IF step > interval '10 years' THEN
+        RAISE EXCEPTION 'partition interval is too long' USING ERRCODE = '22023',
+            DETAIL = format('Got %s; the longest supported is 10 years.', step),
+            HINT = 'Partition by month or year; a table that needs longer partitions needs none.';
+    END IF;
 END $$;
 
 -- The refusal for settings that break a rule, with the rule in the message. The

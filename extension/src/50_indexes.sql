@@ -16,7 +16,7 @@ CREATE OR REPLACE FUNCTION timepart._index_partition(tbl regclass, part oid) RET
 LANGUAGE plpgsql AS $$
 DECLARE
     t record;
-    created text[] := '{}';
+    created text[] := '{}'::text[];
 BEGIN
     -- One query says, for every template, the index's name, whether it exists and
     -- whether it still needs attaching to the parent's index.

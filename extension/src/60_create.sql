@@ -29,6 +29,11 @@ BEGIN
 
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, cfg.parent);
     part := format('%I.%I', part_schema, part_name)::regclass;
+    -- Partitions belong to whoever owns the parent, not to whoever ran maintenance.
+    IF (SELECT relowner FROM pg_catalog.pg_class WHERE oid = part) <> (SELECT relowner FROM pg_catalog.pg_class WHERE oid = cfg.parent) THEN
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', part,
+                       (SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = cfg.parent));
+    END IF;
 
     IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
         -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
@@ -91,6 +96,7 @@ BEGIN
                 RETURN jsonb_build_object('ok', false, 'attempts', attempt, 'sqlstate', state, 'error', err);
         END;
     END LOOP;
+    RETURN NULL;  -- not reached: every way out of the loop returns
 END $$;
 
 -- The refusal for a range that cannot become a partition. Returns the partition

@@ -62,9 +62,9 @@ DECLARE
     boundary timestamptz := timepart._retention_boundary(cfg, keep, as_of);
     p record;
     res jsonb;
-    removed jsonb := '[]';
-    kept jsonb := '[]';
-    errors jsonb := '[]';
+    removed jsonb := '[]'::jsonb;
+    kept jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
     default_part regclass;
     default_old bigint := 0;
     rows bigint;
@@ -126,9 +126,9 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     cfg timepart.config;
     res jsonb;
-    dropped jsonb := '[]';
-    errors jsonb := '[]';
-    tables jsonb := '[]';
+    dropped jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    tables jsonb := '[]'::jsonb;
 BEGIN
     IF retention IS NOT NULL AND retention <= interval '0' THEN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
@@ -154,8 +154,8 @@ BEGIN
             CONTINUE;
         END IF;
         res := timepart._cleanup_table(cfg, coalesce(cleanup.retention, cfg.retention), dry_run, as_of);
-        dropped := dropped || coalesce(res->'removed', '[]');
-        errors := errors || coalesce(res->'errors', '[]');
+        dropped := dropped || coalesce(res->'removed', '[]'::jsonb);
+        errors := errors || coalesce(res->'errors', '[]'::jsonb);
         tables := tables || res;
     END LOOP;
     RETURN jsonb_build_object('success', jsonb_array_length(errors) = 0, 'created_partitions', '[]'::jsonb,

@@ -13,7 +13,7 @@ DECLARE
     tz text := cfg.time_zone;
     cur timestamptz := timepart._period_start(as_of, step, tz);
     horizon timestamptz := timepart._period_add(cur, step, ahead + 1, tz);
-    floor_start timestamptz := '-infinity';
+    floor_start timestamptz := '-infinity'::timestamptz;
     first_start timestamptz := cur;
     oldest timestamptz;
     default_part regclass;
@@ -46,6 +46,14 @@ BEGIN
         END IF;
     END IF;
     first_start := greatest(first_start, floor_start);
+    -- A moment far from the existing partitions (a typo, a clock gone wrong) must not
+    -- make thousands of tables: refuse before generating anything.
+    IF extract(epoch FROM horizon - first_start) / 86400
+       / (pg_catalog.date_part('day', step) + 30 * (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))) > 1000 THEN
+        RAISE EXCEPTION 'maintain would create more than 1000 partitions of %', tbl USING ERRCODE = '22023',
+            DETAIL = format('From %s to %s in periods of %s.', first_start, horizon, step),
+            HINT = 'Check as_of and the oldest partition; create far-away periods with timepart.create_partition().';
+    END IF;
 
     RETURN QUERY
     WITH periods AS (
@@ -86,8 +94,8 @@ DECLARE
     plan record;
     part_name name;
     res jsonb;
-    created text[] := '{}';
-    errors text[] := '{}';
+    created text[] := '{}'::text[];
+    errors text[] := '{}'::text[];
     moved bigint := 0;
     err text;
 BEGIN
@@ -142,10 +150,10 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     cfg timepart.config;
     res jsonb;
-    created jsonb := '[]';
-    errors jsonb := '[]';
+    created jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
     moved bigint := 0;
-    skipped jsonb := '[]';
+    skipped jsonb := '[]'::jsonb;
 BEGIN
     IF premake IS NOT NULL AND (premake < 1 OR premake > 1000) THEN
         RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',

@@ -125,40 +125,38 @@ CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, a
 RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,
                value numeric, threshold numeric, first_seen timestamptz, last_seen timestamptz, is_new boolean)
 LANGUAGE plpgsql AS $$
-/* Evaluates the alert rules for every managed table (or one), keeps each alert's
-   lifecycle (an open alert is updated, not duplicated; one no longer raised is
-   resolved), announces new ones with pg_notify('timepart_alerts', json) and a
-   WARNING, logs the run, and returns the open alerts. */
+/* Evaluates the alert rules for every managed table (or one; the scheduled jobs too
+   when no table is named), keeps each alert's lifecycle (an open alert is updated,
+   not duplicated; one no longer raised is resolved), announces new ones with
+   pg_notify('timepart_alerts', json) and a WARNING, logs the run, and returns the
+   open alerts. */
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     cfg timepart.config;
     a record;
     now_ts timestamptz := pg_catalog.clock_timestamp();
+    evaluated jsonb := '[]'::jsonb;
     new_count integer := 0;
     resolved integer;
-    checked text[] := '{}';
+    checked text[] := '{}'::text[];
 BEGIN
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
     END IF;
-    CREATE TEMP TABLE IF NOT EXISTS timepart_eval_alerts (alert_type text, severity text, parent_table text,
-        partition_name text, message text, recommendation text, value numeric, threshold numeric) ON COMMIT DROP;
-    TRUNCATE timepart_eval_alerts;
     FOR cfg IN SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
                WHERE check_alerts.parent IS NULL OR c.parent = check_alerts.parent LOOP
         checked := checked || cfg.parent::text;
-        INSERT INTO timepart_eval_alerts (alert_type, severity, parent_table, partition_name, message, recommendation, value, threshold)
-        SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, ''), e.message, e.recommendation, e.value, e.threshold
-        FROM timepart._evaluate(cfg.parent, as_of) e;
+        evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
     END LOOP;
     IF check_alerts.parent IS NULL THEN
         checked := checked || '(scheduler)'::text;
-        INSERT INTO timepart_eval_alerts (alert_type, severity, parent_table, partition_name, message, recommendation, value, threshold)
-        SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, ''), e.message, e.recommendation, e.value, e.threshold
-        FROM timepart._evaluate_jobs(as_of) e;
+        evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate_jobs(as_of) e), '[]'::jsonb);
     END IF;
 
-    FOR a IN SELECT e.* FROM timepart_eval_alerts e LOOP
+    FOR a IN SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, '') AS partition_name, e.message,
+                    e.recommendation, e.value, e.threshold
+             FROM jsonb_to_recordset(evaluated) AS e(alert_type text, severity text, parent_table text, partition_name text,
+                                                     message text, recommendation text, value numeric, threshold numeric) LOOP
         UPDATE timepart.alerts x SET last_seen = now_ts, message = a.message, value = a.value, threshold = a.threshold,
                                     severity = a.severity, recommendation = a.recommendation
         WHERE x.resolved_at IS NULL AND x.alert_type = a.alert_type AND x.parent_table = a.parent_table
@@ -177,11 +175,12 @@ BEGIN
     END LOOP;
     UPDATE timepart.alerts x SET resolved_at = now_ts
     WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
-      AND NOT EXISTS (SELECT 1 FROM timepart_eval_alerts e WHERE e.alert_type = x.alert_type
-                      AND e.parent_table = x.parent_table AND e.partition_name = x.partition_name);
+      AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(evaluated) e
+                      WHERE e->>'alert_type' = x.alert_type AND e->>'parent_table' = x.parent_table
+                        AND coalesce(e->>'partition_name', '') = x.partition_name);
     GET DIAGNOSTICS resolved = ROW_COUNT;
     PERFORM timepart._log('check_alerts', check_alerts.parent, NULL, true,
-        jsonb_build_object('tables', to_jsonb(checked), 'open', (SELECT count(*) FROM timepart_eval_alerts),
+        jsonb_build_object('tables', to_jsonb(checked), 'open', jsonb_array_length(evaluated),
                            'new', new_count, 'resolved', resolved), NULL, started);
     RETURN QUERY
     SELECT x.alert_type, x.severity, x.parent_table, NULLIF(x.partition_name, ''), x.message, x.recommendation, x.value,

@@ -125,16 +125,15 @@ RETURNS TABLE (jobname text, schedule text, command text) LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     statements text;
+    new_jobs timepart.jobs[];
 BEGIN
     IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
         RAISE EXCEPTION 'cron_history_keep must be positive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cron_history_keep::text, 'NULL')), HINT = 'Keep e.g. ''30 days'' of job runs.';
     END IF;
-    CREATE TEMP TABLE IF NOT EXISTS timepart_new_jobs (LIKE timepart.jobs) ON COMMIT DROP;
-    TRUNCATE timepart_new_jobs;
-    INSERT INTO timepart_new_jobs
-    SELECT j.job, format('timepart-%s@%s', j.job, current_database()), j.sched, j.cmd, j.db,
-           timepart._expected_every(j.sched), now()
+    SELECT array_agg(ROW(j.job, format('timepart-%s@%s', j.job, current_database()), j.sched, j.cmd, j.db,
+                         timepart._expected_every(j.sched), now())::timepart.jobs)
+    INTO new_jobs
     FROM (VALUES
         ('maintain', maintain_schedule, 'SELECT timepart.maintain()', current_database()),
         ('cleanup', cleanup_schedule, 'SELECT timepart.cleanup()', current_database()),
@@ -144,23 +143,23 @@ BEGIN
          format('DELETE FROM cron.job_run_details WHERE end_time < now() - %L::interval', cron_history_keep),
          coalesce(pg_catalog.current_setting('cron.database_name', true), current_database()))
     ) AS j(job, sched, cmd, db);
-    IF EXISTS (SELECT 1 FROM timepart_new_jobs n WHERE n.schedule IS NULL
+    IF EXISTS (SELECT 1 FROM unnest(new_jobs) n WHERE n.schedule IS NULL
                OR array_length(pg_catalog.regexp_split_to_array(pg_catalog.btrim(n.schedule), '\s+'), 1) <> 5) THEN
         RAISE EXCEPTION 'a cron schedule must have five fields' USING ERRCODE = '22023',
-            DETAIL = (SELECT string_agg(format('%s: %s', n.job, coalesce(n.schedule, 'NULL')), ', ') FROM timepart_new_jobs n),
+            DETAIL = (SELECT string_agg(format('%s: %s', n.job, coalesce(n.schedule, 'NULL')), ', ') FROM unnest(new_jobs) n),
             HINT = 'minute hour day-of-month month day-of-week, e.g. ''17 3 * * 0'' for Sundays at 03:17.';
     END IF;
 
     DELETE FROM timepart.jobs;
-    INSERT INTO timepart.jobs SELECT * FROM timepart_new_jobs;
+    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
     -- One statement, one transaction where pg_cron lives: all five jobs or none.
     SELECT format('DO $do$ BEGIN %s END $do$', string_agg(format('PERFORM cron.schedule_in_database(%L, %L, %L, %L);',
                   n.jobname, n.schedule, n.command, n.run_in), ' '))
-    INTO statements FROM timepart_new_jobs n;
+    INTO statements FROM unnest(new_jobs) n;
     PERFORM timepart._cron_exec(statements);
     PERFORM timepart._log('schedule_jobs', NULL, NULL, true,
-        (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM timepart_new_jobs n), NULL, started);
-    RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM timepart_new_jobs n ORDER BY n.job;
+        (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM unnest(new_jobs) n), NULL, started);
+    RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM unnest(new_jobs) n ORDER BY n.job;
 END $$;
 COMMENT ON FUNCTION timepart.schedule_jobs(text, text, text, text, text, interval) IS
     'Schedules maintain, cleanup, health, stats and cron-history jobs in pg_cron (timepart-<job>@<database>); idempotent';
@@ -236,7 +235,7 @@ CREATE OR REPLACE FUNCTION timepart._jobs_summary() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM timepart.jobs) THEN
-        RETURN '[]';
+        RETURN '[]'::jsonb;
     END IF;
     RETURN (SELECT jsonb_agg(jsonb_build_object('job', j.job, 'jobname', j.jobname, 'schedule', j.schedule,
                 'command', j.command, 'database', j.run_in, 'expected_every', j.expected_every, 'in_pg_cron', c.jobname IS NOT NULL,

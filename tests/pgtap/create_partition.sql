@@ -28,9 +28,9 @@ SELECT throws_ok($$SELECT create_email_events_partition('2024-04-01', '2024-03-0
 SELECT throws_ok($$SELECT create_email_events_partition('2024-04-01', '2024-04-01')$$, '22023',
                  'partition range is reversed or empty', 'empty bounds are refused');
 SELECT throws_ok($$SELECT create_email_events_partition('2024-04-05', '2024-05-01')$$, '22023',
-                 'partition range is not aligned with the interval of email_events', 'a misaligned start is refused');
+                 'partition range is not aligned with the interval of public.email_events', 'a misaligned start is refused');
 SELECT throws_ok($$SELECT create_email_events_partition('2024-04-01', '2024-06-01')$$, '22023',
-                 'partition range is not aligned with the interval of email_events', 'a two-period range is refused');
+                 'partition range is not aligned with the interval of public.email_events', 'a two-period range is refused');
 SELECT throws_ok($$SELECT timepart.create_partition('email_events', '-infinity', '2024-01-01')$$, '22023',
                  'partition bounds must be finite moments', 'infinite bounds are refused');
 SELECT throws_ok($$SELECT timepart.create_partition('email_events', NULL, '2024-01-01')$$, '22023',
@@ -44,7 +44,7 @@ SELECT throws_ok($$SELECT create_email_events_partition('2024-02-01', '2024-03-0
 
 CREATE TABLE email_events_2023_11 (x int);
 SELECT throws_ok($$SELECT create_email_events_partition('2023-11-01', '2023-12-01')$$, '42P07',
-                 'relation email_events_2023_11 already exists and is not the partition wanted',
+                 'relation public.email_events_2023_11 already exists and is not the partition wanted',
                  'a table in the way of the name is refused');
 SELECT is((SELECT count(*) FROM pg_inherits WHERE inhparent = 'email_events'::regclass), 10::bigint,
           'no refused call created a partition (default, 2024_03, 2024_06..2024_12, manual_part)');

@@ -12,7 +12,7 @@ SELECT is(timepart.health('ev', '2024-04-15')->'partition_count', '4'::jsonb, 'p
 SELECT is(timepart.health('ev', '2024-04-15')->>'oldest_partition', 'ev_2024_04', 'oldest_partition is named');
 SELECT is(timepart.health('ev', '2024-04-15')->>'newest_partition', 'ev_2024_07', 'newest_partition is named');
 SELECT is(timepart.health('ev', '2024-06-15')->>'status', 'warning', 'one future partition left is a warning');
-SELECT is(timepart.health('ev', '2024-06-15')->'issues', '["ev has 1 future partition(s), fewer than 2"]'::jsonb,
+SELECT is(timepart.health('ev', '2024-06-15')->'issues', '["public.ev has 1 future partition(s), fewer than 2"]'::jsonb,
           'the issue says what is wrong');
 SELECT is(timepart.health('ev', '2024-09-15')->>'status', 'critical', 'no current partition is critical');
 SELECT is(timepart.health('pg_class')->>'status', 'error', 'an evaluation that fails gives error, not an exception');

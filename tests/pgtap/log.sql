@@ -9,7 +9,7 @@ SELECT timepart.manage('ev', '1 month', 1, as_of => '2024-03-15');
 CREATE TABLE ev_2024_05 (x int);
 SELECT is(timepart.maintain('ev', 2, '2024-03-15')->'success', 'false'::jsonb, 'a run that could not create a partition reports failure');
 SELECT is((SELECT count(*) FROM timepart.maintenance_log WHERE partition_name = 'ev_2024_05' AND NOT success
-           AND error LIKE 'relation ev_2024_05 already exists%'), 1::bigint, 'the failure is logged with its error');
+           AND error LIKE 'relation public.ev_2024_05 already exists%'), 1::bigint, 'the failure is logged with its error');
 SELECT is((SELECT error IS NOT NULL FROM timepart.maintenance_log WHERE operation_type = 'maintain' ORDER BY id DESC LIMIT 1), true,
           'the run''s own log row carries the error');
 SELECT is((SELECT run_by FROM timepart.maintenance_log ORDER BY id DESC LIMIT 1), session_user, 'the log records who ran it');

@@ -10,11 +10,11 @@ CREATE TABLE int_t (n int) PARTITION BY RANGE (n);
 CREATE TABLE expr_t (ts timestamp) PARTITION BY RANGE ((ts::date));
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 
-SELECT throws_ok($$SELECT timepart.manage('plain_t')$$, '22023', 'table plain_t is not partitioned', 'a plain table is refused');
-SELECT throws_ok($$SELECT timepart.manage('list_t')$$, '22023', 'table list_t is not partitioned by range on a single column', 'LIST partitioning is refused');
-SELECT throws_ok($$SELECT timepart.manage('two_t')$$, '22023', 'table two_t is not partitioned by range on a single column', 'a two-column key is refused');
-SELECT throws_ok($$SELECT timepart.manage('expr_t')$$, '22023', 'table expr_t is not partitioned by range on a single column', 'an expression key is refused');
-SELECT throws_ok($$SELECT timepart.manage('int_t')$$, '22023', 'partition key int_t.n is not a time column', 'an integer key is refused');
+SELECT throws_ok($$SELECT timepart.manage('plain_t')$$, '22023', 'table public.plain_t is not partitioned', 'a plain table is refused');
+SELECT throws_ok($$SELECT timepart.manage('list_t')$$, '22023', 'table public.list_t is not partitioned by range on a single column', 'LIST partitioning is refused');
+SELECT throws_ok($$SELECT timepart.manage('two_t')$$, '22023', 'table public.two_t is not partitioned by range on a single column', 'a two-column key is refused');
+SELECT throws_ok($$SELECT timepart.manage('expr_t')$$, '22023', 'table public.expr_t is not partitioned by range on a single column', 'an expression key is refused');
+SELECT throws_ok($$SELECT timepart.manage('int_t')$$, '22023', 'partition key public.int_t.n is not a time column', 'an integer key is refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '24 hours')$$, '22023', 'partition interval must be a whole number of days or of months', 'an interval in hours is refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '1 month 1 day')$$, '22023', 'partition interval must be a whole number of days or of months', 'months and days mixed are refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '-1 month')$$, '22023', 'partition interval must be a whole number of days or of months', 'a negative interval is refused');
@@ -33,11 +33,11 @@ SELECT is(timepart.manage('ev', '1 month', 3, as_of => '2024-03-15 12:00+00')->'
           'manage creates the default, the current and 3 future partitions');
 SELECT is(timepart.manage('ev', '1 month', 3, as_of => '2024-03-15 12:00+00')->'created_partitions', '[]'::jsonb,
           'manage again creates nothing');
-SELECT throws_ok($$SELECT timepart.manage('ev', '1 day')$$, '22023', 'table ev is already managed with interval 1 mon',
+SELECT throws_ok($$SELECT timepart.manage('ev', '1 day')$$, '22023', 'table public.ev is already managed with interval 1 mon',
                  'changing the interval of a managed table is refused');
 SELECT is(timepart.unmanage('ev'), true, 'unmanage returns true');
 SELECT is((SELECT count(*) FROM pg_inherits WHERE inhparent = 'ev'::regclass), 5::bigint, 'unmanage keeps every partition');
-SELECT throws_ok($$SELECT timepart.maintain('ev')$$, '22023', 'table ev is not managed by timepart', 'an unmanaged table cannot be maintained');
+SELECT throws_ok($$SELECT timepart.maintain('ev')$$, '22023', 'table public.ev is not managed by timepart', 'an unmanaged table cannot be maintained');
 
 SELECT * FROM finish();
 ROLLBACK;

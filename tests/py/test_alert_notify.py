@@ -17,7 +17,7 @@ def test_new_alert_is_notified_once_with_its_fields(connect):
     assert set(alert) >= {"alert_type", "severity", "parent_table", "partition_name", "message",
                           "recommendation", "value", "threshold", "first_seen"}
     assert (alert["alert_type"], alert["severity"], alert["parent_table"]) == \
-        ("insufficient_future_partitions", "warning", "notify_ev")
+        ("insufficient_future_partitions", "warning", "public.notify_ev")
     assert (alert["value"], alert["threshold"]) == (1, 2)
 
     conn.execute("SELECT * FROM timepart.check_alerts('notify_ev', '2024-03-15')")

@@ -124,7 +124,7 @@ def test_stats(db, connect, requires_sql):
     current = month(conn, 0)
     data = json.loads(run(db, "--json", "stats", "--table", "email_events").output)
     row, = [r for r in data if r["partition_name"] == current]
-    assert row["period"] == current[-7:] and row["parent_table"] == "email_events"
+    assert row["period"] == current[-7:] and row["parent_table"] == "public.email_events"
     assert row["record_count"] >= 4 if not row["exact"] else row["record_count"] == 4
     result = run(db, "stats", "--table", "email_events")
     assert result.exit_code == 0, result.output
@@ -184,7 +184,7 @@ def test_alerts(db, requires_sql):
     result = run(db, "--json", "alerts", "--table", "stale")
     assert result.exit_code == 0, result.output
     alerts = json.loads(result.output)
-    assert any(a["severity"] == "critical" and a["parent_table"] == "stale" for a in alerts)
+    assert any(a["severity"] == "critical" and a["parent_table"] == "public.stale" for a in alerts)
     result = run(db, "alerts", "--table", "stale")
     assert result.output.split()[:5] == ["severity", "alert_type", "parent_table", "partition_name", "message"]
 

@@ -113,7 +113,7 @@ def test_works_over_a_pool(db):
             return await manager.maintain(), await manager.maintenance_log(1)
     result, log = asyncio.run(go())
     assert result.success is True and len(log) == 1
-    assert log[0].operation_type == "maintain" and log[0].parent_table == "email_events"
+    assert log[0].operation_type == "maintain" and log[0].parent_table == "public.email_events"
 
 
 def test_monitor(db, requires_sql):

@@ -45,7 +45,7 @@ def test_concurrent_runs_are_serialised(connect, ev):
     first = connect(autocommit=False)
     first.execute("SELECT timepart.maintain('lockev', NULL, '2024-03-15')")  # holds the advisory lock until commit
     result = ev.execute("SELECT timepart.maintain('lockev', NULL, '2024-06-15')").fetchone()[0]
-    assert result["skipped"] == ["lockev"]
+    assert result["skipped"] == ["public.lockev"]
     assert result["created_partitions"] == []
     first.commit()
     result = ev.execute("SELECT timepart.maintain('lockev', NULL, '2024-06-15')").fetchone()[0]

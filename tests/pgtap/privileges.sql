@@ -1,0 +1,68 @@
+-- Roles: partition_admin operates on tables it owns, partition_monitor reads, nobody else does anything.
+BEGIN;
+SELECT plan(27);
+CREATE EXTENSION timepart;
+CREATE ROLE tp_admin LOGIN IN ROLE partition_admin;
+CREATE ROLE tp_monitor LOGIN IN ROLE partition_monitor;
+CREATE ROLE tp_nobody LOGIN;
+CREATE ROLE tp_other LOGIN;
+GRANT CREATE ON SCHEMA public TO tp_admin;
+CREATE TABLE admin_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+ALTER TABLE admin_ev OWNER TO tp_admin;
+CREATE TABLE other_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+ALTER TABLE other_ev OWNER TO tp_other;
+SELECT timepart.manage('other_ev', '1 month', 1, as_of => '2024-03-15');
+CREATE TABLE loose_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+ALTER TABLE loose_ev OWNER TO tp_other;
+
+SELECT is((SELECT count(*) FROM pg_proc p WHERE (p.pronamespace = 'timepart'::regnamespace OR p.proname = ANY (timepart._public_names()))
+           AND has_function_privilege('tp_nobody', p.oid, 'EXECUTE')), 0::bigint, 'PUBLIC may execute no timepart function');
+SELECT is((SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'timepart'::regnamespace AND c.relkind IN ('r', 'v')
+           AND has_table_privilege('tp_nobody', c.oid, 'SELECT')), 0::bigint, 'PUBLIC may read no timepart table');
+SELECT is(has_table_privilege('tp_nobody', 'public.partition_maintenance_log', 'SELECT'), false, 'nor the seed''s log view');
+
+SET ROLE tp_nobody;
+SELECT throws_ok($$SELECT timepart.health()$$, '42501', NULL, 'a role in neither group cannot check health');
+SELECT throws_ok($$SELECT * FROM get_email_events_partition_stats()$$, '42501', NULL, 'nor read stats through the seed name');
+SELECT throws_ok($$SELECT timepart.maintain()$$, '42501', NULL, 'nor maintain');
+RESET ROLE;
+
+SET ROLE tp_monitor;
+SELECT is(timepart.health('other_ev', '2024-03-15')->>'status', 'warning', 'a monitor reads health');
+SELECT is((SELECT count(*) FROM timepart.partition_stats('other_ev')), 3::bigint, 'a monitor reads stats without access to the rows');
+SELECT lives_ok($$SELECT timepart.summary()$$, 'a monitor reads the summary');
+SELECT lives_ok($$SELECT * FROM timepart.get_maintenance_log(5)$$, 'a monitor reads the log');
+SELECT lives_ok($$SELECT * FROM timepart.open_alerts$$, 'a monitor reads open alerts');
+SELECT throws_ok($$SELECT timepart.maintain('other_ev')$$, '42501', NULL, 'a monitor cannot maintain');
+SELECT throws_ok($$SELECT timepart.cleanup('other_ev')$$, '42501', NULL, 'a monitor cannot clean up');
+SELECT throws_ok($$SELECT * FROM timepart.check_alerts()$$, '42501', NULL, 'a monitor cannot run the alert check');
+SELECT throws_ok($$SELECT timepart.configure('other_ev', '{"premake": 2}')$$, '42501', NULL, 'a monitor cannot configure');
+SELECT throws_ok($$SELECT * FROM timepart.schedule_jobs()$$, '42501', NULL, 'a monitor cannot schedule');
+SELECT throws_ok($$SELECT timepart.health(NULL, NULL); INSERT INTO timepart.maintenance_log (operation_type, success) VALUES ('x', true)$$,
+                 '42501', NULL, 'a monitor cannot write the log');
+RESET ROLE;
+
+SET ROLE tp_admin;
+SELECT lives_ok($$SELECT timepart.manage('admin_ev', '1 month', 1, as_of => '2024-03-15')$$, 'an admin manages a table it owns');
+SELECT is((SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'admin_ev'::regclass AND c.relowner = 'tp_admin'::regrole), 3::bigint,
+          'its partitions belong to the table''s owner');
+SELECT throws_ok($$SELECT timepart.manage('loose_ev')$$, '42501', 'must be owner of table public.loose_ev to manage it',
+                 'an admin cannot register a table it does not own');
+SELECT throws_ok($$INSERT INTO timepart.config (parent, key_column, key_type) VALUES ('loose_ev', 'ts', 'timestamptz')$$, '42501',
+                 'must be owner of table public.loose_ev to manage it', 'not even by writing the configuration directly');
+SELECT throws_ok($$SELECT timepart.configure('other_ev', '{"premake": 5}')$$, '42501',
+                 'must be owner of table public.other_ev to manage it', 'nor reconfigure another owner''s table');
+SELECT is(timepart.maintain('other_ev', 3, '2024-03-15')->'success', 'false'::jsonb,
+          'maintaining another owner''s table fails (PostgreSQL checks ownership) and says so');
+SELECT throws_ok($$SELECT timepart.create_partition('pg_class', '2024-01-01', '2024-02-01')$$, '22023',
+                 'table pg_class is not managed by timepart', 'an unmanaged table is not touched');
+SELECT lives_ok($$SELECT * FROM timepart.check_alerts()$$, 'an admin runs the alert check');
+RESET ROLE;
+
+SELECT is((SELECT count(*) FROM pg_inherits WHERE inhparent = 'other_ev'::regclass), 3::bigint, 'another owner''s table was not changed');
+SELECT is((SELECT run_by || ' as ' || run_as FROM timepart.maintenance_log WHERE operation_type = 'manage'
+           AND parent_table = 'public.admin_ev'), session_user || ' as tp_admin', 'the log records session_user and current_user');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,33 @@
+-- Static checks: plpgsql_check over every timepart function, and the hardening rules.
+BEGIN;
+SELECT plan(5);
+CREATE EXTENSION timepart;
+CREATE EXTENSION plpgsql_check;
+
+SELECT is((SELECT string_agg(format('%s line %s: %s', p.oid::regprocedure, r.lineno, r.message), '; ')
+           FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang,
+           LATERAL plpgsql_check_function_tb(p.oid, CASE WHEN p.prorettype = 'trigger'::regtype THEN 'timepart.config'::regclass ELSE 0 END,
+                                             fatal_errors => false, other_warnings => true, performance_warnings => false) r
+           WHERE l.lanname = 'plpgsql' AND (p.pronamespace = 'timepart'::regnamespace OR p.proname = ANY (timepart._public_names()))
+            -- RETURN QUERY EXECUTE fills OUT columns plpgsql_check cannot follow: explained, not counted.
+            AND r.message !~ '^OUT variable ".*" is maybe unmodified$'),
+          NULL, 'plpgsql_check finds no error and no warning in any timepart function');
+SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
+           WHERE p.prosecdef AND (p.pronamespace = 'timepart'::regnamespace OR p.proname = ANY (timepart._public_names()))
+             AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
+          NULL, 'every SECURITY DEFINER function has its search_path pinned');
+SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+           WHERE l.lanname = 'plpgsql' AND p.prokind = 'f' AND p.pronamespace = 'timepart'::regnamespace
+             AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)),
+          NULL, 'every PL/pgSQL function has its search_path pinned');
+SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
+           WHERE ((p.pronamespace = 'timepart'::regnamespace AND p.proname !~ '^_') OR p.proname = ANY (timepart._public_names()))
+             AND obj_description(p.oid, 'pg_proc') IS NULL),
+          NULL, 'every public function has a comment');
+SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
+           WHERE p.prosecdef AND p.pronamespace = 'timepart'::regnamespace
+             AND p.proname IN ('manage', 'maintain', 'cleanup', 'create_partition', 'configure', 'unmanage')),
+          NULL, 'operations on user tables run with the caller''s rights');
+
+SELECT * FROM finish();
+ROLLBACK;
