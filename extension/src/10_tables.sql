@@ -19,6 +19,7 @@ CREATE TABLE timepart.config (
     alert_growth_ratio      numeric NOT NULL DEFAULT 0.5,
     alert_old_age           interval NOT NULL DEFAULT '13 months',
     created_at          timestamptz NOT NULL DEFAULT now(),
+    interval_anchor     timestamptz,
     CONSTRAINT config_key_type_is_time CHECK (key_type IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)),
     CONSTRAINT config_interval_whole_days_or_months CHECK (
         partition_interval = pg_catalog.make_interval(months => pg_catalog.date_part('month', partition_interval)::int
@@ -41,6 +42,7 @@ COMMENT ON COLUMN timepart.config.partition_interval IS 'Width of one partition:
 COMMENT ON COLUMN timepart.config.premake IS 'How many future partitions maintain keeps ahead of the current one';
 COMMENT ON COLUMN timepart.config.retention IS 'Partitions wholly older than (start of current period - retention) are removed by cleanup; NULL keeps everything';
 COMMENT ON COLUMN timepart.config.lock_timeout IS 'Longest a maintenance step waits for a lock before backing off';
+COMMENT ON COLUMN timepart.config.interval_anchor IS 'Where periods of the current interval start counting (set by change_interval); NULL: natural boundaries';
 COMMENT ON COLUMN timepart.config.time_zone IS 'Time zone in which period boundaries (midnight, first of month) are computed';
 SELECT timepart._config_dump('timepart.config');
 

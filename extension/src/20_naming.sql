@@ -57,12 +57,52 @@ RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT ((period_start AT TIME ZONE tz) + step * n) AT TIME ZONE tz
 $$;
 
--- Label of a period as used in partition names: YYYY_MM for month intervals, YYYY_MM_DD for day intervals.
+-- Label of a period as used in partition names: YYYY_MM for month intervals starting
+-- on the 1st, YYYY_MM_DD otherwise.
 CREATE OR REPLACE FUNCTION timepart._period_label(period_start timestamptz, step interval, tz text)
 RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT pg_catalog.to_char(period_start AT TIME ZONE tz,
-           CASE WHEN pg_catalog.date_part('day', step) = 0 THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
+           CASE WHEN pg_catalog.date_part('day', step) = 0
+                 AND pg_catalog.date_trunc('month', period_start AT TIME ZONE tz) = period_start AT TIME ZONE tz
+                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
 $$;
+
+-- Label of a partition from its own bounds (a table whose interval changed holds both
+-- kinds): YYYY_MM when it runs from a 1st to a 1st, YYYY_MM_DD otherwise.
+CREATE OR REPLACE FUNCTION timepart._bounds_label(range_start timestamptz, range_end timestamptz, tz text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT pg_catalog.to_char(range_start AT TIME ZONE tz,
+           CASE WHEN pg_catalog.date_trunc('month', range_start AT TIME ZONE tz) = range_start AT TIME ZONE tz
+                 AND pg_catalog.date_trunc('month', range_end AT TIME ZONE tz) = range_end AT TIME ZONE tz
+                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
+$$;
+
+-- The period of a managed table containing a moment: natural boundaries, or counted
+-- from interval_anchor once the interval was changed.
+CREATE OR REPLACE FUNCTION timepart._period_of(cfg timepart.config, at_time timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    step interval := cfg.partition_interval;
+    tz text := cfg.time_zone;
+    a timestamp := cfg.interval_anchor AT TIME ZONE cfg.time_zone;
+    t timestamp := at_time AT TIME ZONE cfg.time_zone;
+    months int := (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))::int;
+    n bigint;
+BEGIN
+    IF cfg.interval_anchor IS NULL THEN
+        RETURN timepart._period_start(at_time, step, tz);
+    END IF;
+    IF months > 0 THEN
+        n := (pg_catalog.date_part('year', t) * 12 + pg_catalog.date_part('month', t))::bigint
+           - (pg_catalog.date_part('year', a) * 12 + pg_catalog.date_part('month', a))::bigint;
+        IF a + pg_catalog.make_interval(months => n::int) > t THEN n := n - 1; END IF;
+        n := n - ((n % months) + months) % months;
+        RETURN (a + pg_catalog.make_interval(months => n::int)) AT TIME ZONE tz;
+    END IF;
+    n := pg_catalog.floor(extract(epoch FROM t - a) / 86400)::bigint;
+    n := n - ((n % pg_catalog.date_part('day', step)::int) + pg_catalog.date_part('day', step)::int) % pg_catalog.date_part('day', step)::int;
+    RETURN (a + pg_catalog.make_interval(days => n::int)) AT TIME ZONE tz;
+END $$;
 
 -- Name of the partition for a period: <parent>_<label>, fitted to 63 bytes.
 CREATE OR REPLACE FUNCTION timepart._partition_name(parent regclass, period_start timestamptz, step interval, tz text)

@@ -101,7 +101,7 @@ BEGIN
             HINT = 'timepart manages tables partitioned on a timestamptz, timestamp or date column.';
     END IF;
     cfg := ROW(tbl, pt.attname, pt.keytype, step, ahead, keep, 'drop', NULL, with_default, lock_wait, 3, tz,
-               5368709120, 10000000, 2, 0.5, '13 months', now())::timepart.config;
+               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL)::timepart.config;
     PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
     IF FOUND AND old.time_zone <> tz THEN
@@ -112,7 +112,7 @@ BEGIN
     IF FOUND AND old.partition_interval <> step THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', step),
-            HINT = 'Changing the interval of a managed table is not supported yet; unmanage it first if it has no partitions.';
+            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, step::text);
     END IF;
     INSERT INTO timepart.config AS c (parent, key_column, key_type, partition_interval, premake, retention,
                                       default_partition, lock_timeout, time_zone)
@@ -166,7 +166,7 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     cfg timepart.config := timepart._config(parent);
     bad text;
-    fixed text[] := ARRAY['parent', 'key_column', 'key_type', 'partition_interval', 'time_zone', 'created_at'];
+    fixed text[] := ARRAY['parent', 'key_column', 'key_type', 'partition_interval', 'time_zone', 'created_at', 'interval_anchor'];
 BEGIN
     IF settings IS NULL OR pg_catalog.jsonb_typeof(settings) <> 'object' THEN
         RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = '22023',
@@ -177,7 +177,7 @@ BEGIN
         WHERE a.attrelid = 'timepart.config'::regclass AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'unknown or fixed setting(s): %', bad USING ERRCODE = '22023',
-            DETAIL = format('Fixed: %s.', array_to_string(fixed, ', ')),
+            DETAIL = format('Fixed: %s. The interval changes with timepart.change_interval().', array_to_string(fixed, ', ')),
             HINT = 'Settable: premake, retention, retention_action, archive_schema, default_partition, lock_timeout, '
                    'lock_retries, alert_max_size_bytes, alert_max_rows, alert_min_future, alert_growth_ratio, alert_old_age.';
     END IF;
@@ -198,3 +198,29 @@ BEGIN
     RETURN to_jsonb(cfg);
 END $$;
 COMMENT ON FUNCTION timepart.configure(regclass, jsonb) IS 'Changes a managed table''s settings from a JSON object; invalid settings change nothing';
+
+CREATE OR REPLACE FUNCTION timepart.change_interval(parent regclass, new_interval interval, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Changes the partition interval of a managed table (say monthly to daily). Existing
+   partitions stay as they are; new ones follow the new interval from the end of the
+   last existing one. Returns what maintain returns. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    anchor timestamptz;
+BEGIN
+    PERFORM timepart._check_interval(new_interval);
+    IF new_interval = cfg.partition_interval THEN
+        RAISE NOTICE 'table % already uses interval %', parent, new_interval;
+        RETURN timepart.maintain(parent, NULL, as_of);
+    END IF;
+    SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end)) INTO anchor
+    FROM timepart._partitions(parent, cfg.time_zone) p WHERE NOT p.is_default;
+    UPDATE timepart.config c SET partition_interval = new_interval, interval_anchor = anchor
+    WHERE c.parent = change_interval.parent;
+    PERFORM timepart._log('change_interval', parent, NULL, true,
+        jsonb_build_object('from', cfg.partition_interval, 'to', new_interval, 'anchor', anchor), NULL, started);
+    RETURN timepart.maintain(parent, NULL, as_of);
+END $$;
+COMMENT ON FUNCTION timepart.change_interval(regclass, interval, timestamptz) IS
+    'Changes a managed table''s partition interval; existing partitions stay, new ones follow from the end of the last';

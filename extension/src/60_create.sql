@@ -36,6 +36,10 @@ BEGIN
     END IF;
 
     IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- Inserts wait at the parent (within the lock budget) rather than at the default
+        -- partition: one routed to the default before the new partition exists would fail
+        -- its partition check once we commit; one waiting at the parent is routed afresh.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
         -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
         -- out of the default partition while its old ones move.
         EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
@@ -117,7 +121,7 @@ BEGIN
             DETAIL = format('Start %s is not before end %s.', range_start, range_end),
             HINT = 'Pass the earlier moment first.';
     END IF;
-    aligned := timepart._period_start(range_start, cfg.partition_interval, cfg.time_zone);
+    aligned := timepart._period_of(cfg, range_start);
     IF aligned <> range_start OR timepart._period_add(aligned, cfg.partition_interval, 1, cfg.time_zone) <> range_end THEN
         RAISE EXCEPTION 'partition range is not aligned with the interval of %', cfg.parent USING ERRCODE = '22023',
             DETAIL = format('Got %s to %s; partitions of this table cover one period of %s in time zone %s.',

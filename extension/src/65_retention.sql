@@ -4,7 +4,7 @@
 -- The retention boundary: start of the current period minus the retention.
 CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, keep interval, as_of timestamptz)
 RETURNS timestamptz LANGUAGE sql STABLE AS $$
-    SELECT ((timepart._period_start(as_of, cfg.partition_interval, cfg.time_zone) AT TIME ZONE cfg.time_zone) - keep)
+    SELECT ((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - keep)
            AT TIME ZONE cfg.time_zone
 $$;
 
@@ -23,14 +23,14 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Removes one partition per the table's retention_action. Runs inside _attempt's
--- sub-transaction. DETACH needs a short ACCESS EXCLUSIVE lock on the parent, which
--- the lock budget bounds; the DROP then touches only the detached table.
+-- sub-transaction. DETACH needs an ACCESS EXCLUSIVE lock on the parent, which the lock
+-- budget bounds and which is held to the end of the run: cleanup counts rows before
+-- its first detach, so nothing slow happens while it is held.
 CREATE OR REPLACE FUNCTION timepart._retire_partition(cfg timepart.config, part_name name,
                                                       range_start timestamptz, range_end timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     part regclass;
-    rows bigint;
     bytes bigint;
 BEGIN
     SELECT p.partition_oid::regclass INTO part FROM timepart._partitions(cfg.parent, cfg.time_zone) p
@@ -40,7 +40,6 @@ BEGIN
         RAISE EXCEPTION 'partition % of % no longer covers % to %', part_name, cfg.parent, range_start, range_end
             USING ERRCODE = '55000', HINT = 'It changed since cleanup planned; run cleanup again.';
     END IF;
-    EXECUTE format('SELECT count(*) FROM %s', part) INTO rows;
     bytes := pg_catalog.pg_total_relation_size(part);
     EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', cfg.parent, part);
     IF cfg.retention_action = 'drop' THEN
@@ -49,7 +48,7 @@ BEGIN
         EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', cfg.archive_schema);
         EXECUTE format('ALTER TABLE %s SET SCHEMA %I', part, cfg.archive_schema);
     END IF;
-    RETURN jsonb_build_object('action', cfg.retention_action, 'record_count', rows, 'size_bytes', bytes,
+    RETURN jsonb_build_object('action', cfg.retention_action, 'size_bytes', bytes,
                               'archive_schema', CASE WHEN cfg.retention_action = 'archive' THEN cfg.archive_schema END);
 END $$;
 
@@ -61,36 +60,42 @@ DECLARE
     step_started timestamptz;
     boundary timestamptz := timepart._retention_boundary(cfg, keep, as_of);
     p record;
+    plan jsonb;
     res jsonb;
     removed jsonb := '[]'::jsonb;
     kept jsonb := '[]'::jsonb;
     errors jsonb := '[]'::jsonb;
     default_part regclass;
     default_old bigint := 0;
-    rows bigint;
 BEGIN
     IF NOT pg_catalog.pg_try_advisory_xact_lock(timepart._lock_key(cfg.parent)) THEN
         RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
         PERFORM timepart._log('cleanup', cfg.parent, NULL, true, '{"skipped": "another run holds the table"}', NULL, started);
         RETURN jsonb_build_object('removed', removed, 'errors', errors, 'skipped', true);
     END IF;
-    FOR p IN SELECT * FROM timepart._plan_retention(cfg, keep, as_of) LOOP
+    -- Row counts first (exact: the snapshot's when still valid), before any lock is taken.
+    SELECT coalesce(jsonb_agg(to_jsonb(r) || jsonb_build_object('record_count',
+               CASE WHEN r.verdict = 'retire' THEN timepart._record_count(r.partition_oid) END) ORDER BY r.range_start), '[]'::jsonb)
+    INTO plan FROM timepart._plan_retention(cfg, keep, as_of) r;
+    FOR p IN SELECT * FROM jsonb_to_recordset(plan) AS x(partition_oid oid, schema_name name, partition_name name,
+                                                         range_start timestamptz, range_end timestamptz, verdict text,
+                                                         record_count bigint) LOOP
         IF p.verdict = 'straddles' THEN
             kept := kept || jsonb_build_object('partition', p.partition_name, 'reason',
                 format('its range %s to %s reaches past the retention boundary %s', p.range_start, p.range_end, boundary));
             CONTINUE;
         END IF;
         IF dry_run THEN
-            EXECUTE format('SELECT count(*) FROM %I.%I', p.schema_name, p.partition_name) INTO rows;
-            removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, rows));
+            removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, p.record_count));
             CONTINUE;
         END IF;
         step_started := pg_catalog.clock_timestamp();
         res := timepart._attempt(cfg, 'retire', p.partition_name, p.range_start, p.range_end)
-               || jsonb_build_object('range_start', p.range_start, 'range_end', p.range_end, 'boundary', boundary);
+               || jsonb_build_object('range_start', p.range_start, 'range_end', p.range_end, 'boundary', boundary,
+                                     'record_count', p.record_count);
         PERFORM timepart._log('cleanup_partition', cfg.parent, p.partition_name, (res->>'ok')::boolean, res, res->>'error', step_started);
         IF (res->>'ok')::boolean THEN
-            removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, (res->>'record_count')::bigint));
+            removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, p.record_count));
         ELSE
             errors := errors || to_jsonb(format('%s: %s', p.partition_name, res->>'error'));
         END IF;

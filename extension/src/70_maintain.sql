@@ -11,7 +11,7 @@ DECLARE
     cfg timepart.config := timepart._config(tbl);
     step interval := cfg.partition_interval;
     tz text := cfg.time_zone;
-    cur timestamptz := timepart._period_start(as_of, step, tz);
+    cur timestamptz := timepart._period_of(cfg, as_of);
     horizon timestamptz := timepart._period_add(cur, step, ahead + 1, tz);
     floor_start timestamptz := '-infinity'::timestamptz;
     first_start timestamptz := cur;
@@ -22,7 +22,7 @@ DECLARE
     ends timestamptz[];
 BEGIN
     IF cfg.retention IS NOT NULL THEN
-        floor_start := timepart._period_start(((cur AT TIME ZONE tz) - cfg.retention) AT TIME ZONE tz, step, tz);
+        floor_start := timepart._period_of(cfg, ((cur AT TIME ZONE tz) - cfg.retention) AT TIME ZONE tz);
     END IF;
     SELECT array_agg(p.range_start) FILTER (WHERE NOT p.is_default),
            array_agg(p.range_end) FILTER (WHERE NOT p.is_default),
@@ -31,7 +31,7 @@ BEGIN
     INTO starts, ends, oldest, default_part
     FROM timepart._partitions(tbl, tz) p;
     IF oldest IS NOT NULL AND pg_catalog.isfinite(oldest) THEN
-        first_start := least(first_start, timepart._period_start(oldest, step, tz));
+        first_start := least(first_start, timepart._period_of(cfg, oldest));
     END IF;
     IF default_part IS NOT NULL THEN
         EXECUTE format('SELECT min(%I)::timestamptz FROM %s WHERE %I >= %s AND %I < %s', cfg.key_column, default_part,
@@ -42,7 +42,7 @@ BEGIN
             default_min := (default_min AT TIME ZONE current_setting('TimeZone')) AT TIME ZONE tz;
         END IF;
         IF default_min IS NOT NULL THEN
-            first_start := least(first_start, timepart._period_start(default_min, step, tz));
+            first_start := least(first_start, timepart._period_of(cfg, default_min));
         END IF;
     END IF;
     first_start := greatest(first_start, floor_start);

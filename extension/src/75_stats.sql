@@ -88,8 +88,10 @@ BEGIN
                (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
                 AND s.changes_seen = p.changes) AS sealed
         FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
-        LEFT JOIN LATERAL timepart._exact_figures(p.partition_oid, p.key_column) x
-               ON p.live AND p.live_bytes <= timepart._exact_limit_bytes()
+        -- The condition inside the subquery makes it a one-time filter: only small live
+        -- partitions are scanned.
+        LEFT JOIN LATERAL (SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
+                           WHERE p.live AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
         -- Oldest and newest from the ANALYZE histogram of the key: approximate, no scan.
         LEFT JOIN LATERAL (
             SELECT st.histogram_bounds::text::text[] AS ends FROM pg_catalog.pg_stats st
@@ -98,7 +100,7 @@ BEGIN
     )
     SELECT j.parent::text, j.partition_name::text,
            CASE WHEN j.is_default THEN 'default'
-                ELSE timepart._period_label(j.range_start, j.partition_interval, j.time_zone) END,
+                ELSE timepart._bounds_label(j.range_start, j.range_end, j.time_zone) END,
            j.range_start, j.range_end,
            CASE WHEN j.sealed THEN j.s_rows WHEN j.x_rows IS NOT NULL THEN j.x_rows
                 ELSE greatest(pg_catalog.pg_stat_get_live_tuples(j.partition_oid),
@@ -158,3 +160,19 @@ BEGIN
     RETURN stored;
 END $$;
 COMMENT ON FUNCTION timepart.snapshot_stats(timestamptz) IS 'Stores today''s exact per-partition figures; unchanged partitions are not recounted';
+
+-- Exact rows of a partition: the snapshot's count while the partition has not changed
+-- since, else a count(*).
+CREATE OR REPLACE FUNCTION timepart._record_count(rel oid) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    SELECT h.record_count INTO n FROM timepart.stats_history h
+    WHERE h.partition_oid = rel AND h.changes_seen = timepart._changes(rel)
+    ORDER BY h.snapshot_date DESC LIMIT 1;
+    IF n IS NULL THEN
+        EXECUTE format('SELECT count(*) FROM %s', rel::regclass) INTO n;
+    END IF;
+    RETURN n;
+END $$;

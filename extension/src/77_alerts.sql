@@ -34,7 +34,7 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cfg timepart.config := timepart._config(tbl);
     tz text := cfg.time_zone;
-    cur timestamptz := timepart._period_start(as_of, cfg.partition_interval, tz);
+    cur timestamptz := timepart._period_of(cfg, as_of);
     month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE tz);
     old_before timestamptz := ((as_of AT TIME ZONE tz) - cfg.alert_old_age) AT TIME ZONE tz;
     max_mb numeric := round(cfg.alert_max_size_bytes / 1048576.0, 2);
