@@ -4,6 +4,7 @@ Exit codes: 0 success, 1 operational failure, 2 usage; `health`: 0/1/2/3."""
 import asyncio
 import functools
 import json
+import sys
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +12,7 @@ from decimal import Decimal
 import click
 import psycopg
 
-from . import db, install as lib
+from . import db, install as lib, migrate as migration
 from .client import PartitionManager, listen_alerts
 
 HEALTH_CODES = {"healthy": 0, "warning": 1, "critical": 2, "error": 3}
@@ -245,6 +246,48 @@ def cleanup_cmd(ctx, table, retention, dry_run):
     result = _run(ctx, lambda m: m.cleanup(retention, dry_run))
     _echo_json(result.as_dict()) if ctx.obj["json"] else _echo_operation(result, "cleanup (dry run)" if dry_run else "cleanup")
     ctx.exit(0 if result.success else 1)
+
+
+@cli.command("migrate")
+@click.argument("table")
+@click.option("--key", required=True, metavar="COLUMN", help="The time column to partition by.")
+@click.option("--interval", default="1 month", show_default=True, help="Width of one partition.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=50000, show_default=True,
+              help="Rows copied per transaction.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (partitions, rows, time); change nothing.")
+@click.pass_context
+@_command
+def migrate_cmd(ctx, table, key, interval, batch_size, dry_run):
+    """Convert an unpartitioned TABLE into a partitioned one, online and resumable."""
+    with _connect(ctx) as conn:
+        if dry_run:
+            rows = migration.plan(conn, table, key, interval)
+            if ctx.obj["json"]:
+                return _echo_json(rows)
+            _echo_table(rows, ["partition_name", "range_start", "range_end", "estimated_rows", "rows_from",
+                               "estimated_seconds"])
+            click.echo(f"{len(rows)} partitions, ~{sum(r.estimated_rows for r in rows)} rows, "
+                       f"~{sum(r.estimated_seconds for r in rows):.0f} s")
+            return
+        result = migration.run(conn, table, key, interval, batch_size, _echo_progress, click.echo)
+    if ctx.obj["json"]:
+        return _echo_json(result)
+    if result:
+        click.echo(f"migrated {result['table']}: {result['target_rows']} rows, checksums match; "
+                   f"old table kept as {result['old_table']}")
+
+
+def _echo_progress(p) -> None:
+    """One progress line a batch (rows, share, rate, ETA), redrawn in place on a terminal."""
+    share = f"{100 * p.rows / p.total:.0f}%" if p.total else "?"
+    eta = f"ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else "ETA ?"
+    line = f"copied {p.rows} of ~{p.total} rows ({share}), {p.rate} rows/s, {eta}"
+    if sys.stdout.isatty():
+        width = 30
+        done = int(width * min(p.rows / p.total, 1)) if p.total else 0
+        click.echo(f"\r[{'#' * done}{'.' * (width - done)}] {line}", nl=p.rows >= p.total)
+    else:
+        click.echo(line)
 
 
 @cli.command("stats")

@@ -1,0 +1,67 @@
+"""Converting an unpartitioned table (timepart.migrate_plan, CALL timepart.migrate):
+the plan as data, and the run with its progress reported to a callback."""
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Optional
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+PROGRESS = re.compile(r"timepart\.migrate: (\d+) of ~(\d+) rows copied \(block (\d+) of (\d+), (\d+) rows/s\)")
+
+
+@dataclass
+class PlanRow:
+    partition_name: str
+    range_start: datetime
+    range_end: datetime
+    estimated_rows: int
+    rows_from: str
+    estimated_seconds: float
+
+
+@dataclass
+class Progress:
+    rows: int
+    total: int
+    rate: int
+
+    @property
+    def eta_seconds(self) -> Optional[float]:
+        return max(self.total - self.rows, 0) / self.rate if self.rate else None
+
+
+def plan(conn: psycopg.Connection, table: str, key: str, interval: str = "1 month",
+         time_zone: str = "UTC") -> list:
+    """The partitions the table's rows need, rows per partition and the estimated time."""
+    rows = conn.execute("SELECT * FROM timepart.migrate_plan(%s::regclass, %s, %s::interval, %s)",
+                        (table, key, interval, time_zone)).fetchall()
+    return [PlanRow(*r) for r in rows]
+
+
+def run(conn: psycopg.Connection, table: str, key: str, interval: str = "1 month", batch_size: int = 50000,
+        on_progress: Optional[Callable[[Progress], None]] = None,
+        on_message: Optional[Callable[[str], None]] = None) -> dict:
+    """CALLs timepart.migrate on an autocommit connection; progress NOTICEs go to on_progress,
+    other notices to on_message. Returns the finished timepart.migrations row."""
+    def handle(diag):
+        text = diag.message_primary or ""
+        found = PROGRESS.search(text)
+        if found and on_progress:
+            on_progress(Progress(int(found[1]), int(found[2]), int(found[5])))
+        elif not found and on_message and text.startswith("timepart.migrate"):
+            on_message(text)
+
+    conn.add_notice_handler(handle)
+    try:
+        conn.execute(sql.SQL("CALL timepart.migrate({}::regclass, {}, {}::interval, {})").format(
+            sql.Literal(table), sql.Literal(key), sql.Literal(interval), sql.Literal(batch_size)))
+    finally:
+        conn.remove_notice_handler(handle)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT id, state, source::text AS old_table, target::text AS table, rows_copied, "
+                           "changes_applied, source_rows, target_rows, source_checksum, target_checksum, "
+                           "finished_at - started_at AS duration FROM timepart.migrations "
+                           "WHERE target = %s::regclass ORDER BY id DESC LIMIT 1", (table,)).fetchone() or {}
