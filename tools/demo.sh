@@ -32,3 +32,6 @@ run "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'email_events_
 run "SELECT operation_type, partition_name, success, details->>'reason' AS reason,
             details->>'moved_rows' AS moved_rows, round(extract(epoch FROM duration) * 1000, 1) AS ms
      FROM partition_maintenance_log ORDER BY id"
+run "SELECT timepart.snapshot_stats()"
+run "SELECT name, period, record_count, size_mb, oldest_record, newest_record, exact FROM get_email_events_partition_stats()"
+run "SELECT jsonb_pretty(timepart.health() - 'alerts')"
