@@ -1,8 +1,82 @@
 -- timepart--0.6--0.7.sql: converting an existing unpartitioned table (migrate_plan,
--- CALL timepart.migrate, migrate_abort), resumable, keeping concurrent writes.
+-- CALL timepart.migrate, migrate_abort), resumable, keeping concurrent writes; the cap
+-- on partitions one maintain run may create grows with premake.
 
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.7'::text $$;
+
+-- ==== src/70_maintain.sql
+-- Maintain: plan what partitions a table should have at a moment (pure), then
+-- make them, each in its own sub-transaction, every outcome logged.
+
+-- The periods a table lacks at a moment: from the oldest partition (or the oldest
+-- row waiting in the default partition) to `ahead` periods past the current one,
+-- never before the retention boundary. Periods that overlap a partition are skipped.
+CREATE OR REPLACE FUNCTION timepart._plan_partitions(tbl regclass, ahead integer, as_of timestamptz)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    step interval := cfg.partition_interval;
+    tz text := cfg.time_zone;
+    cur timestamptz := timepart._period_of(cfg, as_of);
+    horizon timestamptz := timepart._period_add(cur, step, ahead + 1, tz);
+    floor_start timestamptz := '-infinity'::timestamptz;
+    first_start timestamptz := cur;
+    oldest timestamptz;
+    default_part regclass;
+    default_min timestamptz;
+    starts timestamptz[];
+    ends timestamptz[];
+BEGIN
+    IF cfg.retention IS NOT NULL THEN
+        floor_start := timepart._period_of(cfg, ((cur AT TIME ZONE tz) - cfg.retention) AT TIME ZONE tz);
+    END IF;
+    SELECT array_agg(p.range_start) FILTER (WHERE NOT p.is_default),
+           array_agg(p.range_end) FILTER (WHERE NOT p.is_default),
+           min(p.range_start) FILTER (WHERE NOT p.is_default),
+           max(p.partition_oid) FILTER (WHERE p.is_default)::regclass
+    INTO starts, ends, oldest, default_part
+    FROM timepart._partitions(tbl, tz) p;
+    IF oldest IS NOT NULL AND pg_catalog.isfinite(oldest) THEN
+        first_start := least(first_start, timepart._period_of(cfg, oldest));
+    END IF;
+    IF default_part IS NOT NULL THEN
+        EXECUTE format('SELECT min(%I)::timestamptz FROM %s WHERE %I >= %s AND %I < %s', cfg.key_column, default_part,
+                       cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, tz),
+                       cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, tz))
+            INTO default_min;
+        IF cfg.key_type <> 'timestamptz'::regtype AND default_min IS NOT NULL THEN
+            default_min := (default_min AT TIME ZONE current_setting('TimeZone')) AT TIME ZONE tz;
+        END IF;
+        IF default_min IS NOT NULL THEN
+            first_start := least(first_start, timepart._period_of(cfg, default_min));
+        END IF;
+    END IF;
+    first_start := greatest(first_start, floor_start);
+    -- A moment far from the existing partitions (a typo, a clock gone wrong) must not
+    -- make thousands of tables: refuse before generating anything.
+    IF extract(epoch FROM horizon - first_start) / 86400
+       / (pg_catalog.date_part('day', step) + 30 * (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))) > ahead + 1000 THEN
+        RAISE EXCEPTION 'maintain would create more than % partitions of %', ahead + 1000, tbl USING ERRCODE = '22023',
+            DETAIL = format('From %s to %s in periods of %s.', first_start, horizon, step),
+            HINT = 'Check as_of and the oldest partition; create far-away periods with timepart.create_partition().';
+    END IF;
+
+    RETURN QUERY
+    WITH periods AS (
+        SELECT g AT TIME ZONE tz AS s, (g + step) AT TIME ZONE tz AS e
+        FROM pg_catalog.generate_series(first_start AT TIME ZONE tz, (horizon AT TIME ZONE tz) - step, step) g
+    ), existing AS (
+        SELECT x.s, x.e FROM unnest(starts, ends) AS x(s, e)
+    ), missing AS (
+        SELECT pr.s, pr.e FROM periods pr WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s = pr.s)
+    )
+    SELECT m.s, m.e, CASE WHEN m.s > cur THEN 'premake' WHEN m.s = cur THEN 'current' ELSE 'gap' END
+    FROM missing m
+    WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s < m.e AND x.e > m.s)
+    ORDER BY m.s;
+END $$;
 
 -- ==== src/88_migrate.sql
 -- Migration: turn an existing unpartitioned table into a managed partitioned one
