@@ -1,6 +1,11 @@
 -- timepart--0.6--0.7.sql: converting an existing unpartitioned table (migrate_plan,
 -- CALL timepart.migrate, migrate_abort), resumable, keeping concurrent writes; the cap
--- on partitions one maintain run may create grows with premake.
+-- on partitions one maintain run may create grows with premake; health computes each
+-- table's stats once, empty live partitions are not scanned, missing indexes found in sets.
+
+-- _evaluate takes the stats it may reuse: the old signature goes (it is private, so
+-- nothing to re-comment; _harden() at the end re-grants).
+DROP FUNCTION timepart._evaluate(regclass, timestamptz);
 
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.7'::text $$;
@@ -76,6 +81,242 @@ BEGIN
     FROM missing m
     WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s < m.e AND x.e > m.s)
     ORDER BY m.s;
+END $$;
+
+-- The shape of one partition_stats row, for passing rows around as JSON.
+CREATE TYPE timepart.partition_stats_row AS (parent_table text, partition_name text, period text, range_start timestamptz,
+    range_end timestamptz, record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
+    index_count integer, is_default boolean, exact boolean);
+
+CREATE OR REPLACE FUNCTION timepart.partition_stats(parent regclass DEFAULT NULL)
+RETURNS TABLE (parent_table text, partition_name text, period text, range_start timestamptz, range_end timestamptz,
+               record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
+               index_count integer, is_default boolean, exact boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+/* One row per partition of every managed table (or one). exact = true: the snapshot's
+   exact figures for a sealed partition unchanged since, or a live partition under
+   10 MB counted now; false: estimates (row count from statistics, size from relpages,
+   oldest and newest from the ANALYZE histogram). */
+BEGIN
+    IF partition_stats.parent IS NOT NULL THEN
+        PERFORM timepart._config(partition_stats.parent);
+    END IF;
+    RETURN QUERY
+    WITH parts AS (
+        SELECT c.*, p.*, timepart._changes(p.partition_oid) AS changes,
+               (p.is_default OR p.range_end > now()) AS live
+        FROM timepart.config c
+        JOIN pg_catalog.pg_class r ON r.oid = c.parent
+        CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent
+    ), snap AS (
+        SELECT DISTINCT ON (h.partition_oid) h.*
+        FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
+        ORDER BY h.partition_oid, h.snapshot_date DESC
+    ), sized AS (
+        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes,
+               CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
+        FROM parts p
+    ), judged AS (
+        SELECT p.*, s.record_count AS s_rows, h.ends, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
+               (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
+                AND s.changes_seen = p.changes) AS sealed
+        FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
+        -- The condition inside the subquery makes it a one-time filter: only small live
+        -- partitions are scanned.
+        -- An empty heap holds no rows: exact without a scan.
+        LEFT JOIN LATERAL (SELECT 0::bigint AS record_count, NULL::timestamptz AS oldest, NULL::timestamptz AS newest
+                           WHERE p.live AND p.heap_bytes = 0
+                           UNION ALL
+                           SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
+                           WHERE p.live AND p.heap_bytes > 0 AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
+        -- Oldest and newest from the ANALYZE histogram of the key: approximate, no scan.
+        LEFT JOIN LATERAL (
+            SELECT st.histogram_bounds::text::text[] AS ends FROM pg_catalog.pg_stats st
+            WHERE st.schemaname = p.schema_name AND st.tablename = p.partition_name AND st.attname = p.key_column
+        ) h ON true
+    )
+    SELECT j.parent::text, j.partition_name::text,
+           CASE WHEN j.is_default THEN 'default'
+                ELSE timepart._bounds_label(j.range_start, j.range_end, j.time_zone) END,
+           j.range_start, j.range_end,
+           CASE WHEN j.sealed THEN j.s_rows WHEN j.x_rows IS NOT NULL THEN j.x_rows
+                ELSE greatest(pg_catalog.pg_stat_get_live_tuples(j.partition_oid),
+                              (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
+           round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
+                       ELSE timepart._estimated_bytes(j.partition_oid) END) / 1048576.0, 2),
+           CASE WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
+                ELSE timepart._bound_value(j.ends[1], j.key_type, j.time_zone) END,
+           CASE WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
+                ELSE timepart._bound_value(j.ends[array_length(j.ends, 1)], j.key_type, j.time_zone) END,
+           (SELECT count(*)::int FROM pg_catalog.pg_index i WHERE i.indrelid = j.partition_oid),
+           j.is_default, j.sealed OR j.x_rows IS NOT NULL
+    FROM judged j
+    ORDER BY j.parent::text, j.range_start NULLS FIRST;
+END $$;
+
+-- The alerts one table raises at a moment. Pure: reads, never writes (so health()
+-- works on a replica too). stats: the table's partition_stats rows as JSON when the
+-- caller has them already.
+CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz, stats jsonb DEFAULT NULL)
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text,
+               recommendation text, value numeric, threshold numeric)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    tz text := cfg.time_zone;
+    cur timestamptz := timepart._period_of(cfg, as_of);
+    month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE tz);
+    old_before timestamptz := ((as_of AT TIME ZONE tz) - cfg.alert_old_age) AT TIME ZONE tz;
+    max_mb numeric := round(cfg.alert_max_size_bytes / 1048576.0, 2);
+    default_part regclass;
+    default_rows bigint := 0;
+BEGIN
+    -- Rows waiting in the default partition, counted up to a bound so a huge default stays cheap.
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = tbl;
+    IF default_part IS NOT NULL THEN
+        EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part) INTO default_rows;
+    END IF;
+
+    RETURN QUERY
+    WITH s AS MATERIALIZED (
+        SELECT * FROM timepart.partition_stats(tbl) WHERE stats IS NULL
+        UNION ALL
+        SELECT * FROM jsonb_populate_recordset(NULL::timepart.partition_stats_row, stats) WHERE stats IS NOT NULL),
+    growth AS (
+        SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE tz
+                                              AND s.range_start < month_start AT TIME ZONE tz) AS last_month,
+               sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '2 months') AT TIME ZONE tz
+                                              AND s.range_start < (month_start - interval '1 month') AT TIME ZONE tz) AS month_before
+        FROM s WHERE NOT s.is_default
+    ), future AS (
+        SELECT count(*) AS n FROM s WHERE NOT s.is_default AND s.range_start > as_of
+    ), old AS (
+        SELECT count(*) AS n, (array_agg(s.partition_name ORDER BY s.range_start))[1] AS oldest
+        FROM s WHERE NOT s.is_default AND s.range_end <= old_before
+    )
+    SELECT 'partition_too_large', 'warning', tbl::text, s.partition_name,
+           format('%s is %s MB, over %s MB', s.partition_name, s.size_mb, max_mb),
+           'Use a shorter partition interval, or archive old data', s.size_mb, max_mb
+    FROM s WHERE s.size_mb > max_mb
+    UNION ALL
+    SELECT 'partition_too_many_rows', 'warning', tbl::text, s.partition_name,
+           format('%s holds %s rows, over %s', s.partition_name, s.record_count, cfg.alert_max_rows),
+           'Use a shorter partition interval', s.record_count, cfg.alert_max_rows
+    FROM s WHERE s.record_count > cfg.alert_max_rows
+    UNION ALL
+    SELECT 'missing_current_partition', 'critical', tbl::text, '',
+           format('no partition of %s covers the current period starting %s', tbl, cur),
+           'Create it now: run timepart.maintain()', 0, 1
+    WHERE NOT EXISTS (SELECT 1 FROM s WHERE NOT s.is_default AND s.range_start <= as_of AND s.range_end > as_of)
+    UNION ALL
+    SELECT 'insufficient_future_partitions', 'warning', tbl::text, '',
+           format('%s has %s future partition(s), fewer than %s', tbl, f.n, cfg.alert_min_future),
+           'Run timepart.maintain() and check that its scheduled job runs', f.n, cfg.alert_min_future
+    FROM future f WHERE f.n < cfg.alert_min_future
+    UNION ALL
+    SELECT 'old_partitions', 'info', tbl::text, o.oldest,
+           format('%s has %s partition(s) older than %s', tbl, o.n, cfg.alert_old_age),
+           'Consider archival: set a retention and run timepart.cleanup()', o.n, 0
+    FROM old o WHERE o.n > 0
+    UNION ALL
+    SELECT 'high_growth', 'info', tbl::text, '',
+           format('%s grew %s%% month over month (%s to %s rows)', tbl,
+                  round((g.last_month - g.month_before) / g.month_before * 100), g.month_before, g.last_month),
+           'Plan capacity: storage, retention and partition interval',
+           round((g.last_month - g.month_before) / g.month_before, 3), cfg.alert_growth_ratio
+    FROM growth g WHERE g.month_before > 0 AND (g.last_month - g.month_before) / g.month_before > cfg.alert_growth_ratio
+    UNION ALL
+    SELECT 'rows_in_default_partition', 'warning', tbl::text, default_part::text,
+           format('%s%s row(s) wait in the default partition %s', CASE WHEN default_rows >= 1000000 THEN 'at least ' ELSE '' END,
+                  default_rows, default_part),
+           'Run timepart.maintain() to move them into partitions; rows past the premake horizon or the retention boundary stay',
+           default_rows, 0
+    WHERE default_rows > 0
+    UNION ALL
+    SELECT 'missing_index', 'warning', tbl::text, m.partition_name,
+           format('%s lacks templated index(es) %s', m.partition_name, m.missing),
+           'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0
+    FROM timepart._missing_indexes(tbl) m;
+END $$;
+
+-- Partitions lacking a templated index (not attached to the template's parent index).
+CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
+RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
+    -- In sets: every (partition, template) pair against every attached partition index.
+    WITH t AS MATERIALIZED (
+        SELECT it.suffix, timepart._template_parent_index(tbl, it.suffix) AS parent_idx
+        FROM timepart.index_templates it WHERE it.parent = tbl
+    ), attached AS MATERIALIZED (
+        SELECT i.indrelid AS partition_oid, h.inhparent AS parent_idx
+        FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index i ON i.indexrelid = h.inhrelid
+        WHERE h.inhparent IN (SELECT t.parent_idx FROM t)
+    ), parts AS MATERIALIZED (
+        SELECT i.inhrelid AS partition_oid, c.relname FROM pg_catalog.pg_inherits i
+        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = tbl
+    )
+    SELECT p.relname::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
+    FROM parts p CROSS JOIN t
+    LEFT JOIN attached a ON a.partition_oid = p.partition_oid AND a.parent_idx = t.parent_idx
+    WHERE a.partition_oid IS NULL
+    GROUP BY p.relname
+$$;
+
+-- ==== src/78_health.sql
+-- Health and summary: the seed's /health and /summary documents, computed from the
+-- alert rules and statistics without side effects.
+
+CREATE OR REPLACE FUNCTION timepart.health(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+/* The seed's /health shape: status healthy | warning | critical | error, issues,
+   recommendations, partition_count, total_size_mb, oldest_partition,
+   newest_partition. Info alerts are recommendations, not issues. It never raises:
+   if evaluation fails, status is error with the reason. */
+DECLARE
+    tables regclass[];
+    per_table jsonb;
+    alerts jsonb;
+    stats record;
+    err text;
+BEGIN
+    IF health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = health.parent) THEN
+        RAISE EXCEPTION 'table % is not managed by timepart', health.parent;
+    END IF;
+    SELECT array_agg(c.parent ORDER BY c.parent::text) INTO tables
+    FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+    WHERE health.parent IS NULL OR c.parent = health.parent;
+
+    -- Each table's stats once: the rules and the totals below share them.
+    SELECT coalesce(jsonb_object_agg(t::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb) FROM timepart.partition_stats(t) s)),
+                    '{}'::jsonb)
+    INTO per_table FROM unnest(coalesce(tables, '{}')) t;
+
+    SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
+    INTO alerts FROM (
+        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of, per_table->(t::text)) x
+        UNION ALL
+        SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE health.parent IS NULL) e;
+
+    SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
+           (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
+           (array_agg(s.partition_name ORDER BY s.range_start DESC) FILTER (WHERE NOT s.is_default))[1] AS newest
+    INTO stats FROM jsonb_each(per_table) t, jsonb_populate_recordset(NULL::timepart.partition_stats_row, t.value) s;
+
+    RETURN jsonb_build_object(
+        'status', CASE WHEN alerts @> '[{"severity": "critical"}]' THEN 'critical'
+                       WHEN alerts @> '[{"severity": "warning"}]' THEN 'warning' ELSE 'healthy' END,
+        'issues', (SELECT coalesce(jsonb_agg(a->>'message'), '[]') FROM jsonb_array_elements(alerts) a WHERE a->>'severity' <> 'info'),
+        'recommendations', (SELECT coalesce(jsonb_agg(DISTINCT a->>'recommendation'), '[]') FROM jsonb_array_elements(alerts) a),
+        'partition_count', stats.n, 'total_size_mb', stats.mb,
+        'oldest_partition', stats.oldest, 'newest_partition', stats.newest,
+        'tables', (SELECT coalesce(jsonb_agg(t::text), '[]') FROM unnest(coalesce(tables, '{}')) t),
+        'alerts', alerts, 'checked_at', pg_catalog.clock_timestamp());
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+    RETURN jsonb_build_object('status', 'error', 'issues', jsonb_build_array('health evaluation failed: ' || err),
+        'recommendations', jsonb_build_array('Check the table and timepart''s installation; see the server log'),
+        'partition_count', NULL, 'total_size_mb', NULL, 'oldest_partition', NULL, 'newest_partition', NULL,
+        'checked_at', pg_catalog.clock_timestamp());
 END $$;
 
 -- ==== src/88_migrate.sql

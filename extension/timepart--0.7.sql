@@ -1297,6 +1297,11 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._exact_limit_bytes() RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$ SELECT 10485760::bigint $$;
 
+-- The shape of one partition_stats row, for passing rows around as JSON.
+CREATE TYPE timepart.partition_stats_row AS (parent_table text, partition_name text, period text, range_start timestamptz,
+    range_end timestamptz, record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
+    index_count integer, is_default boolean, exact boolean);
+
 CREATE OR REPLACE FUNCTION timepart.partition_stats(parent regclass DEFAULT NULL)
 RETURNS TABLE (parent_table text, partition_name text, period text, range_start timestamptz, range_end timestamptz,
                record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
@@ -1323,7 +1328,8 @@ BEGIN
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
         ORDER BY h.partition_oid, h.snapshot_date DESC
     ), sized AS (
-        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
+        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes,
+               CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
         FROM parts p
     ), judged AS (
         SELECT p.*, s.record_count AS s_rows, h.ends, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
@@ -1332,8 +1338,12 @@ BEGIN
         FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
         -- The condition inside the subquery makes it a one-time filter: only small live
         -- partitions are scanned.
-        LEFT JOIN LATERAL (SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
-                           WHERE p.live AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
+        -- An empty heap holds no rows: exact without a scan.
+        LEFT JOIN LATERAL (SELECT 0::bigint AS record_count, NULL::timestamptz AS oldest, NULL::timestamptz AS newest
+                           WHERE p.live AND p.heap_bytes = 0
+                           UNION ALL
+                           SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
+                           WHERE p.live AND p.heap_bytes > 0 AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
         -- Oldest and newest from the ANALYZE histogram of the key: approximate, no scan.
         LEFT JOIN LATERAL (
             SELECT st.histogram_bounds::text::text[] AS ends FROM pg_catalog.pg_stats st
@@ -1448,8 +1458,9 @@ CREATE OR REPLACE VIEW timepart.open_alerts AS
 COMMENT ON VIEW timepart.open_alerts IS 'Alerts not resolved yet, most severe first';
 
 -- The alerts one table raises at a moment. Pure: reads, never writes (so health()
--- works on a replica too).
-CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz)
+-- works on a replica too). stats: the table's partition_stats rows as JSON when the
+-- caller has them already.
+CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz, stats jsonb DEFAULT NULL)
 RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text,
                recommendation text, value numeric, threshold numeric)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -1470,7 +1481,10 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    WITH s AS MATERIALIZED (SELECT * FROM timepart.partition_stats(tbl)),
+    WITH s AS MATERIALIZED (
+        SELECT * FROM timepart.partition_stats(tbl) WHERE stats IS NULL
+        UNION ALL
+        SELECT * FROM jsonb_populate_recordset(NULL::timepart.partition_stats_row, stats) WHERE stats IS NOT NULL),
     growth AS (
         SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE tz
                                               AND s.range_start < month_start AT TIME ZONE tz) AS last_month,
@@ -1531,16 +1545,23 @@ END $$;
 -- Partitions lacking a templated index (not attached to the template's parent index).
 CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
 RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
+    -- In sets: every (partition, template) pair against every attached partition index.
     WITH t AS MATERIALIZED (
         SELECT it.suffix, timepart._template_parent_index(tbl, it.suffix) AS parent_idx
         FROM timepart.index_templates it WHERE it.parent = tbl
+    ), attached AS MATERIALIZED (
+        SELECT i.indrelid AS partition_oid, h.inhparent AS parent_idx
+        FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index i ON i.indexrelid = h.inhrelid
+        WHERE h.inhparent IN (SELECT t.parent_idx FROM t)
+    ), parts AS MATERIALIZED (
+        SELECT i.inhrelid AS partition_oid, c.relname FROM pg_catalog.pg_inherits i
+        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = tbl
     )
-    SELECT p.partition_name::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
-    FROM timepart._partitions(tbl) p CROSS JOIN t
-    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                      JOIN pg_catalog.pg_inherits h ON h.inhrelid = i.indexrelid
-                      WHERE i.indrelid = p.partition_oid AND h.inhparent = t.parent_idx)
-    GROUP BY p.partition_name
+    SELECT p.relname::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
+    FROM parts p CROSS JOIN t
+    LEFT JOIN attached a ON a.partition_oid = p.partition_oid AND a.parent_idx = t.parent_idx
+    WHERE a.partition_oid IS NULL
+    GROUP BY p.relname
 $$;
 
 CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
@@ -1626,6 +1647,7 @@ RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
    if evaluation fails, status is error with the reason. */
 DECLARE
     tables regclass[];
+    per_table jsonb;
     alerts jsonb;
     stats record;
     err text;
@@ -1637,16 +1659,21 @@ BEGIN
     FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
     WHERE health.parent IS NULL OR c.parent = health.parent;
 
+    -- Each table's stats once: the rules and the totals below share them.
+    SELECT coalesce(jsonb_object_agg(t::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb) FROM timepart.partition_stats(t) s)),
+                    '{}'::jsonb)
+    INTO per_table FROM unnest(coalesce(tables, '{}')) t;
+
     SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
     INTO alerts FROM (
-        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of) x
+        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of, per_table->(t::text)) x
         UNION ALL
         SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE health.parent IS NULL) e;
 
     SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
            (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
            (array_agg(s.partition_name ORDER BY s.range_start DESC) FILTER (WHERE NOT s.is_default))[1] AS newest
-    INTO stats FROM unnest(coalesce(tables, '{}')) t, timepart.partition_stats(t) s;
+    INTO stats FROM jsonb_each(per_table) t, jsonb_populate_recordset(NULL::timepart.partition_stats_row, t.value) s;
 
     RETURN jsonb_build_object(
         'status', CASE WHEN alerts @> '[{"severity": "critical"}]' THEN 'critical'

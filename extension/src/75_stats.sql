@@ -55,6 +55,11 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._exact_limit_bytes() RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$ SELECT 10485760::bigint $$;
 
+-- The shape of one partition_stats row, for passing rows around as JSON.
+CREATE TYPE timepart.partition_stats_row AS (parent_table text, partition_name text, period text, range_start timestamptz,
+    range_end timestamptz, record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
+    index_count integer, is_default boolean, exact boolean);
+
 CREATE OR REPLACE FUNCTION timepart.partition_stats(parent regclass DEFAULT NULL)
 RETURNS TABLE (parent_table text, partition_name text, period text, range_start timestamptz, range_end timestamptz,
                record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
@@ -81,7 +86,8 @@ BEGIN
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
         ORDER BY h.partition_oid, h.snapshot_date DESC
     ), sized AS (
-        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
+        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes,
+               CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
         FROM parts p
     ), judged AS (
         SELECT p.*, s.record_count AS s_rows, h.ends, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
@@ -90,8 +96,12 @@ BEGIN
         FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
         -- The condition inside the subquery makes it a one-time filter: only small live
         -- partitions are scanned.
-        LEFT JOIN LATERAL (SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
-                           WHERE p.live AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
+        -- An empty heap holds no rows: exact without a scan.
+        LEFT JOIN LATERAL (SELECT 0::bigint AS record_count, NULL::timestamptz AS oldest, NULL::timestamptz AS newest
+                           WHERE p.live AND p.heap_bytes = 0
+                           UNION ALL
+                           SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
+                           WHERE p.live AND p.heap_bytes > 0 AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
         -- Oldest and newest from the ANALYZE histogram of the key: approximate, no scan.
         LEFT JOIN LATERAL (
             SELECT st.histogram_bounds::text::text[] AS ends FROM pg_catalog.pg_stats st

@@ -26,8 +26,9 @@ CREATE OR REPLACE VIEW timepart.open_alerts AS
 COMMENT ON VIEW timepart.open_alerts IS 'Alerts not resolved yet, most severe first';
 
 -- The alerts one table raises at a moment. Pure: reads, never writes (so health()
--- works on a replica too).
-CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz)
+-- works on a replica too). stats: the table's partition_stats rows as JSON when the
+-- caller has them already.
+CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz, stats jsonb DEFAULT NULL)
 RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text,
                recommendation text, value numeric, threshold numeric)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -48,7 +49,10 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    WITH s AS MATERIALIZED (SELECT * FROM timepart.partition_stats(tbl)),
+    WITH s AS MATERIALIZED (
+        SELECT * FROM timepart.partition_stats(tbl) WHERE stats IS NULL
+        UNION ALL
+        SELECT * FROM jsonb_populate_recordset(NULL::timepart.partition_stats_row, stats) WHERE stats IS NOT NULL),
     growth AS (
         SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE tz
                                               AND s.range_start < month_start AT TIME ZONE tz) AS last_month,
@@ -109,16 +113,23 @@ END $$;
 -- Partitions lacking a templated index (not attached to the template's parent index).
 CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
 RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
+    -- In sets: every (partition, template) pair against every attached partition index.
     WITH t AS MATERIALIZED (
         SELECT it.suffix, timepart._template_parent_index(tbl, it.suffix) AS parent_idx
         FROM timepart.index_templates it WHERE it.parent = tbl
+    ), attached AS MATERIALIZED (
+        SELECT i.indrelid AS partition_oid, h.inhparent AS parent_idx
+        FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index i ON i.indexrelid = h.inhrelid
+        WHERE h.inhparent IN (SELECT t.parent_idx FROM t)
+    ), parts AS MATERIALIZED (
+        SELECT i.inhrelid AS partition_oid, c.relname FROM pg_catalog.pg_inherits i
+        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = tbl
     )
-    SELECT p.partition_name::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
-    FROM timepart._partitions(tbl) p CROSS JOIN t
-    WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                      JOIN pg_catalog.pg_inherits h ON h.inhrelid = i.indexrelid
-                      WHERE i.indrelid = p.partition_oid AND h.inhparent = t.parent_idx)
-    GROUP BY p.partition_name
+    SELECT p.relname::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
+    FROM parts p CROSS JOIN t
+    LEFT JOIN attached a ON a.partition_oid = p.partition_oid AND a.parent_idx = t.parent_idx
+    WHERE a.partition_oid IS NULL
+    GROUP BY p.relname
 $$;
 
 CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())

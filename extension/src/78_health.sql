@@ -9,6 +9,7 @@ RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
    if evaluation fails, status is error with the reason. */
 DECLARE
     tables regclass[];
+    per_table jsonb;
     alerts jsonb;
     stats record;
     err text;
@@ -20,16 +21,21 @@ BEGIN
     FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
     WHERE health.parent IS NULL OR c.parent = health.parent;
 
+    -- Each table's stats once: the rules and the totals below share them.
+    SELECT coalesce(jsonb_object_agg(t::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb) FROM timepart.partition_stats(t) s)),
+                    '{}'::jsonb)
+    INTO per_table FROM unnest(coalesce(tables, '{}')) t;
+
     SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
     INTO alerts FROM (
-        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of) x
+        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of, per_table->(t::text)) x
         UNION ALL
         SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE health.parent IS NULL) e;
 
     SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
            (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
            (array_agg(s.partition_name ORDER BY s.range_start DESC) FILTER (WHERE NOT s.is_default))[1] AS newest
-    INTO stats FROM unnest(coalesce(tables, '{}')) t, timepart.partition_stats(t) s;
+    INTO stats FROM jsonb_each(per_table) t, jsonb_populate_recordset(NULL::timepart.partition_stats_row, t.value) s;
 
     RETURN jsonb_build_object(
         'status', CASE WHEN alerts @> '[{"severity": "critical"}]' THEN 'critical'
