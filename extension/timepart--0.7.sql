@@ -1101,7 +1101,7 @@ BEGIN
     -- A moment far from the existing partitions (a typo, a clock gone wrong) must not
     -- make thousands of tables: refuse before generating anything.
     IF extract(epoch FROM horizon - first_start) / 86400
-       / (pg_catalog.date_part('day', step) + 30 * (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))) > ahead + 1000 THEN
+       / (pg_catalog.date_part('day', step) + 31 * (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))) > ahead + 1000 THEN
         RAISE EXCEPTION 'maintain would create more than % partitions of %', ahead + 1000, tbl USING ERRCODE = '22023',
             DETAIL = format('From %s to %s in periods of %s.', first_start, horizon, step),
             HINT = 'Check as_of and the oldest partition; create far-away periods with timepart.create_partition().';
