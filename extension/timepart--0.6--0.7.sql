@@ -1,7 +1,8 @@
 -- timepart--0.6--0.7.sql: converting an existing unpartitioned table (migrate_plan,
 -- CALL timepart.migrate, migrate_abort), resumable, keeping concurrent writes; the cap
 -- on partitions one maintain run may create grows with premake; health computes each
--- table's stats once, empty live partitions are not scanned, missing indexes found in sets.
+-- table's stats once, empty live partitions are not scanned, missing indexes found in sets;
+-- a new partition skips the row move when nothing waits in the default partition.
 
 -- _evaluate takes the stats it may reuse: the old signature goes (it is private, so
 -- nothing to re-comment; _harden() at the end re-grants).
@@ -9,6 +10,68 @@ DROP FUNCTION timepart._evaluate(regclass, timestamptz);
 
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.7'::text $$;
+
+-- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
+-- rows for its range moved out of the default partition, templated indexes, ATTACH.
+-- A bound of NULL means the default partition. Returns what it did.
+CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_name name,
+                                                     range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    part_schema name;
+    default_part regclass;
+    part regclass;
+    moved bigint := 0;
+    indexes text[];
+    cols text;
+    waiting boolean;
+BEGIN
+    SELECT n.nspname INTO part_schema FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = cfg.parent;
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
+
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, cfg.parent);
+    part := format('%I.%I', part_schema, part_name)::regclass;
+    -- Partitions belong to whoever owns the parent, not to whoever ran maintenance.
+    IF (SELECT relowner FROM pg_catalog.pg_class WHERE oid = part) <> (SELECT relowner FROM pg_catalog.pg_class WHERE oid = cfg.parent) THEN
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', part,
+                       (SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = cfg.parent));
+    END IF;
+
+    IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- Inserts wait at the parent (within the lock budget) rather than at the default
+        -- partition: one routed to the default before the new partition exists would fail
+        -- its partition check once we commit; one waiting at the parent is routed afresh.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
+        -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
+        -- out of the default partition while its old ones move.
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
+        -- Usually nothing waits there: a cheap probe spares the move statement.
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I >= %s AND %I < %s)', default_part,
+                       cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                       cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)) INTO waiting;
+        IF waiting THEN
+            cols := timepart._column_list(cfg.parent);
+            EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %s AND %I < %s RETURNING *) '
+                           'INSERT INTO %s (%s) SELECT %s FROM moved',
+                           default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                           cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
+                           part, cols, cols);
+            GET DIAGNOSTICS moved = ROW_COUNT;
+        END IF;
+    END IF;
+
+    indexes := timepart._index_partition(cfg.parent, part);
+    IF range_start IS NULL THEN
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part);
+    ELSE
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', cfg.parent, part,
+                       timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                       timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone));
+    END IF;
+    -- ATTACH matched the indexes built above to the parent's templated indexes.
+    RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
 
 -- ==== src/70_maintain.sql
 -- Maintain: plan what partitions a table should have at a moment (pure), then
