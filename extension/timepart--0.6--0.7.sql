@@ -1,15 +1,173 @@
 -- timepart--0.6--0.7.sql: converting an existing unpartitioned table (migrate_plan,
--- CALL timepart.migrate, migrate_abort), resumable, keeping concurrent writes; the cap
--- on partitions one maintain run may create grows with premake; health computes each
--- table's stats once, empty live partitions are not scanned, missing indexes found in sets;
--- a new partition skips the row move when nothing waits in the default partition.
+-- CALL timepart.migrate, migrate_abort), resumable, keeping concurrent writes. Review fixes:
+-- admins write only their own tables' rows in timepart's tables (owner guards on config,
+-- templates and migrations; the log is append-only); rows under foreign keys are not
+-- moved out of the default partition; identity values move; the retention boundary never
+-- passes the current period and mixed-sign retentions are refused; a blocked default
+-- partition does not stop the periods; '30 days' is not '1 month'; DateStyle is pinned;
+-- the seed's names refuse to guess between several email_events. Also: the partition cap
+-- grows with premake; health computes each table's stats once; empty live partitions are
+-- not scanned; missing indexes found in sets; new partitions skip an empty row move.
 
 -- _evaluate takes the stats it may reuse: the old signature goes (it is private, so
 -- nothing to re-comment; _harden() at the end re-grants).
 DROP FUNCTION timepart._evaluate(regclass, timestamptz);
+-- Admins lose the blanket table privileges of 0.5; _harden() below grants what they need.
+REVOKE ALL ON ALL TABLES IN SCHEMA timepart FROM partition_admin;
 
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.7'::text $$;
+
+-- True for an interval whose months, days and time have opposite signs ('1 month -29 days'):
+-- its length depends on the calendar, so it is no retention or period.
+CREATE OR REPLACE FUNCTION timepart._mixed_signs(i interval) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT (m > 0 OR d > 0 OR t > 0) AND (m < 0 OR d < 0 OR t < 0)
+    FROM (SELECT pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i) AS m,
+                 pg_catalog.date_part('day', i) AS d,
+                 pg_catalog.date_part('epoch', i - pg_catalog.justify_hours(pg_catalog.make_interval(
+                     months => (pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i))::int,
+                     days => pg_catalog.date_part('day', i)::int))) AS t) parts
+$$;
+
+-- The refusal for settings that break a rule, with the rule in the message. The
+-- CHECK constraints on timepart.config say the same; this says it with DETAIL and HINT.
+CREATE OR REPLACE FUNCTION timepart._check_settings(cfg timepart.config) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM timepart._check_interval(cfg.partition_interval);
+    IF cfg.premake IS NULL OR cfg.premake < 1 OR cfg.premake > 1000 THEN
+        RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.premake::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
+    END IF;
+    IF cfg.retention IS NOT NULL AND (cfg.retention <= interval '0' OR timepart._mixed_signs(cfg.retention)) THEN
+        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', cfg.retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
+    END IF;
+    IF cfg.retention_action IS NULL OR cfg.retention_action NOT IN ('drop', 'detach', 'archive') THEN
+        RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
+            HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
+    END IF;
+    IF cfg.archive_schema IN ('timepart', 'public', 'information_schema') OR cfg.archive_schema LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'archive_schema must be a schema of its own' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', cfg.archive_schema),
+            HINT = 'Use e.g. ''archive'': timepart''s, public and system schemas are refused.';
+    END IF;
+    IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
+        RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
+            DETAIL = 'archive_schema is NULL.', HINT = 'Set archive_schema, e.g. ''archive''; it is created when missing.';
+    END IF;
+    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout <= interval '0' OR cfg.lock_timeout > interval '1 minute' THEN
+        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
+            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
+    END IF;
+    IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';
+    END IF;
+    IF cfg.time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = cfg.time_zone)
+                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs WHERE abbrev = cfg.time_zone) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', cfg.time_zone USING ERRCODE = '22023',
+            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
+    END IF;
+    IF cfg.alert_max_size_bytes IS NULL OR cfg.alert_max_size_bytes <= 0 OR cfg.alert_max_rows IS NULL OR cfg.alert_max_rows <= 0
+       OR cfg.alert_min_future IS NULL OR cfg.alert_min_future < 0 OR cfg.alert_growth_ratio IS NULL OR cfg.alert_growth_ratio <= 0
+       OR cfg.alert_old_age IS NULL OR cfg.alert_old_age <= interval '0' THEN
+        RAISE EXCEPTION 'alert thresholds must be positive' USING ERRCODE = '22023',
+            DETAIL = format('max size %s bytes, max rows %s, min future %s, growth ratio %s, old age %s.',
+                            cfg.alert_max_size_bytes, cfg.alert_max_rows, cfg.alert_min_future, cfg.alert_growth_ratio, cfg.alert_old_age),
+            HINT = 'The seed''s defaults are 5 GB, 10 million rows, 2 future partitions, 0.5 (50%) and 13 months.';
+    END IF;
+END $$;
+
+-- Validates a table and settings and writes its configuration row. No partitions yet.
+CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, step interval, ahead integer, keep interval,
+                                              with_default boolean, lock_wait interval, tz text)
+RETURNS timepart.config LANGUAGE plpgsql AS $$
+DECLARE
+    pt record;
+    cfg timepart.config;
+    old timepart.config;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'parent table must not be NULL' USING ERRCODE = '22004',
+            DETAIL = 'No table was given.', HINT = 'Pass the partitioned table, e.g. timepart.manage(''public.email_events'').';
+    END IF;
+    SELECT c.relkind, p.partstrat, p.partnatts, p.partattrs[0] AS keynum, a.attname, a.atttypid::regtype AS keytype
+    INTO pt
+    FROM pg_catalog.pg_class c
+    LEFT JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = c.oid
+    LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = p.partattrs[0]
+    WHERE c.oid = tbl;
+    IF pt.relkind IS DISTINCT FROM 'p' THEN
+        RAISE EXCEPTION 'table % is not partitioned', tbl USING ERRCODE = '22023',
+            DETAIL = format('relkind is %s; timepart manages tables declared PARTITION BY RANGE.', pt.relkind),
+            HINT = 'Create it with PARTITION BY RANGE (<timestamptz column>).';
+    END IF;
+    IF pt.partstrat <> 'r' OR pt.partnatts <> 1 OR pt.keynum = 0 THEN
+        RAISE EXCEPTION 'table % is not partitioned by range on a single column', tbl USING ERRCODE = '22023',
+            DETAIL = format('Partition key: %s.', pg_catalog.pg_get_partkeydef(tbl)),
+            HINT = 'timepart manages tables declared PARTITION BY RANGE (<one timestamptz, timestamp or date column>).';
+    END IF;
+    IF pt.keytype NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'partition key %.% is not a time column', tbl, pt.attname USING ERRCODE = '22023',
+            DETAIL = format('Its type is %s.', pt.keytype),
+            HINT = 'timepart manages tables partitioned on a timestamptz, timestamp or date column.';
+    END IF;
+    cfg := ROW(tbl, pt.attname, pt.keytype, step, ahead, keep, 'drop', NULL, with_default, lock_wait, 3, tz,
+               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL)::timepart.config;
+    PERFORM timepart._check_settings(cfg);
+    SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
+    IF FOUND AND old.time_zone <> tz THEN
+        RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', tz),
+            HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
+    END IF;
+    IF FOUND AND old.partition_interval::text <> step::text THEN
+        RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', step),
+            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, step::text);
+    END IF;
+    INSERT INTO timepart.config AS c (parent, key_column, key_type, partition_interval, premake, retention,
+                                      default_partition, lock_timeout, time_zone)
+    VALUES (tbl, pt.attname, pt.keytype, step, ahead, keep, with_default, lock_wait, tz)
+    ON CONFLICT (parent) DO UPDATE SET premake = excluded.premake, retention = excluded.retention,
+        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
+    RETURNING * INTO cfg;
+    RETURN cfg;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.change_interval(parent regclass, new_interval interval, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Changes the partition interval of a managed table (say monthly to daily). Existing
+   partitions stay as they are; new ones follow the new interval from the end of the
+   last existing one. Returns what maintain returns. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    anchor timestamptz;
+BEGIN
+    PERFORM timepart._check_interval(new_interval);
+    IF new_interval::text = cfg.partition_interval::text THEN
+        RAISE NOTICE 'table % already uses interval %', parent, new_interval;
+        RETURN timepart.maintain(parent, NULL, as_of);
+    END IF;
+    SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end)) INTO anchor
+    FROM timepart._partitions(parent, cfg.time_zone) p WHERE NOT p.is_default;
+    IF pg_catalog.date_part('day', new_interval) = 0 AND anchor IS NOT NULL
+       AND pg_catalog.date_trunc('month', anchor AT TIME ZONE cfg.time_zone) <> anchor AT TIME ZONE cfg.time_zone THEN
+        RAISE EXCEPTION 'month partitions must start on the 1st' USING ERRCODE = '22023',
+            DETAIL = format('The last partition of %s ends %s, not on the 1st of a month.', parent, anchor),
+            HINT = 'Create partitions of the current interval up to the next 1st, then change the interval.';
+    END IF;
+    UPDATE timepart.config c SET partition_interval = new_interval, interval_anchor = anchor
+    WHERE c.parent = change_interval.parent;
+    PERFORM timepart._log('change_interval', parent, NULL, true,
+        jsonb_build_object('from', cfg.partition_interval, 'to', new_interval, 'anchor', anchor), NULL, started);
+    RETURN timepart.maintain(parent, NULL, as_of);
+END $$;
 
 -- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
 -- rows for its range moved out of the default partition, templated indexes, ATTACH.
@@ -50,10 +208,18 @@ BEGIN
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I >= %s AND %I < %s)', default_part,
                        cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)) INTO waiting;
+        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
+            -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
+            -- on the tables that reference this one. Leave the rows where they are.
+            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
+                range_start, range_end, cfg.parent USING ERRCODE = '55000',
+                DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
+                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+        END IF;
         IF waiting THEN
             cols := timepart._column_list(cfg.parent);
             EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %s AND %I < %s RETURNING *) '
-                           'INSERT INTO %s (%s) SELECT %s FROM moved',
+                           'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
                            default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                            cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
                            part, cols, cols);
@@ -71,6 +237,67 @@ BEGIN
     END IF;
     -- ATTACH matched the indexes built above to the parent's templated indexes.
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
+
+-- ==== src/65_retention.sql
+-- Retention: which partitions are wholly past a table's retention boundary (pure),
+-- and removing them (drop, detach or archive), one sub-transaction each, logged.
+
+-- The retention boundary: start of the current period minus the retention, and never
+-- later than the start of the current period, whatever the retention says.
+CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, keep interval, as_of timestamptz)
+RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - keep) AT TIME ZONE cfg.time_zone,
+                 timepart._period_of(cfg, as_of))
+$$;
+
+CREATE OR REPLACE FUNCTION timepart.cleanup(parent regclass DEFAULT NULL, retention interval DEFAULT NULL,
+                                            dry_run boolean DEFAULT false, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Removes partitions wholly older than (start of current period - retention): drop,
+   detach or archive per configuration. NULL retention: the table's own; a table with
+   none is left alone. Never the current, a future or the default partition.
+   dry_run reports exactly what would go. Returns the seed's /cleanup shape. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+    res jsonb;
+    dropped jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    tables jsonb := '[]'::jsonb;
+BEGIN
+    IF retention IS NOT NULL AND (retention <= interval '0' OR timepart._mixed_signs(retention)) THEN
+        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', retention), HINT = 'Use e.g. ''12 months'', or NULL for each table''s configured retention.';
+    END IF;
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR dry_run IS NULL THEN
+        RAISE EXCEPTION 'as_of must be a finite moment and dry_run true or false' USING ERRCODE = '22023',
+            DETAIL = format('as_of %s, dry_run %s.', coalesce(as_of::text, 'NULL'), coalesce(dry_run::text, 'NULL')),
+            HINT = 'Leave them out for now() and a real run.';
+    END IF;
+    IF cleanup.parent IS NOT NULL THEN
+        PERFORM timepart._config(cleanup.parent);
+    END IF;
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RAISE NOTICE 'timepart: this server is a replica; cleanup runs on the primary';
+        RETURN jsonb_build_object('success', true, 'created_partitions', '[]'::jsonb, 'dropped_partitions', dropped,
+                                  'errors', errors, 'execution_time_ms', 0, 'dry_run', dry_run, 'tables', tables);
+    END IF;
+    FOR cfg IN SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+               WHERE cleanup.parent IS NULL OR c.parent = cleanup.parent ORDER BY c.parent::text LOOP
+        IF coalesce(cleanup.retention, cfg.retention) IS NULL THEN
+            tables := tables || jsonb_build_object('table', cfg.parent::text, 'skipped', 'no retention configured');
+            CONTINUE;
+        END IF;
+        res := timepart._cleanup_table(cfg, coalesce(cleanup.retention, cfg.retention), dry_run, as_of);
+        dropped := dropped || coalesce(res->'removed', '[]'::jsonb);
+        errors := errors || coalesce(res->'errors', '[]'::jsonb);
+        tables := tables || res;
+    END LOOP;
+    RETURN jsonb_build_object('success', jsonb_array_length(errors) = 0, 'created_partitions', '[]'::jsonb,
+        'dropped_partitions', dropped, 'errors', errors,
+        'execution_time_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1),
+        'dry_run', dry_run, 'tables', tables);
 END $$;
 
 -- ==== src/70_maintain.sql
@@ -144,6 +371,66 @@ BEGIN
     FROM missing m
     WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s < m.e AND x.e > m.s)
     ORDER BY m.s;
+END $$;
+
+-- One table's maintenance. Never raises: failures come back in "errors" and the log.
+CREATE OR REPLACE FUNCTION timepart._maintain_table(cfg timepart.config, ahead integer, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    step_started timestamptz;
+    plan record;
+    part_name name;
+    res jsonb;
+    created text[] := '{}'::text[];
+    errors text[] := '{}'::text[];
+    moved bigint := 0;
+    err text;
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(timepart._lock_key(cfg.parent)) THEN
+        RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
+        PERFORM timepart._log('maintain', cfg.parent, NULL, true, '{"skipped": "another run holds the table"}', NULL, started);
+        RETURN jsonb_build_object('created', '[]'::jsonb, 'errors', '[]'::jsonb, 'skipped', true);
+    END IF;
+    BEGIN
+        BEGIN
+            res := timepart._ensure_default(cfg);
+        EXCEPTION WHEN OTHERS THEN
+            -- A default partition that cannot be made must not stop the periods below.
+            res := jsonb_build_object('ok', false, 'partition', cfg.parent::text || ' default', 'error', SQLERRM);
+        END;
+        IF res IS NOT NULL THEN
+            PERFORM timepart._log('create_partition', cfg.parent, res->>'partition', (res->>'ok')::boolean,
+                                  res, res->>'error', started);
+            IF (res->>'ok')::boolean THEN created := created || (res->>'partition');
+            ELSE errors := errors || format('%s: %s', res->>'partition', res->>'error'); END IF;
+        END IF;
+        FOR plan IN SELECT * FROM timepart._plan_partitions(cfg.parent, ahead, as_of) LOOP
+            step_started := pg_catalog.clock_timestamp();
+            part_name := timepart._partition_name(cfg.parent, plan.range_start, cfg.partition_interval, cfg.time_zone);
+            BEGIN
+                PERFORM timepart._check_name_free(cfg.parent, part_name);
+                res := timepart._attempt(cfg, 'build', part_name, plan.range_start, plan.range_end);
+            EXCEPTION WHEN OTHERS THEN
+                res := jsonb_build_object('ok', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
+            END;
+            res := res || jsonb_build_object('range_start', plan.range_start, 'range_end', plan.range_end, 'reason', plan.reason);
+            PERFORM timepart._log('create_partition', cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
+            IF (res->>'ok')::boolean THEN
+                created := created || part_name::text;
+                moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
+            ELSE
+                errors := errors || format('%s: %s', part_name, res->>'error');
+            END IF;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        errors := errors || err;
+    END;
+    PERFORM timepart._log('maintain', cfg.parent, NULL, cardinality(errors) = 0,
+        jsonb_build_object('created', to_jsonb(created), 'errors', to_jsonb(errors), 'moved_rows', moved,
+                           'premake', ahead, 'as_of', as_of), NULLIF(array_to_string(errors, '; '), ''), started);
+    RETURN jsonb_build_object('created', to_jsonb(created), 'errors', to_jsonb(errors), 'moved_rows', moved, 'skipped', false);
 END $$;
 
 -- The shape of one partition_stats row, for passing rows around as JSON.
@@ -380,6 +667,32 @@ EXCEPTION WHEN OTHERS THEN
         'recommendations', jsonb_build_array('Check the table and timepart''s installation; see the server log'),
         'partition_count', NULL, 'total_size_mb', NULL, 'oldest_partition', NULL, 'newest_partition', NULL,
         'checked_at', pg_catalog.clock_timestamp());
+END $$;
+
+-- The email_events table the seed's functions act on: the managed one the
+-- search_path finds, else the only managed table of that name.
+CREATE OR REPLACE FUNCTION timepart._email_events() RETURNS regclass
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    tbl regclass := pg_catalog.to_regclass('email_events');
+BEGIN
+    IF tbl IS NULL OR NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN
+        IF (SELECT count(*) FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+            WHERE r.relname = 'email_events') > 1 THEN
+            RAISE EXCEPTION 'more than one managed email_events table' USING ERRCODE = '42P09',
+                DETAIL = (SELECT string_agg(c.parent::text, ', ') FROM timepart.config c JOIN pg_catalog.pg_class r
+                          ON r.oid = c.parent WHERE r.relname = 'email_events'),
+                HINT = 'Name the table: e.g. SELECT timepart.cleanup(''tenant_a.email_events'', ''12 months'').';
+        END IF;
+        SELECT c.parent INTO tbl FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+        WHERE r.relname = 'email_events';
+    END IF;
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'no managed email_events table' USING ERRCODE = '42P01',
+            DETAIL = 'The seed''s functions act on the table email_events managed by timepart.',
+            HINT = 'Create it with SELECT timepart.create_email_events_table();';
+    END IF;
+    RETURN tbl;
 END $$;
 
 -- ==== src/88_migrate.sql
@@ -742,13 +1055,25 @@ END $$;
 -- the owner's rights, so writers need no access to the stage schema.
 CREATE OR REPLACE FUNCTION timepart._migrate_capture() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+/* Runs with the owner's rights so any writer of the source can log its changes. It
+   takes nothing from its caller: the change table and key columns come from the
+   running migration of the table it fires on, so a trigger planted elsewhere (with
+   any arguments) does nothing. */
+DECLARE
+    m timepart.migrations;
 BEGIN
-    -- TG_ARGV: the change log table, the key column list.
+    SELECT * INTO m FROM timepart.migrations x
+    WHERE x.source = TG_RELID::regclass AND x.state IN ('copying', 'catching_up');
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        EXECUTE format('INSERT INTO %s SELECT %s FROM old_rows', TG_ARGV[0], TG_ARGV[1]);
+        EXECUTE format('INSERT INTO %I.changes SELECT %s FROM old_rows', m.stage_schema,
+                       timepart._migrate_key_list(m.source, m.row_key));
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        EXECUTE format('INSERT INTO %s SELECT %s FROM new_rows', TG_ARGV[0], TG_ARGV[1]);
+        EXECUTE format('INSERT INTO %I.changes SELECT %s FROM new_rows', m.stage_schema,
+                       timepart._migrate_key_list(m.source, m.row_key));
     END IF;
     RETURN NULL;
 END $$;
@@ -786,11 +1111,11 @@ DECLARE
 BEGIN
     EXECUTE format('CREATE TABLE %s AS SELECT %s FROM ONLY %s WITH NO DATA', log_table, keys, source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_truncate BEFORE TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_refuse_truncate()', source);
 END $$;
@@ -1249,5 +1574,87 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION timepart.migrate_abort(regclass) IS 'Stops an unfinished timepart.migrate: drops the partitioned copy and the capture triggers; the source stays as it is';
+
+CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+/* Runs as the caller: only an owner of a table (or a member of its owner role) may
+   register, reconfigure or forget it, or change its index templates or migration.
+   TG_ARGV[0] names the column holding the table (default: parent). */
+DECLARE
+    tbl regclass := (pg_catalog.to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END)
+                     ->> coalesce(TG_ARGV[0], 'parent'))::regclass;
+BEGIN
+    IF NOT pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to manage it', tbl USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s.', tbl, (SELECT relowner::regrole FROM pg_catalog.pg_class WHERE oid = tbl)),
+            HINT = 'Ask its owner to run timepart.manage(), or to grant you membership in the owning role.';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+
+DROP TRIGGER IF EXISTS config_owner_guard ON timepart.config;
+CREATE TRIGGER config_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.config
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard();
+
+DROP TRIGGER IF EXISTS index_templates_owner_guard ON timepart.index_templates;
+
+CREATE TRIGGER index_templates_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.index_templates
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('parent');
+
+DROP TRIGGER IF EXISTS migrations_owner_guard ON timepart.migrations;
+
+CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.migrations
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('source');
+
+CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void
+LANGUAGE plpgsql AS $$
+/* Pins search_path, sets SECURITY DEFINER where listed, revokes everything from
+   PUBLIC and grants the two roles their share. Safe to run again. */
+DECLARE
+    f record;
+    roles_exist boolean := (SELECT count(*) = 2 FROM pg_catalog.pg_roles WHERE rolname IN ('partition_admin', 'partition_monitor'));
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig, n.nspname || '.' || p.proname AS qname, l.lanname, p.prokind, n.nspname
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+        WHERE n.nspname = 'timepart' OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
+    LOOP
+        -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
+        IF f.prokind = 'f' AND (f.lanname = 'plpgsql' OR f.nspname = 'public' OR f.qname = ANY (timepart._definer_functions())) THEN
+            -- DateStyle ISO: partition bounds are read back from text, which must not
+            -- depend on the session (in ISO style a timestamptz carries a numeric offset).
+            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD''', f.sig);
+        END IF;
+        IF f.qname = ANY (timepart._definer_functions()) THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
+        END IF;
+        EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+        IF roles_exist THEN
+            EXECUTE format('GRANT EXECUTE ON %s %s TO partition_admin', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+            IF f.qname = ANY (timepart._monitor_functions()) THEN
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO partition_monitor', f.sig);
+            END IF;
+        END IF;
+    END LOOP;
+
+    REVOKE ALL ON ALL TABLES IN SCHEMA timepart FROM PUBLIC;
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA timepart FROM PUBLIC;
+    REVOKE ALL ON public.partition_maintenance_log FROM PUBLIC;
+    IF roles_exist THEN
+        GRANT partition_monitor TO partition_admin;
+        GRANT USAGE ON SCHEMA timepart TO partition_admin, partition_monitor;
+        GRANT SELECT ON ALL TABLES IN SCHEMA timepart TO partition_monitor;
+        GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
+        -- Operations run as the caller, so an admin writes what they write, and no more:
+        -- its own tables' configuration, templates and migrations (the guard checks
+        -- ownership on every row), and new log rows (never changing old ones). Alerts,
+        -- stats history and jobs are written only by functions that run as the owner.
+        GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
+        GRANT INSERT ON timepart.maintenance_log TO partition_admin;
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
+    END IF;
+END $$;
 
 SELECT timepart._harden();

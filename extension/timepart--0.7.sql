@@ -225,6 +225,18 @@ RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
         ELSE pg_catalog.to_char(bound AT TIME ZONE tz, 'YYYY-MM-DD') END)
 $$;
 
+-- True for an interval whose months, days and time have opposite signs ('1 month -29 days'):
+-- its length depends on the calendar, so it is no retention or period.
+CREATE OR REPLACE FUNCTION timepart._mixed_signs(i interval) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT (m > 0 OR d > 0 OR t > 0) AND (m < 0 OR d < 0 OR t < 0)
+    FROM (SELECT pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i) AS m,
+                 pg_catalog.date_part('day', i) AS d,
+                 pg_catalog.date_part('epoch', i - pg_catalog.justify_hours(pg_catalog.make_interval(
+                     months => (pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i))::int,
+                     days => pg_catalog.date_part('day', i)::int))) AS t) parts
+$$;
+
 -- ==== src/30_catalog.sql
 -- Reading the catalog: a managed table's configuration and its partitions' bounds,
 -- every partition in one query (never one query per partition).
@@ -313,7 +325,7 @@ BEGIN
         RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cfg.premake::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
     END IF;
-    IF cfg.retention IS NOT NULL AND cfg.retention <= interval '0' THEN
+    IF cfg.retention IS NOT NULL AND (cfg.retention <= interval '0' OR timepart._mixed_signs(cfg.retention)) THEN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', cfg.retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
     END IF;
@@ -321,6 +333,11 @@ BEGIN
         RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
             HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
+    END IF;
+    IF cfg.archive_schema IN ('timepart', 'public', 'information_schema') OR cfg.archive_schema LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'archive_schema must be a schema of its own' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', cfg.archive_schema),
+            HINT = 'Use e.g. ''archive'': timepart''s, public and system schemas are refused.';
     END IF;
     IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
         RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
@@ -393,7 +410,7 @@ BEGIN
             DETAIL = format('Asked for %s.', tz),
             HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
     END IF;
-    IF FOUND AND old.partition_interval <> step THEN
+    IF FOUND AND old.partition_interval::text <> step::text THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', step),
             HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, step::text);
@@ -494,12 +511,18 @@ DECLARE
     anchor timestamptz;
 BEGIN
     PERFORM timepart._check_interval(new_interval);
-    IF new_interval = cfg.partition_interval THEN
+    IF new_interval::text = cfg.partition_interval::text THEN
         RAISE NOTICE 'table % already uses interval %', parent, new_interval;
         RETURN timepart.maintain(parent, NULL, as_of);
     END IF;
     SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end)) INTO anchor
     FROM timepart._partitions(parent, cfg.time_zone) p WHERE NOT p.is_default;
+    IF pg_catalog.date_part('day', new_interval) = 0 AND anchor IS NOT NULL
+       AND pg_catalog.date_trunc('month', anchor AT TIME ZONE cfg.time_zone) <> anchor AT TIME ZONE cfg.time_zone THEN
+        RAISE EXCEPTION 'month partitions must start on the 1st' USING ERRCODE = '22023',
+            DETAIL = format('The last partition of %s ends %s, not on the 1st of a month.', parent, anchor),
+            HINT = 'Create partitions of the current interval up to the next 1st, then change the interval.';
+    END IF;
     UPDATE timepart.config c SET partition_interval = new_interval, interval_anchor = anchor
     WHERE c.parent = change_interval.parent;
     PERFORM timepart._log('change_interval', parent, NULL, true,
@@ -721,10 +744,18 @@ BEGIN
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I >= %s AND %I < %s)', default_part,
                        cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)) INTO waiting;
+        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
+            -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
+            -- on the tables that reference this one. Leave the rows where they are.
+            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
+                range_start, range_end, cfg.parent USING ERRCODE = '55000',
+                DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
+                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+        END IF;
         IF waiting THEN
             cols := timepart._column_list(cfg.parent);
             EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %s AND %I < %s RETURNING *) '
-                           'INSERT INTO %s (%s) SELECT %s FROM moved',
+                           'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
                            default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                            cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
                            part, cols, cols);
@@ -887,11 +918,12 @@ $$;
 -- Retention: which partitions are wholly past a table's retention boundary (pure),
 -- and removing them (drop, detach or archive), one sub-transaction each, logged.
 
--- The retention boundary: start of the current period minus the retention.
+-- The retention boundary: start of the current period minus the retention, and never
+-- later than the start of the current period, whatever the retention says.
 CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, keep interval, as_of timestamptz)
 RETURNS timestamptz LANGUAGE sql STABLE AS $$
-    SELECT ((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - keep)
-           AT TIME ZONE cfg.time_zone
+    SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - keep) AT TIME ZONE cfg.time_zone,
+                 timepart._period_of(cfg, as_of))
 $$;
 
 -- Every partition judged against the boundary, by its bounds: 'retire' (ends at or
@@ -1021,7 +1053,7 @@ DECLARE
     errors jsonb := '[]'::jsonb;
     tables jsonb := '[]'::jsonb;
 BEGIN
-    IF retention IS NOT NULL AND retention <= interval '0' THEN
+    IF retention IS NOT NULL AND (retention <= interval '0' OR timepart._mixed_signs(retention)) THEN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', retention), HINT = 'Use e.g. ''12 months'', or NULL for each table''s configured retention.';
     END IF;
@@ -1165,7 +1197,12 @@ BEGIN
         RETURN jsonb_build_object('created', '[]'::jsonb, 'errors', '[]'::jsonb, 'skipped', true);
     END IF;
     BEGIN
-        res := timepart._ensure_default(cfg);
+        BEGIN
+            res := timepart._ensure_default(cfg);
+        EXCEPTION WHEN OTHERS THEN
+            -- A default partition that cannot be made must not stop the periods below.
+            res := jsonb_build_object('ok', false, 'partition', cfg.parent::text || ' default', 'error', SQLERRM);
+        END;
         IF res IS NOT NULL THEN
             PERFORM timepart._log('create_partition', cfg.parent, res->>'partition', (res->>'ok')::boolean,
                                   res, res->>'error', started);
@@ -1800,8 +1837,15 @@ DECLARE
     tbl regclass := pg_catalog.to_regclass('email_events');
 BEGIN
     IF tbl IS NULL OR NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN
+        IF (SELECT count(*) FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+            WHERE r.relname = 'email_events') > 1 THEN
+            RAISE EXCEPTION 'more than one managed email_events table' USING ERRCODE = '42P09',
+                DETAIL = (SELECT string_agg(c.parent::text, ', ') FROM timepart.config c JOIN pg_catalog.pg_class r
+                          ON r.oid = c.parent WHERE r.relname = 'email_events'),
+                HINT = 'Name the table: e.g. SELECT timepart.cleanup(''tenant_a.email_events'', ''12 months'').';
+        END IF;
         SELECT c.parent INTO tbl FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-        WHERE r.relname = 'email_events' LIMIT 1;
+        WHERE r.relname = 'email_events';
     END IF;
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'no managed email_events table' USING ERRCODE = '42P01',
@@ -2415,13 +2459,25 @@ END $$;
 -- the owner's rights, so writers need no access to the stage schema.
 CREATE OR REPLACE FUNCTION timepart._migrate_capture() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+/* Runs with the owner's rights so any writer of the source can log its changes. It
+   takes nothing from its caller: the change table and key columns come from the
+   running migration of the table it fires on, so a trigger planted elsewhere (with
+   any arguments) does nothing. */
+DECLARE
+    m timepart.migrations;
 BEGIN
-    -- TG_ARGV: the change log table, the key column list.
+    SELECT * INTO m FROM timepart.migrations x
+    WHERE x.source = TG_RELID::regclass AND x.state IN ('copying', 'catching_up');
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        EXECUTE format('INSERT INTO %s SELECT %s FROM old_rows', TG_ARGV[0], TG_ARGV[1]);
+        EXECUTE format('INSERT INTO %I.changes SELECT %s FROM old_rows', m.stage_schema,
+                       timepart._migrate_key_list(m.source, m.row_key));
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        EXECUTE format('INSERT INTO %s SELECT %s FROM new_rows', TG_ARGV[0], TG_ARGV[1]);
+        EXECUTE format('INSERT INTO %I.changes SELECT %s FROM new_rows', m.stage_schema,
+                       timepart._migrate_key_list(m.source, m.row_key));
     END IF;
     RETURN NULL;
 END $$;
@@ -2459,11 +2515,11 @@ DECLARE
 BEGIN
     EXECUTE format('CREATE TABLE %s AS SELECT %s FROM ONLY %s WITH NO DATA', log_table, keys, source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_truncate BEFORE TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_refuse_truncate()', source);
 END $$;
@@ -3013,20 +3069,29 @@ END $$;
 
 CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
-/* Runs as the caller: only an owner of a table (or a member of its owner role) may register
-   or reconfigure it. */
+/* Runs as the caller: only an owner of a table (or a member of its owner role) may
+   register, reconfigure or forget it, or change its index templates or migration.
+   TG_ARGV[0] names the column holding the table (default: parent). */
+DECLARE
+    tbl regclass := (pg_catalog.to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END)
+                     ->> coalesce(TG_ARGV[0], 'parent'))::regclass;
 BEGIN
-    IF NOT pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = NEW.parent), 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to manage it', NEW.parent USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', NEW.parent,
-                            (SELECT relowner::regrole FROM pg_catalog.pg_class WHERE oid = NEW.parent)),
+    IF NOT pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to manage it', tbl USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s.', tbl, (SELECT relowner::regrole FROM pg_catalog.pg_class WHERE oid = tbl)),
             HINT = 'Ask its owner to run timepart.manage(), or to grant you membership in the owning role.';
     END IF;
-    RETURN NEW;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END $$;
 DROP TRIGGER IF EXISTS config_owner_guard ON timepart.config;
-CREATE TRIGGER config_owner_guard BEFORE INSERT OR UPDATE ON timepart.config
+CREATE TRIGGER config_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.config
     FOR EACH ROW EXECUTE FUNCTION timepart._config_guard();
+DROP TRIGGER IF EXISTS index_templates_owner_guard ON timepart.index_templates;
+CREATE TRIGGER index_templates_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.index_templates
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('parent');
+DROP TRIGGER IF EXISTS migrations_owner_guard ON timepart.migrations;
+CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.migrations
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('source');
 
 -- Which public functions a role may call. Everything else in the schema is private.
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
@@ -3066,7 +3131,9 @@ BEGIN
     LOOP
         -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
         IF f.prokind = 'f' AND (f.lanname = 'plpgsql' OR f.nspname = 'public' OR f.qname = ANY (timepart._definer_functions())) THEN
-            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f.sig);
+            -- DateStyle ISO: partition bounds are read back from text, which must not
+            -- depend on the session (in ISO style a timestamptz carries a numeric offset).
+            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD''', f.sig);
         END IF;
         IF f.qname = ANY (timepart._definer_functions()) THEN
             EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
@@ -3088,7 +3155,12 @@ BEGIN
         GRANT USAGE ON SCHEMA timepart TO partition_admin, partition_monitor;
         GRANT SELECT ON ALL TABLES IN SCHEMA timepart TO partition_monitor;
         GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
-        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA timepart TO partition_admin;
+        -- Operations run as the caller, so an admin writes what they write, and no more:
+        -- its own tables' configuration, templates and migrations (the guard checks
+        -- ownership on every row), and new log rows (never changing old ones). Alerts,
+        -- stats history and jobs are written only by functions that run as the owner.
+        GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
+        GRANT INSERT ON timepart.maintenance_log TO partition_admin;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
     END IF;
 END $$;

@@ -120,3 +120,15 @@ RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
         WHEN 'timestamp'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS.US')
         ELSE pg_catalog.to_char(bound AT TIME ZONE tz, 'YYYY-MM-DD') END)
 $$;
+
+-- True for an interval whose months, days and time have opposite signs ('1 month -29 days'):
+-- its length depends on the calendar, so it is no retention or period.
+CREATE OR REPLACE FUNCTION timepart._mixed_signs(i interval) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT (m > 0 OR d > 0 OR t > 0) AND (m < 0 OR d < 0 OR t < 0)
+    FROM (SELECT pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i) AS m,
+                 pg_catalog.date_part('day', i) AS d,
+                 pg_catalog.date_part('epoch', i - pg_catalog.justify_hours(pg_catalog.make_interval(
+                     months => (pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i))::int,
+                     days => pg_catalog.date_part('day', i)::int))) AS t) parts
+$$;

@@ -29,7 +29,7 @@ BEGIN
         RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cfg.premake::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
     END IF;
-    IF cfg.retention IS NOT NULL AND cfg.retention <= interval '0' THEN
+    IF cfg.retention IS NOT NULL AND (cfg.retention <= interval '0' OR timepart._mixed_signs(cfg.retention)) THEN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', cfg.retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
     END IF;
@@ -37,6 +37,11 @@ BEGIN
         RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
             HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
+    END IF;
+    IF cfg.archive_schema IN ('timepart', 'public', 'information_schema') OR cfg.archive_schema LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'archive_schema must be a schema of its own' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', cfg.archive_schema),
+            HINT = 'Use e.g. ''archive'': timepart''s, public and system schemas are refused.';
     END IF;
     IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
         RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
@@ -109,7 +114,7 @@ BEGIN
             DETAIL = format('Asked for %s.', tz),
             HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
     END IF;
-    IF FOUND AND old.partition_interval <> step THEN
+    IF FOUND AND old.partition_interval::text <> step::text THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', step),
             HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, step::text);
@@ -210,12 +215,18 @@ DECLARE
     anchor timestamptz;
 BEGIN
     PERFORM timepart._check_interval(new_interval);
-    IF new_interval = cfg.partition_interval THEN
+    IF new_interval::text = cfg.partition_interval::text THEN
         RAISE NOTICE 'table % already uses interval %', parent, new_interval;
         RETURN timepart.maintain(parent, NULL, as_of);
     END IF;
     SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end)) INTO anchor
     FROM timepart._partitions(parent, cfg.time_zone) p WHERE NOT p.is_default;
+    IF pg_catalog.date_part('day', new_interval) = 0 AND anchor IS NOT NULL
+       AND pg_catalog.date_trunc('month', anchor AT TIME ZONE cfg.time_zone) <> anchor AT TIME ZONE cfg.time_zone THEN
+        RAISE EXCEPTION 'month partitions must start on the 1st' USING ERRCODE = '22023',
+            DETAIL = format('The last partition of %s ends %s, not on the 1st of a month.', parent, anchor),
+            HINT = 'Create partitions of the current interval up to the next 1st, then change the interval.';
+    END IF;
     UPDATE timepart.config c SET partition_interval = new_interval, interval_anchor = anchor
     WHERE c.parent = change_interval.parent;
     PERFORM timepart._log('change_interval', parent, NULL, true,

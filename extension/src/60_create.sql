@@ -48,10 +48,18 @@ BEGIN
         EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I >= %s AND %I < %s)', default_part,
                        cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)) INTO waiting;
+        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
+            -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
+            -- on the tables that reference this one. Leave the rows where they are.
+            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
+                range_start, range_end, cfg.parent USING ERRCODE = '55000',
+                DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
+                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+        END IF;
         IF waiting THEN
             cols := timepart._column_list(cfg.parent);
             EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %s AND %I < %s RETURNING *) '
-                           'INSERT INTO %s (%s) SELECT %s FROM moved',
+                           'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
                            default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
                            cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
                            part, cols, cols);

@@ -1,11 +1,12 @@
 -- Retention: which partitions are wholly past a table's retention boundary (pure),
 -- and removing them (drop, detach or archive), one sub-transaction each, logged.
 
--- The retention boundary: start of the current period minus the retention.
+-- The retention boundary: start of the current period minus the retention, and never
+-- later than the start of the current period, whatever the retention says.
 CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, keep interval, as_of timestamptz)
 RETURNS timestamptz LANGUAGE sql STABLE AS $$
-    SELECT ((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - keep)
-           AT TIME ZONE cfg.time_zone
+    SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - keep) AT TIME ZONE cfg.time_zone,
+                 timepart._period_of(cfg, as_of))
 $$;
 
 -- Every partition judged against the boundary, by its bounds: 'retire' (ends at or
@@ -135,7 +136,7 @@ DECLARE
     errors jsonb := '[]'::jsonb;
     tables jsonb := '[]'::jsonb;
 BEGIN
-    IF retention IS NOT NULL AND retention <= interval '0' THEN
+    IF retention IS NOT NULL AND (retention <= interval '0' OR timepart._mixed_signs(retention)) THEN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', retention), HINT = 'Use e.g. ''12 months'', or NULL for each table''s configured retention.';
     END IF;

@@ -105,7 +105,12 @@ BEGIN
         RETURN jsonb_build_object('created', '[]'::jsonb, 'errors', '[]'::jsonb, 'skipped', true);
     END IF;
     BEGIN
-        res := timepart._ensure_default(cfg);
+        BEGIN
+            res := timepart._ensure_default(cfg);
+        EXCEPTION WHEN OTHERS THEN
+            -- A default partition that cannot be made must not stop the periods below.
+            res := jsonb_build_object('ok', false, 'partition', cfg.parent::text || ' default', 'error', SQLERRM);
+        END;
         IF res IS NOT NULL THEN
             PERFORM timepart._log('create_partition', cfg.parent, res->>'partition', (res->>'ok')::boolean,
                                   res, res->>'error', started);

@@ -71,8 +71,15 @@ DECLARE
     tbl regclass := pg_catalog.to_regclass('email_events');
 BEGIN
     IF tbl IS NULL OR NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN
+        IF (SELECT count(*) FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+            WHERE r.relname = 'email_events') > 1 THEN
+            RAISE EXCEPTION 'more than one managed email_events table' USING ERRCODE = '42P09',
+                DETAIL = (SELECT string_agg(c.parent::text, ', ') FROM timepart.config c JOIN pg_catalog.pg_class r
+                          ON r.oid = c.parent WHERE r.relname = 'email_events'),
+                HINT = 'Name the table: e.g. SELECT timepart.cleanup(''tenant_a.email_events'', ''12 months'').';
+        END IF;
         SELECT c.parent INTO tbl FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-        WHERE r.relname = 'email_events' LIMIT 1;
+        WHERE r.relname = 'email_events';
     END IF;
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'no managed email_events table' USING ERRCODE = '42P01',

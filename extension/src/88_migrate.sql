@@ -352,13 +352,25 @@ END $$;
 -- the owner's rights, so writers need no access to the stage schema.
 CREATE OR REPLACE FUNCTION timepart._migrate_capture() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+/* Runs with the owner's rights so any writer of the source can log its changes. It
+   takes nothing from its caller: the change table and key columns come from the
+   running migration of the table it fires on, so a trigger planted elsewhere (with
+   any arguments) does nothing. */
+DECLARE
+    m timepart.migrations;
 BEGIN
-    -- TG_ARGV: the change log table, the key column list.
+    SELECT * INTO m FROM timepart.migrations x
+    WHERE x.source = TG_RELID::regclass AND x.state IN ('copying', 'catching_up');
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        EXECUTE format('INSERT INTO %s SELECT %s FROM old_rows', TG_ARGV[0], TG_ARGV[1]);
+        EXECUTE format('INSERT INTO %I.changes SELECT %s FROM old_rows', m.stage_schema,
+                       timepart._migrate_key_list(m.source, m.row_key));
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        EXECUTE format('INSERT INTO %s SELECT %s FROM new_rows', TG_ARGV[0], TG_ARGV[1]);
+        EXECUTE format('INSERT INTO %I.changes SELECT %s FROM new_rows', m.stage_schema,
+                       timepart._migrate_key_list(m.source, m.row_key));
     END IF;
     RETURN NULL;
 END $$;
@@ -396,11 +408,11 @@ DECLARE
 BEGIN
     EXECUTE format('CREATE TABLE %s AS SELECT %s FROM ONLY %s WITH NO DATA', log_table, keys, source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture(%L, %L)', source, log_table, keys);
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_truncate BEFORE TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_refuse_truncate()', source);
 END $$;

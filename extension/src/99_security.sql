@@ -32,20 +32,29 @@ END $$;
 
 CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
-/* Runs as the caller: only an owner of a table (or a member of its owner role) may register
-   or reconfigure it. */
+/* Runs as the caller: only an owner of a table (or a member of its owner role) may
+   register, reconfigure or forget it, or change its index templates or migration.
+   TG_ARGV[0] names the column holding the table (default: parent). */
+DECLARE
+    tbl regclass := (pg_catalog.to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END)
+                     ->> coalesce(TG_ARGV[0], 'parent'))::regclass;
 BEGIN
-    IF NOT pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = NEW.parent), 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to manage it', NEW.parent USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', NEW.parent,
-                            (SELECT relowner::regrole FROM pg_catalog.pg_class WHERE oid = NEW.parent)),
+    IF NOT pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to manage it', tbl USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s.', tbl, (SELECT relowner::regrole FROM pg_catalog.pg_class WHERE oid = tbl)),
             HINT = 'Ask its owner to run timepart.manage(), or to grant you membership in the owning role.';
     END IF;
-    RETURN NEW;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END $$;
 DROP TRIGGER IF EXISTS config_owner_guard ON timepart.config;
-CREATE TRIGGER config_owner_guard BEFORE INSERT OR UPDATE ON timepart.config
+CREATE TRIGGER config_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.config
     FOR EACH ROW EXECUTE FUNCTION timepart._config_guard();
+DROP TRIGGER IF EXISTS index_templates_owner_guard ON timepart.index_templates;
+CREATE TRIGGER index_templates_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.index_templates
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('parent');
+DROP TRIGGER IF EXISTS migrations_owner_guard ON timepart.migrations;
+CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.migrations
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('source');
 
 -- Which public functions a role may call. Everything else in the schema is private.
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
@@ -85,7 +94,9 @@ BEGIN
     LOOP
         -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
         IF f.prokind = 'f' AND (f.lanname = 'plpgsql' OR f.nspname = 'public' OR f.qname = ANY (timepart._definer_functions())) THEN
-            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', f.sig);
+            -- DateStyle ISO: partition bounds are read back from text, which must not
+            -- depend on the session (in ISO style a timestamptz carries a numeric offset).
+            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD''', f.sig);
         END IF;
         IF f.qname = ANY (timepart._definer_functions()) THEN
             EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
@@ -107,7 +118,12 @@ BEGIN
         GRANT USAGE ON SCHEMA timepart TO partition_admin, partition_monitor;
         GRANT SELECT ON ALL TABLES IN SCHEMA timepart TO partition_monitor;
         GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
-        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA timepart TO partition_admin;
+        -- Operations run as the caller, so an admin writes what they write, and no more:
+        -- its own tables' configuration, templates and migrations (the guard checks
+        -- ownership on every row), and new log rows (never changing old ones). Alerts,
+        -- stats history and jobs are written only by functions that run as the owner.
+        GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
+        GRANT INSERT ON timepart.maintenance_log TO partition_admin;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
     END IF;
 END $$;

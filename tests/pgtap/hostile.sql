@@ -1,7 +1,7 @@
 -- Hostile input: planted look-alike functions, NULLs, infinity, out-of-range moments,
 -- absurd intervals. Every case: a clear error or a correct result, nothing else changed.
 BEGIN;
-SELECT plan(17);
+SELECT plan(23);
 CREATE EXTENSION timepart;
 CREATE TABLE ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 2, as_of => '2024-03-15');
@@ -47,6 +47,22 @@ SELECT throws_ok($$SELECT timepart.add_index_template('ev', NULL, 'ts')$$, '2202
                  'a NULL template suffix is refused');
 SELECT throws_ok($$SELECT timepart.add_index_template('ev', 'x_idx', 'ts); DROP TABLE ev; --')$$, '22023',
                  'invalid index template definition', 'a template that tries a second statement is refused');
+SELECT throws_ok($$SELECT timepart.cleanup('ev', '1 month -29 days')$$, '22023', 'retention must be positive',
+                 'a retention whose parts have opposite signs is refused');
+SELECT throws_ok($$SELECT timepart.configure('ev', '{"retention": "1 month -29 days"}')$$, '22023', 'retention must be positive',
+                 'also as a setting');
+SELECT ok(timepart._retention_boundary(timepart._config('ev'::regclass), '1 month -40 days', '2024-03-15') <= '2024-03-01'::timestamptz,
+          'the retention boundary never passes the start of the current period');
+SELECT throws_ok($$SELECT timepart.configure('ev', '{"retention_action": "archive", "archive_schema": "timepart"}')$$, '22023',
+                 'archive_schema must be a schema of its own', 'timepart''s own schema is no archive');
+SELECT throws_ok($$SELECT timepart.manage('ev', '30 days')$$, '22023', 'table public.ev is already managed with interval 1 mon',
+                 '30 days is not taken for 1 month');
+SET datestyle = 'SQL, DMY';
+SET timezone = 'Asia/Kolkata';
+SELECT is(timepart.create_partition('ev', '2024-03-01 00:00+00', '2024-04-01 00:00+00'), 'public.ev_2024_03',
+          'bounds are read right whatever the session''s DateStyle and TimeZone');
+RESET datestyle;
+RESET timezone;
 SELECT is((SELECT count(*) FROM pg_inherits WHERE inhparent = 'ev'::regclass), 5::bigint, 'no refused call changed the partitions');
 
 SELECT * FROM finish();

@@ -1,6 +1,6 @@
 -- Roles: partition_admin operates on tables it owns, partition_monitor reads, nobody else does anything.
 BEGIN;
-SELECT plan(27);
+SELECT plan(33);
 CREATE EXTENSION timepart;
 CREATE ROLE tp_admin LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_monitor LOGIN IN ROLE partition_monitor;
@@ -58,7 +58,21 @@ SELECT is(timepart.maintain('other_ev', 3, '2024-03-15')->'success', 'false'::js
 SELECT throws_ok($$SELECT timepart.create_partition('pg_class', '2024-01-01', '2024-02-01')$$, '22023',
                  'table pg_class is not managed by timepart', 'an unmanaged table is not touched');
 SELECT lives_ok($$SELECT * FROM timepart.check_alerts()$$, 'an admin runs the alert check');
+SELECT throws_ok($$INSERT INTO timepart.index_templates (parent, suffix, columns) VALUES ('other_ev', 'grab_idx', 'ts')$$, '42501',
+                 'must be owner of table public.other_ev to manage it', 'an admin cannot add templates to another owner''s table');
+SELECT throws_ok($$DELETE FROM timepart.config WHERE parent = 'other_ev'::regclass$$, '42501',
+                 'must be owner of table public.other_ev to manage it', 'nor forget another owner''s table');
+SELECT throws_ok($$UPDATE timepart.maintenance_log SET success = true$$, '42501', NULL, 'nor rewrite the log');
+SELECT throws_ok($$DELETE FROM timepart.stats_history$$, '42501', NULL, 'nor forge the stats history');
+-- A planted capture trigger (the migration's, with arguments of the admin's choosing) does nothing.
+CREATE TABLE sink (x text);
+CREATE TABLE bait (x int);
+CREATE TRIGGER planted AFTER INSERT ON bait REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture('public.sink', 'current_user');
+INSERT INTO bait VALUES (1);
+SELECT is((SELECT count(*) FROM sink), 0::bigint, 'the migration''s capture trigger takes nothing from its caller');
 RESET ROLE;
+SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'tp_admin'), false, 'the admin is no superuser');
 
 SELECT is((SELECT count(*) FROM pg_inherits WHERE inhparent = 'other_ev'::regclass), 3::bigint, 'another owner''s table was not changed');
 SELECT is((SELECT run_by || ' as ' || run_as FROM timepart.maintenance_log WHERE operation_type = 'manage'
