@@ -7,7 +7,8 @@
 -- partition does not stop the periods; '30 days' is not '1 month'; DateStyle is pinned;
 -- the seed's names refuse to guess between several email_events. Also: the partition cap
 -- grows with premake; health computes each table's stats once; empty live partitions are
--- not scanned; missing indexes found in sets; new partitions skip an empty row move.
+-- not scanned; missing indexes found in sets; new partitions skip an empty row move; the
+-- maintain and cleanup jobs commit after each table (maintain_each, cleanup_each).
 
 -- _evaluate takes the stats it may reuse: the old signature goes (it is private, so
 -- nothing to re-comment; _harden() at the end re-grants).
@@ -694,6 +695,90 @@ BEGIN
     END IF;
     RETURN tbl;
 END $$;
+
+CREATE OR REPLACE FUNCTION timepart.schedule_jobs(maintain_schedule text DEFAULT '17 3 * * 0',
+                                                  cleanup_schedule text DEFAULT '37 4 1 * *',
+                                                  health_schedule text DEFAULT '7 6 * * *',
+                                                  stats_schedule text DEFAULT '47 2 * * *',
+                                                  cron_history_schedule text DEFAULT '57 5 * * *',
+                                                  cron_history_keep interval DEFAULT '30 days')
+RETURNS TABLE (jobname text, schedule text, command text) LANGUAGE plpgsql AS $$
+/* The seed's jobs in pg_cron, at quiet hours: weekly maintain, monthly cleanup (each
+   table's configured retention; email_events keeps 12 months; both one table per
+   transaction, a CALL alone in its command as pg_cron requires), daily health check
+   (check_alerts), daily statistics snapshot, plus a daily trim of
+   cron.job_run_details. Named timepart-<job>@<database>; running it again updates
+   them in place. Works when pg_cron lives in another database (through dblink). */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    statements text;
+    new_jobs timepart.jobs[];
+BEGIN
+    IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
+        RAISE EXCEPTION 'cron_history_keep must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cron_history_keep::text, 'NULL')), HINT = 'Keep e.g. ''30 days'' of job runs.';
+    END IF;
+    SELECT array_agg(ROW(j.job, format('timepart-%s@%s', j.job, current_database()), j.sched, j.cmd, j.db,
+                         timepart._expected_every(j.sched), now())::timepart.jobs)
+    INTO new_jobs
+    FROM (VALUES
+        ('maintain', maintain_schedule, 'CALL timepart.maintain_each()', current_database()),
+        ('cleanup', cleanup_schedule, 'CALL timepart.cleanup_each()', current_database()),
+        ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts()', current_database()),
+        ('stats', stats_schedule, 'SELECT timepart.snapshot_stats()', current_database()),
+        ('cron-history', cron_history_schedule,
+         format('DELETE FROM cron.job_run_details WHERE end_time < now() - %L::interval', cron_history_keep),
+         coalesce(pg_catalog.current_setting('cron.database_name', true), current_database()))
+    ) AS j(job, sched, cmd, db);
+    IF EXISTS (SELECT 1 FROM unnest(new_jobs) n WHERE n.schedule IS NULL
+               OR array_length(pg_catalog.regexp_split_to_array(pg_catalog.btrim(n.schedule), '\s+'), 1) <> 5) THEN
+        RAISE EXCEPTION 'a cron schedule must have five fields' USING ERRCODE = '22023',
+            DETAIL = (SELECT string_agg(format('%s: %s', n.job, coalesce(n.schedule, 'NULL')), ', ') FROM unnest(new_jobs) n),
+            HINT = 'minute hour day-of-month month day-of-week, e.g. ''17 3 * * 0'' for Sundays at 03:17.';
+    END IF;
+
+    DELETE FROM timepart.jobs;
+    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
+    -- One statement, one transaction where pg_cron lives: all five jobs or none.
+    SELECT format('DO $do$ BEGIN %s END $do$', string_agg(format('PERFORM cron.schedule_in_database(%L, %L, %L, %L);',
+                  n.jobname, n.schedule, n.command, n.run_in), ' '))
+    INTO statements FROM unnest(new_jobs) n;
+    PERFORM timepart._cron_exec(statements);
+    PERFORM timepart._log('schedule_jobs', NULL, NULL, true,
+        (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM unnest(new_jobs) n), NULL, started);
+    RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM unnest(new_jobs) n ORDER BY n.job;
+END $$;
+
+-- The jobs' entry points: one table at a time with a COMMIT after each, so the locks
+-- one table's maintenance takes are never held while another's waits. Procedures that
+-- COMMIT carry no SET clause: every name here is qualified instead.
+CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake integer DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+             ORDER BY c.parent::pg_catalog.text LOOP
+        PERFORM timepart.maintain(t, premake);
+        COMMIT;
+    END LOOP;
+END $$;
+
+COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table, committing after each (the maintain job)';
+
+CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
+LANGUAGE plpgsql AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+             ORDER BY c.parent::pg_catalog.text LOOP
+        PERFORM timepart.cleanup(t);
+        COMMIT;
+    END LOOP;
+END $$;
+
+COMMENT ON PROCEDURE timepart.cleanup_each() IS 'cleanup() every managed table, committing after each (the cleanup job)';
 
 -- ==== src/88_migrate.sql
 -- Migration: turn an existing unpartitioned table into a managed partitioned one

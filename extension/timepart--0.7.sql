@@ -1976,7 +1976,8 @@ CREATE OR REPLACE FUNCTION timepart.schedule_jobs(maintain_schedule text DEFAULT
                                                   cron_history_keep interval DEFAULT '30 days')
 RETURNS TABLE (jobname text, schedule text, command text) LANGUAGE plpgsql AS $$
 /* The seed's jobs in pg_cron, at quiet hours: weekly maintain, monthly cleanup (each
-   table's configured retention; email_events keeps 12 months), daily health check
+   table's configured retention; email_events keeps 12 months; both one table per
+   transaction, a CALL alone in its command as pg_cron requires), daily health check
    (check_alerts), daily statistics snapshot, plus a daily trim of
    cron.job_run_details. Named timepart-<job>@<database>; running it again updates
    them in place. Works when pg_cron lives in another database (through dblink). */
@@ -1993,8 +1994,8 @@ BEGIN
                          timepart._expected_every(j.sched), now())::timepart.jobs)
     INTO new_jobs
     FROM (VALUES
-        ('maintain', maintain_schedule, 'SELECT timepart.maintain()', current_database()),
-        ('cleanup', cleanup_schedule, 'SELECT timepart.cleanup()', current_database()),
+        ('maintain', maintain_schedule, 'CALL timepart.maintain_each()', current_database()),
+        ('cleanup', cleanup_schedule, 'CALL timepart.cleanup_each()', current_database()),
         ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts()', current_database()),
         ('stats', stats_schedule, 'SELECT timepart.snapshot_stats()', current_database()),
         ('cron-history', cron_history_schedule,
@@ -2103,6 +2104,35 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN jsonb_build_array(jsonb_build_object('error', 'pg_cron cannot be reached: ' || SQLERRM));
 END $$;
+
+-- The jobs' entry points: one table at a time with a COMMIT after each, so the locks
+-- one table's maintenance takes are never held while another's waits. Procedures that
+-- COMMIT carry no SET clause: every name here is qualified instead.
+CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake integer DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+             ORDER BY c.parent::pg_catalog.text LOOP
+        PERFORM timepart.maintain(t, premake);
+        COMMIT;
+    END LOOP;
+END $$;
+COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table, committing after each (the maintain job)';
+
+CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
+LANGUAGE plpgsql AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+             ORDER BY c.parent::pg_catalog.text LOOP
+        PERFORM timepart.cleanup(t);
+        COMMIT;
+    END LOOP;
+END $$;
+COMMENT ON PROCEDURE timepart.cleanup_each() IS 'cleanup() every managed table, committing after each (the cleanup job)';
 
 -- ==== src/88_migrate.sql
 -- Migration: turn an existing unpartitioned table into a managed partitioned one

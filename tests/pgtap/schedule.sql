@@ -8,7 +8,7 @@ SELECT is((SELECT string_agg(jobname, ',' ORDER BY jobname) FROM timepart.schedu
           format('timepart-cleanup@%1$s,timepart-cron-history@%1$s,timepart-health@%1$s,timepart-maintain@%1$s,timepart-stats@%1$s',
                  current_database()), 'schedule_jobs returns the five jobs, named timepart-<job>@<database>');
 SELECT results_eq($$SELECT schedule, command FROM cron.job WHERE jobname = 'timepart-maintain@' || current_database()$$,
-    $$VALUES ('17 3 * * 0'::text, 'SELECT timepart.maintain()'::text)$$, 'maintain runs weekly at a quiet hour');
+    $$VALUES ('17 3 * * 0'::text, 'CALL timepart.maintain_each()'::text)$$, 'maintain runs weekly at a quiet hour, one table per transaction');
 SELECT is((SELECT schedule FROM cron.job WHERE jobname = 'timepart-cleanup@' || current_database()), '37 4 1 * *',
           'cleanup runs monthly');
 SELECT is((SELECT count(*) FROM cron.job WHERE jobname LIKE 'timepart-%' AND schedule LIKE '% * * *' AND jobname ~ 'health|stats|cron-history'),
