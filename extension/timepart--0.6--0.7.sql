@@ -8,7 +8,8 @@
 -- the seed's names refuse to guess between several email_events. Also: the partition cap
 -- grows with premake; health computes each table's stats once; empty live partitions are
 -- not scanned; missing indexes found in sets; new partitions skip an empty row move; the
--- maintain and cleanup jobs commit after each table (maintain_each, cleanup_each).
+-- maintain and cleanup jobs commit after each table (maintain_each, cleanup_each); reading
+-- the default partition and sizing or counting partitions wait within the lock budget.
 
 -- _evaluate takes the stats it may reuse: the old signature goes (it is private, so
 -- nothing to re-comment; _harden() at the end re-grants).
@@ -29,6 +30,13 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
                  pg_catalog.date_part('epoch', i - pg_catalog.justify_hours(pg_catalog.make_interval(
                      months => (pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i))::int,
                      days => pg_catalog.date_part('day', i)::int))) AS t) parts
+$$;
+
+-- A table's lock budget as a lock_timeout setting. Every function that sets it runs with
+-- a SET clause (99_security.sql), so the setting never outlives the call.
+CREATE OR REPLACE FUNCTION timepart._lock_budget(cfg timepart.config) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms'
 $$;
 
 -- The refusal for settings that break a rule, with the rule in the message. The
@@ -240,6 +248,46 @@ BEGIN
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
 END $$;
 
+-- One step on one partition (action 'build': _build_partition, 'retire':
+-- _retire_partition) in a sub-transaction,
+-- retried with backoff while it only fails for want of a lock. Never raises:
+-- returns the step's result with {"ok", "attempts"} or {"ok": false, "error", "sqlstate"}.
+CREATE OR REPLACE FUNCTION timepart._attempt(cfg timepart.config, action text, part_name name,
+                                             range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    result jsonb;
+    old_timeout text := pg_catalog.current_setting('lock_timeout');
+    attempt int := 0;
+    err text;
+    state text;
+BEGIN
+    LOOP
+        attempt := attempt + 1;
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            result := CASE action
+                WHEN 'build' THEN timepart._build_partition(cfg, part_name, range_start, range_end)
+                WHEN 'retire' THEN timepart._retire_partition(cfg, part_name, range_start, range_end)
+                END;
+            PERFORM pg_catalog.set_config('lock_timeout', old_timeout, true);
+            RETURN result || jsonb_build_object('ok', true, 'attempts', attempt);
+        EXCEPTION
+            WHEN lock_not_available THEN
+                GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+                IF attempt > cfg.lock_retries THEN
+                    RETURN jsonb_build_object('ok', false, 'attempts', attempt, 'sqlstate', state,
+                        'error', format('gave up after %s lock waits of %s: %s', attempt, cfg.lock_timeout, err));
+                END IF;
+                PERFORM pg_catalog.pg_sleep(0.05 * attempt);
+            WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+                RETURN jsonb_build_object('ok', false, 'attempts', attempt, 'sqlstate', state, 'error', err);
+        END;
+    END LOOP;
+    RETURN NULL;  -- not reached: every way out of the loop returns
+END $$;
+
 -- ==== src/65_retention.sql
 -- Retention: which partitions are wholly past a table's retention boundary (pure),
 -- and removing them (drop, detach or archive), one sub-transaction each, logged.
@@ -251,6 +299,79 @@ RETURNS timestamptz LANGUAGE sql STABLE AS $$
     SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - keep) AT TIME ZONE cfg.time_zone,
                  timepart._period_of(cfg, as_of))
 $$;
+
+-- One table's cleanup. Never raises: failures come back in "errors" and the log.
+CREATE OR REPLACE FUNCTION timepart._cleanup_table(cfg timepart.config, keep interval, dry_run boolean, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    step_started timestamptz;
+    boundary timestamptz := timepart._retention_boundary(cfg, keep, as_of);
+    p record;
+    plan jsonb;
+    res jsonb;
+    removed jsonb := '[]'::jsonb;
+    kept jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    default_part regclass;
+    default_old bigint := 0;
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(timepart._lock_key(cfg.parent)) THEN
+        RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
+        PERFORM timepart._log('cleanup', cfg.parent, NULL, true, '{"skipped": "another run holds the table"}', NULL, started);
+        RETURN jsonb_build_object('removed', removed, 'errors', errors, 'skipped', true);
+    END IF;
+    -- Row counts first (exact: the snapshot's when still valid), before any lock is taken.
+    SELECT coalesce(jsonb_agg(to_jsonb(r) || jsonb_build_object('record_count',
+               CASE WHEN r.verdict = 'retire' THEN timepart._record_count(r.partition_oid) END) ORDER BY r.range_start), '[]'::jsonb)
+    INTO plan FROM timepart._plan_retention(cfg, keep, as_of) r;
+    FOR p IN SELECT * FROM jsonb_to_recordset(plan) AS x(partition_oid oid, schema_name name, partition_name name,
+                                                         range_start timestamptz, range_end timestamptz, verdict text,
+                                                         record_count bigint) LOOP
+        IF p.verdict = 'straddles' THEN
+            kept := kept || jsonb_build_object('partition', p.partition_name, 'reason',
+                format('its range %s to %s reaches past the retention boundary %s', p.range_start, p.range_end, boundary));
+            CONTINUE;
+        END IF;
+        IF dry_run THEN
+            removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, p.record_count));
+            CONTINUE;
+        END IF;
+        step_started := pg_catalog.clock_timestamp();
+        res := timepart._attempt(cfg, 'retire', p.partition_name, p.range_start, p.range_end)
+               || jsonb_build_object('range_start', p.range_start, 'range_end', p.range_end, 'boundary', boundary,
+                                     'record_count', p.record_count);
+        PERFORM timepart._log('cleanup_partition', cfg.parent, p.partition_name, (res->>'ok')::boolean, res, res->>'error', step_started);
+        IF (res->>'ok')::boolean THEN
+            removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, p.record_count));
+        ELSE
+            errors := errors || to_jsonb(format('%s: %s', p.partition_name, res->>'error'));
+        END IF;
+    END LOOP;
+    -- Rows past the boundary waiting in the default partition are reported, never deleted.
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
+    IF default_part IS NOT NULL THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            EXECUTE format('SELECT count(*) FROM %s WHERE %I < %s', default_part, cfg.key_column,
+                           timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)) INTO default_old;
+        EXCEPTION WHEN lock_not_available THEN
+            errors := errors || to_jsonb(format('%s: could not count its rows past the boundary within the lock budget', default_part));
+        END;
+    END IF;
+    res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
+                              'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,
+                              'default_rows_past_retention', default_old);
+    PERFORM timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
+                          jsonb_array_length(errors) = 0, res, NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
+    IF jsonb_array_length(kept) > 0 OR default_old > 0 THEN
+        RAISE WARNING 'timepart: % keeps data past its retention boundary %', cfg.parent, boundary
+            USING DETAIL = format('%s partition(s) reach past the boundary; %s row(s) past it wait in the default partition.',
+                                  jsonb_array_length(kept), default_old),
+                  HINT = 'Run maintain to move default rows into partitions; split or drop straddling partitions yourself.';
+    END IF;
+    RETURN res || jsonb_build_object('skipped', false);
+END $$;
 
 CREATE OR REPLACE FUNCTION timepart.cleanup(parent regclass DEFAULT NULL, retention interval DEFAULT NULL,
                                             dry_run boolean DEFAULT false, as_of timestamptz DEFAULT now())
@@ -338,6 +459,8 @@ BEGIN
         first_start := least(first_start, timepart._period_of(cfg, oldest));
     END IF;
     IF default_part IS NOT NULL THEN
+        -- Reading the default partition waits for its lock within the table's budget too.
+        PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
         EXECUTE format('SELECT min(%I)::timestamptz FROM %s WHERE %I >= %s AND %I < %s', cfg.key_column, default_part,
                        cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, tz),
                        cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, tz))
@@ -452,6 +575,10 @@ BEGIN
     IF partition_stats.parent IS NOT NULL THEN
         PERFORM timepart._config(partition_stats.parent);
     END IF;
+    -- Sizing and counting live partitions opens them: wait for a lock within the
+    -- (largest) lock budget of the tables read, never indefinitely.
+    PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
     RETURN QUERY
     WITH parts AS (
         SELECT c.*, p.*, timepart._changes(p.partition_oid) AS changes,
@@ -506,6 +633,59 @@ BEGIN
     ORDER BY j.parent::text, j.range_start NULLS FIRST;
 END $$;
 
+CREATE OR REPLACE FUNCTION timepart.snapshot_stats(as_of timestamptz DEFAULT now()) RETURNS integer
+LANGUAGE plpgsql AS $$
+/* Stores today's exact figures for every partition of every managed table (the
+   seed's daily statistics generation). A partition whose change counters have not
+   moved since its last snapshot is not counted again. Returns the rows stored. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    p record;
+    prev timepart.stats_history;
+    rows bigint;
+    oldest timestamptz;
+    newest timestamptz;
+    stored integer := 0;
+    counted integer := 0;
+    skipped text[] := '{}'::text[];
+    cfg timepart.config;
+BEGIN
+    FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
+             FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x LOOP
+        SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
+        ORDER BY h.snapshot_date DESC LIMIT 1;
+        IF FOUND AND prev.changes_seen = p.changes THEN
+            rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
+        ELSE
+            cfg := timepart._config(p.parent);
+            BEGIN
+                -- A partition someone holds locked is skipped (its last figures stay), not waited for.
+                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+                EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %I.%I',
+                               p.key_column, p.key_column, p.schema_name, p.partition_name) INTO rows, oldest, newest;
+            EXCEPTION WHEN lock_not_available THEN
+                skipped := skipped || p.partition_name::text;
+                CONTINUE;
+            END;
+            counted := counted + 1;
+        END IF;
+        INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
+                                                 range_end, record_count, size_bytes, oldest_record, newest_record, changes_seen)
+        VALUES ((as_of AT TIME ZONE 'UTC')::date, p.parent, p.partition_oid, p.partition_name, p.range_start, p.range_end,
+                rows, pg_catalog.pg_total_relation_size(p.partition_oid), oldest, newest, p.changes)
+        ON CONFLICT (snapshot_date, partition_oid) DO UPDATE SET record_count = excluded.record_count,
+            size_bytes = excluded.size_bytes, oldest_record = excluded.oldest_record, newest_record = excluded.newest_record,
+            changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;
+        stored := stored + 1;
+    END LOOP;
+    PERFORM timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
+                          jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
+                          CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
+                          started);
+    RETURN stored;
+END $$;
+
 -- The alerts one table raises at a moment. Pure: reads, never writes (so health()
 -- works on a replica too). stats: the table's partition_stats rows as JSON when the
 -- caller has them already.
@@ -526,7 +706,12 @@ BEGIN
     -- Rows waiting in the default partition, counted up to a bound so a huge default stays cheap.
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = tbl;
     IF default_part IS NOT NULL THEN
-        EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part) INTO default_rows;
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part) INTO default_rows;
+        EXCEPTION WHEN lock_not_available THEN
+            default_rows := 0;  -- counted again at the next check
+        END;
     END IF;
 
     RETURN QUERY

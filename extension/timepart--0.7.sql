@@ -293,6 +293,13 @@ LANGUAGE sql STABLE AS $$
     ORDER BY 4 NULLS FIRST
 $$;
 
+-- A table's lock budget as a lock_timeout setting. Every function that sets it runs with
+-- a SET clause (99_security.sql), so the setting never outlives the call.
+CREATE OR REPLACE FUNCTION timepart._lock_budget(cfg timepart.config) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms'
+$$;
+
 -- ==== src/35_registry.sql
 -- Registry: adopting a partitioned table (manage) and letting it go (unmanage).
 
@@ -792,7 +799,7 @@ BEGIN
     LOOP
         attempt := attempt + 1;
         BEGIN
-            PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms', true);
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
             result := CASE action
                 WHEN 'build' THEN timepart._build_partition(cfg, part_name, range_start, range_end)
                 WHEN 'retire' THEN timepart._retire_partition(cfg, part_name, range_start, range_end)
@@ -1021,8 +1028,13 @@ BEGIN
     -- Rows past the boundary waiting in the default partition are reported, never deleted.
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
     IF default_part IS NOT NULL THEN
-        EXECUTE format('SELECT count(*) FROM %s WHERE %I < %s', default_part, cfg.key_column,
-                       timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)) INTO default_old;
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            EXECUTE format('SELECT count(*) FROM %s WHERE %I < %s', default_part, cfg.key_column,
+                           timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)) INTO default_old;
+        EXCEPTION WHEN lock_not_available THEN
+            errors := errors || to_jsonb(format('%s: could not count its rows past the boundary within the lock budget', default_part));
+        END;
     END IF;
     res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
                               'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,
@@ -1126,6 +1138,8 @@ BEGIN
         first_start := least(first_start, timepart._period_of(cfg, oldest));
     END IF;
     IF default_part IS NOT NULL THEN
+        -- Reading the default partition waits for its lock within the table's budget too.
+        PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
         EXECUTE format('SELECT min(%I)::timestamptz FROM %s WHERE %I >= %s AND %I < %s', cfg.key_column, default_part,
                        cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, tz),
                        cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, tz))
@@ -1360,6 +1374,10 @@ BEGIN
     IF partition_stats.parent IS NOT NULL THEN
         PERFORM timepart._config(partition_stats.parent);
     END IF;
+    -- Sizing and counting live partitions opens them: wait for a lock within the
+    -- (largest) lock budget of the tables read, never indefinitely.
+    PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
     RETURN QUERY
     WITH parts AS (
         SELECT c.*, p.*, timepart._changes(p.partition_oid) AS changes,
@@ -1430,6 +1448,8 @@ DECLARE
     newest timestamptz;
     stored integer := 0;
     counted integer := 0;
+    skipped text[] := '{}'::text[];
+    cfg timepart.config;
 BEGIN
     FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
              FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
@@ -1439,8 +1459,16 @@ BEGIN
         IF FOUND AND prev.changes_seen = p.changes THEN
             rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
         ELSE
-            EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %I.%I',
-                           p.key_column, p.key_column, p.schema_name, p.partition_name) INTO rows, oldest, newest;
+            cfg := timepart._config(p.parent);
+            BEGIN
+                -- A partition someone holds locked is skipped (its last figures stay), not waited for.
+                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+                EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %I.%I',
+                               p.key_column, p.key_column, p.schema_name, p.partition_name) INTO rows, oldest, newest;
+            EXCEPTION WHEN lock_not_available THEN
+                skipped := skipped || p.partition_name::text;
+                CONTINUE;
+            END;
             counted := counted + 1;
         END IF;
         INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
@@ -1452,8 +1480,10 @@ BEGIN
             changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;
         stored := stored + 1;
     END LOOP;
-    PERFORM timepart._log('snapshot_stats', NULL, NULL, true,
-                          jsonb_build_object('partitions', stored, 'counted', counted), NULL, started);
+    PERFORM timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
+                          jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
+                          CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
+                          started);
     RETURN stored;
 END $$;
 COMMENT ON FUNCTION timepart.snapshot_stats(timestamptz) IS 'Stores today''s exact per-partition figures; unchanged partitions are not recounted';
@@ -1522,7 +1552,12 @@ BEGIN
     -- Rows waiting in the default partition, counted up to a bound so a huge default stays cheap.
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = tbl;
     IF default_part IS NOT NULL THEN
-        EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part) INTO default_rows;
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part) INTO default_rows;
+        EXCEPTION WHEN lock_not_available THEN
+            default_rows := 0;  -- counted again at the next check
+        END;
     END IF;
 
     RETURN QUERY

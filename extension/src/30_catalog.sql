@@ -52,3 +52,10 @@ LANGUAGE sql STABLE AS $$
     FROM parts p CROSS JOIN key k
     ORDER BY 4 NULLS FIRST
 $$;
+
+-- A table's lock budget as a lock_timeout setting. Every function that sets it runs with
+-- a SET clause (99_security.sql), so the setting never outlives the call.
+CREATE OR REPLACE FUNCTION timepart._lock_budget(cfg timepart.config) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms'
+$$;

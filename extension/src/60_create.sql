@@ -96,7 +96,7 @@ BEGIN
     LOOP
         attempt := attempt + 1;
         BEGIN
-            PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms', true);
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
             result := CASE action
                 WHEN 'build' THEN timepart._build_partition(cfg, part_name, range_start, range_end)
                 WHEN 'retire' THEN timepart._retire_partition(cfg, part_name, range_start, range_end)

@@ -104,8 +104,13 @@ BEGIN
     -- Rows past the boundary waiting in the default partition are reported, never deleted.
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
     IF default_part IS NOT NULL THEN
-        EXECUTE format('SELECT count(*) FROM %s WHERE %I < %s', default_part, cfg.key_column,
-                       timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)) INTO default_old;
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            EXECUTE format('SELECT count(*) FROM %s WHERE %I < %s', default_part, cfg.key_column,
+                           timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)) INTO default_old;
+        EXCEPTION WHEN lock_not_available THEN
+            errors := errors || to_jsonb(format('%s: could not count its rows past the boundary within the lock budget', default_part));
+        END;
     END IF;
     res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
                               'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,

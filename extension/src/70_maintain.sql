@@ -34,6 +34,8 @@ BEGIN
         first_start := least(first_start, timepart._period_of(cfg, oldest));
     END IF;
     IF default_part IS NOT NULL THEN
+        -- Reading the default partition waits for its lock within the table's budget too.
+        PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
         EXECUTE format('SELECT min(%I)::timestamptz FROM %s WHERE %I >= %s AND %I < %s', cfg.key_column, default_part,
                        cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, tz),
                        cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, tz))

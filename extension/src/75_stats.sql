@@ -73,6 +73,10 @@ BEGIN
     IF partition_stats.parent IS NOT NULL THEN
         PERFORM timepart._config(partition_stats.parent);
     END IF;
+    -- Sizing and counting live partitions opens them: wait for a lock within the
+    -- (largest) lock budget of the tables read, never indefinitely.
+    PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
     RETURN QUERY
     WITH parts AS (
         SELECT c.*, p.*, timepart._changes(p.partition_oid) AS changes,
@@ -143,6 +147,8 @@ DECLARE
     newest timestamptz;
     stored integer := 0;
     counted integer := 0;
+    skipped text[] := '{}'::text[];
+    cfg timepart.config;
 BEGIN
     FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
              FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
@@ -152,8 +158,16 @@ BEGIN
         IF FOUND AND prev.changes_seen = p.changes THEN
             rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
         ELSE
-            EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %I.%I',
-                           p.key_column, p.key_column, p.schema_name, p.partition_name) INTO rows, oldest, newest;
+            cfg := timepart._config(p.parent);
+            BEGIN
+                -- A partition someone holds locked is skipped (its last figures stay), not waited for.
+                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+                EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %I.%I',
+                               p.key_column, p.key_column, p.schema_name, p.partition_name) INTO rows, oldest, newest;
+            EXCEPTION WHEN lock_not_available THEN
+                skipped := skipped || p.partition_name::text;
+                CONTINUE;
+            END;
             counted := counted + 1;
         END IF;
         INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
@@ -165,8 +179,10 @@ BEGIN
             changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;
         stored := stored + 1;
     END LOOP;
-    PERFORM timepart._log('snapshot_stats', NULL, NULL, true,
-                          jsonb_build_object('partitions', stored, 'counted', counted), NULL, started);
+    PERFORM timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
+                          jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
+                          CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
+                          started);
     RETURN stored;
 END $$;
 COMMENT ON FUNCTION timepart.snapshot_stats(timestamptz) IS 'Stores today''s exact per-partition figures; unchanged partitions are not recounted';

@@ -2,6 +2,7 @@
 backs off, reports and logs the failure, and succeeds on a later run."""
 import time
 
+import psycopg
 import pytest
 
 
@@ -72,3 +73,27 @@ def test_cleanup_backs_off_behind_a_long_reader(connect, ev):
     result = ev.execute("SELECT timepart.cleanup('lockev', NULL, false, '2024-06-15')").fetchone()[0]
     assert result["success"] is True
     assert [name for name, _ in result["dropped_partitions"]] == ["lockev_2024_03", "lockev_2024_04"]
+
+
+def test_reading_the_default_partition_waits_within_the_budget(connect, ev):
+    ev.execute("SELECT timepart.configure('lockev', '{\"retention\": \"1 month\"}')")
+    holder = connect(autocommit=False)
+    holder.execute("LOCK TABLE lockev_default IN ACCESS EXCLUSIVE MODE")  # e.g. someone's ALTER
+
+    for sql in ("SELECT timepart.maintain('lockev', NULL, '2024-03-15')",
+                "SELECT timepart.cleanup('lockev', NULL, false, '2024-06-15')"):
+        started = time.monotonic()
+        result = ev.execute(sql).fetchone()[0]
+        assert time.monotonic() - started < 2.0, sql
+        assert result["success"] is False and result["errors"], (sql, result)
+    # Reading: health reports the wait as an error; the alert check gives up with a lock timeout.
+    started = time.monotonic()
+    health = ev.execute("SELECT timepart.health('lockev', '2024-03-15')").fetchone()[0]
+    assert health["status"] == "error" and "lock timeout" in health["issues"][0]
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        ev.execute("SELECT count(*) FROM timepart.check_alerts('lockev', '2024-03-15')")
+    assert ev.execute("SELECT timepart.snapshot_stats()").fetchone()[0] >= 1
+    assert time.monotonic() - started < 3.0
+    assert ev.execute("SELECT error FROM timepart.maintenance_log WHERE operation_type = 'snapshot_stats' "
+                      "ORDER BY id DESC LIMIT 1").fetchone()[0] == "locked partitions skipped: lockev_default"
+    holder.rollback()
