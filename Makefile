@@ -29,7 +29,7 @@ bench: deps install
 bench-quick: deps install
 	tools/bench.sh quick
 
-lint: deps
+lint: deps install
 	tools/lint.sh
 
 clean:
