@@ -9,7 +9,8 @@
 -- grows with premake; health computes each table's stats once; empty live partitions are
 -- not scanned; missing indexes found in sets; new partitions skip an empty row move; the
 -- maintain and cleanup jobs commit after each table (maintain_each, cleanup_each); reading
--- the default partition and sizing or counting partitions wait within the lock budget.
+-- the default partition and sizing or counting partitions wait within the lock budget; a
+-- run that gives up on a lock backs off for the whole table, not partition by partition.
 
 -- _evaluate takes the stats it may reuse: the old signature goes (it is private, so
 -- nothing to re-comment; _harden() at the end re-grants).
@@ -346,6 +347,11 @@ BEGIN
             removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, p.record_count));
         ELSE
             errors := errors || to_jsonb(format('%s: %s', p.partition_name, res->>'error'));
+            -- Traffic holds the table: back off for the whole run, not per partition.
+            IF res->>'sqlstate' = '55P03' THEN
+                errors := errors || to_jsonb(format('%s: the other old partitions are left for the next run', cfg.parent));
+                EXIT;
+            END IF;
         END IF;
     END LOOP;
     -- Rows past the boundary waiting in the default partition are reported, never deleted.
@@ -545,6 +551,11 @@ BEGIN
                 moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
             ELSE
                 errors := errors || format('%s: %s', part_name, res->>'error');
+                -- Traffic holds the table: back off for the whole run, not per partition.
+                IF res->>'sqlstate' = '55P03' THEN
+                    errors := errors || format('%s: the other missing periods are left for the next run', cfg.parent);
+                    EXIT;
+                END IF;
             END IF;
         END LOOP;
     EXCEPTION WHEN OTHERS THEN

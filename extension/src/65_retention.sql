@@ -99,6 +99,11 @@ BEGIN
             removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, p.record_count));
         ELSE
             errors := errors || to_jsonb(format('%s: %s', p.partition_name, res->>'error'));
+            -- Traffic holds the table: back off for the whole run, not per partition.
+            IF res->>'sqlstate' = '55P03' THEN
+                errors := errors || to_jsonb(format('%s: the other old partitions are left for the next run', cfg.parent));
+                EXIT;
+            END IF;
         END IF;
     END LOOP;
     -- Rows past the boundary waiting in the default partition are reported, never deleted.

@@ -97,3 +97,17 @@ def test_reading_the_default_partition_waits_within_the_budget(connect, ev):
     assert ev.execute("SELECT error FROM timepart.maintenance_log WHERE operation_type = 'snapshot_stats' "
                       "ORDER BY id DESC LIMIT 1").fetchone()[0] == "locked partitions skipped: lockev_default"
     holder.rollback()
+
+
+def test_a_run_backs_off_once_not_per_partition(connect, ev):
+    reader = connect(autocommit=False)
+    reader.execute("SELECT count(*) FROM lockev")
+    started = time.monotonic()
+    result = ev.execute("SELECT timepart.maintain('lockev', 4, '2024-04-15')").fetchone()[0]  # 4 periods due
+    elapsed = time.monotonic() - started
+    reader.rollback()
+    assert result["created_partitions"] == []
+    assert result["errors"][-1] == "public.lockev: the other missing periods are left for the next run"
+    assert elapsed < 1.2, elapsed  # one partition's attempts (4 x 100 ms + backoff), not four
+    result = ev.execute("SELECT timepart.maintain('lockev', 4, '2024-04-15')").fetchone()[0]
+    assert len(result["created_partitions"]) == 4
