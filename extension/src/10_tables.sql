@@ -20,6 +20,7 @@ CREATE TABLE timepart.config (
     alert_old_age           interval NOT NULL DEFAULT '13 months',
     created_at          timestamptz NOT NULL DEFAULT now(),
     interval_anchor     timestamptz,
+    monitor_sees_values boolean NOT NULL DEFAULT false,
     CONSTRAINT config_key_type_is_time CHECK (key_type IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)),
     CONSTRAINT config_interval_whole_days_or_months CHECK (
         partition_interval = pg_catalog.make_interval(months => pg_catalog.date_part('month', partition_interval)::int
@@ -43,6 +44,7 @@ COMMENT ON COLUMN timepart.config.premake IS 'How many future partitions maintai
 COMMENT ON COLUMN timepart.config.retention IS 'Partitions wholly older than (start of current period - retention) are removed by cleanup; NULL keeps everything';
 COMMENT ON COLUMN timepart.config.lock_timeout IS 'Longest a maintenance step waits for a lock before backing off';
 COMMENT ON COLUMN timepart.config.interval_anchor IS 'Where periods of the current interval start counting (set by change_interval); NULL: natural boundaries';
+COMMENT ON COLUMN timepart.config.monitor_sees_values IS 'Whether roles that may not SELECT the table see its exact oldest and newest key values in stats (counts and sizes they always see)';
 COMMENT ON COLUMN timepart.config.time_zone IS 'Time zone in which period boundaries (midnight, first of month) are computed';
 SELECT timepart._config_dump('timepart.config');
 

@@ -38,10 +38,8 @@ BEGIN
             DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
             HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
     END IF;
-    IF cfg.archive_schema IN ('timepart', 'public', 'information_schema') OR cfg.archive_schema LIKE 'pg\_%' THEN
-        RAISE EXCEPTION 'archive_schema must be a schema of its own' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', cfg.archive_schema),
-            HINT = 'Use e.g. ''archive'': timepart''s, public and system schemas are refused.';
+    IF cfg.archive_schema IS NOT NULL THEN
+        PERFORM timepart._check_archive_schema(cfg.archive_schema);
     END IF;
     IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
         RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
@@ -106,7 +104,7 @@ BEGIN
             HINT = 'timepart manages tables partitioned on a timestamptz, timestamp or date column.';
     END IF;
     cfg := ROW(tbl, pt.attname, pt.keytype, step, ahead, keep, 'drop', NULL, with_default, lock_wait, 3, tz,
-               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL)::timepart.config;
+               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false)::timepart.config;
     PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
     IF FOUND AND old.time_zone <> tz THEN
@@ -184,7 +182,8 @@ BEGIN
         RAISE EXCEPTION 'unknown or fixed setting(s): %', bad USING ERRCODE = '22023',
             DETAIL = format('Fixed: %s. The interval changes with timepart.change_interval().', array_to_string(fixed, ', ')),
             HINT = 'Settable: premake, retention, retention_action, archive_schema, default_partition, lock_timeout, '
-                   'lock_retries, alert_max_size_bytes, alert_max_rows, alert_min_future, alert_growth_ratio, alert_old_age.';
+                   'lock_retries, alert_max_size_bytes, alert_max_rows, alert_min_future, alert_growth_ratio, alert_old_age, '
+                   'monitor_sees_values.';
     END IF;
     BEGIN
         cfg := jsonb_populate_record(cfg, settings);
@@ -197,7 +196,8 @@ BEGIN
         archive_schema = cfg.archive_schema, default_partition = cfg.default_partition, lock_timeout = cfg.lock_timeout,
         lock_retries = cfg.lock_retries, alert_max_size_bytes = cfg.alert_max_size_bytes,
         alert_max_rows = cfg.alert_max_rows, alert_min_future = cfg.alert_min_future,
-        alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age
+        alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age,
+        monitor_sees_values = cfg.monitor_sees_values
     WHERE c.parent = configure.parent;
     PERFORM timepart._log('configure', parent, NULL, true, settings, NULL, started);
     RETURN to_jsonb(cfg);

@@ -3,13 +3,19 @@
 
 CREATE OR REPLACE FUNCTION timepart._log(operation text, parent regclass, partition_name text,
                                          ok boolean, details jsonb, err text, started timestamptz)
-RETURNS bigint LANGUAGE sql VOLATILE AS $$
+RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+/* PL/pgSQL on purpose: the log's guard accepts rows only from timepart's PL/pgSQL
+   functions, and sets who and when itself. */
+DECLARE
+    new_id bigint;
+BEGIN
     INSERT INTO timepart.maintenance_log
         (operation_type, parent_table, partition_name, success, details, error, duration)
     VALUES (operation, parent::text, partition_name, ok, coalesce(details, '{}'), err,
             pg_catalog.clock_timestamp() - started)
-    RETURNING id
-$$;
+    RETURNING id INTO new_id;
+    RETURN new_id;
+END $$;
 
 CREATE OR REPLACE FUNCTION timepart.get_maintenance_log(max_rows integer DEFAULT 100)
 RETURNS SETOF timepart.maintenance_log LANGUAGE plpgsql STABLE AS $$

@@ -7,7 +7,7 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT format('CREATE INDEX %I ON %s%I.%I USING %I (%s)%s',
                   index_name, CASE WHEN only_parent THEN 'ONLY ' ELSE '' END,
                   schema_name, table_name, t.method, t.columns,
-                  CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE ' || t.where_clause END)
+                  CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE (' || t.where_clause || ')' END)
 $$;
 
 -- Creates the templated indexes a partition lacks and attaches each to the parent's
@@ -36,12 +36,12 @@ BEGIN
         ORDER BY (w.tmpl).suffix
     LOOP
         IF t.idx_oid IS NULL THEN
-            EXECUTE timepart._template_sql(t.tmpl, t.idx, t.nspname, t.relname, false);
+            PERFORM timepart._as_owner(tbl, timepart._template_sql(t.tmpl, t.idx, t.nspname, t.relname, false));
             created := created || t.idx::text;
         END IF;
         -- An attached partition's index is attached here; a new table's at its ATTACH.
         IF t.parent_idx IS NOT NULL AND t.relispartition AND NOT t.attached THEN
-            EXECUTE format('ALTER INDEX %s ATTACH PARTITION %I.%I', t.parent_idx, t.nspname, t.idx);
+            PERFORM timepart._as_owner(tbl, format('ALTER INDEX %s ATTACH PARTITION %I.%I', t.parent_idx, t.nspname, t.idx));
         END IF;
     END LOOP;
     RETURN created;
@@ -103,7 +103,7 @@ BEGIN
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
     IF timepart._template_parent_index(parent, suffix) IS NULL THEN
         -- An invalid definition fails here, before any partition is touched.
-        EXECUTE timepart._template_sql(t, timepart._fit_name(pname, suffix), pschema, pname, true);
+        PERFORM timepart._as_owner(parent, timepart._template_sql(t, timepart._fit_name(pname, suffix), pschema, pname, true));
     END IF;
     FOR p IN SELECT * FROM timepart._partitions(parent) LOOP
         made := made + coalesce(array_length(timepart._index_partition(parent, p.partition_oid), 1), 0);

@@ -16,7 +16,6 @@ CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_n
                                                      range_start timestamptz, range_end timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    part_schema name;
     default_part regclass;
     part regclass;
     moved bigint := 0;
@@ -24,17 +23,9 @@ DECLARE
     cols text;
     waiting boolean;
 BEGIN
-    SELECT n.nspname INTO part_schema FROM pg_catalog.pg_class c
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = cfg.parent;
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
-    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, cfg.parent);
-    part := format('%I.%I', part_schema, part_name)::regclass;
-    -- Partitions belong to whoever owns the parent, not to whoever ran maintenance.
-    IF (SELECT relowner FROM pg_catalog.pg_class WHERE oid = part) <> (SELECT relowner FROM pg_catalog.pg_class WHERE oid = cfg.parent) THEN
-        EXECUTE format('ALTER TABLE %s OWNER TO %I', part,
-                       (SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = cfg.parent));
-    END IF;
+    part := timepart._new_partition_table(cfg.parent, part_name);
 
     IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
         -- Inserts wait at the parent (within the lock budget) rather than at the default
@@ -45,9 +36,10 @@ BEGIN
         -- out of the default partition while its old ones move.
         EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
         -- Usually nothing waits there: a cheap probe spares the move statement.
-        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I >= %s AND %I < %s)', default_part,
-                       cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                       cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)) INTO waiting;
+        waiting := timepart._as_owner(cfg.parent, format(
+            'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+            default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+            cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
         IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
             -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
             -- on the tables that reference this one. Leave the rows where they are.
@@ -58,25 +50,52 @@ BEGIN
         END IF;
         IF waiting THEN
             cols := timepart._column_list(cfg.parent);
-            EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= %s AND %I < %s RETURNING *) '
-                           'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
-                           default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                           cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
-                           part, cols, cols);
-            GET DIAGNOSTICS moved = ROW_COUNT;
+            -- User code (triggers, constraints, index expressions) runs with the owner's rights only.
+            moved := (timepart._as_owner(cfg.parent, format(
+                'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
+                'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
+                default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
+                part, cols, cols))->>'rows')::bigint;
         END IF;
     END IF;
 
     indexes := timepart._index_partition(cfg.parent, part);
     IF range_start IS NULL THEN
-        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part);
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part));
     ELSE
-        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', cfg.parent, part,
-                       timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                       timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone));
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
+            cfg.parent, part, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+            timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
     END IF;
     -- ATTACH matched the indexes built above to the parent's templated indexes.
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
+
+-- The empty table a partition starts as, in the parent's schema, owned by the parent's
+-- owner. Made by that owner's executor when it may create tables there; else by
+-- timepart's owner (SECURITY DEFINER), which then hands it over: CREATE TABLE (LIKE)
+-- copies definitions and runs no user code. Everything after runs as the owner.
+CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
+    part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = parent);
+    ddl text := format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, parent);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = _new_partition_table.parent)
+       OR NOT pg_catalog.pg_has_role(timepart._caller(), owner_oid, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of managed table % to create its partitions', parent USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s.', parent, owner_oid::regrole), HINT = 'Run it as the table''s owner or a superuser.';
+    END IF;
+    IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
+        PERFORM timepart._as_owner(parent, ddl);
+    ELSE
+        EXECUTE ddl;
+        EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', part_schema, part_name, owner_oid::regrole::text);
+    END IF;
+    RETURN format('%I.%I', part_schema, part_name)::regclass;
 END $$;
 
 -- One step on one partition (action 'build': _build_partition, 'retire':

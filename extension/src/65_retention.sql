@@ -42,15 +42,56 @@ BEGIN
             USING ERRCODE = '55000', HINT = 'It changed since cleanup planned; run cleanup again.';
     END IF;
     bytes := pg_catalog.pg_total_relation_size(part);
-    EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', cfg.parent, part);
+    IF cfg.retention_action = 'archive' THEN
+        PERFORM timepart._archive_schema(cfg.parent);
+    END IF;
+    PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DETACH PARTITION %s', cfg.parent, part));
     IF cfg.retention_action = 'drop' THEN
-        EXECUTE format('DROP TABLE %s', part);
+        PERFORM timepart._as_owner(cfg.parent, format('DROP TABLE %s', part));
     ELSIF cfg.retention_action = 'archive' THEN
-        EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', cfg.archive_schema);
-        EXECUTE format('ALTER TABLE %s SET SCHEMA %I', part, cfg.archive_schema);
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s SET SCHEMA %I', part, cfg.archive_schema));
     END IF;
     RETURN jsonb_build_object('action', cfg.retention_action, 'size_bytes', bytes,
                               'archive_schema', CASE WHEN cfg.retention_action = 'archive' THEN cfg.archive_schema END);
+END $$;
+
+-- The archive schema of a table, owned by the table's owner: created so when missing,
+-- refused when someone else owns it or when it is named like a role (a role's "$user"
+-- schema would put archived tables on that role's search_path). SECURITY DEFINER: the
+-- table's owner may lack CREATE on the database.
+CREATE OR REPLACE FUNCTION timepart._archive_schema(tbl regclass) RETURNS name
+LANGUAGE plpgsql AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+    schema_owner oid;
+BEGIN
+    PERFORM timepart._check_archive_schema(cfg.archive_schema);
+    SELECT n.nspowner INTO schema_owner FROM pg_catalog.pg_namespace n WHERE n.nspname = cfg.archive_schema;
+    IF NOT FOUND THEN
+        EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %I', cfg.archive_schema, owner_oid::regrole::text);
+    ELSIF schema_owner <> owner_oid THEN
+        RAISE EXCEPTION 'archive schema % belongs to %, not to the owner of %', cfg.archive_schema, schema_owner::regrole, tbl
+            USING ERRCODE = '42501', DETAIL = format('%s is owned by %s.', tbl, owner_oid::regrole),
+                  HINT = 'Archive into a schema the table''s owner owns, or one that does not exist yet (timepart creates it).';
+    END IF;
+    RETURN cfg.archive_schema;
+END $$;
+
+-- The refusal for an archive schema named like a role or like a system schema.
+CREATE OR REPLACE FUNCTION timepart._check_archive_schema(archive_schema name) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF archive_schema IN ('timepart', 'public', 'information_schema') OR archive_schema LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'archive_schema must be a schema of its own' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', archive_schema),
+            HINT = 'Use e.g. ''archive'': timepart''s, public and system schemas are refused.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = archive_schema) THEN
+        RAISE EXCEPTION 'archive_schema "%" is named like a role', archive_schema USING ERRCODE = '22023',
+            DETAIL = 'A schema named like a role is on that role''s search_path ("$user"), so archived tables would shadow its tables.',
+            HINT = 'Use a name no role has, e.g. ''archive''.';
+    END IF;
 END $$;
 
 -- One table's cleanup. Never raises: failures come back in "errors" and the log.
@@ -111,8 +152,9 @@ BEGIN
     IF default_part IS NOT NULL THEN
         BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-            EXECUTE format('SELECT count(*) FROM %s WHERE %I < %s', default_part, cfg.key_column,
-                           timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)) INTO default_old;
+            default_old := timepart._as_owner(cfg.parent, format(
+                'SELECT pg_catalog.to_jsonb(count(*)) FROM %s WHERE %I OPERATOR(pg_catalog.<) %s', default_part, cfg.key_column,
+                timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)), true)::text::bigint;
         EXCEPTION WHEN lock_not_available THEN
             errors := errors || to_jsonb(format('%s: could not count its rows past the boundary within the lock budget', default_part));
         END;

@@ -36,10 +36,11 @@ BEGIN
     IF default_part IS NOT NULL THEN
         -- Reading the default partition waits for its lock within the table's budget too.
         PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-        EXECUTE format('SELECT min(%I)::timestamptz FROM %s WHERE %I >= %s AND %I < %s', cfg.key_column, default_part,
-                       cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, tz),
-                       cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, tz))
-            INTO default_min;
+        default_min := (timepart._as_owner(tbl, format(
+            'SELECT pg_catalog.to_jsonb(min(%I)::pg_catalog.timestamptz) FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s',
+            cfg.key_column, default_part,
+            cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, tz),
+            cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, tz)), true) #>> '{}')::timestamptz;
         IF cfg.key_type <> 'timestamptz'::regtype AND default_min IS NOT NULL THEN
             default_min := (default_min AT TIME ZONE current_setting('TimeZone')) AT TIME ZONE tz;
         END IF;

@@ -44,11 +44,15 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Exact rows, oldest and newest of one partition (a scan: only for small ones).
+-- Read with the owner's rights: planning the scan runs the owner's index code.
 CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name)
 RETURNS TABLE (record_count bigint, oldest timestamptz, newest timestamptz) LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r jsonb := timepart._as_owner(rel::regclass, format(
+        'SELECT pg_catalog.jsonb_build_array(count(*), min(%I)::pg_catalog.timestamptz, max(%I)::pg_catalog.timestamptz) FROM %s',
+        key_column, key_column, rel::regclass), true);
 BEGIN
-    RETURN QUERY EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %s',
-                                key_column, key_column, rel::regclass);
+    RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
 END $$;
 
 -- Live partitions up to this size are counted exactly on every read (a few ms at most).
@@ -65,7 +69,8 @@ RETURNS TABLE (parent_table text, partition_name text, period text, range_start 
                record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
                index_count integer, is_default boolean, exact boolean)
 LANGUAGE plpgsql VOLATILE AS $$
-/* One row per partition of every managed table (or one). exact = true: the snapshot's
+/* One row per partition of every managed table (or one). oldest_record and newest_record
+   are NULL for a caller that may not SELECT the table, unless monitor_sees_values. exact = true: the snapshot's
    exact figures for a sealed partition unchanged since, or a live partition under
    10 MB counted now; false: estimates (row count from statistics, size from relpages,
    oldest and newest from the ANALYZE histogram). */
@@ -80,7 +85,10 @@ BEGIN
     RETURN QUERY
     WITH parts AS (
         SELECT c.*, p.*, timepart._changes(p.partition_oid) AS changes,
-               (p.is_default OR p.range_end > now()) AS live
+               (p.is_default OR p.range_end > now()) AS live,
+               -- Exact key values are data: shown to roles that may read the table, or when its owner allows.
+               (c.monitor_sees_values OR pg_catalog.pg_has_role(timepart._caller(), r.relowner, 'USAGE')
+                OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT')) AS reveal
         FROM timepart.config c
         JOIN pg_catalog.pg_class r ON r.oid = c.parent
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
@@ -121,9 +129,9 @@ BEGIN
                               (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
            round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
                        ELSE timepart._estimated_bytes(j.partition_oid) END) / 1048576.0, 2),
-           CASE WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
+           CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
                 ELSE timepart._bound_value(j.ends[1], j.key_type, j.time_zone) END,
-           CASE WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
+           CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
                 ELSE timepart._bound_value(j.ends[array_length(j.ends, 1)], j.key_type, j.time_zone) END,
            (SELECT count(*)::int FROM pg_catalog.pg_index i WHERE i.indrelid = j.partition_oid),
            j.is_default, j.sealed OR j.x_rows IS NOT NULL
@@ -162,8 +170,8 @@ BEGIN
             BEGIN
                 -- A partition someone holds locked is skipped (its last figures stay), not waited for.
                 PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-                EXECUTE format('SELECT count(*), min(%I)::timestamptz, max(%I)::timestamptz FROM %I.%I',
-                               p.key_column, p.key_column, p.schema_name, p.partition_name) INTO rows, oldest, newest;
+                SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
+                FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
             EXCEPTION WHEN lock_not_available THEN
                 skipped := skipped || p.partition_name::text;
                 CONTINUE;
@@ -198,7 +206,7 @@ BEGIN
     WHERE h.partition_oid = rel AND h.changes_seen = timepart._changes(rel)
     ORDER BY h.snapshot_date DESC LIMIT 1;
     IF n IS NULL THEN
-        EXECUTE format('SELECT count(*) FROM %s', rel::regclass) INTO n;
+        n := timepart._as_owner(rel::regclass, format('SELECT pg_catalog.to_jsonb(count(*)) FROM %s', rel::regclass), true)::text::bigint;
     END IF;
     RETURN n;
 END $$;

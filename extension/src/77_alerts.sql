@@ -47,7 +47,8 @@ BEGIN
     IF default_part IS NOT NULL THEN
         BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-            EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part) INTO default_rows;
+            default_rows := timepart._as_owner(tbl, format(
+                'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part), true)::text::bigint;
         EXCEPTION WHEN lock_not_available THEN
             default_rows := 0;  -- counted again at the next check
         END;
@@ -156,15 +157,28 @@ DECLARE
     resolved integer;
     checked text[] := '{}'::text[];
 BEGIN
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
+    END IF;
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
+        -- Runs as timepart's owner: the caller's rights are checked here.
+        IF NOT pg_catalog.pg_has_role(timepart._caller(), (SELECT r.relowner FROM pg_catalog.pg_class r WHERE r.oid = check_alerts.parent), 'USAGE') THEN
+            RAISE EXCEPTION 'must be owner of table % to check its alerts', check_alerts.parent USING ERRCODE = '42501',
+                DETAIL = format('%s may not maintain %s.', timepart._caller(), check_alerts.parent),
+                HINT = 'Run it as the table''s owner or a superuser; monitors read alerts from timepart.open_alerts.';
+        END IF;
     END IF;
+    -- Only the tables the caller may maintain: nobody opens or resolves another owner's alerts.
     FOR cfg IN SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-               WHERE check_alerts.parent IS NULL OR c.parent = check_alerts.parent LOOP
+               WHERE (check_alerts.parent IS NULL OR c.parent = check_alerts.parent)
+                 AND pg_catalog.pg_has_role(timepart._caller(), r.relowner, 'USAGE') LOOP
         checked := checked || cfg.parent::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
     END LOOP;
-    IF check_alerts.parent IS NULL THEN
+    IF check_alerts.parent IS NULL AND NOT EXISTS (SELECT 1 FROM timepart.jobs j JOIN pg_catalog.pg_roles r ON r.rolname = j.scheduled_by
+                                                   WHERE NOT pg_catalog.pg_has_role(timepart._caller(), r.oid, 'USAGE')) THEN
         checked := checked || '(scheduler)'::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate_jobs(as_of) e), '[]'::jsonb);
     END IF;

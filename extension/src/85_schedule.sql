@@ -10,10 +10,44 @@ CREATE TABLE timepart.jobs (
     command         text NOT NULL,
     run_in          name NOT NULL,
     expected_every  interval NOT NULL,
-    scheduled_at    timestamptz NOT NULL DEFAULT now()
+    scheduled_at    timestamptz NOT NULL DEFAULT now(),
+    scheduled_by    name NOT NULL DEFAULT current_user
 );
+COMMENT ON COLUMN timepart.jobs.scheduled_by IS 'The role that scheduled the job, which pg_cron runs it as';
 COMMENT ON TABLE timepart.jobs IS 'The pg_cron jobs schedule_jobs() set up, and how often each should run (for the job alerts)';
 SELECT timepart._config_dump('timepart.jobs');
+
+-- Jobs run as the role that scheduled them: only that role (or a member, or a
+-- superuser) may replace or remove them, and scheduled_by is always the scheduler.
+CREATE OR REPLACE FUNCTION timepart._jobs_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = OLD.scheduled_by)
+       AND NOT pg_catalog.pg_has_role(current_user, OLD.scheduled_by, 'USAGE') THEN
+        RAISE EXCEPTION 'timepart''s jobs were scheduled by %', OLD.scheduled_by USING ERRCODE = '42501',
+            DETAIL = format('%s cannot replace or remove jobs that run as %s.', current_user, OLD.scheduled_by),
+            HINT = format('Ask %s (or a superuser) to run timepart.unschedule_jobs() first.', OLD.scheduled_by);
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    NEW.scheduled_by := current_user;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS jobs_scheduler_guard ON timepart.jobs;
+CREATE TRIGGER jobs_scheduler_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.jobs
+    FOR EACH ROW EXECUTE FUNCTION timepart._jobs_guard();
+
+-- The managed tables the current role may maintain (it owns them, is a member of their
+-- owner, or is a superuser), in a stable order: what the job procedures work through.
+-- PL/pgSQL so that it runs on a pinned search_path: the procedures call it from the caller's.
+CREATE OR REPLACE FUNCTION timepart._job_tables() RETURNS SETOF regclass
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+    WHERE pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE')
+    ORDER BY c.parent::text;
+END $$;
 
 -- How pg_cron is reached: 'local' (its schema is here), 'dblink', or a refusal that
 -- says exactly what to do. preload is shared_preload_libraries (a parameter for tests).
@@ -128,12 +162,22 @@ DECLARE
     statements text;
     new_jobs timepart.jobs[];
 BEGIN
+    -- The jobs run as the caller, over every managed table: scheduling must not let a
+    -- role reach tables it could not maintain itself.
+    IF EXISTS (SELECT 1 FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+               WHERE NOT pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
+            DETAIL = format('%s may not maintain: %s.', current_user,
+                (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart.config c
+                 JOIN pg_catalog.pg_class r ON r.oid = c.parent WHERE NOT pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE'))),
+            HINT = 'Schedule as a superuser, or as a role that is a member of every managed table''s owner.';
+    END IF;
     IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
         RAISE EXCEPTION 'cron_history_keep must be positive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cron_history_keep::text, 'NULL')), HINT = 'Keep e.g. ''30 days'' of job runs.';
     END IF;
     SELECT array_agg(ROW(j.job, format('timepart-%s@%s', j.job, current_database()), j.sched, j.cmd, j.db,
-                         timepart._expected_every(j.sched), now())::timepart.jobs)
+                         timepart._expected_every(j.sched), now(), current_user)::timepart.jobs)
     INTO new_jobs
     FROM (VALUES
         ('maintain', maintain_schedule, 'CALL timepart.maintain_each()', current_database()),
@@ -141,7 +185,9 @@ BEGIN
         ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts()', current_database()),
         ('stats', stats_schedule, 'SELECT timepart.snapshot_stats()', current_database()),
         ('cron-history', cron_history_schedule,
-         format('DELETE FROM cron.job_run_details WHERE end_time < now() - %L::interval', cron_history_keep),
+         -- Only timepart's jobs' history: other jobs' runs are not ours to delete.
+         format('DELETE FROM cron.job_run_details d WHERE d.end_time < now() - %L::interval '
+                'AND d.jobid IN (SELECT j.jobid FROM cron.job j WHERE j.jobname LIKE ''timepart-%%'')', cron_history_keep),
          coalesce(pg_catalog.current_setting('cron.database_name', true), current_database()))
     ) AS j(job, sched, cmd, db);
     IF EXISTS (SELECT 1 FROM unnest(new_jobs) n WHERE n.schedule IS NULL
@@ -172,7 +218,9 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     names text[];
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM timepart.jobs) THEN
+    -- First, so a role that may not remove the jobs is refused before pg_cron is touched.
+    DELETE FROM timepart.jobs;
+    IF NOT FOUND THEN
         -- Nothing was scheduled from here; pg_cron need not even be reachable.
         BEGIN
             SELECT array_agg(j.jobname) INTO names FROM timepart._cron_jobs() j;
@@ -186,7 +234,6 @@ BEGIN
         PERFORM timepart._cron_exec(format('DO $do$ BEGIN %s END $do$',
             (SELECT string_agg(format('PERFORM cron.unschedule(%L);', n), ' ') FROM unnest(names) n)));
     END IF;
-    DELETE FROM timepart.jobs;
     PERFORM timepart._log('unschedule_jobs', NULL, NULL, true, jsonb_build_object('jobs', to_jsonb(coalesce(names, '{}'))), NULL, started);
     RETURN coalesce(array_length(names, 1), 0);
 END $$;
@@ -250,13 +297,14 @@ END $$;
 -- The jobs' entry points: one table at a time with a COMMIT after each, so the locks
 -- one table's maintenance takes are never held while another's waits. Procedures that
 -- COMMIT carry no SET clause: every name here is qualified instead.
-CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake integer DEFAULT NULL)
+-- The bodies use no operator and name every function and type with its schema: they
+-- run on the caller's search_path, where anyone with CREATE could plant an operator.
+CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
-    t regclass;
+    t pg_catalog.regclass;
 BEGIN
-    FOR t IN SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-             ORDER BY c.parent::pg_catalog.text LOOP
+    FOR t IN SELECT j FROM timepart._job_tables() j LOOP
         PERFORM timepart.maintain(t, premake);
         COMMIT;
     END LOOP;
@@ -266,10 +314,9 @@ COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every manage
 CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
 LANGUAGE plpgsql AS $$
 DECLARE
-    t regclass;
+    t pg_catalog.regclass;
 BEGIN
-    FOR t IN SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-             ORDER BY c.parent::pg_catalog.text LOOP
+    FOR t IN SELECT j FROM timepart._job_tables() j LOOP
         PERFORM timepart.cleanup(t);
         COMMIT;
     END LOOP;

@@ -176,18 +176,28 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     estimate real := (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = source);
     key_expr text := timepart._migrate_key_expr(key_column, key_type, tz);
+    r jsonb;
 BEGIN
     counted := estimate < 100000;
+    -- Every read of the source runs with its owner's rights (05_owner.sql).
     IF counted THEN
-        EXECUTE format('SELECT count(*), count(*) FILTER (WHERE %I IS NULL) > 0, min(%s), max(%s) FROM ONLY %s',
-                       key_column, key_expr, key_expr, source)
-            INTO row_count, has_nulls, oldest, newest;
+        r := timepart._as_owner(source, format('SELECT pg_catalog.jsonb_build_array(count(*), count(*) FILTER (WHERE %I IS NULL) '
+                                               'OPERATOR(pg_catalog.>) 0, min(%s), max(%s)) FROM ONLY %s',
+                                               key_column, key_expr, key_expr, source), true);
+        row_count := (r->>0)::bigint; has_nulls := (r->>1)::boolean; oldest := (r->>2)::timestamptz; newest := (r->>3)::timestamptz;
         RETURN;
     END IF;
     row_count := estimate::bigint;
     -- Separate queries, so an index on the key answers each without a scan.
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM ONLY %s WHERE %I IS NULL)', source, key_column) INTO has_nulls;
-    EXECUTE format('SELECT min(%1$I), max(%1$I) FROM ONLY %2$s', key_column, source) INTO oldest, newest;
+    has_nulls := timepart._as_owner(source, format('SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM ONLY %s WHERE %I IS NULL))',
+                                                   source, key_column), true)::text::boolean;
+    r := timepart._as_owner(source, format('SELECT pg_catalog.jsonb_build_array(min(%1$I)::pg_catalog.text, max(%1$I)::pg_catalog.text) FROM ONLY %2$s',
+                                           key_column, source), true);
+    IF key_type = 'timestamptz'::regtype THEN
+        oldest := (r->>0)::timestamptz; newest := (r->>1)::timestamptz;
+    ELSE
+        oldest := (r->>0)::timestamp; newest := (r->>1)::timestamp;
+    END IF;
     IF key_type <> 'timestamptz'::regtype THEN
         -- min/max came back in the session's time zone; they meant local time in tz.
         oldest := (oldest AT TIME ZONE pg_catalog.current_setting('TimeZone')) AT TIME ZONE tz;
@@ -226,10 +236,11 @@ BEGIN
     FROM pg_catalog.generate_series(timepart._period_start(oldest, step, tz) AT TIME ZONE tz,
                                     timepart._period_start(newest, step, tz) AT TIME ZONE tz, step) g;
     IF counted THEN
-        EXECUTE format('SELECT array_agg(coalesce(b.n, 0) ORDER BY i) FROM pg_catalog.generate_series(1, %s) i '
-                       'LEFT JOIN (SELECT pg_catalog.width_bucket(%s, $1) AS w, count(*) AS n FROM ONLY %s GROUP BY 1) b ON b.w = i',
-                       cardinality(starts), timepart._migrate_key_expr(key_column, key_type, tz), source)
-            USING starts INTO bucket_rows;
+        SELECT array_agg(x::bigint) INTO bucket_rows FROM jsonb_array_elements_text(timepart._as_owner(source, format(
+            'SELECT pg_catalog.to_jsonb(pg_catalog.array_agg(coalesce(b.n, 0) ORDER BY i)) FROM pg_catalog.generate_series(1, %s) i '
+            'LEFT JOIN (SELECT pg_catalog.width_bucket(%s, %L::pg_catalog.timestamptz[]) AS w, count(*) AS n FROM ONLY %s GROUP BY 1) b '
+            'ON b.w OPERATOR(pg_catalog.=) i',
+            cardinality(starts), timepart._migrate_key_expr(key_column, key_type, tz), starts::text, source), true)) x;
     ELSE
         SELECT s.histogram_bounds::text::text[] INTO hist FROM pg_catalog.pg_stats s
         JOIN pg_catalog.pg_class c ON c.relname = s.tablename JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname
@@ -296,15 +307,16 @@ DECLARE
     target regclass;
     k record;
 BEGIN
-    EXECUTE format('CREATE SCHEMA %I', stage);
-    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY '
+    -- The copy is made by the source's owner (its executor), so it is the owner's table.
+    PERFORM timepart._migrate_stage_schema(source, stage);
+    PERFORM timepart._as_owner(source, format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY '
                    'INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS) PARTITION BY RANGE (%I)',
-                   stage, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source), source, key_column);
+                   stage, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source), source, key_column));
     target := format('%I.%I', stage, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source))::regclass;
-    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', target, key_column);
+    PERFORM timepart._as_owner(source, format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', target, key_column));
     FOR k IN SELECT c.conname, pg_catalog.pg_get_constraintdef(c.oid) AS def FROM pg_catalog.pg_constraint c
              WHERE c.conrelid = source AND c.contype IN ('p', 'u', 'f') ORDER BY c.contype DESC, c.conname LOOP
-        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', target, k.conname, k.def);
+        PERFORM timepart._as_owner(source, format('ALTER TABLE %s ADD CONSTRAINT %I %s', target, k.conname, k.def));
     END LOOP;
     -- Unique indexes that are not constraints stay unique: on the parent, so every partition gets one.
     FOR k IN SELECT c.relname, a.amname, timepart._migrate_index_columns(x.indexrelid) AS cols,
@@ -312,13 +324,13 @@ BEGIN
              FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid JOIN pg_catalog.pg_am a ON a.oid = c.relam
              WHERE x.indrelid = source AND x.indisunique AND x.indisvalid
                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint n WHERE n.conindid = x.indexrelid) LOOP
-        EXECUTE format('CREATE UNIQUE INDEX %I ON %s USING %I (%s)%s', k.relname, target, k.amname, k.cols,
-                       coalesce(' WHERE ' || k.pred, ''));
+        PERFORM timepart._as_owner(source, format('CREATE UNIQUE INDEX %I ON %s USING %I (%s)%s', k.relname, target, k.amname, k.cols,
+                       coalesce(' WHERE ' || k.pred, '')));
     END LOOP;
     FOR k IN SELECT g.privilege_type, g.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) g
              WHERE c.oid = source AND g.grantee <> c.relowner LOOP
-        EXECUTE format('GRANT %s ON %s TO %s', k.privilege_type, target,
-                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(k.grantee::regrole::text) END);
+        PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s', k.privilege_type, target,
+                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(k.grantee::regrole::text) END));
     END LOOP;
     RETURN target;
 END $$;
@@ -352,25 +364,38 @@ END $$;
 -- the owner's rights, so writers need no access to the stage schema.
 CREATE OR REPLACE FUNCTION timepart._migrate_capture() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-/* Runs with the owner's rights so any writer of the source can log its changes. It
-   takes nothing from its caller: the change table and key columns come from the
+/* Runs as timepart's owner so any writer of the source can log its changes (through
+   the table owner's executor). Nobody may attach it elsewhere (EXECUTE is timepart's
+   alone), and it takes nothing from its caller: the change table and key columns come from the
    running migration of the table it fires on, so a trigger planted elsewhere (with
    any arguments) does nothing. */
 DECLARE
     m timepart.migrations;
+    keys jsonb := '[]'::jsonb;
+    part jsonb;
 BEGIN
     SELECT * INTO m FROM timepart.migrations x
     WHERE x.source = TG_RELID::regclass AND x.state IN ('copying', 'catching_up');
-    IF NOT FOUND THEN
+    IF NOT FOUND OR TG_TABLE_NAME <> (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = m.source)
+       OR TG_NAME NOT LIKE 'timepart\_migrate\_%' THEN
         RETURN NULL;
     END IF;
+    -- The keys are read here (reading runs no user code) and written by the owner's
+    -- executor: the change log is the owner's table, in the owner's stage schema.
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        EXECUTE format('INSERT INTO %I.changes SELECT %s FROM old_rows', m.stage_schema,
-                       timepart._migrate_key_list(m.source, m.row_key));
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(k)), ''[]'') FROM (SELECT %s FROM old_rows) k',
+                       timepart._migrate_key_list(m.source, m.row_key)) INTO part;
+        keys := keys || part;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        EXECUTE format('INSERT INTO %I.changes SELECT %s FROM new_rows', m.stage_schema,
-                       timepart._migrate_key_list(m.source, m.row_key));
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(k)), ''[]'') FROM (SELECT %s FROM new_rows) k',
+                       timepart._migrate_key_list(m.source, m.row_key)) INTO part;
+        keys := keys || part;
+    END IF;
+    IF jsonb_array_length(keys) > 0 THEN
+        PERFORM timepart._as_owner(m.source, format(
+            'INSERT INTO %1$I.changes SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::%1$I.changes, %2$L::pg_catalog.jsonb)',
+            m.stage_schema, keys));
     END IF;
     RETURN NULL;
 END $$;
@@ -406,7 +431,20 @@ DECLARE
     log_table text := format('%I.changes', stage);
     keys text := timepart._migrate_key_list(source, row_key);
 BEGIN
-    EXECUTE format('CREATE TABLE %s AS SELECT %s FROM ONLY %s WITH NO DATA', log_table, keys, source);
+    PERFORM timepart._as_owner(source, format('CREATE TABLE %s AS SELECT %s FROM ONLY %s WITH NO DATA', log_table, keys, source));
+    PERFORM timepart._migrate_triggers(source);
+END $$;
+
+-- The capture triggers, created by timepart's owner: only it may execute the trigger
+-- functions. The caller must be allowed to act on the table (owner, member, superuser).
+CREATE OR REPLACE FUNCTION timepart._migrate_triggers(source regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pg_catalog.pg_has_role(timepart._caller(), (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to migrate it', source USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s.', source, (SELECT c.relowner::regrole FROM pg_catalog.pg_class c WHERE c.oid = source)),
+            HINT = 'Run the migration as the table''s owner or a superuser.';
+    END IF;
     EXECUTE format('CREATE TRIGGER timepart_migrate_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
@@ -415,6 +453,25 @@ BEGIN
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_truncate BEFORE TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_refuse_truncate()', source);
+END $$;
+
+-- The stage schema of a migration, owned by the source's owner (who may lack CREATE on
+-- the database, hence timepart's owner makes it). Same check as above.
+CREATE OR REPLACE FUNCTION timepart._migrate_stage_schema(source regclass, stage name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source);
+BEGIN
+    IF NOT pg_catalog.pg_has_role(timepart._caller(), owner_oid, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to migrate it', source USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s.', source, owner_oid::regrole),
+            HINT = 'Run the migration as the table''s owner or a superuser.';
+    END IF;
+    IF stage IS DISTINCT FROM timepart._fit_name('timepart_migrate', source::oid::text) THEN
+        RAISE EXCEPTION 'invalid stage schema %', stage USING ERRCODE = '22023',
+            DETAIL = 'A migration stages its copy in timepart_migrate_<oid of the source>.', HINT = 'Use timepart.migrate.';
+    END IF;
+    EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %I', stage, owner_oid::regrole::text);
 END $$;
 
 -- Everything before the first batch, in the caller's transaction: the copy, its
@@ -480,7 +537,7 @@ BEGIN
     EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', m.source);
     IF pg_catalog.pg_relation_filenode(m.source) <> m.source_filenode THEN
         RAISE NOTICE 'timepart.migrate: % was rewritten; copying it again from the start', m.source;
-        EXECUTE format('TRUNCATE %s', m.target);
+        PERFORM timepart._as_owner(m.source, format('TRUNCATE %s', m.target));
         UPDATE timepart.migrations g SET next_block = 0, rows_copied = 0,
             source_filenode = pg_catalog.pg_relation_filenode(m.source),
             last_block = pg_catalog.pg_relation_size(m.source) / pg_catalog.current_setting('block_size')::bigint
@@ -491,10 +548,12 @@ BEGIN
     -- A key that is already in the copy belongs to a row changed since the capture
     -- began (an earlier batch copied its old version): it is in the change log, and
     -- the catch-up replaces it. So a conflict here is skipped, not an error.
-    EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM ONLY %s WHERE ctid >= %L::pg_catalog.tid AND ctid < %L::pg_catalog.tid '
-                   'ON CONFLICT DO NOTHING',
-                   m.target, cols, cols, m.source, format('(%s,0)', m.next_block), format('(%s,0)', upto));
-    GET DIAGNOSTICS copied = ROW_COUNT;
+    -- With the owner's rights: the copy runs the owner's index expressions and constraints.
+    copied := (timepart._as_owner(m.source, format(
+        'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM ONLY %s '
+        'WHERE ctid OPERATOR(pg_catalog.>=) %L::pg_catalog.tid AND ctid OPERATOR(pg_catalog.<) %L::pg_catalog.tid '
+        'ON CONFLICT DO NOTHING',
+        m.target, cols, cols, m.source, format('(%s,0)', m.next_block), format('(%s,0)', upto)))->>'rows')::bigint;
     -- Aim the next batch at batch_size rows, from the density seen so far.
     UPDATE timepart.migrations g SET next_block = upto, rows_copied = g.rows_copied + copied,
         blocks_per_batch = CASE WHEN g.rows_copied + copied > 0
@@ -537,15 +596,16 @@ DECLARE
     applied bigint;
     removed bigint;
     inserted bigint;
+    r jsonb;
 BEGIN
-    EXECUTE format($q$
+    r := timepart._as_owner(m.source, format($q$
         WITH d AS (DELETE FROM %1$I.changes c WHERE c.ctid = ANY (ARRAY(SELECT ctid FROM %1$I.changes LIMIT %2$s)) RETURNING %3$s),
         gone AS (DELETE FROM %4$s a USING d b WHERE %5$s RETURNING 1),
         ins AS (INSERT INTO %4$s (%6$s) OVERRIDING SYSTEM VALUE
                 SELECT %6$s FROM ONLY %7$s a WHERE EXISTS (SELECT 1 FROM d b WHERE %5$s) RETURNING 1)
-        SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM gone), (SELECT count(*) FROM ins)$q$,
-        m.stage_schema, max_changes, keys, m.target, match, cols, m.source)
-    INTO applied, removed, inserted;
+        SELECT pg_catalog.jsonb_build_array((SELECT count(*) FROM d), (SELECT count(*) FROM gone), (SELECT count(*) FROM ins))$q$,
+        m.stage_schema, max_changes, keys, m.target, match, cols, m.source), true);
+    applied := (r->>0)::bigint; removed := (r->>1)::bigint; inserted := (r->>2)::bigint;
     IF applied > 0 THEN
         UPDATE timepart.migrations g SET changes_applied = g.changes_applied + applied, updated_at = pg_catalog.clock_timestamp()
         WHERE g.id = m.id;
@@ -559,8 +619,9 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._migrate_checksum(rel regclass, cols text, OUT row_count bigint, OUT checksum numeric)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    EXECUTE format('SELECT count(*), coalesce(sum(pg_catalog.hashtextextended(ROW(%s)::text, 0)), 0) FROM %s', cols, rel)
-        INTO row_count, checksum;
+    SELECT (r->>0)::bigint, (r->>1)::numeric INTO row_count, checksum
+    FROM timepart._as_owner(rel, format('SELECT pg_catalog.jsonb_build_array(count(*), '
+        'coalesce(sum(pg_catalog.hashtextextended(ROW(%s)::pg_catalog.text, 0)), 0)) FROM %s', cols, rel), true) r;
 END $$;
 
 -- Renames the old table's indexes and identity sequences out of the way of the
@@ -575,17 +636,17 @@ BEGIN
     SELECT n.nspname, timepart._fit_name(c.relname, 'unpartitioned_old') INTO schema_name, old_name
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = m.source;
     FOR r IN SELECT t.tgname FROM pg_catalog.pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE 'timepart\_migrate\_%' LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, m.source);
+        PERFORM timepart._as_owner(m.source, format('DROP TRIGGER %I ON %s', r.tgname, m.source));
     END LOOP;
     FOR r IN SELECT c.relname FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid
              WHERE x.indrelid = m.source LOOP
-        EXECUTE format('ALTER INDEX %I.%I RENAME TO %I', schema_name, r.relname, timepart._fit_name(r.relname, 'old'));
+        PERFORM timepart._as_owner(m.source, format('ALTER INDEX %I.%I RENAME TO %I', schema_name, r.relname, timepart._fit_name(r.relname, 'old')));
     END LOOP;
     FOR r IN SELECT s.oid::regclass AS seq, s.relname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class s ON s.oid = d.objid
              WHERE d.refobjid = m.source AND d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'i' AND s.relkind = 'S' LOOP
-        EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', r.seq, timepart._fit_name(r.relname, 'old'));
+        PERFORM timepart._as_owner(m.source, format('ALTER SEQUENCE %s RENAME TO %I', r.seq, timepart._fit_name(r.relname, 'old')));
     END LOOP;
-    EXECUTE format('ALTER TABLE %s RENAME TO %I', m.source, old_name);
+    PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s RENAME TO %I', m.source, old_name));
     RETURN format('%I.%I', schema_name, old_name);
 END $$;
 
@@ -600,21 +661,26 @@ BEGIN
                     pg_catalog.pg_get_serial_sequence(m.target::text, a.attname) AS new_seq
              FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped LOOP
         IF r.old_seq IS NOT NULL AND r.new_seq IS NOT NULL THEN
-            EXECUTE format('SELECT pg_catalog.setval(%L, s.last_value, s.is_called) FROM %s s', r.new_seq, r.old_seq);
+            PERFORM timepart._as_owner(m.source, format('SELECT pg_catalog.setval(%L, s.last_value, s.is_called) FROM %s s', r.new_seq, r.old_seq));
         END IF;
     END LOOP;
     FOR r IN SELECT t.relid::regclass AS rel FROM pg_catalog.pg_partition_tree(m.target) t ORDER BY t.level LOOP
-        EXECUTE format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name);
+        -- SET SCHEMA runs no user code; the owner may lack CREATE there, the caller (its member or a superuser) then does it.
+        IF pg_catalog.has_schema_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.source), schema_name, 'CREATE') THEN
+            PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name));
+        ELSE
+            EXECUTE format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name);
+        END IF;
     END LOOP;
     FOR r IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(m.source::text, a.attname) AS seq
              FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' LOOP
         IF r.seq IS NOT NULL THEN
             -- The copy's default calls the same sequence; dropping the old table must not take it along.
-            EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', r.seq, m.target, r.attname);
+            PERFORM timepart._as_owner(m.source, format('ALTER SEQUENCE %s OWNED BY %s.%I', r.seq, m.target, r.attname));
         END IF;
     END LOOP;
-    EXECUTE format('DROP TABLE %I.changes', m.stage_schema);
-    EXECUTE format('DROP SCHEMA %I', m.stage_schema);
+    PERFORM timepart._as_owner(m.source, format('DROP TABLE %I.changes', m.stage_schema));
+    PERFORM timepart._as_owner(m.source, format('DROP SCHEMA %I', m.stage_schema));
 END $$;
 
 -- The swap, in the caller's (short) transaction: writes wait (EXCLUSIVE lock), the last
@@ -756,7 +822,7 @@ CREATE OR REPLACE PROCEDURE timepart._migrate_swap_retrying(m timepart.migration
 LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz;
-    lock_wait interval := (SELECT c.lock_timeout FROM timepart.config c WHERE c.parent = m.target);
+    lock_wait interval := (SELECT c.lock_timeout FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) m.target);
     result jsonb;
     attempt int := 0;
     err text;
@@ -765,7 +831,7 @@ DECLARE
     hint text;
 BEGIN
     LOOP
-        attempt := attempt + 1;
+        attempt := attempt OPERATOR(pg_catalog.+) 1;
         started := pg_catalog.clock_timestamp();
         BEGIN
             result := timepart._migrate_swap(m, lock_wait);
@@ -773,21 +839,21 @@ BEGIN
             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
         END;
         IF result IS NOT NULL THEN
-            PERFORM timepart._log('migrate_swap', m.target, m.target::text, true, result || jsonb_build_object('attempts', attempt), NULL, started);
+            PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true, result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt), NULL, started);
             COMMIT;
             RAISE NOTICE 'timepart.migrate: % is partitioned now (% rows, checksum %, swap took % ms); the old table is %',
                 m.target, result->>'rows', result->>'checksum', result->>'swap_ms', result->>'old_table';
             RETURN;
         END IF;
-        PERFORM timepart._log('migrate_swap', m.source, m.target::text, false, jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
+        PERFORM timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
         COMMIT;
-        IF state <> '55P03' OR attempt >= 20 THEN
+        IF state OPERATOR(pg_catalog.<>) '55P03' OR attempt OPERATOR(pg_catalog.>=) 20 THEN
             PERFORM pg_catalog.pg_advisory_unlock(timepart._lock_key(m.source));
             RAISE EXCEPTION '%', err USING ERRCODE = state, DETAIL = detail,
-                HINT = CASE WHEN state = '55P03' THEN format('Gave up after %s lock waits of %s. CALL timepart.migrate again when traffic allows; the copy is kept.', attempt, lock_wait) ELSE hint END;
+                HINT = CASE WHEN state OPERATOR(pg_catalog.=) '55P03' THEN pg_catalog.format('Gave up after %s lock waits of %s. CALL timepart.migrate again when traffic allows; the copy is kept.', attempt, lock_wait) ELSE hint END;
         END IF;
         RAISE NOTICE 'timepart.migrate: swap attempt % waited too long for a lock; retrying', attempt;
-        PERFORM pg_catalog.pg_sleep(least(2, 0.1 * attempt));
+        PERFORM pg_catalog.pg_sleep(least(2, 0.1 OPERATOR(pg_catalog.*) attempt));
         PERFORM timepart._migrate_catch_up(m, batch_size);
         COMMIT;
     END LOOP;
@@ -807,7 +873,7 @@ DECLARE
     rows_at_start bigint;
     n bigint;
 BEGIN
-    IF batch_size IS NULL OR batch_size < 1 THEN
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(batch_size::text, 'NULL')), HINT = 'Copy e.g. 50000 rows per transaction.';
     END IF;
@@ -817,23 +883,23 @@ BEGIN
     END IF;
     COMMIT;
     rows_at_start := m.rows_copied;
-    WHILE m.state = 'copying' LOOP
+    WHILE m.state OPERATOR(pg_catalog.=) 'copying' LOOP
         PERFORM timepart._migrate_batch(m, batch_size);
         COMMIT;
-        SELECT * INTO m FROM timepart.migrations g WHERE g.id = m.id;
+        SELECT * INTO m FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id;
         PERFORM timepart._migrate_progress(m, run_started, rows_at_start);
     END LOOP;
     LOOP
         n := timepart._migrate_catch_up(m, batch_size);
         COMMIT;
-        EXIT WHEN n < batch_size;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
     END LOOP;
     CALL timepart._migrate_swap_retrying(m, batch_size);
     IF m.retention IS NOT NULL THEN
-        PERFORM timepart.configure(m.target, jsonb_build_object('retention', m.retention));
+        PERFORM timepart.configure(m.target, pg_catalog.jsonb_build_object('retention', m.retention));
     END IF;
-    PERFORM timepart._log('migrate', m.source, m.target::text, true,
-        (SELECT to_jsonb(g) - 'source' FROM timepart.migrations g WHERE g.id = m.id), NULL, run_started);
+    PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
+        (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) 'source' FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
     COMMIT;
     PERFORM pg_catalog.pg_advisory_unlock(timepart._lock_key(m.source));
 END $$;
@@ -860,10 +926,10 @@ BEGIN
     END IF;
     PERFORM pg_catalog.set_config('lock_timeout', '2s', true);
     FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid = source AND g.tgname LIKE 'timepart\_migrate\_%' LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, source);
+        PERFORM timepart._as_owner(source, format('DROP TRIGGER %I ON %s', t.tgname, source));
     END LOOP;
     DELETE FROM timepart.config c WHERE c.parent = m.target;
-    EXECUTE format('DROP SCHEMA %I CASCADE', m.stage_schema);
+    PERFORM timepart._as_owner(source, format('DROP SCHEMA %I CASCADE', m.stage_schema));
     UPDATE timepart.migrations g SET state = 'aborted', finished_at = pg_catalog.clock_timestamp() WHERE g.id = m.id;
     PERFORM timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
     RETURN true;

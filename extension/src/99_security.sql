@@ -3,19 +3,21 @@
 -- Every version script ends by running timepart._harden(), so functions added or
 -- replaced by an upgrade get the same treatment as a fresh install.
 --
--- The model:
--- * Operations (manage, maintain, cleanup, create_partition, ...) run with the
---   caller's rights: PostgreSQL's own ownership rules decide whose tables can be
---   partitioned, and the guard trigger on timepart.config refuses to register a
---   table the caller does not own (even by a direct INSERT).
--- * Reading (partition_stats, health, summary, the log) and the jobs that only read
---   user tables or write timepart's own (snapshot_stats, check_alerts, scheduling) run
---   with the owner's rights, so partition_monitor needs no access to the data. They
---   accept managed tables only.
+-- The model (README, Security):
+-- * Every statement on a user's table runs through the table owner's executor
+--   (05_owner.sql): user code (triggers, constraints, index expressions, policies)
+--   runs with the owner's rights only, whoever called.
+-- * Operations (manage, maintain, cleanup, create_partition, ...) run as the caller,
+--   who must own the table (or be a member of its owner, or a superuser); the owner
+--   guards on timepart's tables check the old and the new row.
+-- * Reading (partition_stats, health, summary) and snapshot_stats, check_alerts run as
+--   timepart's owner, so monitors need no access to the data; they read user tables
+--   only through executors, and check the caller (_caller()) where rights matter.
+-- * Scheduling runs as the caller. The log and migration state are written only by
+--   timepart's PL/pgSQL functions (_written_by_timepart).
 -- * Every PL/pgSQL function and every public wrapper runs with search_path pinned to
---   pg_catalog, pg_temp, so nothing planted on a caller's search_path is picked up.
---   Small private SQL helpers stay unpinned so the planner can inline them; PUBLIC
---   cannot execute them and they are only called from pinned functions.
+--   pg_catalog, pg_temp. Small private SQL helpers stay unpinned so the planner can
+--   inline them; they are only called from pinned functions.
 
 DO $$
 BEGIN
@@ -34,18 +36,136 @@ CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 /* Runs as the caller: only an owner of a table (or a member of its owner role) may
    register, reconfigure or forget it, or change its index templates or migration.
-   TG_ARGV[0] names the column holding the table (default: parent). */
+   Both the row as it was and the row as it becomes are checked, so an UPDATE cannot
+   take another owner's row. TG_ARGV[0] names the column holding the table. */
 DECLARE
-    tbl regclass := (pg_catalog.to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END)
-                     ->> coalesce(TG_ARGV[0], 'parent'))::regclass;
+    col text := coalesce(TG_ARGV[0], 'parent');
+    tbl regclass;
+    side record;
 BEGIN
-    IF NOT pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to manage it', tbl USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', tbl, (SELECT relowner::regrole FROM pg_catalog.pg_class WHERE oid = tbl)),
-            HINT = 'Ask its owner to run timepart.manage(), or to grant you membership in the owning role.';
-    END IF;
+    FOR side IN SELECT x.r FROM (VALUES (CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN pg_catalog.to_jsonb(OLD) END),
+                                        (CASE WHEN TG_OP IN ('UPDATE', 'INSERT') THEN pg_catalog.to_jsonb(NEW) END)) x(r)
+                WHERE x.r IS NOT NULL LOOP
+        tbl := (side.r ->> col)::regclass;
+        IF NOT coalesce(pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE'),
+                        TG_OP = 'DELETE') THEN
+            RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
+                DETAIL = format('%s is owned by %s.', tbl::regclass,
+                                coalesce((SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = tbl), 'nobody: it does not exist')),
+                HINT = 'Ask its owner to run timepart.manage(), or to grant you membership in the owning role.';
+        END IF;
+    END LOOP;
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END $$;
+
+-- Tables only timepart's own functions write: the statement must come straight from a
+-- PL/pgSQL function in schema timepart (the nearest function on the call stack), not
+-- from a client, a DO block, a user's function or a trigger. On the log, who and when
+-- are set here, by the server.
+CREATE OR REPLACE FUNCTION timepart._written_by_timepart() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
+    frame text;
+BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    -- The nearest function frame, looking through timepart._log to whatever called it.
+    SELECT x.l INTO frame FROM unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
+    WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
+    -- A superuser may trim the log (DELETE); nobody writes rows into it but timepart.
+    IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.')
+       AND NOT (TG_OP = 'DELETE' AND TG_TABLE_NAME = 'maintenance_log'
+                AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)) THEN
+        RAISE EXCEPTION 'timepart.% is written only by timepart''s functions', TG_TABLE_NAME USING ERRCODE = '42501',
+            DETAIL = format('A direct %s was refused (from %s).', TG_OP, coalesce(frame, 'a client statement')),
+            HINT = 'Use timepart''s functions; this table records what they did.';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    IF TG_TABLE_NAME = 'maintenance_log' AND TG_OP = 'INSERT' THEN
+        NEW.created_at := pg_catalog.clock_timestamp();
+        NEW.run_by := session_user;
+        NEW.run_as := current_user;
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS maintenance_log_written_by_timepart ON timepart.maintenance_log;
+CREATE TRIGGER maintenance_log_written_by_timepart BEFORE INSERT OR UPDATE OR DELETE ON timepart.maintenance_log
+    FOR EACH ROW EXECUTE FUNCTION timepart._written_by_timepart();
+DROP TRIGGER IF EXISTS migrations_written_by_timepart ON timepart.migrations;
+CREATE TRIGGER migrations_written_by_timepart BEFORE INSERT OR UPDATE OR DELETE ON timepart.migrations
+    FOR EACH ROW EXECUTE FUNCTION timepart._written_by_timepart();
+
+-- Index templates are checked as text, however they arrive (the API or a direct
+-- INSERT): the column list and the condition must each stay inside the parentheses
+-- timepart puts them in, so no clause (TABLESPACE, WITH, a second statement) can be
+-- smuggled into the CREATE INDEX it builds.
+CREATE OR REPLACE FUNCTION timepart._check_template_text(txt text, what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    i int := 1;
+    n int := length(txt);
+    c text;
+    depth int := 0;
+    bad text;
+BEGIN
+    IF txt IS NULL OR btrim(txt) = '' THEN
+        bad := 'it is empty';
+    END IF;
+    WHILE bad IS NULL AND i <= n LOOP
+        c := substr(txt, i, 1);
+        IF c = '''' OR c = '"' THEN
+            i := i + 1;
+            LOOP
+                IF i > n THEN bad := 'a quote is not closed'; EXIT; END IF;
+                IF substr(txt, i, 1) = '\' THEN bad := 'it holds a backslash'; EXIT; END IF;
+                IF substr(txt, i, 1) = c THEN
+                    IF substr(txt, i + 1, 1) = c THEN i := i + 2; CONTINUE; END IF;
+                    EXIT;
+                END IF;
+                i := i + 1;
+            END LOOP;
+        ELSIF c = '(' THEN depth := depth + 1;
+        ELSIF c = ')' THEN
+            depth := depth - 1;
+            IF depth < 0 THEN bad := 'a parenthesis closes that was never opened'; END IF;
+        ELSIF c IN (';', '\', '$') THEN bad := format('it holds %s', c);
+        ELSIF substr(txt, i, 2) IN ('--', '/*') THEN bad := 'it holds a comment';
+        END IF;
+        i := i + 1;
+    END LOOP;
+    IF bad IS NULL AND depth <> 0 THEN
+        bad := 'a parenthesis is not closed';
+    END IF;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid index template %: %', what, bad USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(txt, 'NULL')),
+            HINT = 'Give a column list such as ''workspace_id, created_at DESC'' and an optional condition such as '
+                   '''status = ''''open''''''; no semicolons, comments, backslashes, dollar quotes or unbalanced parentheses.';
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._template_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.suffix IS NULL OR NEW.suffix !~ '^[a-z0-9_]{1,40}$' THEN
+        RAISE EXCEPTION 'invalid index template suffix "%"', NEW.suffix USING ERRCODE = '22023',
+            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.', HINT = 'Use a name such as workspace_created_idx.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_am a WHERE a.amname = NEW.method AND a.amtype = 'i') THEN
+        RAISE EXCEPTION 'unknown index method "%"', NEW.method USING ERRCODE = '22023',
+            DETAIL = 'It is not an index access method of this database.', HINT = 'Use btree, hash, gist, gin or brin.';
+    END IF;
+    PERFORM timepart._check_template_text(NEW.columns, 'column list');
+    IF NEW.where_clause IS NOT NULL THEN
+        PERFORM timepart._check_template_text(NEW.where_clause, 'condition');
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS index_templates_checked ON timepart.index_templates;
+CREATE TRIGGER index_templates_checked BEFORE INSERT OR UPDATE ON timepart.index_templates
+    FOR EACH ROW EXECUTE FUNCTION timepart._template_guard();
 DROP TRIGGER IF EXISTS config_owner_guard ON timepart.config;
 CREATE TRIGGER config_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.config
     FOR EACH ROW EXECUTE FUNCTION timepart._config_guard();
@@ -67,7 +187,17 @@ $$;
 CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT timepart._monitor_functions() || ARRAY['timepart.snapshot_stats', 'timepart.check_alerts',
-                                                  'timepart.schedule_jobs', 'timepart.unschedule_jobs']
+                                                  'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
+                                                  'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
+                                                  'timepart._new_partition_table']
+$$;
+
+-- Functions nobody but timepart's owner may execute: trigger functions (which must not
+-- be attached to anyone's table) and the executor factory's helpers.
+CREATE OR REPLACE FUNCTION timepart._private_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard',
+                 'timepart._written_by_timepart', 'timepart._template_guard']
 $$;
 
 -- The seed's names timepart puts in public.
@@ -90,7 +220,7 @@ BEGIN
         FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-        WHERE n.nspname = 'timepart' OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
+        WHERE (n.nspname = 'timepart' AND p.proname NOT LIKE '\_as\_owner\_%') OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
     LOOP
         -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
         IF f.prokind = 'f' AND (f.lanname = 'plpgsql' OR f.nspname = 'public' OR f.qname = ANY (timepart._definer_functions())) THEN
@@ -100,9 +230,16 @@ BEGIN
         END IF;
         IF f.qname = ANY (timepart._definer_functions()) THEN
             EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
+        ELSIF f.prokind = 'f' THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER', f.sig);
         END IF;
         EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
         IF roles_exist THEN
+            EXECUTE format('REVOKE ALL ON %s %s FROM partition_admin, partition_monitor',
+                           CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+        END IF;
+        -- Trigger functions are timepart's alone: nobody may attach them to a table.
+        IF roles_exist AND f.qname <> ALL (timepart._private_functions()) THEN
             EXECUTE format('GRANT EXECUTE ON %s %s TO partition_admin', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
             IF f.qname = ANY (timepart._monitor_functions()) THEN
                 EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO partition_monitor', f.sig);
@@ -117,12 +254,15 @@ BEGIN
         GRANT partition_monitor TO partition_admin;
         GRANT USAGE ON SCHEMA timepart TO partition_admin, partition_monitor;
         GRANT SELECT ON ALL TABLES IN SCHEMA timepart TO partition_monitor;
+        -- Exact key values are data: monitors read them through partition_stats, which hides them.
+        REVOKE SELECT ON timepart.stats_history FROM partition_monitor;
         GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
         -- Operations run as the caller, so an admin writes what they write, and no more:
         -- its own tables' configuration, templates and migrations (the guard checks
         -- ownership on every row), and new log rows (never changing old ones). Alerts,
         -- stats history and jobs are written only by functions that run as the owner.
         GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
+        GRANT INSERT, DELETE ON timepart.jobs TO partition_admin;
         GRANT INSERT ON timepart.maintenance_log TO partition_admin;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
     END IF;

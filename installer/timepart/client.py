@@ -247,11 +247,19 @@ def log_alert_handler(alerts: List[Alert]) -> None:
 
 
 async def listen_alerts(conn) -> AsyncIterator[Any]:
-    """Yields each alert announced on the timepart_alerts channel (JSON decoded when it
-    is JSON). `conn` must be an autocommit AsyncConnection; runs until cancelled."""
+    """Yields each open alert once, read from timepart.open_alerts whenever the
+    timepart_alerts channel rings. A notification is a doorbell, not a message: any role
+    may NOTIFY on any channel, so its payload is never trusted. `conn` must be an
+    autocommit AsyncConnection of a role that reads open_alerts; runs until cancelled."""
     await conn.execute(f"LISTEN {ALERT_CHANNEL}")
-    async for note in conn.notifies():
-        try:
-            yield json.loads(note.payload)
-        except ValueError:
-            yield note.payload
+    seen = set()
+    while True:
+        async for _ in conn.notifies(stop_after=1):
+            pass
+        cur = await conn.execute("SELECT row_to_json(a)::text FROM timepart.open_alerts a")
+        for (text,) in await cur.fetchall():
+            alert = json.loads(text)
+            key = (alert["alert_type"], alert["parent_table"], alert["partition_name"], alert["first_seen"])
+            if key not in seen:
+                seen.add(key)
+                yield alert

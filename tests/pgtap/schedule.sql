@@ -14,7 +14,7 @@ SELECT is((SELECT schedule FROM cron.job WHERE jobname = 'timepart-cleanup@' || 
 SELECT is((SELECT count(*) FROM cron.job WHERE jobname LIKE 'timepart-%' AND schedule LIKE '% * * *' AND jobname ~ 'health|stats|cron-history'),
           3::bigint, 'health, stats and cron-history run daily');
 SELECT matches((SELECT command FROM cron.job WHERE jobname = 'timepart-cron-history@' || current_database()),
-               '^DELETE FROM cron.job_run_details WHERE end_time < now\(\) - ''30 days''', 'cron-history keeps 30 days of runs');
+               '^DELETE FROM cron.job_run_details d WHERE d.end_time < now\(\) - ''30 days''.*jobname LIKE ''timepart-%''', 'cron-history keeps 30 days of runs');
 
 SELECT timepart.schedule_jobs(maintain_schedule => '0 1 * * 1', cron_history_keep => '7 days');
 SELECT is((SELECT count(*) FROM cron.job WHERE jobname LIKE 'timepart-%'), 5::bigint, 'scheduling twice leaves five jobs');

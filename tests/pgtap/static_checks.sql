@@ -6,7 +6,8 @@ CREATE EXTENSION plpgsql_check;
 
 SELECT is((SELECT string_agg(format('%s line %s: %s', p.oid::regprocedure, r.lineno, r.message), '; ')
            FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang,
-           LATERAL plpgsql_check_function_tb(p.oid, CASE WHEN p.prorettype = 'trigger'::regtype THEN 'timepart.config'::regclass ELSE 0 END,
+           LATERAL plpgsql_check_function_tb(p.oid, CASE WHEN p.prorettype = 'trigger'::regtype
+                THEN coalesce((SELECT t.tgrelid FROM pg_trigger t WHERE t.tgfoid = p.oid ORDER BY t.tgname LIMIT 1), 'timepart.config'::regclass) ELSE 0 END,
                                              fatal_errors => false, other_warnings => true, performance_warnings => false) r
            WHERE l.lanname = 'plpgsql' AND (p.pronamespace = 'timepart'::regnamespace OR p.proname = ANY (timepart._public_names()))
             -- RETURN QUERY EXECUTE fills OUT columns plpgsql_check cannot follow: explained, not counted.

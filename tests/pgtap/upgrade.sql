@@ -10,11 +10,15 @@ CREATE FUNCTION pg_temp.timepart_shape() RETURNS TABLE (kind text, ident text, d
     members AS (SELECT d.classid, d.objid FROM pg_depend d, ext WHERE d.refobjid = ext.oid AND d.deptype = 'e')
     SELECT 'function', p.oid::regprocedure::text,
            concat_ws(' | ', pg_get_function_result(p.oid), md5(p.prosrc), p.provolatile, p.prosecdef, p.proconfig::text,
-                     obj_description(p.oid, 'pg_proc'))
+                     obj_description(p.oid, 'pg_proc'), p.proacl::text, p.prolang)
     FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+    -- Executors are made per table owner at run time (05_owner.sql), not by a script.
+    WHERE p.proname NOT LIKE '\_as\_owner\_%'
     UNION ALL
     SELECT 'relation', c.oid::regclass::text,
-           concat_ws(' | ', c.relkind, obj_description(c.oid, 'pg_class'), pg_get_viewdef(c.oid),
+           concat_ws(' | ', c.relkind, obj_description(c.oid, 'pg_class'), pg_get_viewdef(c.oid), c.relacl::text,
+               (SELECT string_agg(format('%s %s %s', t.tgname, t.tgfoid::regproc, t.tgtype), ', ' ORDER BY t.tgname)
+                FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
                (SELECT string_agg(format('%s %s %s %s %s', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                                          pg_get_expr(ad.adbin, ad.adrelid), col_description(c.oid, a.attnum)), ', ' ORDER BY a.attname)
                 FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum

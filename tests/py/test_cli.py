@@ -189,26 +189,34 @@ def test_alerts(db, requires_sql):
     assert result.output.split()[:5] == ["severity", "alert_type", "parent_table", "partition_name", "message"]
 
 
-def test_alerts_follow_prints_each_announcement(db, connect):
+def test_alerts_follow_prints_alerts_from_the_table_not_the_payload(db, connect):
     """The real console script, LISTENing; stopped like Ctrl-C would."""
     proc = subprocess.Popen([TIMEPART, "--dsn", db, "alerts", "--follow"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     conn = connect()
-    payload = {"alert_type": "missing_current_partition", "severity": "critical", "parent_table": "stale"}
+    conn.execute("CREATE EXTENSION IF NOT EXISTS timepart")
+    conn.execute("CREATE TABLE follow_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts)")
+    conn.execute("SELECT timepart.manage('follow_ev', '1 month', 1, NULL, false, '100 ms', 'UTC', '2024-03-15')")
+    conn.execute("SELECT * FROM timepart.check_alerts('follow_ev', '2024-03-15')")
+    # A forged payload only rings the bell: what is printed comes from the alerts table.
+    payload = {"alert_type": "forged_alert", "severity": "critical", "parent_table": "stale"}
+    printed = []
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # until the command is listening
+        while time.monotonic() < deadline:  # until the command is listening and prints our table's alert
             conn.execute("SELECT pg_notify('timepart_alerts', %s)", (json.dumps(payload),))
             try:
-                line = lines.get(timeout=0.5)
-                break
+                printed.append(json.loads(lines.get(timeout=0.5)))
             except queue.Empty:
                 continue
+            if printed[-1]["parent_table"] == "public.follow_ev":
+                break
         else:
             pytest.fail("no alert printed: " + proc.stderr.read() if proc.poll() is not None else "no alert printed")
-        assert json.loads(line) == payload
+        assert printed[-1]["alert_type"] == "insufficient_future_partitions"
+        assert all(p["alert_type"] != "forged_alert" for p in printed), "a forged payload is never printed"
     finally:
         proc.send_signal(2)  # SIGINT, as Ctrl-C
         proc.wait(timeout=10)

@@ -163,27 +163,35 @@ def test_log_alert_handler_logs_at_the_severity_level(caplog):
     ]
 
 
-def test_listen_alerts_yields_each_payload(db, connect):
+def test_listen_alerts_reads_the_alerts_table_and_ignores_forged_payloads(db, connect):
+    """A NOTIFY anyone can send only rings the bell: what comes out is read from timepart.open_alerts."""
+    setup = connect()
+    setup.execute("CREATE EXTENSION IF NOT EXISTS timepart")
+    setup.execute("CREATE TABLE bell_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts)")
+    setup.execute("SELECT timepart.manage('bell_ev', '1 month', 1, NULL, false, '100 ms', 'UTC', '2024-03-15')")
+    setup.execute("SELECT * FROM timepart.check_alerts('bell_ev', '2024-03-15')")
+    forged = {"alert_type": "forged", "severity": "critical", "parent_table": "public.bell_ev", "message": "pay up"}
+
     async def go():
         conn = await psycopg.AsyncConnection.connect(db, autocommit=True)
-        received = []
         try:
             stream = listen_alerts(conn)
             first = asyncio.ensure_future(stream.__anext__())
-            for _ in range(40):  # notify until the LISTEN is in place
-                connect().execute("SELECT pg_notify('timepart_alerts', %s)", (json.dumps({"severity": "warning"}),))
+            for _ in range(40):  # ring until the LISTEN is in place
+                connect().execute("SELECT pg_notify('timepart_alerts', %s)", (json.dumps(forged),))
                 done, _ = await asyncio.wait({first}, timeout=0.25)
                 if done:
                     break
-            received.append(await asyncio.wait_for(first, 10))
+            got = [await asyncio.wait_for(first, 10)]
             connect().execute("SELECT pg_notify('timepart_alerts', 'not json')")
-            async for payload in stream:  # past any repeats of the first
-                received.append(payload)
-                if payload == "not json":
-                    break
+            nxt = asyncio.ensure_future(stream.__anext__())
+            done, _ = await asyncio.wait({nxt}, timeout=1)
+            if done:
+                got.append(nxt.result())
+            nxt.cancel()
+            return got
         finally:
             await conn.close()
-        return received
-    received = asyncio.run(go())
-    assert received[0] == {"severity": "warning"} and received[-1] == "not json"
-    assert all(r == {"severity": "warning"} for r in received[1:-1])
+    got = asyncio.run(go())
+    assert [a["alert_type"] for a in got] == ["insufficient_future_partitions"], "only the real alert, once"
+    assert got[0]["parent_table"] == "public.bell_ev" and got[0]["severity"] == "warning"

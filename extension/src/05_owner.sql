@@ -1,0 +1,132 @@
+-- Running work on a user's table with the table owner's rights, and only those.
+--
+-- Every statement timepart runs on a user's table (DDL, row moves, counts) may make
+-- PostgreSQL run code the owner controls: triggers, constraints, defaults, generated
+-- columns, index expressions and predicates (the planner folds those too), policies.
+-- So none of them runs as the caller. Each goes through the owner's executor: a
+-- SECURITY DEFINER function owned by the table's owner, created by timepart, that
+-- refuses to run unless it really runs as that owner with no way to change role
+-- (inside a security-definer function PostgreSQL refuses SET ROLE and SET SESSION
+-- AUTHORIZATION). This is how VACUUM, ANALYZE and REINDEX run index code, from SQL.
+--
+-- The owner may ALTER its executor (it owns it) but cannot replace its body (no CREATE
+-- on schema timepart); the body checks its own context on every call, so an executor
+-- turned into SECURITY INVOKER, or given other settings, refuses to run.
+
+-- The role that called into timepart, seen from inside a SECURITY DEFINER function
+-- (where current_user is the definer): the session's SET ROLE, else the session user.
+CREATE OR REPLACE FUNCTION timepart._caller() RETURNS name
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
+                ELSE pg_catalog.current_setting('role')::name END
+$$;
+
+-- The name of a role's executor.
+CREATE OR REPLACE FUNCTION timepart._executor_name(owner_oid oid) RETURNS name
+LANGUAGE sql IMMUTABLE AS $$ SELECT ('_as_owner_' || owner_oid::text)::name $$;
+
+-- The body of an executor for one role. Every name in it is schema-qualified and every
+-- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path.
+CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
+LANGUAGE sql IMMUTABLE AS $body$
+    SELECT pg_catalog.format($f$
+DECLARE
+    result pg_catalog.jsonb;
+    n pg_catalog.int8;
+    escaped pg_catalog.bool := false;
+BEGIN
+    IF current_user OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
+        RAISE EXCEPTION 'timepart: the executor of %% runs as %%', %1$L, current_user USING ERRCODE = '42501';
+    END IF;
+    -- Only a security-definer context refuses a role change: prove we are in one.
+    BEGIN
+        PERFORM pg_catalog.set_config('role', 'none', true);
+        escaped := true;
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    IF escaped THEN
+        RAISE EXCEPTION 'timepart: the executor of %% is not a security definer', %1$L USING ERRCODE = '42501',
+            HINT = 'Someone altered it; timepart refuses to run user code through it.';
+    END IF;
+    IF wants_value THEN
+        EXECUTE q INTO result;
+    ELSE
+        EXECUTE q;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        result := pg_catalog.jsonb_build_object('rows', n);
+    END IF;
+    RETURN result;
+END $f$, owner_name)
+$body$;
+
+-- A role's executor (its qualified name), created when missing. SECURITY DEFINER (as the extension's owner):
+-- only it may create a function owned by another role. Refuses an executor someone
+-- tampered with (it is re-created only by dropping it).
+CREATE OR REPLACE FUNCTION timepart._executor(owner_oid oid) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    fname name := timepart._executor_name(owner_oid);
+    owner_name name := (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) owner_oid);
+    f record;
+    sig text;
+BEGIN
+    IF owner_name IS NULL THEN
+        RAISE EXCEPTION 'role with oid % does not exist', owner_oid USING ERRCODE = '42704',
+            DETAIL = 'timepart runs work on a table with its owner''s rights.', HINT = 'Check the table''s owner.';
+    END IF;
+    sig := pg_catalog.format('timepart.%I(pg_catalog.text, pg_catalog.bool)', fname);
+    SELECT p.proowner, p.prosecdef, p.proconfig, p.prosrc INTO f FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace OPERATOR(pg_catalog.=) 'timepart'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.=) fname;
+    IF FOUND THEN
+        IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef
+           OR f.prosrc OPERATOR(pg_catalog.<>) timepart._executor_body(owner_name) THEN
+            RAISE EXCEPTION 'the timepart executor of role % was altered', owner_name USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('%s: owner %s, security definer %s.', sig, f.proowner::regrole, f.prosecdef),
+                HINT = pg_catalog.format('A superuser can drop it (ALTER EXTENSION timepart DROP FUNCTION %s; DROP FUNCTION %s;); '
+                                         'timepart makes it again.', sig, sig);
+        END IF;
+        RETURN pg_catalog.format('timepart.%I', fname);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
+                              'SET search_path = pg_catalog, pg_temp AS %L',
+                              pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
+                              timepart._executor_body(owner_name));
+    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
+    IF owner_oid OPERATOR(pg_catalog.<>) (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) sig::regprocedure) THEN
+        BEGIN
+            EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', sig, owner_name);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE EXCEPTION 'timepart cannot act with the rights of role %', owner_name USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('timepart''s owner %s is not a superuser and cannot give role %s a function.',
+                                           current_user, owner_name),
+                HINT = 'Install timepart as a superuser, or manage only tables owned by the role that installed it.';
+        END;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'timepart') THEN
+        -- DROP EXTENSION takes it along.
+        EXECUTE pg_catalog.format('ALTER EXTENSION timepart ADD FUNCTION %s', sig);
+    END IF;
+    RETURN pg_catalog.format('timepart.%I', fname);
+END $$;
+
+-- Runs one statement on a user's table with the rights of the table's owner. wants_value:
+-- the statement returns one jsonb value, which comes back; else {"rows": n}.
+CREATE OR REPLACE FUNCTION timepart._as_owner(tbl regclass, q text, wants_value boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+    result jsonb;
+BEGIN
+    IF owner_oid IS NULL THEN
+        RAISE EXCEPTION 'relation % does not exist', tbl USING ERRCODE = '42P01';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(current_user, owner_oid, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table % to run this on it', tbl USING ERRCODE = '42501',
+            DETAIL = pg_catalog.format('%s is owned by %s; timepart works on it with its owner''s rights only.',
+                                       tbl, owner_oid::regrole),
+            HINT = 'Run it as the table''s owner, a member of the owning role, or a superuser.';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT %s($1, $2)', timepart._executor(owner_oid)) INTO result USING q, wants_value;
+    RETURN result;
+END $$;
