@@ -37,6 +37,25 @@ LANGUAGE sql STABLE AS $$
                 ELSE pg_catalog.current_setting('role')::name END
 $$;
 
+-- Whether a role may act on a table: it owns it, is a member of its owner role, or is a
+-- superuser. NULL when the table does not exist.
+CREATE OR REPLACE FUNCTION timepart._may_act(who name, tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT pg_catalog.pg_has_role(who, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE')
+$$;
+
+-- The refusal when a role may not act on a table; action completes "must be owner of table t to ...".
+CREATE OR REPLACE FUNCTION timepart._check_may_act(who name, tbl regclass, action text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT coalesce(timepart._may_act(who, tbl), false) THEN
+        RAISE EXCEPTION 'must be owner of table % to %', tbl, action USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s; %s is neither that role, a member of it, nor a superuser.', tbl,
+                            coalesce((SELECT c.relowner::regrole::text FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'nobody'), who),
+            HINT = 'Run it as the table''s owner, a member of the owning role, or a superuser.';
+    END IF;
+END $$;
+
 -- The name of a role's executor.
 CREATE OR REPLACE FUNCTION timepart._executor_name(owner_oid oid) RETURNS name
 LANGUAGE sql IMMUTABLE AS $$ SELECT ('_as_owner_' || owner_oid::text)::name $$;
@@ -92,7 +111,7 @@ BEGIN
             DETAIL = 'timepart runs work on a table with its owner''s rights.', HINT = 'Check the table''s owner.';
     END IF;
     sig := pg_catalog.format('timepart.%I(pg_catalog.text, pg_catalog.bool)', fname);
-    SELECT p.proowner, p.prosecdef, p.proconfig, p.prosrc INTO f FROM pg_catalog.pg_proc p
+    SELECT p.proowner, p.prosecdef, p.prosrc INTO f FROM pg_catalog.pg_proc p
     WHERE p.pronamespace OPERATOR(pg_catalog.=) 'timepart'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.=) fname;
     IF FOUND THEN
         IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef
@@ -109,7 +128,7 @@ BEGIN
                               pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
                               timepart._executor_body(owner_name));
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
-    IF owner_oid OPERATOR(pg_catalog.<>) (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) sig::regprocedure) THEN
+    IF owner_name OPERATOR(pg_catalog.<>) current_user THEN
         BEGIN
             EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', sig, owner_name);
         EXCEPTION WHEN insufficient_privilege THEN
@@ -137,12 +156,7 @@ BEGIN
     IF owner_oid IS NULL THEN
         RAISE EXCEPTION 'relation % does not exist', tbl USING ERRCODE = '42P01';
     END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, owner_oid, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to run this on it', tbl USING ERRCODE = '42501',
-            DETAIL = pg_catalog.format('%s is owned by %s; timepart works on it with its owner''s rights only.',
-                                       tbl, owner_oid::regrole),
-            HINT = 'Run it as the table''s owner, a member of the owning role, or a superuser.';
-    END IF;
+    PERFORM timepart._check_may_act(current_user, tbl, 'run this on it');
     EXECUTE pg_catalog.format('SELECT %s($1, $2)', timepart._executor(owner_oid)) INTO result USING q, wants_value;
     RETURN result;
 END $$;
@@ -384,17 +398,7 @@ DECLARE
     existing timepart.index_templates;
 BEGIN
     PERFORM timepart._config(parent);
-    IF suffix IS NULL OR suffix !~ '^[a-z0-9_]{1,40}$' THEN
-        RAISE EXCEPTION 'invalid index template suffix "%"', suffix USING ERRCODE = '22023',
-            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.',
-            HINT = 'Use a name such as workspace_created_idx.';
-    END IF;
-    IF columns IS NULL OR btrim(columns) = '' OR position(';' IN columns) > 0
-       OR position(';' IN coalesce(where_clause, '')) > 0 THEN
-        RAISE EXCEPTION 'invalid index template definition' USING ERRCODE = '22023',
-            DETAIL = format('columns: %s, where: %s', coalesce(columns, 'NULL'), coalesce(where_clause, 'NULL')),
-            HINT = 'Give a column list such as ''workspace_id, created_at DESC'' and an optional WHERE condition, without semicolons.';
-    END IF;
+    PERFORM timepart._check_template(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
     SELECT * INTO existing FROM timepart.index_templates it WHERE it.parent = add_index_template.parent AND it.suffix = add_index_template.suffix;
     IF FOUND THEN
         IF existing.columns IS DISTINCT FROM add_index_template.columns
@@ -502,11 +506,8 @@ DECLARE
                          WHERE c.oid = parent);
     ddl text := format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, parent);
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = _new_partition_table.parent)
-       OR NOT pg_catalog.pg_has_role(timepart._caller(), owner_oid, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of managed table % to create its partitions', parent USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', parent, owner_oid::regrole), HINT = 'Run it as the table''s owner or a superuser.';
-    END IF;
+    PERFORM timepart._config(parent);
+    PERFORM timepart._check_may_act(timepart._caller(), parent, 'create its partitions');
     IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
         PERFORM timepart._as_owner(parent, ddl);
     ELSE
@@ -774,13 +775,14 @@ BEGIN
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
     RETURN QUERY
     WITH parts AS (
-        SELECT c.*, p.*, timepart._changes(p.partition_oid) AS changes,
-               (p.is_default OR p.range_end > now()) AS live,
-               -- Exact key values are data: shown to roles that may read the table, or when its owner allows.
-               (c.monitor_sees_values OR pg_catalog.pg_has_role(timepart._caller(), r.relowner, 'USAGE')
-                OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT')) AS reveal
+        SELECT c.*, v.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
+               (p.is_default OR p.range_end > now()) AS live
         FROM timepart.config c
         JOIN pg_catalog.pg_class r ON r.oid = c.parent
+        -- Exact key values are data: shown to roles that may read the table, or when its
+        -- owner allows. Decided once per table.
+        CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
+                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT') AS reveal) v
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent
     ), snap AS (
@@ -1015,16 +1017,12 @@ BEGIN
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
         -- Runs as timepart's owner: the caller's rights are checked here.
-        IF NOT pg_catalog.pg_has_role(timepart._caller(), (SELECT r.relowner FROM pg_catalog.pg_class r WHERE r.oid = check_alerts.parent), 'USAGE') THEN
-            RAISE EXCEPTION 'must be owner of table % to check its alerts', check_alerts.parent USING ERRCODE = '42501',
-                DETAIL = format('%s may not maintain %s.', timepart._caller(), check_alerts.parent),
-                HINT = 'Run it as the table''s owner or a superuser; monitors read alerts from timepart.open_alerts.';
-        END IF;
+        PERFORM timepart._check_may_act(timepart._caller(), check_alerts.parent, 'check its alerts');
     END IF;
     -- Only the tables the caller may maintain: nobody opens or resolves another owner's alerts.
     FOR cfg IN SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
                WHERE (check_alerts.parent IS NULL OR c.parent = check_alerts.parent)
-                 AND pg_catalog.pg_has_role(timepart._caller(), r.relowner, 'USAGE') LOOP
+                 AND timepart._may_act(timepart._caller(), c.parent) LOOP
         checked := checked || cfg.parent::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
     END LOOP;
@@ -1103,7 +1101,7 @@ CREATE OR REPLACE FUNCTION timepart._job_tables() RETURNS SETOF regclass
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN QUERY SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-    WHERE pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE')
+    WHERE timepart._may_act(current_user, c.parent)
     ORDER BY c.parent::text;
 END $$;
 
@@ -1128,11 +1126,11 @@ BEGIN
     -- The jobs run as the caller, over every managed table: scheduling must not let a
     -- role reach tables it could not maintain itself.
     IF EXISTS (SELECT 1 FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-               WHERE NOT pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE')) THEN
+               WHERE NOT timepart._may_act(current_user, c.parent)) THEN
         RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
             DETAIL = format('%s may not maintain: %s.', current_user,
                 (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart.config c
-                 JOIN pg_catalog.pg_class r ON r.oid = c.parent WHERE NOT pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE'))),
+                 JOIN pg_catalog.pg_class r ON r.oid = c.parent WHERE NOT timepart._may_act(current_user, c.parent))),
             HINT = 'Schedule as a superuser, or as a role that is a member of every managed table''s owner.';
     END IF;
     IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
@@ -1398,11 +1396,7 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._migrate_triggers(source regclass) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT pg_catalog.pg_has_role(timepart._caller(), (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source), 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to migrate it', source USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', source, (SELECT c.relowner::regrole FROM pg_catalog.pg_class c WHERE c.oid = source)),
-            HINT = 'Run the migration as the table''s owner or a superuser.';
-    END IF;
+    PERFORM timepart._check_may_act(timepart._caller(), source, 'migrate it');
     EXECUTE format('CREATE TRIGGER timepart_migrate_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
@@ -1420,11 +1414,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source);
 BEGIN
-    IF NOT pg_catalog.pg_has_role(timepart._caller(), owner_oid, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to migrate it', source USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', source, owner_oid::regrole),
-            HINT = 'Run the migration as the table''s owner or a superuser.';
-    END IF;
+    PERFORM timepart._check_may_act(timepart._caller(), source, 'migrate it');
     IF stage IS DISTINCT FROM timepart._fit_name('timepart_migrate', source::oid::text) THEN
         RAISE EXCEPTION 'invalid stage schema %', stage USING ERRCODE = '22023',
             DETAIL = 'A migration stages its copy in timepart_migrate_<oid of the source>.', HINT = 'Use timepart.migrate.';
@@ -1552,6 +1542,9 @@ CREATE OR REPLACE FUNCTION timepart._migrate_place_target(m timepart.migrations,
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
+    -- SET SCHEMA runs no user code; an owner without CREATE there leaves it to the caller (its member or a superuser).
+    owner_may_create boolean := pg_catalog.has_schema_privilege(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.source), schema_name, 'CREATE');
 BEGIN
     FOR r IN SELECT a.attname, a.attidentity, pg_catalog.pg_get_serial_sequence(m.source::text, a.attname) AS old_seq,
                     pg_catalog.pg_get_serial_sequence(m.target::text, a.attname) AS new_seq
@@ -1561,8 +1554,7 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN SELECT t.relid::regclass AS rel FROM pg_catalog.pg_partition_tree(m.target) t ORDER BY t.level LOOP
-        -- SET SCHEMA runs no user code; the owner may lack CREATE there, the caller (its member or a superuser) then does it.
-        IF pg_catalog.has_schema_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.source), schema_name, 'CREATE') THEN
+        IF owner_may_create THEN
             PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name));
         ELSE
             EXECUTE format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name);
@@ -1712,8 +1704,7 @@ BEGIN
                                         (CASE WHEN TG_OP IN ('UPDATE', 'INSERT') THEN pg_catalog.to_jsonb(NEW) END)) x(r)
                 WHERE x.r IS NOT NULL LOOP
         tbl := (side.r ->> col)::regclass;
-        IF NOT coalesce(pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE'),
-                        TG_OP = 'DELETE') THEN
+        IF NOT coalesce(timepart._may_act(current_user, tbl), TG_OP = 'DELETE') THEN
             RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
                 DETAIL = format('%s is owned by %s.', tbl::regclass,
                                 coalesce((SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = tbl), 'nobody: it does not exist')),
@@ -1808,28 +1799,36 @@ BEGIN
         bad := 'a parenthesis is not closed';
     END IF;
     IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'invalid index template %: %', what, bad USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(txt, 'NULL')),
+        RAISE EXCEPTION 'invalid index template definition' USING ERRCODE = '22023',
+            DETAIL = format('The %s is refused: %s. Got %s.', what, bad, coalesce(txt, 'NULL')),
             HINT = 'Give a column list such as ''workspace_id, created_at DESC'' and an optional condition such as '
                    '''status = ''''open''''''; no semicolons, comments, backslashes, dollar quotes or unbalanced parentheses.';
+    END IF;
+END $$;
+
+-- The refusal for a template that cannot be built as it stands: add_index_template and
+-- the trigger below (direct INSERTs and UPDATEs) check the same way.
+CREATE OR REPLACE FUNCTION timepart._check_template(t timepart.index_templates) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF t.suffix IS NULL OR t.suffix !~ '^[a-z0-9_]{1,40}$' THEN
+        RAISE EXCEPTION 'invalid index template suffix "%"', t.suffix USING ERRCODE = '22023',
+            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.', HINT = 'Use a name such as workspace_created_idx.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_am a WHERE a.amname = t.method AND a.amtype = 'i') THEN
+        RAISE EXCEPTION 'unknown index method "%"', t.method USING ERRCODE = '22023',
+            DETAIL = 'It is not an index access method of this database.', HINT = 'Use btree, hash, gist, gin or brin.';
+    END IF;
+    PERFORM timepart._check_template_text(t.columns, 'column list');
+    IF t.where_clause IS NOT NULL THEN
+        PERFORM timepart._check_template_text(t.where_clause, 'condition');
     END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart._template_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.suffix IS NULL OR NEW.suffix !~ '^[a-z0-9_]{1,40}$' THEN
-        RAISE EXCEPTION 'invalid index template suffix "%"', NEW.suffix USING ERRCODE = '22023',
-            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.', HINT = 'Use a name such as workspace_created_idx.';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_am a WHERE a.amname = NEW.method AND a.amtype = 'i') THEN
-        RAISE EXCEPTION 'unknown index method "%"', NEW.method USING ERRCODE = '22023',
-            DETAIL = 'It is not an index access method of this database.', HINT = 'Use btree, hash, gist, gin or brin.';
-    END IF;
-    PERFORM timepart._check_template_text(NEW.columns, 'column list');
-    IF NEW.where_clause IS NOT NULL THEN
-        PERFORM timepart._check_template_text(NEW.where_clause, 'condition');
-    END IF;
+    PERFORM timepart._check_template(NEW);
     RETURN NEW;
 END $$;
 

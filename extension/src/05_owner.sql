@@ -21,6 +21,25 @@ LANGUAGE sql STABLE AS $$
                 ELSE pg_catalog.current_setting('role')::name END
 $$;
 
+-- Whether a role may act on a table: it owns it, is a member of its owner role, or is a
+-- superuser. NULL when the table does not exist.
+CREATE OR REPLACE FUNCTION timepart._may_act(who name, tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT pg_catalog.pg_has_role(who, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE')
+$$;
+
+-- The refusal when a role may not act on a table; action completes "must be owner of table t to ...".
+CREATE OR REPLACE FUNCTION timepart._check_may_act(who name, tbl regclass, action text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT coalesce(timepart._may_act(who, tbl), false) THEN
+        RAISE EXCEPTION 'must be owner of table % to %', tbl, action USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s; %s is neither that role, a member of it, nor a superuser.', tbl,
+                            coalesce((SELECT c.relowner::regrole::text FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'nobody'), who),
+            HINT = 'Run it as the table''s owner, a member of the owning role, or a superuser.';
+    END IF;
+END $$;
+
 -- The name of a role's executor.
 CREATE OR REPLACE FUNCTION timepart._executor_name(owner_oid oid) RETURNS name
 LANGUAGE sql IMMUTABLE AS $$ SELECT ('_as_owner_' || owner_oid::text)::name $$;
@@ -76,7 +95,7 @@ BEGIN
             DETAIL = 'timepart runs work on a table with its owner''s rights.', HINT = 'Check the table''s owner.';
     END IF;
     sig := pg_catalog.format('timepart.%I(pg_catalog.text, pg_catalog.bool)', fname);
-    SELECT p.proowner, p.prosecdef, p.proconfig, p.prosrc INTO f FROM pg_catalog.pg_proc p
+    SELECT p.proowner, p.prosecdef, p.prosrc INTO f FROM pg_catalog.pg_proc p
     WHERE p.pronamespace OPERATOR(pg_catalog.=) 'timepart'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.=) fname;
     IF FOUND THEN
         IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef
@@ -93,7 +112,7 @@ BEGIN
                               pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
                               timepart._executor_body(owner_name));
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
-    IF owner_oid OPERATOR(pg_catalog.<>) (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) sig::regprocedure) THEN
+    IF owner_name OPERATOR(pg_catalog.<>) current_user THEN
         BEGIN
             EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', sig, owner_name);
         EXCEPTION WHEN insufficient_privilege THEN
@@ -121,12 +140,7 @@ BEGIN
     IF owner_oid IS NULL THEN
         RAISE EXCEPTION 'relation % does not exist', tbl USING ERRCODE = '42P01';
     END IF;
-    IF NOT pg_catalog.pg_has_role(current_user, owner_oid, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to run this on it', tbl USING ERRCODE = '42501',
-            DETAIL = pg_catalog.format('%s is owned by %s; timepart works on it with its owner''s rights only.',
-                                       tbl, owner_oid::regrole),
-            HINT = 'Run it as the table''s owner, a member of the owning role, or a superuser.';
-    END IF;
+    PERFORM timepart._check_may_act(current_user, tbl, 'run this on it');
     EXECUTE pg_catalog.format('SELECT %s($1, $2)', timepart._executor(owner_oid)) INTO result USING q, wants_value;
     RETURN result;
 END $$;

@@ -71,17 +71,7 @@ DECLARE
     existing timepart.index_templates;
 BEGIN
     PERFORM timepart._config(parent);
-    IF suffix IS NULL OR suffix !~ '^[a-z0-9_]{1,40}$' THEN
-        RAISE EXCEPTION 'invalid index template suffix "%"', suffix USING ERRCODE = '22023',
-            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.',
-            HINT = 'Use a name such as workspace_created_idx.';
-    END IF;
-    IF columns IS NULL OR btrim(columns) = '' OR position(';' IN columns) > 0
-       OR position(';' IN coalesce(where_clause, '')) > 0 THEN
-        RAISE EXCEPTION 'invalid index template definition' USING ERRCODE = '22023',
-            DETAIL = format('columns: %s, where: %s', coalesce(columns, 'NULL'), coalesce(where_clause, 'NULL')),
-            HINT = 'Give a column list such as ''workspace_id, created_at DESC'' and an optional WHERE condition, without semicolons.';
-    END IF;
+    PERFORM timepart._check_template(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
     SELECT * INTO existing FROM timepart.index_templates it WHERE it.parent = add_index_template.parent AND it.suffix = add_index_template.suffix;
     IF FOUND THEN
         IF existing.columns IS DISTINCT FROM add_index_template.columns

@@ -84,11 +84,8 @@ DECLARE
                          WHERE c.oid = parent);
     ddl text := format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, parent);
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = _new_partition_table.parent)
-       OR NOT pg_catalog.pg_has_role(timepart._caller(), owner_oid, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of managed table % to create its partitions', parent USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', parent, owner_oid::regrole), HINT = 'Run it as the table''s owner or a superuser.';
-    END IF;
+    PERFORM timepart._config(parent);
+    PERFORM timepart._check_may_act(timepart._caller(), parent, 'create its partitions');
     IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
         PERFORM timepart._as_owner(parent, ddl);
     ELSE

@@ -84,13 +84,14 @@ BEGIN
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
     RETURN QUERY
     WITH parts AS (
-        SELECT c.*, p.*, timepart._changes(p.partition_oid) AS changes,
-               (p.is_default OR p.range_end > now()) AS live,
-               -- Exact key values are data: shown to roles that may read the table, or when its owner allows.
-               (c.monitor_sees_values OR pg_catalog.pg_has_role(timepart._caller(), r.relowner, 'USAGE')
-                OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT')) AS reveal
+        SELECT c.*, v.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
+               (p.is_default OR p.range_end > now()) AS live
         FROM timepart.config c
         JOIN pg_catalog.pg_class r ON r.oid = c.parent
+        -- Exact key values are data: shown to roles that may read the table, or when its
+        -- owner allows. Decided once per table.
+        CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
+                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT') AS reveal) v
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent
     ), snap AS (

@@ -164,16 +164,12 @@ BEGIN
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
         -- Runs as timepart's owner: the caller's rights are checked here.
-        IF NOT pg_catalog.pg_has_role(timepart._caller(), (SELECT r.relowner FROM pg_catalog.pg_class r WHERE r.oid = check_alerts.parent), 'USAGE') THEN
-            RAISE EXCEPTION 'must be owner of table % to check its alerts', check_alerts.parent USING ERRCODE = '42501',
-                DETAIL = format('%s may not maintain %s.', timepart._caller(), check_alerts.parent),
-                HINT = 'Run it as the table''s owner or a superuser; monitors read alerts from timepart.open_alerts.';
-        END IF;
+        PERFORM timepart._check_may_act(timepart._caller(), check_alerts.parent, 'check its alerts');
     END IF;
     -- Only the tables the caller may maintain: nobody opens or resolves another owner's alerts.
     FOR cfg IN SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
                WHERE (check_alerts.parent IS NULL OR c.parent = check_alerts.parent)
-                 AND pg_catalog.pg_has_role(timepart._caller(), r.relowner, 'USAGE') LOOP
+                 AND timepart._may_act(timepart._caller(), c.parent) LOOP
         checked := checked || cfg.parent::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
     END LOOP;

@@ -45,7 +45,7 @@ CREATE OR REPLACE FUNCTION timepart._job_tables() RETURNS SETOF regclass
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN QUERY SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-    WHERE pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE')
+    WHERE timepart._may_act(current_user, c.parent)
     ORDER BY c.parent::text;
 END $$;
 
@@ -165,11 +165,11 @@ BEGIN
     -- The jobs run as the caller, over every managed table: scheduling must not let a
     -- role reach tables it could not maintain itself.
     IF EXISTS (SELECT 1 FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-               WHERE NOT pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE')) THEN
+               WHERE NOT timepart._may_act(current_user, c.parent)) THEN
         RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
             DETAIL = format('%s may not maintain: %s.', current_user,
                 (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart.config c
-                 JOIN pg_catalog.pg_class r ON r.oid = c.parent WHERE NOT pg_catalog.pg_has_role(current_user, r.relowner, 'USAGE'))),
+                 JOIN pg_catalog.pg_class r ON r.oid = c.parent WHERE NOT timepart._may_act(current_user, c.parent))),
             HINT = 'Schedule as a superuser, or as a role that is a member of every managed table''s owner.';
     END IF;
     IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN

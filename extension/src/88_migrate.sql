@@ -440,11 +440,7 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._migrate_triggers(source regclass) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT pg_catalog.pg_has_role(timepart._caller(), (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source), 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to migrate it', source USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', source, (SELECT c.relowner::regrole FROM pg_catalog.pg_class c WHERE c.oid = source)),
-            HINT = 'Run the migration as the table''s owner or a superuser.';
-    END IF;
+    PERFORM timepart._check_may_act(timepart._caller(), source, 'migrate it');
     EXECUTE format('CREATE TRIGGER timepart_migrate_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
@@ -462,11 +458,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source);
 BEGIN
-    IF NOT pg_catalog.pg_has_role(timepart._caller(), owner_oid, 'USAGE') THEN
-        RAISE EXCEPTION 'must be owner of table % to migrate it', source USING ERRCODE = '42501',
-            DETAIL = format('%s is owned by %s.', source, owner_oid::regrole),
-            HINT = 'Run the migration as the table''s owner or a superuser.';
-    END IF;
+    PERFORM timepart._check_may_act(timepart._caller(), source, 'migrate it');
     IF stage IS DISTINCT FROM timepart._fit_name('timepart_migrate', source::oid::text) THEN
         RAISE EXCEPTION 'invalid stage schema %', stage USING ERRCODE = '22023',
             DETAIL = 'A migration stages its copy in timepart_migrate_<oid of the source>.', HINT = 'Use timepart.migrate.';
@@ -656,6 +648,9 @@ CREATE OR REPLACE FUNCTION timepart._migrate_place_target(m timepart.migrations,
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
+    -- SET SCHEMA runs no user code; an owner without CREATE there leaves it to the caller (its member or a superuser).
+    owner_may_create boolean := pg_catalog.has_schema_privilege(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.source), schema_name, 'CREATE');
 BEGIN
     FOR r IN SELECT a.attname, a.attidentity, pg_catalog.pg_get_serial_sequence(m.source::text, a.attname) AS old_seq,
                     pg_catalog.pg_get_serial_sequence(m.target::text, a.attname) AS new_seq
@@ -665,8 +660,7 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN SELECT t.relid::regclass AS rel FROM pg_catalog.pg_partition_tree(m.target) t ORDER BY t.level LOOP
-        -- SET SCHEMA runs no user code; the owner may lack CREATE there, the caller (its member or a superuser) then does it.
-        IF pg_catalog.has_schema_privilege((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.source), schema_name, 'CREATE') THEN
+        IF owner_may_create THEN
             PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name));
         ELSE
             EXECUTE format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name);

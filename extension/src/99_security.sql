@@ -47,8 +47,7 @@ BEGIN
                                         (CASE WHEN TG_OP IN ('UPDATE', 'INSERT') THEN pg_catalog.to_jsonb(NEW) END)) x(r)
                 WHERE x.r IS NOT NULL LOOP
         tbl := (side.r ->> col)::regclass;
-        IF NOT coalesce(pg_catalog.pg_has_role(current_user, (SELECT relowner FROM pg_catalog.pg_class WHERE oid = tbl), 'USAGE'),
-                        TG_OP = 'DELETE') THEN
+        IF NOT coalesce(timepart._may_act(current_user, tbl), TG_OP = 'DELETE') THEN
             RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
                 DETAIL = format('%s is owned by %s.', tbl::regclass,
                                 coalesce((SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = tbl), 'nobody: it does not exist')),
@@ -139,28 +138,36 @@ BEGIN
         bad := 'a parenthesis is not closed';
     END IF;
     IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'invalid index template %: %', what, bad USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(txt, 'NULL')),
+        RAISE EXCEPTION 'invalid index template definition' USING ERRCODE = '22023',
+            DETAIL = format('The %s is refused: %s. Got %s.', what, bad, coalesce(txt, 'NULL')),
             HINT = 'Give a column list such as ''workspace_id, created_at DESC'' and an optional condition such as '
                    '''status = ''''open''''''; no semicolons, comments, backslashes, dollar quotes or unbalanced parentheses.';
+    END IF;
+END $$;
+
+-- The refusal for a template that cannot be built as it stands: add_index_template and
+-- the trigger below (direct INSERTs and UPDATEs) check the same way.
+CREATE OR REPLACE FUNCTION timepart._check_template(t timepart.index_templates) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF t.suffix IS NULL OR t.suffix !~ '^[a-z0-9_]{1,40}$' THEN
+        RAISE EXCEPTION 'invalid index template suffix "%"', t.suffix USING ERRCODE = '22023',
+            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.', HINT = 'Use a name such as workspace_created_idx.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_am a WHERE a.amname = t.method AND a.amtype = 'i') THEN
+        RAISE EXCEPTION 'unknown index method "%"', t.method USING ERRCODE = '22023',
+            DETAIL = 'It is not an index access method of this database.', HINT = 'Use btree, hash, gist, gin or brin.';
+    END IF;
+    PERFORM timepart._check_template_text(t.columns, 'column list');
+    IF t.where_clause IS NOT NULL THEN
+        PERFORM timepart._check_template_text(t.where_clause, 'condition');
     END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart._template_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.suffix IS NULL OR NEW.suffix !~ '^[a-z0-9_]{1,40}$' THEN
-        RAISE EXCEPTION 'invalid index template suffix "%"', NEW.suffix USING ERRCODE = '22023',
-            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.', HINT = 'Use a name such as workspace_created_idx.';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_am a WHERE a.amname = NEW.method AND a.amtype = 'i') THEN
-        RAISE EXCEPTION 'unknown index method "%"', NEW.method USING ERRCODE = '22023',
-            DETAIL = 'It is not an index access method of this database.', HINT = 'Use btree, hash, gist, gin or brin.';
-    END IF;
-    PERFORM timepart._check_template_text(NEW.columns, 'column list');
-    IF NEW.where_clause IS NOT NULL THEN
-        PERFORM timepart._check_template_text(NEW.where_clause, 'condition');
-    END IF;
+    PERFORM timepart._check_template(NEW);
     RETURN NEW;
 END $$;
 DROP TRIGGER IF EXISTS index_templates_checked ON timepart.index_templates;
