@@ -4,7 +4,7 @@ CREATE SCHEMA IF NOT EXISTS timepart;
 COMMENT ON SCHEMA timepart IS 'timepart: time-partitioned tables that keep themselves healthy';
 
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '0.8'::text $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT '@TIMEPART_VERSION@'::text $$;
 COMMENT ON FUNCTION timepart.version() IS 'The version of the timepart SQL installed in this database';
 
 -- pg_dump must keep configuration rows; only possible under CREATE EXTENSION.

@@ -11,6 +11,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from psycopg import Connection, sql
 
+from . import build
 from .db import TimepartError
 
 MODES = ("auto", "extension", "script")
@@ -37,20 +38,35 @@ def version_key(version: str) -> Tuple:
 
 @dataclass
 class Scripts:
-    """The versioned scripts in a folder: full installs and single-step upgrades."""
-    full: Dict[str, Path]
+    """The versioned scripts: full installs (the base and the newest) and the upgrade
+    steps between versions. Every version is a full script plus a chain of steps, as
+    PostgreSQL's CREATE EXTENSION ... VERSION sees them."""
+    full: Dict[str, str]                 # version -> script text
     steps: Dict[Tuple[str, str], Path]
+    newest: str                          # the control file's default_version
 
     @property
     def versions(self) -> List[str]:
         known = set(self.full) | {v for step in self.steps for v in step}
         return sorted(known, key=version_key)
 
-    @property
-    def newest_full(self) -> str:
-        if not self.full:
-            raise TimepartError("no full install script (timepart--X.Y.sql) among timepart's SQL files")
-        return max(self.full, key=version_key)
+    def install_chain(self, version: str) -> Tuple[str, List[Tuple[str, str]]]:
+        """How to install a version: its own full script, else the newest full script
+        older than it plus the upgrade steps from there."""
+        if version in self.full:
+            return version, []
+        for start in sorted(self.full, key=version_key, reverse=True):
+            if version_key(start) < version_key(version):
+                try:
+                    return start, self.path(start, version)
+                except TimepartError:
+                    continue
+        raise TimepartError(f"unknown version {version}: the scripts know {', '.join(self.versions)}")
+
+    def script(self, version: str) -> str:
+        """The SQL that installs a version from nothing."""
+        start, chain = self.install_chain(version)
+        return "\n".join([self.full[start]] + [self.steps[step].read_text() for step in chain])
 
     def path(self, start: str, target: str) -> List[Tuple[str, str]]:
         """The shortest chain of upgrade steps from start to target (breadth first)."""
@@ -73,15 +89,20 @@ class Scripts:
 
 
 def scripts(folder: Optional[Path] = None) -> Scripts:
+    """The scripts in a wheel's sql/ folder, or in a checkout's extension/ (where the
+    newest full script is built from src/ on the spot, so it is never stale)."""
     folder = folder or sql_dir()
+    newest = build.control_version(folder / "timepart.control")
     full, steps = {}, {}
-    for f in folder.glob("timepart--*.sql"):
+    for f in [*folder.glob("timepart--*.sql"), *folder.glob("updates/timepart--*.sql")]:
         step = _STEP.match(f.name)
         if step:
             steps[step.group(1), step.group(2)] = f
         elif _FULL.match(f.name):
-            full[_FULL.match(f.name).group(1)] = f
-    return Scripts(full, steps)
+            full[_FULL.match(f.name).group(1)] = f.read_text()
+    if (folder / "src").is_dir():
+        full[newest] = build.full_script(folder / "src", newest)
+    return Scripts(full, steps, newest)
 
 
 # ---- what is installed ------------------------------------------------------------
@@ -172,7 +193,7 @@ def install(conn: Connection, mode: str = "auto", with_email_events: bool = Fals
         if state.mode:
             result = InstallResult(state.mode, state.version, already_installed=True)
         else:
-            result = _install_sql(conn, mode, version or files.newest_full, files)
+            result = _install_sql(conn, mode, version or files.newest, files)
         if with_email_events:
             _install_email_events(conn, result, settings)
         if schedule:
@@ -195,9 +216,7 @@ def _install_sql(conn: Connection, mode: str, version: str, files: Scripts) -> I
                 f"(available: {', '.join(on_server) or 'none'}): run `make install` on the server, or use --mode script")
         conn.execute(sql.SQL("CREATE EXTENSION timepart VERSION {}").format(sql.Literal(version)))
         return InstallResult("extension", installed(conn).version, already_installed=False)
-    if version not in files.full:
-        raise TimepartError(f"unknown version {version}: full scripts exist for {', '.join(sorted(files.full))}")
-    conn.execute(files.full[version].read_text())
+    conn.execute(files.script(version))
     return InstallResult("script", installed(conn).version, already_installed=False)
 
 

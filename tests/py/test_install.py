@@ -74,7 +74,7 @@ def query(dsn, sql, params=()):
 
 def test_the_package_finds_every_version_script():
     assert (lib.sql_dir() / "timepart.control").is_file()
-    assert OLDEST in FILES.full and FILES.newest_full in FILES.full
+    assert OLDEST in FILES.full and FILES.newest in FILES.full
     assert lib.version_key("0.10") > lib.version_key("0.9")
     for (start, end) in FILES.steps:
         assert lib.version_key(end) > lib.version_key(start)
@@ -88,7 +88,7 @@ def test_both_modes_install_the_same_objects(make_database):
     by_extension, by_script = make_database(), make_database()
     assert lib_install(by_extension, mode="extension").mode == "extension"
     assert lib_install(by_script, mode="script").mode == "script"
-    assert installed(by_extension).version == installed(by_script).version == FILES.newest_full
+    assert installed(by_extension).version == installed(by_script).version == FILES.newest
     objects = catalog(by_extension)
     # Reading runs with the owner's rights and a pinned search_path (the security model).
     assert "function timepart.version() -> text true search_path=pg_catalog, pg_temp,DateStyle=ISO, YMD" in objects
@@ -100,7 +100,7 @@ def test_both_modes_install_the_same_objects(make_database):
 def test_auto_mode_prefers_the_extension_when_its_files_are_on_the_server(make_database):
     db = make_database()
     result = lib_install(db, mode="auto")
-    assert (result.mode, result.version, result.already_installed) == ("extension", FILES.newest_full, False)
+    assert (result.mode, result.version, result.already_installed) == ("extension", FILES.newest, False)
 
 
 @pytest.mark.parametrize("mode", ["extension", "script"])
@@ -108,13 +108,13 @@ def test_install_twice_changes_nothing(make_database, mode):
     db = make_database()
     first = run(db, "install", "--mode", mode, "--with-email-events")
     assert first.exit_code == 0, first.output
-    assert first.output.splitlines()[:2] == [f"installed timepart {FILES.newest_full} ({mode} mode)",
+    assert first.output.splitlines()[:2] == [f"installed timepart {FILES.newest} ({mode} mode)",
                                              "created: email_events"]
     before = catalog(db), query(db, "SELECT count(*) FROM timepart.maintenance_log"), \
         query(db, "SELECT * FROM timepart.config")
     second = run(db, "install", "--mode", mode, "--with-email-events")
     assert second.exit_code == 0, second.output
-    assert second.output.splitlines() == [f"already installed at {FILES.newest_full} ({mode} mode)",
+    assert second.output.splitlines() == [f"already installed at {FILES.newest} ({mode} mode)",
                                           "already managed: email_events"]
     assert (catalog(db), query(db, "SELECT count(*) FROM timepart.maintenance_log"),
             query(db, "SELECT * FROM timepart.config")) == before
@@ -153,7 +153,7 @@ def test_a_bad_seed_variable_installs_nothing(make_database):
 def test_install_schedule(make_database):
     db = make_database()
     result = run(db, "install", "--mode", "script", "--schedule")
-    if "FUNCTION timepart.schedule_jobs" not in FILES.full[FILES.newest_full].read_text():
+    if "FUNCTION timepart.schedule_jobs" not in FILES.full[FILES.newest]:
         # Not in the SQL yet: a clear error, and the whole install rolled back.
         assert result.exit_code == 1
         assert "has no timepart.schedule_jobs()" in result.stderr
@@ -198,6 +198,15 @@ def test_upgrade_from_the_oldest_version_equals_a_fresh_install(make_database, m
     assert json.loads(again.output)["steps"] == []
 
 
+@pytest.mark.parametrize("mode", ["extension", "script"])
+def test_a_middle_version_installs_from_the_base_and_the_chain(make_database, mode):
+    middle = FILES.versions[len(FILES.versions) // 2]
+    assert middle not in FILES.full  # no full script of its own: the base plus the chain
+    db = make_database()
+    lib_install(db, mode=mode, version=middle)
+    assert installed(db) == lib.Installed(mode, middle)
+
+
 def test_upgrade_step_by_step_reports_each_version(make_database):
     db = make_database()
     lib_install(db, mode="script", version=OLDEST)
@@ -218,11 +227,11 @@ def test_upgrade_refuses_unknown_versions_downgrades_and_missing_installs(make_d
     result = run(db, "upgrade", "--to", "99.0")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: unknown version 99.0: the scripts know ")
-    if OLDEST != FILES.newest_full:
+    if OLDEST != FILES.newest:
         result = run(db, "upgrade", "--to", OLDEST)
         assert (result.exit_code, result.stderr) == (
-            1, f"Error: refusing to downgrade timepart from {FILES.newest_full} to {OLDEST}\n")
-    assert installed(db).version == FILES.newest_full
+            1, f"Error: refusing to downgrade timepart from {FILES.newest} to {OLDEST}\n")
+    assert installed(db).version == FILES.newest
 
 
 def test_status(make_database):
@@ -234,13 +243,13 @@ def test_status(make_database):
     result = run(db, "status")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == f"timepart {FILES.newest_full} installed (extension mode)"
+    assert lines[0] == f"timepart {FILES.newest} installed (extension mode)"
     assert lines[1] == f"versions in the package: {', '.join(FILES.versions)}"
     assert any(line.split() == ["email_events", "1", "mon", "6", "1", "year"] for line in lines)
     assert "scheduled jobs: pg_cron's cron.job is not visible from this database" in lines
     data = json.loads(run(db, "--json", "status").output)
     assert data["installed"] is True and data["mode"] == "extension"
-    assert set(FILES.versions) <= set(data["file_versions"]) and FILES.newest_full in data["server_versions"]
+    assert set(FILES.versions) <= set(data["file_versions"]) and FILES.newest in data["server_versions"]
     assert data["tables"] == [{"parent": "email_events", "partition_interval": "1 mon", "premake": 6,
                                "retention": "1 year"}]
     assert data["jobs"] is None
@@ -266,7 +275,7 @@ def test_uninstall_keeps_user_tables_and_rows(make_database, mode):
     partitions = query(db, "SELECT inhrelid::regclass::text FROM pg_inherits ORDER BY 1")
     result = run(db, "uninstall", "--yes")
     assert result.exit_code == 0, result.output
-    assert result.output == f"uninstalled timepart {FILES.newest_full} ({mode} mode); user tables and rows kept\n"
+    assert result.output == f"uninstalled timepart {FILES.newest} ({mode} mode); user tables and rows kept\n"
     assert query(db, "SELECT to_regnamespace('timepart'), to_regproc('public.maintain_email_events_partitions'),"
                      " to_regclass('public.partition_maintenance_log')") == [(None, None, None)]
     assert query(db, "SELECT count(*) FROM readings") == [(100,)]
@@ -310,9 +319,14 @@ def test_the_wheel_ships_the_extension_sql(tmp_path):
     assert built.returncode == 0, built.stderr
     wheel, = tmp_path.glob("timepart-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"timepart/sql/{f.name}" for f in lib.sql_dir().glob("timepart*") if f.suffix in (".sql", ".control")}
-    assert "timepart/sql/timepart.control" in expected
+    ext = lib.sql_dir()
+    expected = {"timepart/sql/timepart.control", "timepart/sql/timepart--0.1.sql", f"timepart/sql/timepart--{FILES.newest}.sql"}
+    expected |= {f"timepart/sql/{f.name}" for f in (ext / "updates").glob("timepart--*--*.sql")}
+    assert len(expected) > 3
     assert expected <= names
+    # The newest full script in the wheel is the one built from src/, byte for byte.
+    newest = zipfile.ZipFile(wheel).read(f"timepart/sql/timepart--{FILES.newest}.sql").decode()
+    assert newest == FILES.full[FILES.newest]
     assert not any(n.startswith("timepart/sql/src/") for n in names)
     tracked = subprocess.run(["git", "ls-files", "installer"], cwd=installer.parent, capture_output=True, text=True)
     assert not any(name.endswith(".sql") for name in tracked.stdout.split())

@@ -1,0 +1,4 @@
+-- Hand-written statements for the next release's upgrade script: ALTER TABLE, renames,
+-- data changes; what tools/sqldelta.py cannot derive from the source. `make delta`
+-- puts them first in updates/timepart--<previous>--<new>.sql; empty this file (keep
+-- these lines) once that version is released.
