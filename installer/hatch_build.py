@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+from hatchling.metadata.plugin.interface import MetadataHookInterface
 
 
 def _extension_dir(root):
@@ -39,3 +40,9 @@ class ExtensionSqlHook(BuildHookInterface):
         out.write_text(build.full_script(ext / "src", newest))
         for f in [ext / "timepart.control", ext / "timepart--0.1.sql", out, *sorted((ext / "updates").glob("timepart--*.sql"))]:
             build_data["force_include"][str(f)] = f"timepart/sql/{f.name}"
+
+
+class ExtensionVersionHook(MetadataHookInterface):
+    """The package's version is the extension's default_version: one number, typed once."""
+    def update(self, metadata):
+        metadata["version"] = _builder(self.root).control_version(_extension_dir(self.root) / "timepart.control")

@@ -31,7 +31,9 @@ deps() {
       DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
       python3 -m venv "$VENV"; }
   fi
-  if [ ! -f "$VENV/.deps-ok" ] || [ "$ROOT/installer/pyproject.toml" -nt "$VENV/.deps-ok" ]; then
+  # The package version is the control file's default_version: a bump reinstalls it.
+  if [ ! -f "$VENV/.deps-ok" ] || [ "$ROOT/installer/pyproject.toml" -nt "$VENV/.deps-ok" ] \
+     || [ "$ROOT/extension/timepart.control" -nt "$VENV/.deps-ok" ]; then
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
     if [ -f "$ROOT/installer/pyproject.toml" ]; then
       "$VENV/bin/pip" install -q -e "$ROOT/installer[test]"

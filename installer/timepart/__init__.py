@@ -1,3 +1,7 @@
 """timepart: install, upgrade and operate the timepart PostgreSQL extension."""
+from importlib.metadata import PackageNotFoundError, version as _version
 
-__version__ = "0.1.0"
+try:
+    __version__ = _version("timepart")  # the extension's default_version, set at build time
+except PackageNotFoundError:  # pragma: no cover - running from a checkout without installing
+    __version__ = "unknown"

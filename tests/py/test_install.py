@@ -84,6 +84,13 @@ def test_the_package_finds_every_version_script():
         assert chain[-1][1] == version if version != OLDEST else chain == []
 
 
+def test_the_package_version_is_the_extension_version():
+    import timepart
+    assert timepart.__version__ == FILES.newest
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and FILES.newest in result.output
+
+
 def test_both_modes_install_the_same_objects(make_database):
     by_extension, by_script = make_database(), make_database()
     assert lib_install(by_extension, mode="extension").mode == "extension"
