@@ -13,7 +13,7 @@ eval "$($CLUSTER env)"
 pgtap=() py=()
 for t in "$@"; do
   case "$t" in
-    *.sql) pgtap+=("$t") ;;
+    *.sql|*pgtap|*pgtap/) pgtap+=("$t") ;;
     *) py+=("$t") ;;
   esac
 done

@@ -32,48 +32,48 @@ COMMENT ON FUNCTION timepart._fit_name(text, text) IS 'base_suffix within 63 byt
 -- The period containing a moment, in the table's time zone. Month intervals align
 -- to month 0 of year 0 (so quarters and years fall on natural boundaries); day
 -- intervals align to Monday 2000-01-03 (so weeks start on Monday).
-CREATE OR REPLACE FUNCTION timepart._period_start(at_time timestamptz, step interval, tz text)
+CREATE OR REPLACE FUNCTION timepart._period_start(at_time timestamptz, partition_interval interval, time_zone text)
 RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE STRICT AS $$
 DECLARE
-    local_ts timestamp := at_time AT TIME ZONE tz;
-    months int := (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))::int;
-    days int := pg_catalog.date_part('day', step)::int;
+    local_ts timestamp := at_time AT TIME ZONE time_zone;
+    months int := (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))::int;
+    days int := pg_catalog.date_part('day', partition_interval)::int;
     n bigint;
 BEGIN
     IF months > 0 THEN
         n := (pg_catalog.date_part('year', local_ts) * 12 + pg_catalog.date_part('month', local_ts) - 1)::bigint;
         n := n - ((n % months) + months) % months;
-        RETURN pg_catalog.make_timestamp((n / 12)::int, (n % 12)::int + 1, 1, 0, 0, 0) AT TIME ZONE tz;
+        RETURN pg_catalog.make_timestamp((n / 12)::int, (n % 12)::int + 1, 1, 0, 0, 0) AT TIME ZONE time_zone;
     END IF;
     n := local_ts::date - date '2000-01-03';
     n := n - ((n % days) + days) % days;
-    RETURN (date '2000-01-03' + n::int)::timestamp AT TIME ZONE tz;
+    RETURN (date '2000-01-03' + n::int)::timestamp AT TIME ZONE time_zone;
 END $$;
 COMMENT ON FUNCTION timepart._period_start(timestamptz, interval, text) IS 'Start of the partition period containing a moment';
 
 -- The moment n periods after a period start (n may be negative), in local time.
-CREATE OR REPLACE FUNCTION timepart._period_add(period_start timestamptz, step interval, n int, tz text)
+CREATE OR REPLACE FUNCTION timepart._period_add(period_start timestamptz, partition_interval interval, n int, time_zone text)
 RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT ((period_start AT TIME ZONE tz) + step * n) AT TIME ZONE tz
+    SELECT ((period_start AT TIME ZONE time_zone) + partition_interval * n) AT TIME ZONE time_zone
 $$;
 
 -- Label of a period as used in partition names: YYYY_MM for month intervals starting
 -- on the 1st, YYYY_MM_DD otherwise.
-CREATE OR REPLACE FUNCTION timepart._period_label(period_start timestamptz, step interval, tz text)
+CREATE OR REPLACE FUNCTION timepart._period_label(period_start timestamptz, partition_interval interval, time_zone text)
 RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT pg_catalog.to_char(period_start AT TIME ZONE tz,
-           CASE WHEN pg_catalog.date_part('day', step) = 0
-                 AND pg_catalog.date_trunc('month', period_start AT TIME ZONE tz) = period_start AT TIME ZONE tz
+    SELECT pg_catalog.to_char(period_start AT TIME ZONE time_zone,
+           CASE WHEN pg_catalog.date_part('day', partition_interval) = 0
+                 AND pg_catalog.date_trunc('month', period_start AT TIME ZONE time_zone) = period_start AT TIME ZONE time_zone
                 THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
 $$;
 
 -- Label of a partition from its own bounds (a table whose interval changed holds both
 -- kinds): YYYY_MM when it runs from a 1st to a 1st, YYYY_MM_DD otherwise.
-CREATE OR REPLACE FUNCTION timepart._bounds_label(range_start timestamptz, range_end timestamptz, tz text)
+CREATE OR REPLACE FUNCTION timepart._bounds_label(range_start timestamptz, range_end timestamptz, time_zone text)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
-    SELECT pg_catalog.to_char(range_start AT TIME ZONE tz,
-           CASE WHEN pg_catalog.date_trunc('month', range_start AT TIME ZONE tz) = range_start AT TIME ZONE tz
-                 AND pg_catalog.date_trunc('month', range_end AT TIME ZONE tz) = range_end AT TIME ZONE tz
+    SELECT pg_catalog.to_char(range_start AT TIME ZONE time_zone,
+           CASE WHEN pg_catalog.date_trunc('month', range_start AT TIME ZONE time_zone) = range_start AT TIME ZONE time_zone
+                 AND pg_catalog.date_trunc('month', range_end AT TIME ZONE time_zone) = range_end AT TIME ZONE time_zone
                 THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
 $$;
 
@@ -82,43 +82,43 @@ $$;
 CREATE OR REPLACE FUNCTION timepart._period_of(cfg timepart.config, at_time timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    step interval := cfg.partition_interval;
-    tz text := cfg.time_zone;
+    partition_interval interval := cfg.partition_interval;
+    time_zone text := cfg.time_zone;
     a timestamp := cfg.interval_anchor AT TIME ZONE cfg.time_zone;
     t timestamp := at_time AT TIME ZONE cfg.time_zone;
-    months int := (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))::int;
+    months int := (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))::int;
     n bigint;
 BEGIN
     IF cfg.interval_anchor IS NULL THEN
-        RETURN timepart._period_start(at_time, step, tz);
+        RETURN timepart._period_start(at_time, partition_interval, time_zone);
     END IF;
     IF months > 0 THEN
         n := (pg_catalog.date_part('year', t) * 12 + pg_catalog.date_part('month', t))::bigint
            - (pg_catalog.date_part('year', a) * 12 + pg_catalog.date_part('month', a))::bigint;
         IF a + pg_catalog.make_interval(months => n::int) > t THEN n := n - 1; END IF;
         n := n - ((n % months) + months) % months;
-        RETURN (a + pg_catalog.make_interval(months => n::int)) AT TIME ZONE tz;
+        RETURN (a + pg_catalog.make_interval(months => n::int)) AT TIME ZONE time_zone;
     END IF;
     n := pg_catalog.floor(extract(epoch FROM t - a) / 86400)::bigint;
-    n := n - ((n % pg_catalog.date_part('day', step)::int) + pg_catalog.date_part('day', step)::int) % pg_catalog.date_part('day', step)::int;
-    RETURN (a + pg_catalog.make_interval(days => n::int)) AT TIME ZONE tz;
+    n := n - ((n % pg_catalog.date_part('day', partition_interval)::int) + pg_catalog.date_part('day', partition_interval)::int) % pg_catalog.date_part('day', partition_interval)::int;
+    RETURN (a + pg_catalog.make_interval(days => n::int)) AT TIME ZONE time_zone;
 END $$;
 
 -- Name of the partition for a period: <parent>_<label>, fitted to 63 bytes.
-CREATE OR REPLACE FUNCTION timepart._partition_name(parent regclass, period_start timestamptz, step interval, tz text)
+CREATE OR REPLACE FUNCTION timepart._partition_name(parent regclass, period_start timestamptz, partition_interval interval, time_zone text)
 RETURNS name LANGUAGE sql STABLE STRICT AS $$
-    SELECT timepart._fit_name(c.relname, timepart._period_label(period_start, step, tz))
+    SELECT timepart._fit_name(c.relname, timepart._period_label(period_start, partition_interval, time_zone))
     FROM pg_catalog.pg_class c WHERE c.oid = parent
 $$;
 
 -- A bound written as a literal of the key's type (timestamptz in UTC with its offset,
 -- local time for timestamp and date keys), independent of DateStyle and TimeZone.
-CREATE OR REPLACE FUNCTION timepart._bound_literal(bound timestamptz, key_type regtype, tz text)
+CREATE OR REPLACE FUNCTION timepart._bound_literal(bound timestamptz, key_type regtype, time_zone text)
 RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
     SELECT pg_catalog.quote_literal(CASE key_type
         WHEN 'timestamptz'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00"')
-        WHEN 'timestamp'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        ELSE pg_catalog.to_char(bound AT TIME ZONE tz, 'YYYY-MM-DD') END)
+        WHEN 'timestamp'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        ELSE pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD') END)
 $$;
 
 -- True for an interval whose months, days and time have opposite signs ('1 month -29 days'):

@@ -17,19 +17,19 @@ END $$;
 
 -- One bound as the catalog prints it (a literal, MINVALUE or MAXVALUE) to a moment.
 -- A single SQL expression, so the planner inlines it.
-CREATE OR REPLACE FUNCTION timepart._bound_value(printed text, key_type oid, tz text)
+CREATE OR REPLACE FUNCTION timepart._bound_value(printed text, key_type oid, time_zone text)
 RETURNS timestamptz LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN printed = 'MINVALUE' THEN '-infinity'::timestamptz
                 WHEN printed = 'MAXVALUE' THEN 'infinity'::timestamptz
                 WHEN key_type = 'timestamptz'::regtype THEN printed::timestamptz
-                WHEN key_type = 'timestamp'::regtype THEN printed::timestamp AT TIME ZONE tz
-                ELSE printed::date::timestamp AT TIME ZONE tz END
+                WHEN key_type = 'timestamp'::regtype THEN printed::timestamp AT TIME ZONE time_zone
+                ELSE printed::date::timestamp AT TIME ZONE time_zone END
 $$;
 
 -- Every partition of a parent with its bounds read from the catalog (never from its
 -- name), in one query. MINVALUE/MAXVALUE read as -infinity/infinity; the default
 -- partition has NULL bounds.
-CREATE OR REPLACE FUNCTION timepart._partitions(tbl regclass, tz text DEFAULT 'UTC')
+CREATE OR REPLACE FUNCTION timepart._partitions(tbl regclass, time_zone text DEFAULT 'UTC')
 RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
                range_start timestamptz, range_end timestamptz, is_default boolean)
 LANGUAGE sql STABLE AS $$
@@ -48,7 +48,7 @@ LANGUAGE sql STABLE AS $$
         WHERE p.partrelid = tbl
     )
     SELECT p.oid, p.nspname, p.relname,
-           timepart._bound_value(p.b[1], k.key_type, tz), timepart._bound_value(p.b[2], k.key_type, tz), p.b IS NULL
+           timepart._bound_value(p.b[1], k.key_type, time_zone), timepart._bound_value(p.b[2], k.key_type, time_zone), p.b IS NULL
     FROM parts p CROSS JOIN key k
     ORDER BY 4 NULLS FIRST
 $$;

@@ -1,77 +1,8 @@
 -- Registry: adopting a partitioned table (manage) and letting it go (unmanage).
 
--- The refusal for an interval that is not a whole number of days or of months.
-CREATE OR REPLACE FUNCTION timepart._check_interval(step interval) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-    IF step IS NULL OR step <= interval '0'
-       OR step <> pg_catalog.make_interval(months => (pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step))::int,
-                                           days => pg_catalog.date_part('day', step)::int)
-       OR (pg_catalog.date_part('day', step) <> 0 AND pg_catalog.date_part('year', step) * 12 + pg_catalog.date_part('month', step) <> 0) THEN
-        RAISE EXCEPTION 'partition interval must be a whole number of days or of months' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(step::text, 'NULL')),
-            HINT = 'Use e.g. ''1 day'', ''7 days'', ''1 month'' or ''3 months''; not hours, and not months and days mixed.';
-    END IF;
-    IF step > interval '10 years' THEN
-        RAISE EXCEPTION 'partition interval is too long' USING ERRCODE = '22023',
-            DETAIL = format('Got %s; the longest supported is 10 years.', step),
-            HINT = 'Partition by month or year; a table that needs longer partitions needs none.';
-    END IF;
-END $$;
-
--- The refusal for settings that break a rule, with the rule in the message. The
--- CHECK constraints on timepart.config say the same; this says it with DETAIL and HINT.
-CREATE OR REPLACE FUNCTION timepart._check_settings(cfg timepart.config) RETURNS void
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    PERFORM timepart._check_interval(cfg.partition_interval);
-    IF cfg.premake IS NULL OR cfg.premake < 1 OR cfg.premake > 1000 THEN
-        RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(cfg.premake::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
-    END IF;
-    IF cfg.retention IS NOT NULL AND (cfg.retention <= interval '0' OR timepart._mixed_signs(cfg.retention)) THEN
-        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', cfg.retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
-    END IF;
-    IF cfg.retention_action IS NULL OR cfg.retention_action NOT IN ('drop', 'detach', 'archive') THEN
-        RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
-            HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
-    END IF;
-    IF cfg.archive_schema IS NOT NULL THEN
-        PERFORM timepart._check_archive_schema(cfg.archive_schema);
-    END IF;
-    IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
-        RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
-            DETAIL = 'archive_schema is NULL.', HINT = 'Set archive_schema, e.g. ''archive''; it is created when missing.';
-    END IF;
-    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout <= interval '0' OR cfg.lock_timeout > interval '1 minute' THEN
-        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
-            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
-    END IF;
-    IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
-        RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';
-    END IF;
-    IF cfg.time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = cfg.time_zone)
-                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs WHERE abbrev = cfg.time_zone) THEN
-        RAISE EXCEPTION 'unknown time zone "%"', cfg.time_zone USING ERRCODE = '22023',
-            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
-    END IF;
-    IF cfg.alert_max_size_bytes IS NULL OR cfg.alert_max_size_bytes <= 0 OR cfg.alert_max_rows IS NULL OR cfg.alert_max_rows <= 0
-       OR cfg.alert_min_future IS NULL OR cfg.alert_min_future < 0 OR cfg.alert_growth_ratio IS NULL OR cfg.alert_growth_ratio <= 0
-       OR cfg.alert_old_age IS NULL OR cfg.alert_old_age <= interval '0' THEN
-        RAISE EXCEPTION 'alert thresholds must be positive' USING ERRCODE = '22023',
-            DETAIL = format('max size %s bytes, max rows %s, min future %s, growth ratio %s, old age %s.',
-                            cfg.alert_max_size_bytes, cfg.alert_max_rows, cfg.alert_min_future, cfg.alert_growth_ratio, cfg.alert_old_age),
-            HINT = 'The seed''s defaults are 5 GB, 10 million rows, 2 future partitions, 0.5 (50%) and 13 months.';
-    END IF;
-END $$;
-
 -- Validates a table and settings and writes its configuration row. No partitions yet.
-CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, step interval, ahead integer, keep interval,
-                                              with_default boolean, lock_wait interval, tz text)
+CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, partition_interval interval, premake integer, retention interval,
+                                              with_default boolean, lock_wait interval, time_zone text)
 RETURNS timepart.config LANGUAGE plpgsql AS $$
 DECLARE
     pt record;
@@ -98,28 +29,24 @@ BEGIN
             DETAIL = format('Partition key: %s.', pg_catalog.pg_get_partkeydef(tbl)),
             HINT = 'timepart manages tables declared PARTITION BY RANGE (<one timestamptz, timestamp or date column>).';
     END IF;
-    IF pt.keytype NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
-        RAISE EXCEPTION 'partition key %.% is not a time column', tbl, pt.attname USING ERRCODE = '22023',
-            DETAIL = format('Its type is %s.', pt.keytype),
-            HINT = 'timepart manages tables partitioned on a timestamptz, timestamp or date column.';
-    END IF;
-    cfg := ROW(tbl, pt.attname, pt.keytype, step, ahead, keep, 'drop', NULL, with_default, lock_wait, 3, tz,
+    PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
+    cfg := ROW(tbl, pt.attname, pt.keytype, partition_interval, premake, retention, 'drop', NULL, with_default, lock_wait, 3, time_zone,
                5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false)::timepart.config;
     PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
-    IF FOUND AND old.time_zone <> tz THEN
+    IF FOUND AND old.time_zone <> time_zone THEN
         RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
-            DETAIL = format('Asked for %s.', tz),
+            DETAIL = format('Asked for %s.', time_zone),
             HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
     END IF;
-    IF FOUND AND old.partition_interval::text <> step::text THEN
+    IF FOUND AND old.partition_interval::text <> partition_interval::text THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
-            DETAIL = format('Asked for %s.', step),
-            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, step::text);
+            DETAIL = format('Asked for %s.', partition_interval),
+            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, partition_interval::text);
     END IF;
     INSERT INTO timepart.config AS c (parent, key_column, key_type, partition_interval, premake, retention,
                                       default_partition, lock_timeout, time_zone)
-    VALUES (tbl, pt.attname, pt.keytype, step, ahead, keep, with_default, lock_wait, tz)
+    VALUES (tbl, pt.attname, pt.keytype, partition_interval, premake, retention, with_default, lock_wait, time_zone)
     ON CONFLICT (parent) DO UPDATE SET premake = excluded.premake, retention = excluded.retention,
         default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
     RETURNING * INTO cfg;

@@ -3,22 +3,22 @@
 
 -- The retention boundary: start of the current period minus the retention, and never
 -- later than the start of the current period, whatever the retention says.
-CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, keep interval, as_of timestamptz)
+CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, retention interval, as_of timestamptz)
 RETURNS timestamptz LANGUAGE sql STABLE AS $$
-    SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - keep) AT TIME ZONE cfg.time_zone,
+    SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - retention) AT TIME ZONE cfg.time_zone,
                  timepart._period_of(cfg, as_of))
 $$;
 
 -- Every partition judged against the boundary, by its bounds: 'retire' (ends at or
 -- before it), 'straddles' (starts before it, ends after: kept and reported).
-CREATE OR REPLACE FUNCTION timepart._plan_retention(cfg timepart.config, keep interval, as_of timestamptz)
+CREATE OR REPLACE FUNCTION timepart._plan_retention(cfg timepart.config, retention interval, as_of timestamptz)
 RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
                range_start timestamptz, range_end timestamptz, verdict text)
 LANGUAGE sql STABLE AS $$
     SELECT p.partition_oid, p.schema_name, p.partition_name, p.range_start, p.range_end,
            CASE WHEN p.range_end <= b.boundary THEN 'retire' ELSE 'straddles' END
     FROM timepart._partitions(cfg.parent, cfg.time_zone) p,
-         (SELECT timepart._retention_boundary(cfg, keep, as_of) AS boundary) b
+         (SELECT timepart._retention_boundary(cfg, retention, as_of) AS boundary) b
     WHERE NOT p.is_default AND p.range_start < b.boundary
     ORDER BY p.range_start
 $$;
@@ -94,59 +94,39 @@ BEGIN
     END IF;
 END $$;
 
--- One table's cleanup. Never raises: failures come back in "errors" and the log.
-CREATE OR REPLACE FUNCTION timepart._cleanup_table(cfg timepart.config, keep interval, dry_run boolean, as_of timestamptz)
+-- One table's cleanup, under its advisory lock (taken by _run). Never raises:
+-- failures come back in "errors" and the log.
+CREATE OR REPLACE FUNCTION timepart._cleanup_table(cfg timepart.config, retention interval, dry_run boolean, as_of timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
-    step_started timestamptz;
-    boundary timestamptz := timepart._retention_boundary(cfg, keep, as_of);
-    p record;
+    boundary timestamptz := timepart._retention_boundary(cfg, retention, as_of);
     plan jsonb;
     res jsonb;
     removed jsonb := '[]'::jsonb;
-    kept jsonb := '[]'::jsonb;
+    kept jsonb;
     errors jsonb := '[]'::jsonb;
     default_part regclass;
     default_old bigint := 0;
 BEGIN
-    IF NOT pg_catalog.pg_try_advisory_xact_lock(timepart._lock_key(cfg.parent)) THEN
-        RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
-        PERFORM timepart._log('cleanup', cfg.parent, NULL, true, '{"skipped": "another run holds the table"}', NULL, started);
-        RETURN jsonb_build_object('removed', removed, 'errors', errors, 'skipped', true);
-    END IF;
     -- Row counts first (exact: the snapshot's when still valid), before any lock is taken.
-    SELECT coalesce(jsonb_agg(to_jsonb(r) || jsonb_build_object('record_count',
-               CASE WHEN r.verdict = 'retire' THEN timepart._record_count(r.partition_oid) END) ORDER BY r.range_start), '[]'::jsonb)
-    INTO plan FROM timepart._plan_retention(cfg, keep, as_of) r;
-    FOR p IN SELECT * FROM jsonb_to_recordset(plan) AS x(partition_oid oid, schema_name name, partition_name name,
-                                                         range_start timestamptz, range_end timestamptz, verdict text,
-                                                         record_count bigint) LOOP
-        IF p.verdict = 'straddles' THEN
-            kept := kept || jsonb_build_object('partition', p.partition_name, 'reason',
-                format('its range %s to %s reaches past the retention boundary %s', p.range_start, p.range_end, boundary));
-            CONTINUE;
-        END IF;
-        IF dry_run THEN
-            removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, p.record_count));
-            CONTINUE;
-        END IF;
-        step_started := pg_catalog.clock_timestamp();
-        res := timepart._attempt(cfg, 'retire', p.partition_name, p.range_start, p.range_end)
-               || jsonb_build_object('range_start', p.range_start, 'range_end', p.range_end, 'boundary', boundary,
-                                     'record_count', p.record_count);
-        PERFORM timepart._log('cleanup_partition', cfg.parent, p.partition_name, (res->>'ok')::boolean, res, res->>'error', step_started);
-        IF (res->>'ok')::boolean THEN
-            removed := removed || jsonb_build_array(jsonb_build_array(p.partition_name, p.record_count));
-        ELSE
-            errors := errors || to_jsonb(format('%s: %s', p.partition_name, res->>'error'));
-            -- Traffic holds the table: back off for the whole run, not per partition.
-            IF res->>'sqlstate' = '55P03' THEN
-                errors := errors || to_jsonb(format('%s: the other old partitions are left for the next run', cfg.parent));
-                EXIT;
-            END IF;
-        END IF;
-    END LOOP;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('partition', r.partition_name, 'action', 'retire',
+                                  'range_start', r.range_start, 'range_end', r.range_end, 'boundary', boundary,
+                                  'record_count', timepart._record_count(r.partition_oid)) ORDER BY r.range_start)
+                        FILTER (WHERE r.verdict = 'retire'), '[]'::jsonb),
+           coalesce(jsonb_agg(jsonb_build_object('partition', r.partition_name, 'reason',
+                                  format('its range %s to %s reaches past the retention boundary %s', r.range_start, r.range_end, boundary))
+                              ORDER BY r.range_start) FILTER (WHERE r.verdict = 'straddles'), '[]'::jsonb)
+    INTO plan, kept FROM timepart._plan_retention(cfg, retention, as_of) r;
+    IF dry_run THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_array(p->'partition', p->'record_count')), '[]'::jsonb) INTO removed
+        FROM jsonb_array_elements(plan) p;
+    ELSE
+        res := timepart._run_steps(cfg, 'cleanup_partition', plan, 'old partitions');
+        SELECT coalesce(jsonb_agg(jsonb_build_array(p->'partition', p->'record_count')), '[]'::jsonb) INTO removed
+        FROM jsonb_array_elements(plan) p WHERE res->'done' ? (p->>'partition');
+        errors := res->'errors';
+    END IF;
     -- Rows past the boundary waiting in the default partition are reported, never deleted.
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
     IF default_part IS NOT NULL THEN
@@ -170,7 +150,7 @@ BEGIN
                                   jsonb_array_length(kept), default_old),
                   HINT = 'Run maintain to move default rows into partitions; split or drop straddling partitions yourself.';
     END IF;
-    RETURN res || jsonb_build_object('skipped', false);
+    RETURN res;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.cleanup(parent regclass DEFAULT NULL, retention interval DEFAULT NULL,
@@ -180,46 +160,14 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
    detach or archive per configuration. NULL retention: the table's own; a table with
    none is left alone. Never the current, a future or the default partition.
    dry_run reports exactly what would go. Returns the seed's /cleanup shape. */
-DECLARE
-    started timestamptz := pg_catalog.clock_timestamp();
-    cfg timepart.config;
-    res jsonb;
-    dropped jsonb := '[]'::jsonb;
-    errors jsonb := '[]'::jsonb;
-    tables jsonb := '[]'::jsonb;
 BEGIN
-    IF retention IS NOT NULL AND (retention <= interval '0' OR timepart._mixed_signs(retention)) THEN
-        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', retention), HINT = 'Use e.g. ''12 months'', or NULL for each table''s configured retention.';
-    END IF;
+    PERFORM timepart._check_retention(retention);
     IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR dry_run IS NULL THEN
         RAISE EXCEPTION 'as_of must be a finite moment and dry_run true or false' USING ERRCODE = '22023',
             DETAIL = format('as_of %s, dry_run %s.', coalesce(as_of::text, 'NULL'), coalesce(dry_run::text, 'NULL')),
             HINT = 'Leave them out for now() and a real run.';
     END IF;
-    IF cleanup.parent IS NOT NULL THEN
-        PERFORM timepart._config(cleanup.parent);
-    END IF;
-    IF pg_catalog.pg_is_in_recovery() THEN
-        RAISE NOTICE 'timepart: this server is a replica; cleanup runs on the primary';
-        RETURN jsonb_build_object('success', true, 'created_partitions', '[]'::jsonb, 'dropped_partitions', dropped,
-                                  'errors', errors, 'execution_time_ms', 0, 'dry_run', dry_run, 'tables', tables);
-    END IF;
-    FOR cfg IN SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-               WHERE cleanup.parent IS NULL OR c.parent = cleanup.parent ORDER BY c.parent::text LOOP
-        IF coalesce(cleanup.retention, cfg.retention) IS NULL THEN
-            tables := tables || jsonb_build_object('table', cfg.parent::text, 'skipped', 'no retention configured');
-            CONTINUE;
-        END IF;
-        res := timepart._cleanup_table(cfg, coalesce(cleanup.retention, cfg.retention), dry_run, as_of);
-        dropped := dropped || coalesce(res->'removed', '[]'::jsonb);
-        errors := errors || coalesce(res->'errors', '[]'::jsonb);
-        tables := tables || res;
-    END LOOP;
-    RETURN jsonb_build_object('success', jsonb_array_length(errors) = 0, 'created_partitions', '[]'::jsonb,
-        'dropped_partitions', dropped, 'errors', errors,
-        'execution_time_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1),
-        'dry_run', dry_run, 'tables', tables);
+    RETURN timepart._run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
 END $$;
 COMMENT ON FUNCTION timepart.cleanup(regclass, interval, boolean, timestamptz) IS
     'Drops, detaches or archives partitions wholly past the retention boundary; dry_run reports without changing anything';

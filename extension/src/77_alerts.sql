@@ -34,10 +34,10 @@ RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cfg timepart.config := timepart._config(tbl);
-    tz text := cfg.time_zone;
+    time_zone text := cfg.time_zone;
     cur timestamptz := timepart._period_of(cfg, as_of);
-    month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE tz);
-    old_before timestamptz := ((as_of AT TIME ZONE tz) - cfg.alert_old_age) AT TIME ZONE tz;
+    month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE time_zone);
+    old_before timestamptz := ((as_of AT TIME ZONE time_zone) - cfg.alert_old_age) AT TIME ZONE time_zone;
     max_mb numeric := round(cfg.alert_max_size_bytes / 1048576.0, 2);
     default_part regclass;
     default_rows bigint := 0;
@@ -60,10 +60,10 @@ BEGIN
         UNION ALL
         SELECT * FROM jsonb_populate_recordset(NULL::timepart.partition_stats_row, stats) WHERE stats IS NOT NULL),
     growth AS (
-        SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE tz
-                                              AND s.range_start < month_start AT TIME ZONE tz) AS last_month,
-               sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '2 months') AT TIME ZONE tz
-                                              AND s.range_start < (month_start - interval '1 month') AT TIME ZONE tz) AS month_before
+        SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE time_zone
+                                              AND s.range_start < month_start AT TIME ZONE time_zone) AS last_month,
+               sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '2 months') AT TIME ZONE time_zone
+                                              AND s.range_start < (month_start - interval '1 month') AT TIME ZONE time_zone) AS month_before
         FROM s WHERE NOT s.is_default
     ), future AS (
         SELECT count(*) AS n FROM s WHERE NOT s.is_default AND s.range_start > as_of

@@ -1,8 +1,1017 @@
 -- timepart 0.8 -> 0.9: assembled by `make delta` (tools/sqldelta.py) from
 -- extension/pending.sql, the differences from the released chain, and the hardening call.
 
+-- ---- gone, or changed in a way CREATE OR REPLACE cannot do
+DROP FUNCTION IF EXISTS timepart._period_start(timestamp with time zone, interval, text);
+DROP FUNCTION IF EXISTS timepart._period_add(timestamp with time zone, interval, integer, text);
+DROP FUNCTION IF EXISTS timepart._period_label(timestamp with time zone, interval, text);
+DROP FUNCTION IF EXISTS timepart._bounds_label(timestamp with time zone, timestamp with time zone, text);
+DROP FUNCTION IF EXISTS timepart._partition_name(regclass, timestamp with time zone, interval, text);
+DROP FUNCTION IF EXISTS timepart._bound_literal(timestamp with time zone, regtype, text);
+DROP FUNCTION IF EXISTS timepart._bound_value(text, oid, text);
+DROP FUNCTION IF EXISTS timepart._partitions(regclass, text);
+DROP FUNCTION IF EXISTS timepart._check_interval(interval);
+DROP FUNCTION IF EXISTS timepart._register(regclass, interval, integer, interval, boolean, interval, text);
+DROP FUNCTION IF EXISTS timepart._retention_boundary(timepart.config, interval, timestamp with time zone);
+DROP FUNCTION IF EXISTS timepart._plan_retention(timepart.config, interval, timestamp with time zone);
+DROP FUNCTION IF EXISTS timepart._cleanup_table(timepart.config, interval, boolean, timestamp with time zone);
+DROP FUNCTION IF EXISTS timepart._plan_partitions(regclass, integer, timestamp with time zone);
+DROP FUNCTION IF EXISTS timepart._maintain_table(timepart.config, integer, timestamp with time zone);
+DROP FUNCTION IF EXISTS timepart._migrate_key_expr(name, regtype, text);
+DROP FUNCTION IF EXISTS timepart._migrate_check(regclass, name, interval, text);
+DROP FUNCTION IF EXISTS timepart._migrate_facts(regclass, name, regtype, text);
+DROP FUNCTION IF EXISTS timepart._migrate_periods(regclass, name, regtype, interval, text, timestamp with time zone, timestamp with time zone, bigint, boolean);
+DROP FUNCTION IF EXISTS timepart._migrate_prepare(regclass, name, regtype, interval, integer, interval, text, integer, bigint, timestamp with time zone, timestamp with time zone);
+DROP FUNCTION IF EXISTS timepart._migrate_begin(regclass, name, interval, integer, integer, interval, text);
+
 -- ---- new and changed
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.9'::text $$;
+
+-- The period containing a moment, in the table's time zone. Month intervals align
+-- to month 0 of year 0 (so quarters and years fall on natural boundaries); day
+-- intervals align to Monday 2000-01-03 (so weeks start on Monday).
+CREATE OR REPLACE FUNCTION timepart._period_start(at_time timestamptz, partition_interval interval, time_zone text)
+RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+    local_ts timestamp := at_time AT TIME ZONE time_zone;
+    months int := (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))::int;
+    days int := pg_catalog.date_part('day', partition_interval)::int;
+    n bigint;
+BEGIN
+    IF months > 0 THEN
+        n := (pg_catalog.date_part('year', local_ts) * 12 + pg_catalog.date_part('month', local_ts) - 1)::bigint;
+        n := n - ((n % months) + months) % months;
+        RETURN pg_catalog.make_timestamp((n / 12)::int, (n % 12)::int + 1, 1, 0, 0, 0) AT TIME ZONE time_zone;
+    END IF;
+    n := local_ts::date - date '2000-01-03';
+    n := n - ((n % days) + days) % days;
+    RETURN (date '2000-01-03' + n::int)::timestamp AT TIME ZONE time_zone;
+END $$;
+
+COMMENT ON FUNCTION timepart._period_start(timestamptz, interval, text) IS 'Start of the partition period containing a moment';
+
+-- The moment n periods after a period start (n may be negative), in local time.
+CREATE OR REPLACE FUNCTION timepart._period_add(period_start timestamptz, partition_interval interval, n int, time_zone text)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT ((period_start AT TIME ZONE time_zone) + partition_interval * n) AT TIME ZONE time_zone
+$$;
+
+-- Label of a period as used in partition names: YYYY_MM for month intervals starting
+-- on the 1st, YYYY_MM_DD otherwise.
+CREATE OR REPLACE FUNCTION timepart._period_label(period_start timestamptz, partition_interval interval, time_zone text)
+RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT pg_catalog.to_char(period_start AT TIME ZONE time_zone,
+           CASE WHEN pg_catalog.date_part('day', partition_interval) = 0
+                 AND pg_catalog.date_trunc('month', period_start AT TIME ZONE time_zone) = period_start AT TIME ZONE time_zone
+                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
+$$;
+
+-- Label of a partition from its own bounds (a table whose interval changed holds both
+-- kinds): YYYY_MM when it runs from a 1st to a 1st, YYYY_MM_DD otherwise.
+CREATE OR REPLACE FUNCTION timepart._bounds_label(range_start timestamptz, range_end timestamptz, time_zone text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT pg_catalog.to_char(range_start AT TIME ZONE time_zone,
+           CASE WHEN pg_catalog.date_trunc('month', range_start AT TIME ZONE time_zone) = range_start AT TIME ZONE time_zone
+                 AND pg_catalog.date_trunc('month', range_end AT TIME ZONE time_zone) = range_end AT TIME ZONE time_zone
+                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
+$$;
+
+-- The period of a managed table containing a moment: natural boundaries, or counted
+-- from interval_anchor once the interval was changed.
+CREATE OR REPLACE FUNCTION timepart._period_of(cfg timepart.config, at_time timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    partition_interval interval := cfg.partition_interval;
+    time_zone text := cfg.time_zone;
+    a timestamp := cfg.interval_anchor AT TIME ZONE cfg.time_zone;
+    t timestamp := at_time AT TIME ZONE cfg.time_zone;
+    months int := (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))::int;
+    n bigint;
+BEGIN
+    IF cfg.interval_anchor IS NULL THEN
+        RETURN timepart._period_start(at_time, partition_interval, time_zone);
+    END IF;
+    IF months > 0 THEN
+        n := (pg_catalog.date_part('year', t) * 12 + pg_catalog.date_part('month', t))::bigint
+           - (pg_catalog.date_part('year', a) * 12 + pg_catalog.date_part('month', a))::bigint;
+        IF a + pg_catalog.make_interval(months => n::int) > t THEN n := n - 1; END IF;
+        n := n - ((n % months) + months) % months;
+        RETURN (a + pg_catalog.make_interval(months => n::int)) AT TIME ZONE time_zone;
+    END IF;
+    n := pg_catalog.floor(extract(epoch FROM t - a) / 86400)::bigint;
+    n := n - ((n % pg_catalog.date_part('day', partition_interval)::int) + pg_catalog.date_part('day', partition_interval)::int) % pg_catalog.date_part('day', partition_interval)::int;
+    RETURN (a + pg_catalog.make_interval(days => n::int)) AT TIME ZONE time_zone;
+END $$;
+
+-- Name of the partition for a period: <parent>_<label>, fitted to 63 bytes.
+CREATE OR REPLACE FUNCTION timepart._partition_name(parent regclass, period_start timestamptz, partition_interval interval, time_zone text)
+RETURNS name LANGUAGE sql STABLE STRICT AS $$
+    SELECT timepart._fit_name(c.relname, timepart._period_label(period_start, partition_interval, time_zone))
+    FROM pg_catalog.pg_class c WHERE c.oid = parent
+$$;
+
+-- A bound written as a literal of the key's type (timestamptz in UTC with its offset,
+-- local time for timestamp and date keys), independent of DateStyle and TimeZone.
+CREATE OR REPLACE FUNCTION timepart._bound_literal(bound timestamptz, key_type regtype, time_zone text)
+RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT pg_catalog.quote_literal(CASE key_type
+        WHEN 'timestamptz'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00"')
+        WHEN 'timestamp'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        ELSE pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD') END)
+$$;
+
+-- One bound as the catalog prints it (a literal, MINVALUE or MAXVALUE) to a moment.
+-- A single SQL expression, so the planner inlines it.
+CREATE OR REPLACE FUNCTION timepart._bound_value(printed text, key_type oid, time_zone text)
+RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN printed = 'MINVALUE' THEN '-infinity'::timestamptz
+                WHEN printed = 'MAXVALUE' THEN 'infinity'::timestamptz
+                WHEN key_type = 'timestamptz'::regtype THEN printed::timestamptz
+                WHEN key_type = 'timestamp'::regtype THEN printed::timestamp AT TIME ZONE time_zone
+                ELSE printed::date::timestamp AT TIME ZONE time_zone END
+$$;
+
+-- Every partition of a parent with its bounds read from the catalog (never from its
+-- name), in one query. MINVALUE/MAXVALUE read as -infinity/infinity; the default
+-- partition has NULL bounds.
+CREATE OR REPLACE FUNCTION timepart._partitions(tbl regclass, time_zone text DEFAULT 'UTC')
+RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
+               range_start timestamptz, range_end timestamptz, is_default boolean)
+LANGUAGE sql STABLE AS $$
+    WITH parts AS MATERIALIZED (
+        SELECT c.oid, n.nspname, c.relname,
+               pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, 0),  -- 0: bounds are constants; no partition is opened or locked
+                                       '^FOR VALUES FROM \(''?([^'']*)''?\) TO \(''?([^'']*)''?\)$') AS b
+        FROM pg_catalog.pg_inherits i
+        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE i.inhparent = tbl
+    ), key AS (
+        SELECT a.atttypid AS key_type
+        FROM pg_catalog.pg_partitioned_table p
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+        WHERE p.partrelid = tbl
+    )
+    SELECT p.oid, p.nspname, p.relname,
+           timepart._bound_value(p.b[1], k.key_type, time_zone), timepart._bound_value(p.b[2], k.key_type, time_zone), p.b IS NULL
+    FROM parts p CROSS JOIN key k
+    ORDER BY 4 NULLS FIRST
+$$;
+
+-- ==== src/32_checks.sql
+-- The refusals shared by manage, configure, maintain, cleanup and migrate: one rule,
+-- one message and one SQLSTATE for each setting, wherever it is given.
+
+-- The refusal for an interval that is not a whole number of days or of months.
+CREATE OR REPLACE FUNCTION timepart._check_interval(partition_interval interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF partition_interval IS NULL OR partition_interval <= interval '0'
+       OR partition_interval <> pg_catalog.make_interval(months => (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))::int,
+                                           days => pg_catalog.date_part('day', partition_interval)::int)
+       OR (pg_catalog.date_part('day', partition_interval) <> 0 AND pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval) <> 0) THEN
+        RAISE EXCEPTION 'partition interval must be a whole number of days or of months' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(partition_interval::text, 'NULL')),
+            HINT = 'Use e.g. ''1 day'', ''7 days'', ''1 month'' or ''3 months''; not hours, and not months and days mixed.';
+    END IF;
+    IF partition_interval > interval '10 years' THEN
+        RAISE EXCEPTION 'partition interval is too long' USING ERRCODE = '22023',
+            DETAIL = format('Got %s; the longest supported is 10 years.', partition_interval),
+            HINT = 'Partition by month or year; a table that needs longer partitions needs none.';
+    END IF;
+END $$;
+
+-- The refusal for settings that break a rule, with the rule in the message. The
+-- CHECK constraints on timepart.config say the same; this says it with DETAIL and HINT.
+CREATE OR REPLACE FUNCTION timepart._check_settings(cfg timepart.config) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM timepart._check_interval(cfg.partition_interval);
+    PERFORM timepart._check_premake(cfg.premake);
+    PERFORM timepart._check_retention(cfg.retention);
+    IF cfg.retention_action IS NULL OR cfg.retention_action NOT IN ('drop', 'detach', 'archive') THEN
+        RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
+            HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
+    END IF;
+    IF cfg.archive_schema IS NOT NULL THEN
+        PERFORM timepart._check_archive_schema(cfg.archive_schema);
+    END IF;
+    IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
+        RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
+            DETAIL = 'archive_schema is NULL.', HINT = 'Set archive_schema, e.g. ''archive''; it is created when missing.';
+    END IF;
+    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout <= interval '0' OR cfg.lock_timeout > interval '1 minute' THEN
+        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
+            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
+    END IF;
+    IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';
+    END IF;
+    PERFORM timepart._check_time_zone(cfg.time_zone);
+    IF cfg.alert_max_size_bytes IS NULL OR cfg.alert_max_size_bytes <= 0 OR cfg.alert_max_rows IS NULL OR cfg.alert_max_rows <= 0
+       OR cfg.alert_min_future IS NULL OR cfg.alert_min_future < 0 OR cfg.alert_growth_ratio IS NULL OR cfg.alert_growth_ratio <= 0
+       OR cfg.alert_old_age IS NULL OR cfg.alert_old_age <= interval '0' THEN
+        RAISE EXCEPTION 'alert thresholds must be positive' USING ERRCODE = '22023',
+            DETAIL = format('max size %s bytes, max rows %s, min future %s, growth ratio %s, old age %s.',
+                            cfg.alert_max_size_bytes, cfg.alert_max_rows, cfg.alert_min_future, cfg.alert_growth_ratio, cfg.alert_old_age),
+            HINT = 'The seed''s defaults are 5 GB, 10 million rows, 2 future partitions, 0.5 (50%) and 13 months.';
+    END IF;
+END $$;
+
+-- The refusal for a premake (future partitions kept ready) out of range.
+CREATE OR REPLACE FUNCTION timepart._check_premake(premake integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF premake IS NULL OR premake < 1 OR premake > 1000 THEN
+        RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(premake::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
+    END IF;
+END $$;
+
+-- The refusal for a retention that is not positive (NULL: keep everything).
+CREATE OR REPLACE FUNCTION timepart._check_retention(retention interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF retention IS NOT NULL AND (retention <= interval '0' OR timepart._mixed_signs(retention)) THEN
+        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
+    END IF;
+END $$;
+
+-- The refusal for a time zone PostgreSQL does not know.
+CREATE OR REPLACE FUNCTION timepart._check_time_zone(time_zone text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names z WHERE z.name = time_zone)
+                        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs z WHERE z.abbrev = time_zone) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', time_zone USING ERRCODE = '22023',
+            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
+    END IF;
+END $$;
+
+-- The refusal for a key column that is not a time column.
+CREATE OR REPLACE FUNCTION timepart._check_time_column(tbl regclass, key_column name, key_type regtype) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF key_type IS NULL OR key_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'key column %.% is not a time column', tbl, key_column USING ERRCODE = '22023',
+            DETAIL = format('Its type is %s.', coalesce(key_type::text, 'unknown')),
+            HINT = 'timepart partitions by a timestamptz, timestamp or date column.';
+    END IF;
+END $$;
+
+-- ==== src/35_registry.sql
+-- Registry: adopting a partitioned table (manage) and letting it go (unmanage).
+
+-- Validates a table and settings and writes its configuration row. No partitions yet.
+CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, partition_interval interval, premake integer, retention interval,
+                                              with_default boolean, lock_wait interval, time_zone text)
+RETURNS timepart.config LANGUAGE plpgsql AS $$
+DECLARE
+    pt record;
+    cfg timepart.config;
+    old timepart.config;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'parent table must not be NULL' USING ERRCODE = '22004',
+            DETAIL = 'No table was given.', HINT = 'Pass the partitioned table, e.g. timepart.manage(''public.email_events'').';
+    END IF;
+    SELECT c.relkind, p.partstrat, p.partnatts, p.partattrs[0] AS keynum, a.attname, a.atttypid::regtype AS keytype
+    INTO pt
+    FROM pg_catalog.pg_class c
+    LEFT JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = c.oid
+    LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = p.partattrs[0]
+    WHERE c.oid = tbl;
+    IF pt.relkind IS DISTINCT FROM 'p' THEN
+        RAISE EXCEPTION 'table % is not partitioned', tbl USING ERRCODE = '22023',
+            DETAIL = format('relkind is %s; timepart manages tables declared PARTITION BY RANGE.', pt.relkind),
+            HINT = 'Create it with PARTITION BY RANGE (<timestamptz column>).';
+    END IF;
+    IF pt.partstrat <> 'r' OR pt.partnatts <> 1 OR pt.keynum = 0 THEN
+        RAISE EXCEPTION 'table % is not partitioned by range on a single column', tbl USING ERRCODE = '22023',
+            DETAIL = format('Partition key: %s.', pg_catalog.pg_get_partkeydef(tbl)),
+            HINT = 'timepart manages tables declared PARTITION BY RANGE (<one timestamptz, timestamp or date column>).';
+    END IF;
+    PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
+    cfg := ROW(tbl, pt.attname, pt.keytype, partition_interval, premake, retention, 'drop', NULL, with_default, lock_wait, 3, time_zone,
+               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false)::timepart.config;
+    PERFORM timepart._check_settings(cfg);
+    SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
+    IF FOUND AND old.time_zone <> time_zone THEN
+        RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', time_zone),
+            HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
+    END IF;
+    IF FOUND AND old.partition_interval::text <> partition_interval::text THEN
+        RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', partition_interval),
+            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, partition_interval::text);
+    END IF;
+    INSERT INTO timepart.config AS c (parent, key_column, key_type, partition_interval, premake, retention,
+                                      default_partition, lock_timeout, time_zone)
+    VALUES (tbl, pt.attname, pt.keytype, partition_interval, premake, retention, with_default, lock_wait, time_zone)
+    ON CONFLICT (parent) DO UPDATE SET premake = excluded.premake, retention = excluded.retention,
+        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
+    RETURNING * INTO cfg;
+    RETURN cfg;
+END $$;
+
+-- ==== src/62_runner.sql
+-- The one runner of maintain and cleanup. _run takes the tables one at a time (the
+-- replica exit, the per-table advisory lock, the result shape); _run_steps takes one
+-- table's partition steps one at a time (each logged, the back-off on a lock timeout).
+
+-- The managed tables (all, or one), in a stable order. A configuration whose table
+-- was dropped is not a managed table.
+CREATE OR REPLACE FUNCTION timepart._managed(parent regclass DEFAULT NULL) RETURNS SETOF timepart.config
+LANGUAGE sql STABLE AS $$
+    SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+    WHERE _managed.parent IS NULL OR c.parent = _managed.parent
+    ORDER BY c.parent::text
+$$;
+
+-- Runs `operation` ('maintain' or 'cleanup') on every managed table, or one. Each table
+-- is taken under its advisory lock, or skipped (another run holds it); nothing runs on a
+-- replica. Returns the seed's shape: success, created_partitions, dropped_partitions,
+-- errors, execution_time_ms, plus moved_rows, skipped (tables) and tables (each one's result).
+CREATE OR REPLACE FUNCTION timepart._run(operation text, parent regclass, premake integer, retention interval,
+                                         dry_run boolean, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+    res jsonb;
+    created jsonb := '[]'::jsonb;
+    dropped jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    skipped jsonb := '[]'::jsonb;
+    tables jsonb := '[]'::jsonb;
+    moved bigint := 0;
+BEGIN
+    IF _run.parent IS NOT NULL THEN
+        PERFORM timepart._config(_run.parent);
+    END IF;
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RAISE NOTICE 'timepart: this server is a replica; % runs on the primary', operation;
+        skipped := '["replica"]';
+    END IF;
+    FOR cfg IN SELECT * FROM timepart._managed(_run.parent) WHERE NOT pg_catalog.pg_is_in_recovery() LOOP
+        IF operation = 'cleanup' AND coalesce(_run.retention, cfg.retention) IS NULL THEN
+            res := jsonb_build_object('table', cfg.parent::text, 'skipped', 'no retention configured');
+        ELSIF NOT pg_catalog.pg_try_advisory_xact_lock(timepart._lock_key(cfg.parent)) THEN
+            RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
+            PERFORM timepart._log(operation, cfg.parent, NULL, true, '{"skipped": "another run holds the table"}', NULL, started);
+            skipped := skipped || to_jsonb(cfg.parent::text);
+            res := jsonb_build_object('table', cfg.parent::text, 'skipped', 'another run holds the table');
+        ELSIF operation = 'maintain' THEN
+            res := timepart._maintain_table(cfg, coalesce(_run.premake, cfg.premake), as_of);
+        ELSE
+            res := timepart._cleanup_table(cfg, coalesce(_run.retention, cfg.retention), dry_run, as_of);
+        END IF;
+        created := created || coalesce(res->'created', '[]'::jsonb);
+        dropped := dropped || coalesce(res->'removed', '[]'::jsonb);
+        errors := errors || coalesce(res->'errors', '[]'::jsonb);
+        moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
+        tables := tables || res;
+    END LOOP;
+    RETURN jsonb_build_object('success', jsonb_array_length(errors) = 0, 'created_partitions', created,
+        'dropped_partitions', dropped, 'errors', errors,
+        'execution_time_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1),
+        'moved_rows', moved, 'skipped', skipped, 'tables', tables)
+        || CASE WHEN operation = 'cleanup' THEN jsonb_build_object('dry_run', dry_run) ELSE '{}'::jsonb END;
+END $$;
+
+-- One table's partition steps, in order: each {"partition", "action" ('build' or
+-- 'retire'), "range_start", "range_end", ...} runs through _attempt and is logged as
+-- log_operation with its extra keys. A lock timeout ends the run for this table (traffic
+-- holds it: back off for the whole table, not partition by partition). Never raises.
+-- Returns {"done": [names], "errors": [texts], "moved_rows": n}.
+CREATE OR REPLACE FUNCTION timepart._run_steps(cfg timepart.config, log_operation text, steps jsonb, rest text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    partition_interval jsonb;
+    step_started timestamptz;
+    part_name name;
+    res jsonb;
+    done jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    moved bigint := 0;
+BEGIN
+    FOR partition_interval IN SELECT s FROM jsonb_array_elements(steps) s LOOP
+        step_started := pg_catalog.clock_timestamp();
+        part_name := partition_interval->>'partition';
+        BEGIN
+            IF partition_interval->>'action' = 'build' THEN
+                PERFORM timepart._check_name_free(cfg.parent, part_name);
+            END IF;
+            res := timepart._attempt(cfg, partition_interval->>'action', part_name, (partition_interval->>'range_start')::timestamptz,
+                                     (partition_interval->>'range_end')::timestamptz);
+        EXCEPTION WHEN OTHERS THEN
+            res := jsonb_build_object('ok', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
+        END;
+        res := res || (partition_interval - 'partition' - 'action');
+        PERFORM timepart._log(log_operation, cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
+        IF (res->>'ok')::boolean THEN
+            done := done || to_jsonb(part_name::text);
+            moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
+        ELSE
+            errors := errors || to_jsonb(format('%s: %s', part_name, res->>'error'));
+            IF res->>'sqlstate' = '55P03' THEN
+                errors := errors || to_jsonb(format('%s: the other %s are left for the next run', cfg.parent, rest));
+                EXIT;
+            END IF;
+        END IF;
+    END LOOP;
+    RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved);
+END $$;
+
+-- ==== src/65_retention.sql
+-- Retention: which partitions are wholly past a table's retention boundary (pure),
+-- and removing them (drop, detach or archive), one sub-transaction each, logged.
+
+-- The retention boundary: start of the current period minus the retention, and never
+-- later than the start of the current period, whatever the retention says.
+CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, retention interval, as_of timestamptz)
+RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - retention) AT TIME ZONE cfg.time_zone,
+                 timepart._period_of(cfg, as_of))
+$$;
+
+-- Every partition judged against the boundary, by its bounds: 'retire' (ends at or
+-- before it), 'straddles' (starts before it, ends after: kept and reported).
+CREATE OR REPLACE FUNCTION timepart._plan_retention(cfg timepart.config, retention interval, as_of timestamptz)
+RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
+               range_start timestamptz, range_end timestamptz, verdict text)
+LANGUAGE sql STABLE AS $$
+    SELECT p.partition_oid, p.schema_name, p.partition_name, p.range_start, p.range_end,
+           CASE WHEN p.range_end <= b.boundary THEN 'retire' ELSE 'straddles' END
+    FROM timepart._partitions(cfg.parent, cfg.time_zone) p,
+         (SELECT timepart._retention_boundary(cfg, retention, as_of) AS boundary) b
+    WHERE NOT p.is_default AND p.range_start < b.boundary
+    ORDER BY p.range_start
+$$;
+
+-- One table's cleanup, under its advisory lock (taken by _run). Never raises:
+-- failures come back in "errors" and the log.
+CREATE OR REPLACE FUNCTION timepart._cleanup_table(cfg timepart.config, retention interval, dry_run boolean, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    boundary timestamptz := timepart._retention_boundary(cfg, retention, as_of);
+    plan jsonb;
+    res jsonb;
+    removed jsonb := '[]'::jsonb;
+    kept jsonb;
+    errors jsonb := '[]'::jsonb;
+    default_part regclass;
+    default_old bigint := 0;
+BEGIN
+    -- Row counts first (exact: the snapshot's when still valid), before any lock is taken.
+    SELECT coalesce(jsonb_agg(jsonb_build_object('partition', r.partition_name, 'action', 'retire',
+                                  'range_start', r.range_start, 'range_end', r.range_end, 'boundary', boundary,
+                                  'record_count', timepart._record_count(r.partition_oid)) ORDER BY r.range_start)
+                        FILTER (WHERE r.verdict = 'retire'), '[]'::jsonb),
+           coalesce(jsonb_agg(jsonb_build_object('partition', r.partition_name, 'reason',
+                                  format('its range %s to %s reaches past the retention boundary %s', r.range_start, r.range_end, boundary))
+                              ORDER BY r.range_start) FILTER (WHERE r.verdict = 'straddles'), '[]'::jsonb)
+    INTO plan, kept FROM timepart._plan_retention(cfg, retention, as_of) r;
+    IF dry_run THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_array(p->'partition', p->'record_count')), '[]'::jsonb) INTO removed
+        FROM jsonb_array_elements(plan) p;
+    ELSE
+        res := timepart._run_steps(cfg, 'cleanup_partition', plan, 'old partitions');
+        SELECT coalesce(jsonb_agg(jsonb_build_array(p->'partition', p->'record_count')), '[]'::jsonb) INTO removed
+        FROM jsonb_array_elements(plan) p WHERE res->'done' ? (p->>'partition');
+        errors := res->'errors';
+    END IF;
+    -- Rows past the boundary waiting in the default partition are reported, never deleted.
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
+    IF default_part IS NOT NULL THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            default_old := timepart._as_owner(cfg.parent, format(
+                'SELECT pg_catalog.to_jsonb(count(*)) FROM %s WHERE %I OPERATOR(pg_catalog.<) %s', default_part, cfg.key_column,
+                timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)), true)::text::bigint;
+        EXCEPTION WHEN lock_not_available THEN
+            errors := errors || to_jsonb(format('%s: could not count its rows past the boundary within the lock budget', default_part));
+        END;
+    END IF;
+    res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
+                              'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,
+                              'default_rows_past_retention', default_old);
+    PERFORM timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
+                          jsonb_array_length(errors) = 0, res, NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
+    IF jsonb_array_length(kept) > 0 OR default_old > 0 THEN
+        RAISE WARNING 'timepart: % keeps data past its retention boundary %', cfg.parent, boundary
+            USING DETAIL = format('%s partition(s) reach past the boundary; %s row(s) past it wait in the default partition.',
+                                  jsonb_array_length(kept), default_old),
+                  HINT = 'Run maintain to move default rows into partitions; split or drop straddling partitions yourself.';
+    END IF;
+    RETURN res;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.cleanup(parent regclass DEFAULT NULL, retention interval DEFAULT NULL,
+                                            dry_run boolean DEFAULT false, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Removes partitions wholly older than (start of current period - retention): drop,
+   detach or archive per configuration. NULL retention: the table's own; a table with
+   none is left alone. Never the current, a future or the default partition.
+   dry_run reports exactly what would go. Returns the seed's /cleanup shape. */
+BEGIN
+    PERFORM timepart._check_retention(retention);
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR dry_run IS NULL THEN
+        RAISE EXCEPTION 'as_of must be a finite moment and dry_run true or false' USING ERRCODE = '22023',
+            DETAIL = format('as_of %s, dry_run %s.', coalesce(as_of::text, 'NULL'), coalesce(dry_run::text, 'NULL')),
+            HINT = 'Leave them out for now() and a real run.';
+    END IF;
+    RETURN timepart._run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+END $$;
+
+-- ==== src/70_maintain.sql
+-- Maintain: plan what partitions a table should have at a moment (pure), then
+-- make them, each in its own sub-transaction, every outcome logged.
+
+-- The periods a table lacks at a moment: from the oldest partition (or the oldest
+-- row waiting in the default partition) to `ahead` periods past the current one,
+-- never before the retention boundary. Periods that overlap a partition are skipped.
+CREATE OR REPLACE FUNCTION timepart._plan_partitions(tbl regclass, premake integer, as_of timestamptz)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    partition_interval interval := cfg.partition_interval;
+    time_zone text := cfg.time_zone;
+    cur timestamptz := timepart._period_of(cfg, as_of);
+    horizon timestamptz := timepart._period_add(cur, partition_interval, premake + 1, time_zone);
+    floor_start timestamptz := '-infinity'::timestamptz;
+    first_start timestamptz := cur;
+    oldest timestamptz;
+    default_part regclass;
+    default_min timestamptz;
+    starts timestamptz[];
+    ends timestamptz[];
+BEGIN
+    IF cfg.retention IS NOT NULL THEN
+        floor_start := timepart._period_of(cfg, ((cur AT TIME ZONE time_zone) - cfg.retention) AT TIME ZONE time_zone);
+    END IF;
+    SELECT array_agg(p.range_start) FILTER (WHERE NOT p.is_default),
+           array_agg(p.range_end) FILTER (WHERE NOT p.is_default),
+           min(p.range_start) FILTER (WHERE NOT p.is_default),
+           max(p.partition_oid) FILTER (WHERE p.is_default)::regclass
+    INTO starts, ends, oldest, default_part
+    FROM timepart._partitions(tbl, time_zone) p;
+    IF oldest IS NOT NULL AND pg_catalog.isfinite(oldest) THEN
+        first_start := least(first_start, timepart._period_of(cfg, oldest));
+    END IF;
+    IF default_part IS NOT NULL THEN
+        -- Reading the default partition waits for its lock within the table's budget too.
+        PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+        default_min := (timepart._as_owner(tbl, format(
+            'SELECT pg_catalog.to_jsonb(min(%I)::pg_catalog.timestamptz) FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s',
+            cfg.key_column, default_part,
+            cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, time_zone),
+            cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, time_zone)), true) #>> '{}')::timestamptz;
+        IF cfg.key_type <> 'timestamptz'::regtype AND default_min IS NOT NULL THEN
+            default_min := (default_min AT TIME ZONE current_setting('TimeZone')) AT TIME ZONE time_zone;
+        END IF;
+        IF default_min IS NOT NULL THEN
+            first_start := least(first_start, timepart._period_of(cfg, default_min));
+        END IF;
+    END IF;
+    first_start := greatest(first_start, floor_start);
+    -- A moment far from the existing partitions (a typo, a clock gone wrong) must not
+    -- make thousands of tables: refuse before generating anything.
+    IF extract(epoch FROM horizon - first_start) / 86400
+       / (pg_catalog.date_part('day', partition_interval) + 31 * (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))) > premake + 1000 THEN
+        RAISE EXCEPTION 'maintain would create more than % partitions of %', premake + 1000, tbl USING ERRCODE = '22023',
+            DETAIL = format('From %s to %s in periods of %s.', first_start, horizon, partition_interval),
+            HINT = 'Check as_of and the oldest partition; create far-away periods with timepart.create_partition().';
+    END IF;
+
+    RETURN QUERY
+    WITH periods AS (
+        SELECT g AT TIME ZONE time_zone AS s, (g + partition_interval) AT TIME ZONE time_zone AS e
+        FROM pg_catalog.generate_series(first_start AT TIME ZONE time_zone, (horizon AT TIME ZONE time_zone) - partition_interval, partition_interval) g
+    ), existing AS (
+        SELECT x.s, x.e FROM unnest(starts, ends) AS x(s, e)
+    ), missing AS (
+        SELECT pr.s, pr.e FROM periods pr WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s = pr.s)
+    )
+    SELECT m.s, m.e, CASE WHEN m.s > cur THEN 'premake' WHEN m.s = cur THEN 'current' ELSE 'gap' END
+    FROM missing m
+    WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s < m.e AND x.e > m.s)
+    ORDER BY m.s;
+END $$;
+
+-- One table's maintenance, under its advisory lock (taken by _run). Never raises:
+-- failures come back in "errors" and the log.
+CREATE OR REPLACE FUNCTION timepart._maintain_table(cfg timepart.config, premake integer, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    res jsonb;
+    steps jsonb;
+    created jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    moved bigint := 0;
+    err text;
+BEGIN
+    BEGIN
+        BEGIN
+            res := timepart._ensure_default(cfg);
+        EXCEPTION WHEN OTHERS THEN
+            -- A default partition that cannot be made must not stop the periods below.
+            res := jsonb_build_object('ok', false, 'partition', cfg.parent::text || ' default', 'error', SQLERRM);
+        END;
+        IF res IS NOT NULL THEN
+            PERFORM timepart._log('create_partition', cfg.parent, res->>'partition', (res->>'ok')::boolean,
+                                  res, res->>'error', started);
+            IF (res->>'ok')::boolean THEN created := created || to_jsonb(res->>'partition');
+            ELSE errors := errors || to_jsonb(format('%s: %s', res->>'partition', res->>'error')); END IF;
+        END IF;
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'partition', timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone),
+                   'action', 'build', 'range_start', p.range_start, 'range_end', p.range_end, 'reason', p.reason)
+                   ORDER BY p.range_start), '[]'::jsonb)
+        INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p;
+        res := timepart._run_steps(cfg, 'create_partition', steps, 'missing periods');
+        created := created || (res->'done');
+        errors := errors || (res->'errors');
+        moved := (res->>'moved_rows')::bigint;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        errors := errors || to_jsonb(err);
+    END;
+    PERFORM timepart._log('maintain', cfg.parent, NULL, jsonb_array_length(errors) = 0,
+        jsonb_build_object('created', created, 'errors', errors, 'moved_rows', moved, 'premake', premake, 'as_of', as_of),
+        NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
+    RETURN jsonb_build_object('table', cfg.parent::text, 'created', created, 'errors', errors, 'moved_rows', moved);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.maintain(parent regclass DEFAULT NULL, premake integer DEFAULT NULL,
+                                             as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Makes sure every managed table (or one) has its current period and `premake`
+   future ones, fills gaps, moves rows out of the default partition. Returns the
+   seed's /maintain shape. Operational failures are reported, not raised. */
+BEGIN
+    IF premake IS NOT NULL THEN
+        PERFORM timepart._check_premake(premake);
+    END IF;
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
+    END IF;
+    RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
+END $$;
+
+-- The alerts one table raises at a moment. Pure: reads, never writes (so health()
+-- works on a replica too). stats: the table's partition_stats rows as JSON when the
+-- caller has them already.
+CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz, stats jsonb DEFAULT NULL)
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text,
+               recommendation text, value numeric, threshold numeric)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    time_zone text := cfg.time_zone;
+    cur timestamptz := timepart._period_of(cfg, as_of);
+    month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE time_zone);
+    old_before timestamptz := ((as_of AT TIME ZONE time_zone) - cfg.alert_old_age) AT TIME ZONE time_zone;
+    max_mb numeric := round(cfg.alert_max_size_bytes / 1048576.0, 2);
+    default_part regclass;
+    default_rows bigint := 0;
+BEGIN
+    -- Rows waiting in the default partition, counted up to a bound so a huge default stays cheap.
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = tbl;
+    IF default_part IS NOT NULL THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            default_rows := timepart._as_owner(tbl, format(
+                'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part), true)::text::bigint;
+        EXCEPTION WHEN lock_not_available THEN
+            default_rows := 0;  -- counted again at the next check
+        END;
+    END IF;
+
+    RETURN QUERY
+    WITH s AS MATERIALIZED (
+        SELECT * FROM timepart.partition_stats(tbl) WHERE stats IS NULL
+        UNION ALL
+        SELECT * FROM jsonb_populate_recordset(NULL::timepart.partition_stats_row, stats) WHERE stats IS NOT NULL),
+    growth AS (
+        SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE time_zone
+                                              AND s.range_start < month_start AT TIME ZONE time_zone) AS last_month,
+               sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '2 months') AT TIME ZONE time_zone
+                                              AND s.range_start < (month_start - interval '1 month') AT TIME ZONE time_zone) AS month_before
+        FROM s WHERE NOT s.is_default
+    ), future AS (
+        SELECT count(*) AS n FROM s WHERE NOT s.is_default AND s.range_start > as_of
+    ), old AS (
+        SELECT count(*) AS n, (array_agg(s.partition_name ORDER BY s.range_start))[1] AS oldest
+        FROM s WHERE NOT s.is_default AND s.range_end <= old_before
+    )
+    SELECT 'partition_too_large', 'warning', tbl::text, s.partition_name,
+           format('%s is %s MB, over %s MB', s.partition_name, s.size_mb, max_mb),
+           'Use a shorter partition interval, or archive old data', s.size_mb, max_mb
+    FROM s WHERE s.size_mb > max_mb
+    UNION ALL
+    SELECT 'partition_too_many_rows', 'warning', tbl::text, s.partition_name,
+           format('%s holds %s rows, over %s', s.partition_name, s.record_count, cfg.alert_max_rows),
+           'Use a shorter partition interval', s.record_count, cfg.alert_max_rows
+    FROM s WHERE s.record_count > cfg.alert_max_rows
+    UNION ALL
+    SELECT 'missing_current_partition', 'critical', tbl::text, '',
+           format('no partition of %s covers the current period starting %s', tbl, cur),
+           'Create it now: run timepart.maintain()', 0, 1
+    WHERE NOT EXISTS (SELECT 1 FROM s WHERE NOT s.is_default AND s.range_start <= as_of AND s.range_end > as_of)
+    UNION ALL
+    SELECT 'insufficient_future_partitions', 'warning', tbl::text, '',
+           format('%s has %s future partition(s), fewer than %s', tbl, f.n, cfg.alert_min_future),
+           'Run timepart.maintain() and check that its scheduled job runs', f.n, cfg.alert_min_future
+    FROM future f WHERE f.n < cfg.alert_min_future
+    UNION ALL
+    SELECT 'old_partitions', 'info', tbl::text, o.oldest,
+           format('%s has %s partition(s) older than %s', tbl, o.n, cfg.alert_old_age),
+           'Consider archival: set a retention and run timepart.cleanup()', o.n, 0
+    FROM old o WHERE o.n > 0
+    UNION ALL
+    SELECT 'high_growth', 'info', tbl::text, '',
+           format('%s grew %s%% month over month (%s to %s rows)', tbl,
+                  round((g.last_month - g.month_before) / g.month_before * 100), g.month_before, g.last_month),
+           'Plan capacity: storage, retention and partition interval',
+           round((g.last_month - g.month_before) / g.month_before, 3), cfg.alert_growth_ratio
+    FROM growth g WHERE g.month_before > 0 AND (g.last_month - g.month_before) / g.month_before > cfg.alert_growth_ratio
+    UNION ALL
+    SELECT 'rows_in_default_partition', 'warning', tbl::text, default_part::text,
+           format('%s%s row(s) wait in the default partition %s', CASE WHEN default_rows >= 1000000 THEN 'at least ' ELSE '' END,
+                  default_rows, default_part),
+           'Run timepart.maintain() to move them into partitions; rows past the premake horizon or the retention boundary stay',
+           default_rows, 0
+    WHERE default_rows > 0
+    UNION ALL
+    SELECT 'missing_index', 'warning', tbl::text, m.partition_name,
+           format('%s lacks templated index(es) %s', m.partition_name, m.missing),
+           'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0
+    FROM timepart._missing_indexes(tbl) m;
+END $$;
+
+-- The key column as a timestamptz expression (timestamp and date keys are local time in tz).
+CREATE OR REPLACE FUNCTION timepart._migrate_key_expr(key_column name, key_type regtype, time_zone text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE key_type WHEN 'timestamptz'::regtype THEN pg_catalog.format('%I', key_column)
+                         WHEN 'timestamp'::regtype THEN pg_catalog.format('(%I AT TIME ZONE %L)', key_column, time_zone)
+                         ELSE pg_catalog.format('(%I::pg_catalog.timestamp AT TIME ZONE %L)', key_column, time_zone) END
+$$;
+
+-- The refusals that need no scan of the rows. Returns the key's type.
+CREATE OR REPLACE FUNCTION timepart._migrate_check(source regclass, key_column name, partition_interval interval, time_zone text)
+RETURNS regtype LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    rel record;
+    key_type regtype;
+    refs text;
+    bad text;
+BEGIN
+    IF source IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'source table and key column must not be NULL' USING ERRCODE = '22004',
+            DETAIL = format('Got %s and %s.', coalesce(source::text, 'NULL'), coalesce(key_column::text, 'NULL')),
+            HINT = 'Pass the table and its time column, e.g. CALL timepart.migrate(''public.email_events'', ''created_at'').';
+    END IF;
+    SELECT c.relkind, c.relispartition, c.relhassubclass, c.relname, c.relnamespace,
+           EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid) AS inherits
+    INTO rel FROM pg_catalog.pg_class c WHERE c.oid = source;
+    IF rel.relkind = 'p' THEN
+        RAISE EXCEPTION 'table % is already partitioned', source USING ERRCODE = '22023',
+            DETAIL = format('Partition key: %s.', pg_catalog.pg_get_partkeydef(source)),
+            HINT = format('Manage it as it is with SELECT timepart.manage(%L).', source::text);
+    END IF;
+    IF rel.relkind IS DISTINCT FROM 'r' OR rel.relispartition OR rel.relhassubclass OR rel.inherits THEN
+        RAISE EXCEPTION '% is not a plain table', source USING ERRCODE = '22023',
+            DETAIL = format('relkind %s, partition %s, inheritance parent %s, inheritance child %s.',
+                            rel.relkind, rel.relispartition, rel.relhassubclass, rel.inherits),
+            HINT = 'timepart.migrate converts an ordinary table that neither inherits nor is inherited.';
+    END IF;
+    SELECT a.atttypid::regtype INTO key_type FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = source AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist', key_column, source USING ERRCODE = '42703',
+            DETAIL = format('Time columns of %s: %s.', source, coalesce((SELECT string_agg(a.attname::text, ', ' ORDER BY a.attnum)
+                FROM pg_catalog.pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)), 'none')),
+            HINT = 'Pass the column the partitions are cut by, e.g. created_at.';
+    END IF;
+    PERFORM timepart._check_time_column(source, key_column, key_type);
+    PERFORM timepart._check_interval(partition_interval);
+    PERFORM timepart._check_time_zone(time_zone);
+    SELECT string_agg(format('%s on %s', k.conname, k.conrelid::regclass), ', ') INTO refs
+    FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = source;
+    IF refs IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is referenced by foreign keys', source USING ERRCODE = '2BP01',
+            DETAIL = format('Foreign keys: %s.', refs),
+            HINT = format('Drop them, migrate, then re-create them against the partitioned table (the referenced columns must include %s).', key_column);
+    END IF;
+    PERFORM timepart._migrate_check_uniques(source, key_column);
+    SELECT string_agg(DISTINCT r.ev_class::regclass::text, ', ') INTO refs
+    FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+    WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refobjid = source AND r.ev_class <> source;
+    IF refs IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is used by views', source USING ERRCODE = '2BP01',
+            DETAIL = format('Views: %s. After the swap they would still read the old table.', refs),
+            HINT = 'Drop the views, migrate, then create them again.';
+    END IF;
+    bad := timepart._fit_name(rel.relname, 'unpartitioned_old');
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = rel.relnamespace AND c.relname = bad) THEN
+        RAISE EXCEPTION 'relation "%" already exists', bad USING ERRCODE = '42P07',
+            DETAIL = format('The old %s is kept under this name after the swap.', source),
+            HINT = 'Drop or rename it (a previous migration''s leftover?) first.';
+    END IF;
+    RETURN key_type;
+END $$;
+
+-- What the rows look like: how many (counted when small or never analyzed, else
+-- pg_class.reltuples), whether the key has NULLs, its oldest and newest value.
+CREATE OR REPLACE FUNCTION timepart._migrate_facts(source regclass, key_column name, key_type regtype, time_zone text,
+                                                   OUT row_count bigint, OUT counted boolean, OUT has_nulls boolean,
+                                                   OUT oldest timestamptz, OUT newest timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    estimate real := (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = source);
+    key_expr text := timepart._migrate_key_expr(key_column, key_type, time_zone);
+    r jsonb;
+BEGIN
+    counted := estimate < 100000;
+    -- Every read of the source runs with its owner's rights (05_owner.sql).
+    IF counted THEN
+        r := timepart._as_owner(source, format('SELECT pg_catalog.jsonb_build_array(count(*), count(*) FILTER (WHERE %I IS NULL) '
+                                               'OPERATOR(pg_catalog.>) 0, min(%s), max(%s)) FROM ONLY %s',
+                                               key_column, key_expr, key_expr, source), true);
+        row_count := (r->>0)::bigint; has_nulls := (r->>1)::boolean; oldest := (r->>2)::timestamptz; newest := (r->>3)::timestamptz;
+        RETURN;
+    END IF;
+    row_count := estimate::bigint;
+    -- Separate queries, so an index on the key answers each without a scan.
+    has_nulls := timepart._as_owner(source, format('SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM ONLY %s WHERE %I IS NULL))',
+                                                   source, key_column), true)::text::boolean;
+    r := timepart._as_owner(source, format('SELECT pg_catalog.jsonb_build_array(min(%1$I)::pg_catalog.text, max(%1$I)::pg_catalog.text) FROM ONLY %2$s',
+                                           key_column, source), true);
+    IF key_type = 'timestamptz'::regtype THEN
+        oldest := (r->>0)::timestamptz; newest := (r->>1)::timestamptz;
+    ELSE
+        oldest := (r->>0)::timestamp; newest := (r->>1)::timestamp;
+    END IF;
+    IF key_type <> 'timestamptz'::regtype THEN
+        -- min/max came back in the session's time zone; they meant local time in tz.
+        oldest := (oldest AT TIME ZONE pg_catalog.current_setting('TimeZone')) AT TIME ZONE time_zone;
+        newest := (newest AT TIME ZONE pg_catalog.current_setting('TimeZone')) AT TIME ZONE time_zone;
+    END IF;
+END $$;
+
+-- The periods from the oldest to the newest key value, with rows per period: counted
+-- exactly (one scan) or estimated from the key's histogram in pg_stats.
+CREATE OR REPLACE FUNCTION timepart._migrate_periods(source regclass, key_column name, key_type regtype, partition_interval interval,
+                                                     time_zone text, oldest timestamptz, newest timestamptz,
+                                                     row_count bigint, counted boolean)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, rows bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    starts timestamptz[];
+    bucket_rows bigint[];
+    hist text[];
+BEGIN
+    IF oldest IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(g AT TIME ZONE time_zone ORDER BY g) INTO starts
+    FROM pg_catalog.generate_series(timepart._period_start(oldest, partition_interval, time_zone) AT TIME ZONE time_zone,
+                                    timepart._period_start(newest, partition_interval, time_zone) AT TIME ZONE time_zone, partition_interval) g;
+    IF counted THEN
+        SELECT array_agg(x::bigint) INTO bucket_rows FROM jsonb_array_elements_text(timepart._as_owner(source, format(
+            'SELECT pg_catalog.to_jsonb(pg_catalog.array_agg(coalesce(b.n, 0) ORDER BY i)) FROM pg_catalog.generate_series(1, %s) i '
+            'LEFT JOIN (SELECT pg_catalog.width_bucket(%s, %L::pg_catalog.timestamptz[]) AS w, count(*) AS n FROM ONLY %s GROUP BY 1) b '
+            'ON b.w OPERATOR(pg_catalog.=) i',
+            cardinality(starts), timepart._migrate_key_expr(key_column, key_type, time_zone), starts::text, source), true)) x;
+    ELSE
+        SELECT s.histogram_bounds::text::text[] INTO hist FROM pg_catalog.pg_stats s
+        JOIN pg_catalog.pg_class c ON c.relname = s.tablename JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname
+        WHERE c.oid = source AND s.attname = key_column;
+        -- Each histogram bound stands for an equal share of the rows.
+        SELECT array_agg(round(coalesce(b.n, 0)::numeric * row_count / greatest(cardinality(hist), 1))::bigint ORDER BY i)
+        INTO bucket_rows
+        FROM pg_catalog.generate_series(1, cardinality(starts)) i
+        LEFT JOIN (SELECT pg_catalog.width_bucket(CASE key_type WHEN 'timestamptz'::regtype THEN h::timestamptz
+                                                      WHEN 'timestamp'::regtype THEN h::timestamp AT TIME ZONE time_zone
+                                                      ELSE h::date::timestamp AT TIME ZONE time_zone END, starts) AS w, count(*) AS n
+                   FROM unnest(hist) h GROUP BY 1) b ON b.w = i;
+    END IF;
+    RETURN QUERY SELECT u.s, timepart._period_add(u.s, partition_interval, 1, time_zone), u.n
+                 FROM unnest(starts, bucket_rows) AS u(s, n) ORDER BY u.s;
+END $$;
+
+-- Everything before the first batch, in the caller's transaction: the copy, its
+-- registration and templates, the partitions the rows need (and maintain's current
+-- and future ones), the change capture and the progress row. Retention is set only at
+-- the swap, so cleanup cannot drop copied rows while the old table still holds them.
+CREATE OR REPLACE FUNCTION timepart._migrate_prepare(source regclass, key_column name, key_type regtype, partition_interval interval,
+                                                     premake integer, retention interval, time_zone text, batch_size integer,
+                                                     rows_estimated bigint, oldest timestamptz, newest timestamptz)
+RETURNS timepart.migrations LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    stage name := timepart._fit_name('timepart_migrate', source::oid::text);
+    target regclass;
+    row_key name[] := timepart._migrate_row_key(source);
+    p record;
+    templates text[];
+    blocks bigint;
+    m timepart.migrations;
+BEGIN
+    target := timepart._migrate_create_target(source, key_column, stage);
+    PERFORM timepart._register(target, partition_interval, premake, NULL, true, '100 milliseconds', time_zone);
+    templates := timepart._migrate_templates(source, target);
+    FOR p IN SELECT * FROM timepart._migrate_periods(source, key_column, key_type, partition_interval, time_zone, oldest, newest, 0, false) LOOP
+        PERFORM timepart.create_partition(target, p.range_start, p.range_end);
+    END LOOP;
+    PERFORM timepart.maintain(target, premake);
+    -- The trigger's lock waits for writers in flight; every write after it is captured,
+    -- every row before it lies below the size measured now.
+    PERFORM timepart._migrate_install_capture(source, stage, row_key);
+    blocks := pg_catalog.pg_relation_size(source) / pg_catalog.current_setting('block_size')::bigint;
+    INSERT INTO timepart.migrations AS g (source, source_name, target, stage_schema, key_column, partition_interval, time_zone,
+                                          retention, row_key, source_filenode, last_block, blocks_per_batch, rows_estimated)
+    VALUES (source, source::text, target, stage, key_column, partition_interval, time_zone, retention, row_key, pg_catalog.pg_relation_filenode(source),
+            blocks, timepart._migrate_batch_blocks(source, batch_size), rows_estimated)
+    RETURNING * INTO m;
+    PERFORM timepart._log('migrate_prepare', source, target::text, true,
+        jsonb_build_object('target', target::text, 'templates', to_jsonb(templates), 'row_key', to_jsonb(row_key),
+                           'blocks', blocks, 'rows_estimated', rows_estimated), NULL, started);
+    RETURN m;
+END $$;
+
+-- ==== src/89_migrate_run.sql
+-- Migration, 5 of 5: the entry points: starting or resuming a run, its progress, CALL
+-- timepart.migrate and migrate_abort.
+
+-- A run's start: the migration under way for this table (same key and interval), or,
+-- after every check, a new one prepared. NULL when the table was already migrated.
+-- Takes the per-table session lock that keeps a second runner out.
+CREATE OR REPLACE FUNCTION timepart._migrate_begin(source regclass, key_column name, partition_interval interval, batch_size integer,
+                                                   premake integer, retention interval, time_zone text)
+RETURNS timepart.migrations LANGUAGE plpgsql AS $$
+DECLARE
+    m timepart.migrations;
+    key_type regtype;
+    f record;
+    attempt int := 0;
+BEGIN
+    SELECT * INTO m FROM timepart.migrations g WHERE g.source = _migrate_begin.source AND g.state IN ('copying', 'catching_up');
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM timepart.migrations g WHERE g.target = _migrate_begin.source AND g.state = 'done') THEN
+        RAISE NOTICE 'timepart.migrate: % is already migrated', source;
+        RETURN NULL;
+    ELSIF FOUND AND (m.key_column <> key_column OR m.partition_interval <> partition_interval) THEN
+        RAISE EXCEPTION 'a migration of % by % every % is under way', source, m.key_column, m.partition_interval USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s every %s.', key_column, partition_interval),
+            HINT = format('Resume it with the same key and interval, or stop it with SELECT timepart.migrate_abort(%L).', source::text);
+    ELSIF NOT FOUND THEN
+        key_type := timepart._migrate_check(source, key_column, partition_interval, time_zone);
+        PERFORM timepart._check_premake(premake);
+        PERFORM timepart._check_retention(retention);
+        SELECT * INTO f FROM timepart._migrate_facts(source, key_column, key_type, time_zone);
+        PERFORM timepart._migrate_check_nulls(source, key_column, f.has_nulls);
+        PERFORM timepart._migrate_check_names(source, ARRAY[timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source), 'default')::text]
+            || ARRAY(SELECT timepart._partition_name(source, p.range_start, partition_interval, time_zone)::text
+                     FROM timepart._migrate_periods(source, key_column, key_type, partition_interval, time_zone, f.oldest, f.newest, 0, false) p));
+    END IF;
+    IF NOT pg_catalog.pg_try_advisory_lock(timepart._lock_key(source)) THEN
+        RAISE EXCEPTION 'another session is migrating %', source USING ERRCODE = '55006',
+            DETAIL = 'Only one run at a time copies a table.', HINT = 'Wait for it to finish, or end that session to take over.';
+    END IF;
+    IF m.id IS NOT NULL THEN
+        RAISE NOTICE 'timepart.migrate: resuming % at block % of % (% rows copied)', source, m.next_block, m.last_block, m.rows_copied;
+        RETURN m;
+    END IF;
+    BEGIN
+        LOOP
+            attempt := attempt + 1;
+            BEGIN
+                -- The capture trigger's lock on the source waits at most this long per attempt.
+                PERFORM pg_catalog.set_config('lock_timeout', '200ms', true);
+                RETURN timepart._migrate_prepare(source, key_column, key_type, partition_interval, premake, retention, time_zone, batch_size,
+                                                 f.row_count, f.oldest, f.newest);
+            EXCEPTION WHEN lock_not_available THEN
+                IF attempt >= 20 THEN RAISE; END IF;
+                PERFORM pg_catalog.pg_sleep(least(2, 0.1 * attempt));
+            END;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM pg_catalog.pg_advisory_unlock(timepart._lock_key(source));
+        RAISE;
+    END;
+    RETURN NULL;  -- not reached: the loop returns or raises
+END $$;
 
 SELECT timepart._harden();

@@ -14,7 +14,7 @@ SELECT throws_ok($$SELECT timepart.manage('plain_t')$$, '22023', 'table public.p
 SELECT throws_ok($$SELECT timepart.manage('list_t')$$, '22023', 'table public.list_t is not partitioned by range on a single column', 'LIST partitioning is refused');
 SELECT throws_ok($$SELECT timepart.manage('two_t')$$, '22023', 'table public.two_t is not partitioned by range on a single column', 'a two-column key is refused');
 SELECT throws_ok($$SELECT timepart.manage('expr_t')$$, '22023', 'table public.expr_t is not partitioned by range on a single column', 'an expression key is refused');
-SELECT throws_ok($$SELECT timepart.manage('int_t')$$, '22023', 'partition key public.int_t.n is not a time column', 'an integer key is refused');
+SELECT throws_ok($$SELECT timepart.manage('int_t')$$, '22023', 'key column public.int_t.n is not a time column', 'an integer key is refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '24 hours')$$, '22023', 'partition interval must be a whole number of days or of months', 'an interval in hours is refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '1 month 1 day')$$, '22023', 'partition interval must be a whole number of days or of months', 'months and days mixed are refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '-1 month')$$, '22023', 'partition interval must be a whole number of days or of months', 'a negative interval is refused');

@@ -1,0 +1,103 @@
+-- The refusals shared by manage, configure, maintain, cleanup and migrate: one rule,
+-- one message and one SQLSTATE for each setting, wherever it is given.
+
+-- The refusal for an interval that is not a whole number of days or of months.
+CREATE OR REPLACE FUNCTION timepart._check_interval(partition_interval interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF partition_interval IS NULL OR partition_interval <= interval '0'
+       OR partition_interval <> pg_catalog.make_interval(months => (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))::int,
+                                           days => pg_catalog.date_part('day', partition_interval)::int)
+       OR (pg_catalog.date_part('day', partition_interval) <> 0 AND pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval) <> 0) THEN
+        RAISE EXCEPTION 'partition interval must be a whole number of days or of months' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(partition_interval::text, 'NULL')),
+            HINT = 'Use e.g. ''1 day'', ''7 days'', ''1 month'' or ''3 months''; not hours, and not months and days mixed.';
+    END IF;
+    IF partition_interval > interval '10 years' THEN
+        RAISE EXCEPTION 'partition interval is too long' USING ERRCODE = '22023',
+            DETAIL = format('Got %s; the longest supported is 10 years.', partition_interval),
+            HINT = 'Partition by month or year; a table that needs longer partitions needs none.';
+    END IF;
+END $$;
+
+-- The refusal for settings that break a rule, with the rule in the message. The
+-- CHECK constraints on timepart.config say the same; this says it with DETAIL and HINT.
+CREATE OR REPLACE FUNCTION timepart._check_settings(cfg timepart.config) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM timepart._check_interval(cfg.partition_interval);
+    PERFORM timepart._check_premake(cfg.premake);
+    PERFORM timepart._check_retention(cfg.retention);
+    IF cfg.retention_action IS NULL OR cfg.retention_action NOT IN ('drop', 'detach', 'archive') THEN
+        RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
+            HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
+    END IF;
+    IF cfg.archive_schema IS NOT NULL THEN
+        PERFORM timepart._check_archive_schema(cfg.archive_schema);
+    END IF;
+    IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
+        RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
+            DETAIL = 'archive_schema is NULL.', HINT = 'Set archive_schema, e.g. ''archive''; it is created when missing.';
+    END IF;
+    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout <= interval '0' OR cfg.lock_timeout > interval '1 minute' THEN
+        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
+            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
+    END IF;
+    IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';
+    END IF;
+    PERFORM timepart._check_time_zone(cfg.time_zone);
+    IF cfg.alert_max_size_bytes IS NULL OR cfg.alert_max_size_bytes <= 0 OR cfg.alert_max_rows IS NULL OR cfg.alert_max_rows <= 0
+       OR cfg.alert_min_future IS NULL OR cfg.alert_min_future < 0 OR cfg.alert_growth_ratio IS NULL OR cfg.alert_growth_ratio <= 0
+       OR cfg.alert_old_age IS NULL OR cfg.alert_old_age <= interval '0' THEN
+        RAISE EXCEPTION 'alert thresholds must be positive' USING ERRCODE = '22023',
+            DETAIL = format('max size %s bytes, max rows %s, min future %s, growth ratio %s, old age %s.',
+                            cfg.alert_max_size_bytes, cfg.alert_max_rows, cfg.alert_min_future, cfg.alert_growth_ratio, cfg.alert_old_age),
+            HINT = 'The seed''s defaults are 5 GB, 10 million rows, 2 future partitions, 0.5 (50%) and 13 months.';
+    END IF;
+END $$;
+
+-- The refusal for a premake (future partitions kept ready) out of range.
+CREATE OR REPLACE FUNCTION timepart._check_premake(premake integer) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF premake IS NULL OR premake < 1 OR premake > 1000 THEN
+        RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(premake::text, 'NULL')), HINT = 'Keep e.g. 6 future partitions ready.';
+    END IF;
+END $$;
+
+-- The refusal for a retention that is not positive (NULL: keep everything).
+CREATE OR REPLACE FUNCTION timepart._check_retention(retention interval) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF retention IS NOT NULL AND (retention <= interval '0' OR timepart._mixed_signs(retention)) THEN
+        RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
+    END IF;
+END $$;
+
+-- The refusal for a time zone PostgreSQL does not know.
+CREATE OR REPLACE FUNCTION timepart._check_time_zone(time_zone text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names z WHERE z.name = time_zone)
+                        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs z WHERE z.abbrev = time_zone) THEN
+        RAISE EXCEPTION 'unknown time zone "%"', time_zone USING ERRCODE = '22023',
+            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
+    END IF;
+END $$;
+
+-- The refusal for a key column that is not a time column.
+CREATE OR REPLACE FUNCTION timepart._check_time_column(tbl regclass, key_column name, key_type regtype) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF key_type IS NULL OR key_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'key column %.% is not a time column', tbl, key_column USING ERRCODE = '22023',
+            DETAIL = format('Its type is %s.', coalesce(key_type::text, 'unknown')),
+            HINT = 'timepart partitions by a timestamptz, timestamp or date column.';
+    END IF;
+END $$;
