@@ -86,8 +86,7 @@ BEGIN
     WITH parts AS (
         SELECT c.*, v.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
                (p.is_default OR p.range_end > now()) AS live
-        FROM timepart.config c
-        JOIN pg_catalog.pg_class r ON r.oid = c.parent
+        FROM timepart._managed(partition_stats.parent) c
         -- Exact key values are data: shown to roles that may read the table, or when its
         -- owner allows. Decided once per table.
         CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
@@ -160,7 +159,7 @@ DECLARE
     cfg timepart.config;
 BEGIN
     FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
-             FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+             FROM timepart._managed() c
              CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x LOOP
         SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
         ORDER BY h.snapshot_date DESC LIMIT 1;

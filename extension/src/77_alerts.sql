@@ -167,9 +167,8 @@ BEGIN
         PERFORM timepart._check_may_act(timepart._caller(), check_alerts.parent, 'check its alerts');
     END IF;
     -- Only the tables the caller may maintain: nobody opens or resolves another owner's alerts.
-    FOR cfg IN SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-               WHERE (check_alerts.parent IS NULL OR c.parent = check_alerts.parent)
-                 AND timepart._may_act(timepart._caller(), c.parent) LOOP
+    FOR cfg IN SELECT c.* FROM timepart._managed(check_alerts.parent) c
+               WHERE timepart._may_act(timepart._caller(), c.parent) LOOP
         checked := checked || cfg.parent::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
     END LOOP;

@@ -18,8 +18,7 @@ BEGIN
         RAISE EXCEPTION 'table % is not managed by timepart', health.parent;
     END IF;
     SELECT array_agg(c.parent ORDER BY c.parent::text) INTO tables
-    FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-    WHERE health.parent IS NULL OR c.parent = health.parent;
+    FROM timepart._managed(health.parent) c;
 
     -- Each table's stats once: the rules and the totals below share them.
     SELECT coalesce(jsonb_object_agg(t::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb) FROM timepart.partition_stats(t) s)),

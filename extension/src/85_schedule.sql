@@ -44,9 +44,7 @@ CREATE TRIGGER jobs_scheduler_guard BEFORE INSERT OR UPDATE OR DELETE ON timepar
 CREATE OR REPLACE FUNCTION timepart._job_tables() RETURNS SETOF regclass
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN QUERY SELECT c.parent FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-    WHERE timepart._may_act(current_user, c.parent)
-    ORDER BY c.parent::text;
+    RETURN QUERY SELECT c.parent FROM timepart._managed() c WHERE timepart._may_act(current_user, c.parent);
 END $$;
 
 -- How pg_cron is reached: 'local' (its schema is here), 'dblink', or a refusal that
@@ -164,12 +162,11 @@ DECLARE
 BEGIN
     -- The jobs run as the caller, over every managed table: scheduling must not let a
     -- role reach tables it could not maintain itself.
-    IF EXISTS (SELECT 1 FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-               WHERE NOT timepart._may_act(current_user, c.parent)) THEN
+    IF EXISTS (SELECT 1 FROM timepart._managed() c WHERE NOT timepart._may_act(current_user, c.parent)) THEN
         RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
             DETAIL = format('%s may not maintain: %s.', current_user,
-                (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart.config c
-                 JOIN pg_catalog.pg_class r ON r.oid = c.parent WHERE NOT timepart._may_act(current_user, c.parent))),
+                (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart._managed() c
+                 WHERE NOT timepart._may_act(current_user, c.parent))),
             HINT = 'Schedule as a superuser, or as a role that is a member of every managed table''s owner.';
     END IF;
     IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
@@ -277,19 +274,30 @@ EXCEPTION WHEN OTHERS THEN
         'Check pg_cron (shared_preload_libraries, cron.database_name) and dblink', NULL::numeric, NULL::numeric;
 END $$;
 
--- The scheduled jobs for summary(): what schedule_jobs() set up, with pg_cron's view
--- of each (active, latest run). Never raises: an unreachable pg_cron is reported.
-CREATE OR REPLACE FUNCTION timepart._jobs_summary() RETURNS jsonb
+-- The scheduled jobs: what schedule_jobs() set up, with pg_cron's view of each (active,
+-- latest run, latest success). Raises when pg_cron cannot be reached.
+CREATE OR REPLACE FUNCTION timepart.job_status()
+RETURNS TABLE (job text, jobname text, schedule text, command text, database text, expected_every interval,
+               in_pg_cron boolean, active boolean, last_status text, last_start timestamptz, last_end timestamptz,
+               last_success timestamptz, last_message text)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM timepart.jobs) THEN
-        RETURN '[]'::jsonb;
+        RETURN;
     END IF;
-    RETURN (SELECT jsonb_agg(jsonb_build_object('job', j.job, 'jobname', j.jobname, 'schedule', j.schedule,
-                'command', j.command, 'database', j.run_in, 'expected_every', j.expected_every, 'in_pg_cron', c.jobname IS NOT NULL,
-                'active', c.active, 'last_status', c.last_status, 'last_start', c.last_start, 'last_end', c.last_end,
-                'last_success', c.last_success, 'last_message', c.last_message) ORDER BY j.job)
-            FROM timepart.jobs j LEFT JOIN timepart._cron_jobs() c ON c.jobname = j.jobname);
+    RETURN QUERY
+    SELECT j.job, j.jobname, j.schedule, j.command, j.run_in::text, j.expected_every, c.jobname IS NOT NULL, c.active,
+           c.last_status, c.last_start, c.last_end, c.last_success, c.last_message
+    FROM timepart.jobs j LEFT JOIN timepart._cron_jobs() c ON c.jobname = j.jobname
+    ORDER BY j.job;
+END $$;
+COMMENT ON FUNCTION timepart.job_status() IS 'The pg_cron jobs schedule_jobs() set up, with pg_cron''s view of each: active, latest run, latest success';
+
+-- The scheduled jobs for summary(). Never raises: an unreachable pg_cron is reported.
+CREATE OR REPLACE FUNCTION timepart._jobs_summary() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN coalesce((SELECT jsonb_agg(to_jsonb(s) ORDER BY s.job) FROM timepart.job_status() s), '[]'::jsonb);
 EXCEPTION WHEN OTHERS THEN
     RETURN jsonb_build_array(jsonb_build_object('error', 'pg_cron cannot be reached: ' || SQLERRM));
 END $$;

@@ -59,7 +59,8 @@ BEGIN
     RETURN NULL;  -- not reached: the loop returns or raises
 END $$;
 
--- One progress line per batch; the CLI parses "<n> of ~<total> rows copied".
+-- One progress notice per batch, for people; its DETAIL is the same as JSON, for
+-- programs (the CLI's progress bar reads it; the numbers are timepart.migrations').
 CREATE OR REPLACE FUNCTION timepart._migrate_progress(m timepart.migrations, run_started timestamptz, rows_at_start bigint)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -67,7 +68,11 @@ DECLARE
                     / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - run_started), 0.001);
 BEGIN
     RAISE NOTICE 'timepart.migrate: % of ~% rows copied (block % of %, % rows/s)',
-        m.rows_copied, greatest(m.rows_estimated, m.rows_copied), m.next_block, m.last_block, round(rate);
+        m.rows_copied, greatest(m.rows_estimated, m.rows_copied), m.next_block, m.last_block, round(rate)
+        USING DETAIL = jsonb_build_object('migration', m.id, 'rows_copied', m.rows_copied,
+                                          'rows_estimated', greatest(m.rows_estimated, m.rows_copied),
+                                          'next_block', m.next_block, 'last_block', m.last_block,
+                                          'rows_per_second', round(rate))::text;
 END $$;
 
 CREATE OR REPLACE PROCEDURE timepart.migrate(source regclass, key_column name, partition_interval interval DEFAULT '1 month',

@@ -186,7 +186,7 @@ CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timep
 -- Which public functions a role may call. Everything else in the schema is private.
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary',
+    SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
                  'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log']
 $$;
 

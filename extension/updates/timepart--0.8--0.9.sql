@@ -669,6 +669,134 @@ BEGIN
     RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
 END $$;
 
+CREATE OR REPLACE FUNCTION timepart.partition_stats(parent regclass DEFAULT NULL)
+RETURNS TABLE (parent_table text, partition_name text, period text, range_start timestamptz, range_end timestamptz,
+               record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
+               index_count integer, is_default boolean, exact boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+/* One row per partition of every managed table (or one). oldest_record and newest_record
+   are NULL for a caller that may not SELECT the table, unless monitor_sees_values. exact = true: the snapshot's
+   exact figures for a sealed partition unchanged since, or a live partition under
+   10 MB counted now; false: estimates (row count from statistics, size from relpages,
+   oldest and newest from the ANALYZE histogram). */
+BEGIN
+    IF partition_stats.parent IS NOT NULL THEN
+        PERFORM timepart._config(partition_stats.parent);
+    END IF;
+    -- Sizing and counting live partitions opens them: wait for a lock within the
+    -- (largest) lock budget of the tables read, never indefinitely.
+    PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
+    RETURN QUERY
+    WITH parts AS (
+        SELECT c.*, v.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
+               (p.is_default OR p.range_end > now()) AS live
+        FROM timepart._managed(partition_stats.parent) c
+        -- Exact key values are data: shown to roles that may read the table, or when its
+        -- owner allows. Decided once per table.
+        CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
+                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT') AS reveal) v
+        CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent
+    ), snap AS (
+        SELECT DISTINCT ON (h.partition_oid) h.*
+        FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
+        ORDER BY h.partition_oid, h.snapshot_date DESC
+    ), sized AS (
+        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes,
+               CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
+        FROM parts p
+    ), judged AS (
+        SELECT p.*, s.record_count AS s_rows, h.ends, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
+               (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
+                AND s.changes_seen = p.changes) AS sealed
+        FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
+        -- The condition inside the subquery makes it a one-time filter: only small live
+        -- partitions are scanned.
+        -- An empty heap holds no rows: exact without a scan.
+        LEFT JOIN LATERAL (SELECT 0::bigint AS record_count, NULL::timestamptz AS oldest, NULL::timestamptz AS newest
+                           WHERE p.live AND p.heap_bytes = 0
+                           UNION ALL
+                           SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
+                           WHERE p.live AND p.heap_bytes > 0 AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
+        -- Oldest and newest from the ANALYZE histogram of the key: approximate, no scan.
+        LEFT JOIN LATERAL (
+            SELECT st.histogram_bounds::text::text[] AS ends FROM pg_catalog.pg_stats st
+            WHERE st.schemaname = p.schema_name AND st.tablename = p.partition_name AND st.attname = p.key_column
+        ) h ON true
+    )
+    SELECT j.parent::text, j.partition_name::text,
+           CASE WHEN j.is_default THEN 'default'
+                ELSE timepart._bounds_label(j.range_start, j.range_end, j.time_zone) END,
+           j.range_start, j.range_end,
+           CASE WHEN j.sealed THEN j.s_rows WHEN j.x_rows IS NOT NULL THEN j.x_rows
+                ELSE greatest(pg_catalog.pg_stat_get_live_tuples(j.partition_oid),
+                              (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
+           round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
+                       ELSE timepart._estimated_bytes(j.partition_oid) END) / 1048576.0, 2),
+           CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
+                ELSE timepart._bound_value(j.ends[1], j.key_type, j.time_zone) END,
+           CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
+                ELSE timepart._bound_value(j.ends[array_length(j.ends, 1)], j.key_type, j.time_zone) END,
+           (SELECT count(*)::int FROM pg_catalog.pg_index i WHERE i.indrelid = j.partition_oid),
+           j.is_default, j.sealed OR j.x_rows IS NOT NULL
+    FROM judged j
+    ORDER BY j.parent::text, j.range_start NULLS FIRST;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.snapshot_stats(as_of timestamptz DEFAULT now()) RETURNS integer
+LANGUAGE plpgsql AS $$
+/* Stores today's exact figures for every partition of every managed table (the
+   seed's daily statistics generation). A partition whose change counters have not
+   moved since its last snapshot is not counted again. Returns the rows stored. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    p record;
+    prev timepart.stats_history;
+    rows bigint;
+    oldest timestamptz;
+    newest timestamptz;
+    stored integer := 0;
+    counted integer := 0;
+    skipped text[] := '{}'::text[];
+    cfg timepart.config;
+BEGIN
+    FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
+             FROM timepart._managed() c
+             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x LOOP
+        SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
+        ORDER BY h.snapshot_date DESC LIMIT 1;
+        IF FOUND AND prev.changes_seen = p.changes THEN
+            rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
+        ELSE
+            cfg := timepart._config(p.parent);
+            BEGIN
+                -- A partition someone holds locked is skipped (its last figures stay), not waited for.
+                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+                SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
+                FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
+            EXCEPTION WHEN lock_not_available THEN
+                skipped := skipped || p.partition_name::text;
+                CONTINUE;
+            END;
+            counted := counted + 1;
+        END IF;
+        INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
+                                                 range_end, record_count, size_bytes, oldest_record, newest_record, changes_seen)
+        VALUES ((as_of AT TIME ZONE 'UTC')::date, p.parent, p.partition_oid, p.partition_name, p.range_start, p.range_end,
+                rows, pg_catalog.pg_total_relation_size(p.partition_oid), oldest, newest, p.changes)
+        ON CONFLICT (snapshot_date, partition_oid) DO UPDATE SET record_count = excluded.record_count,
+            size_bytes = excluded.size_bytes, oldest_record = excluded.oldest_record, newest_record = excluded.newest_record,
+            changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;
+        stored := stored + 1;
+    END LOOP;
+    PERFORM timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
+                          jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
+                          CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
+                          started);
+    RETURN stored;
+END $$;
+
 -- The alerts one table raises at a moment. Pure: reads, never writes (so health()
 -- works on a replica too). stats: the table's partition_stats rows as JSON when the
 -- caller has them already.
@@ -758,6 +886,241 @@ BEGIN
            format('%s lacks templated index(es) %s', m.partition_name, m.missing),
            'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0
     FROM timepart._missing_indexes(tbl) m;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,
+               value numeric, threshold numeric, first_seen timestamptz, last_seen timestamptz, is_new boolean)
+LANGUAGE plpgsql AS $$
+/* Evaluates the alert rules for every managed table (or one; the scheduled jobs too
+   when no table is named), keeps each alert's lifecycle (an open alert is updated,
+   not duplicated; one no longer raised is resolved), announces new ones with
+   pg_notify('timepart_alerts', json) and a WARNING, logs the run, and returns the
+   open alerts. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+    a record;
+    now_ts timestamptz := pg_catalog.clock_timestamp();
+    evaluated jsonb := '[]'::jsonb;
+    new_count integer := 0;
+    resolved integer;
+    checked text[] := '{}'::text[];
+BEGIN
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
+    END IF;
+    IF check_alerts.parent IS NOT NULL THEN
+        PERFORM timepart._config(check_alerts.parent);
+        -- Runs as timepart's owner: the caller's rights are checked here.
+        PERFORM timepart._check_may_act(timepart._caller(), check_alerts.parent, 'check its alerts');
+    END IF;
+    -- Only the tables the caller may maintain: nobody opens or resolves another owner's alerts.
+    FOR cfg IN SELECT c.* FROM timepart._managed(check_alerts.parent) c
+               WHERE timepart._may_act(timepart._caller(), c.parent) LOOP
+        checked := checked || cfg.parent::text;
+        evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
+    END LOOP;
+    IF check_alerts.parent IS NULL AND NOT EXISTS (SELECT 1 FROM timepart.jobs j JOIN pg_catalog.pg_roles r ON r.rolname = j.scheduled_by
+                                                   WHERE NOT pg_catalog.pg_has_role(timepart._caller(), r.oid, 'USAGE')) THEN
+        checked := checked || '(scheduler)'::text;
+        evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate_jobs(as_of) e), '[]'::jsonb);
+    END IF;
+
+    FOR a IN SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, '') AS partition_name, e.message,
+                    e.recommendation, e.value, e.threshold
+             FROM jsonb_to_recordset(evaluated) AS e(alert_type text, severity text, parent_table text, partition_name text,
+                                                     message text, recommendation text, value numeric, threshold numeric) LOOP
+        UPDATE timepart.alerts x SET last_seen = now_ts, message = a.message, value = a.value, threshold = a.threshold,
+                                    severity = a.severity, recommendation = a.recommendation
+        WHERE x.resolved_at IS NULL AND x.alert_type = a.alert_type AND x.parent_table = a.parent_table
+          AND x.partition_name = a.partition_name;
+        IF NOT FOUND THEN
+            INSERT INTO timepart.alerts (alert_type, severity, parent_table, partition_name, message, recommendation, value,
+                                         threshold, first_seen, last_seen)
+            VALUES (a.alert_type, a.severity, a.parent_table, a.partition_name, a.message, a.recommendation, a.value,
+                    a.threshold, now_ts, now_ts);
+            new_count := new_count + 1;
+            PERFORM pg_catalog.pg_notify('timepart_alerts', jsonb_build_object('alert_type', a.alert_type, 'severity', a.severity,
+                'parent_table', a.parent_table, 'partition_name', NULLIF(a.partition_name, ''), 'message', a.message,
+                'recommendation', a.recommendation, 'value', a.value, 'threshold', a.threshold, 'first_seen', now_ts)::text);
+            RAISE WARNING 'timepart alert [%] %', a.severity, a.message USING HINT = coalesce(a.recommendation, '');
+        END IF;
+    END LOOP;
+    UPDATE timepart.alerts x SET resolved_at = now_ts
+    WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
+      AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(evaluated) e
+                      WHERE e->>'alert_type' = x.alert_type AND e->>'parent_table' = x.parent_table
+                        AND coalesce(e->>'partition_name', '') = x.partition_name);
+    GET DIAGNOSTICS resolved = ROW_COUNT;
+    PERFORM timepart._log('check_alerts', check_alerts.parent, NULL, true,
+        jsonb_build_object('tables', to_jsonb(checked), 'open', jsonb_array_length(evaluated),
+                           'new', new_count, 'resolved', resolved), NULL, started);
+    RETURN QUERY
+    SELECT x.alert_type, x.severity, x.parent_table, NULLIF(x.partition_name, ''), x.message, x.recommendation, x.value,
+           x.threshold, x.first_seen, x.last_seen, x.first_seen = now_ts
+    FROM timepart.alerts x
+    WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
+    ORDER BY CASE x.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, x.first_seen, x.id;
+END $$;
+
+-- ==== src/78_health.sql
+-- Health and summary: the seed's /health and /summary documents, computed from the
+-- alert rules and statistics without side effects.
+
+CREATE OR REPLACE FUNCTION timepart.health(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+/* The seed's /health shape: status healthy | warning | critical | error, issues,
+   recommendations, partition_count, total_size_mb, oldest_partition,
+   newest_partition. Info alerts are recommendations, not issues. It never raises:
+   if evaluation fails, status is error with the reason. */
+DECLARE
+    tables regclass[];
+    per_table jsonb;
+    alerts jsonb;
+    stats record;
+    err text;
+BEGIN
+    IF health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = health.parent) THEN
+        RAISE EXCEPTION 'table % is not managed by timepart', health.parent;
+    END IF;
+    SELECT array_agg(c.parent ORDER BY c.parent::text) INTO tables
+    FROM timepart._managed(health.parent) c;
+
+    -- Each table's stats once: the rules and the totals below share them.
+    SELECT coalesce(jsonb_object_agg(t::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb) FROM timepart.partition_stats(t) s)),
+                    '{}'::jsonb)
+    INTO per_table FROM unnest(coalesce(tables, '{}')) t;
+
+    SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
+    INTO alerts FROM (
+        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of, per_table->(t::text)) x
+        UNION ALL
+        SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE health.parent IS NULL) e;
+
+    SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
+           (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
+           (array_agg(s.partition_name ORDER BY s.range_start DESC) FILTER (WHERE NOT s.is_default))[1] AS newest
+    INTO stats FROM jsonb_each(per_table) t, jsonb_populate_recordset(NULL::timepart.partition_stats_row, t.value) s;
+
+    RETURN jsonb_build_object(
+        'status', CASE WHEN alerts @> '[{"severity": "critical"}]' THEN 'critical'
+                       WHEN alerts @> '[{"severity": "warning"}]' THEN 'warning' ELSE 'healthy' END,
+        'issues', (SELECT coalesce(jsonb_agg(a->>'message'), '[]') FROM jsonb_array_elements(alerts) a WHERE a->>'severity' <> 'info'),
+        'recommendations', (SELECT coalesce(jsonb_agg(DISTINCT a->>'recommendation'), '[]') FROM jsonb_array_elements(alerts) a),
+        'partition_count', stats.n, 'total_size_mb', stats.mb,
+        'oldest_partition', stats.oldest, 'newest_partition', stats.newest,
+        'tables', (SELECT coalesce(jsonb_agg(t::text), '[]') FROM unnest(coalesce(tables, '{}')) t),
+        'alerts', alerts, 'checked_at', pg_catalog.clock_timestamp());
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+    RETURN jsonb_build_object('status', 'error', 'issues', jsonb_build_array('health evaluation failed: ' || err),
+        'recommendations', jsonb_build_array('Check the table and timepart''s installation; see the server log'),
+        'partition_count', NULL, 'total_size_mb', NULL, 'oldest_partition', NULL, 'newest_partition', NULL,
+        'checked_at', pg_catalog.clock_timestamp());
+END $$;
+
+-- The managed tables the current role may maintain (it owns them, is a member of their
+-- owner, or is a superuser), in a stable order: what the job procedures work through.
+-- PL/pgSQL so that it runs on a pinned search_path: the procedures call it from the caller's.
+CREATE OR REPLACE FUNCTION timepart._job_tables() RETURNS SETOF regclass
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY SELECT c.parent FROM timepart._managed() c WHERE timepart._may_act(current_user, c.parent);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.schedule_jobs(maintain_schedule text DEFAULT '17 3 * * 0',
+                                                  cleanup_schedule text DEFAULT '37 4 1 * *',
+                                                  health_schedule text DEFAULT '7 6 * * *',
+                                                  stats_schedule text DEFAULT '47 2 * * *',
+                                                  cron_history_schedule text DEFAULT '57 5 * * *',
+                                                  cron_history_keep interval DEFAULT '30 days')
+RETURNS TABLE (jobname text, schedule text, command text) LANGUAGE plpgsql AS $$
+/* The seed's jobs in pg_cron, at quiet hours: weekly maintain, monthly cleanup (each
+   table's configured retention; email_events keeps 12 months; both one table per
+   transaction, a CALL alone in its command as pg_cron requires), daily health check
+   (check_alerts), daily statistics snapshot, plus a daily trim of
+   cron.job_run_details. Named timepart-<job>@<database>; running it again updates
+   them in place. Works when pg_cron lives in another database (through dblink). */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    statements text;
+    new_jobs timepart.jobs[];
+BEGIN
+    -- The jobs run as the caller, over every managed table: scheduling must not let a
+    -- role reach tables it could not maintain itself.
+    IF EXISTS (SELECT 1 FROM timepart._managed() c WHERE NOT timepart._may_act(current_user, c.parent)) THEN
+        RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
+            DETAIL = format('%s may not maintain: %s.', current_user,
+                (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart._managed() c
+                 WHERE NOT timepart._may_act(current_user, c.parent))),
+            HINT = 'Schedule as a superuser, or as a role that is a member of every managed table''s owner.';
+    END IF;
+    IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
+        RAISE EXCEPTION 'cron_history_keep must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cron_history_keep::text, 'NULL')), HINT = 'Keep e.g. ''30 days'' of job runs.';
+    END IF;
+    SELECT array_agg(ROW(j.job, format('timepart-%s@%s', j.job, current_database()), j.sched, j.cmd, j.db,
+                         timepart._expected_every(j.sched), now(), current_user)::timepart.jobs)
+    INTO new_jobs
+    FROM (VALUES
+        ('maintain', maintain_schedule, 'CALL timepart.maintain_each()', current_database()),
+        ('cleanup', cleanup_schedule, 'CALL timepart.cleanup_each()', current_database()),
+        ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts()', current_database()),
+        ('stats', stats_schedule, 'SELECT timepart.snapshot_stats()', current_database()),
+        ('cron-history', cron_history_schedule,
+         -- Only timepart's jobs' history: other jobs' runs are not ours to delete.
+         format('DELETE FROM cron.job_run_details d WHERE d.end_time < now() - %L::interval '
+                'AND d.jobid IN (SELECT j.jobid FROM cron.job j WHERE j.jobname LIKE ''timepart-%%'')', cron_history_keep),
+         coalesce(pg_catalog.current_setting('cron.database_name', true), current_database()))
+    ) AS j(job, sched, cmd, db);
+    IF EXISTS (SELECT 1 FROM unnest(new_jobs) n WHERE n.schedule IS NULL
+               OR array_length(pg_catalog.regexp_split_to_array(pg_catalog.btrim(n.schedule), '\s+'), 1) <> 5) THEN
+        RAISE EXCEPTION 'a cron schedule must have five fields' USING ERRCODE = '22023',
+            DETAIL = (SELECT string_agg(format('%s: %s', n.job, coalesce(n.schedule, 'NULL')), ', ') FROM unnest(new_jobs) n),
+            HINT = 'minute hour day-of-month month day-of-week, e.g. ''17 3 * * 0'' for Sundays at 03:17.';
+    END IF;
+
+    DELETE FROM timepart.jobs;
+    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
+    -- One statement, one transaction where pg_cron lives: all five jobs or none.
+    SELECT format('DO $do$ BEGIN %s END $do$', string_agg(format('PERFORM cron.schedule_in_database(%L, %L, %L, %L);',
+                  n.jobname, n.schedule, n.command, n.run_in), ' '))
+    INTO statements FROM unnest(new_jobs) n;
+    PERFORM timepart._cron_exec(statements);
+    PERFORM timepart._log('schedule_jobs', NULL, NULL, true,
+        (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM unnest(new_jobs) n), NULL, started);
+    RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM unnest(new_jobs) n ORDER BY n.job;
+END $$;
+
+-- The scheduled jobs: what schedule_jobs() set up, with pg_cron's view of each (active,
+-- latest run, latest success). Raises when pg_cron cannot be reached.
+CREATE OR REPLACE FUNCTION timepart.job_status()
+RETURNS TABLE (job text, jobname text, schedule text, command text, database text, expected_every interval,
+               in_pg_cron boolean, active boolean, last_status text, last_start timestamptz, last_end timestamptz,
+               last_success timestamptz, last_message text)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM timepart.jobs) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT j.job, j.jobname, j.schedule, j.command, j.run_in::text, j.expected_every, c.jobname IS NOT NULL, c.active,
+           c.last_status, c.last_start, c.last_end, c.last_success, c.last_message
+    FROM timepart.jobs j LEFT JOIN timepart._cron_jobs() c ON c.jobname = j.jobname
+    ORDER BY j.job;
+END $$;
+
+COMMENT ON FUNCTION timepart.job_status() IS 'The pg_cron jobs schedule_jobs() set up, with pg_cron''s view of each: active, latest run, latest success';
+
+-- The scheduled jobs for summary(). Never raises: an unreachable pg_cron is reported.
+CREATE OR REPLACE FUNCTION timepart._jobs_summary() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN coalesce((SELECT jsonb_agg(to_jsonb(s) ORDER BY s.job) FROM timepart.job_status() s), '[]'::jsonb);
+EXCEPTION WHEN OTHERS THEN
+    RETURN jsonb_build_array(jsonb_build_object('error', 'pg_cron cannot be reached: ' || SQLERRM));
 END $$;
 
 -- The key column as a timestamptz expression (timestamp and date keys are local time in tz).
@@ -1013,5 +1376,89 @@ BEGIN
     END;
     RETURN NULL;  -- not reached: the loop returns or raises
 END $$;
+
+-- One progress notice per batch, for people; its DETAIL is the same as JSON, for
+-- programs (the CLI's progress bar reads it; the numbers are timepart.migrations').
+CREATE OR REPLACE FUNCTION timepart._migrate_progress(m timepart.migrations, run_started timestamptz, rows_at_start bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    rate numeric := (m.rows_copied - rows_at_start)
+                    / greatest(extract(epoch FROM pg_catalog.clock_timestamp() - run_started), 0.001);
+BEGIN
+    RAISE NOTICE 'timepart.migrate: % of ~% rows copied (block % of %, % rows/s)',
+        m.rows_copied, greatest(m.rows_estimated, m.rows_copied), m.next_block, m.last_block, round(rate)
+        USING DETAIL = jsonb_build_object('migration', m.id, 'rows_copied', m.rows_copied,
+                                          'rows_estimated', greatest(m.rows_estimated, m.rows_copied),
+                                          'next_block', m.next_block, 'last_block', m.last_block,
+                                          'rows_per_second', round(rate))::text;
+END $$;
+
+-- ==== src/95_install.sql
+-- What the installer asks the database before it removes a script-mode install: the
+-- objects timepart put outside its schema, and the user objects that depend on timepart.
+-- The facts live here, next to the objects, so the Python side derives none of them.
+
+-- The objects timepart created outside schema timepart (the seed's names in public),
+-- in the order they must be dropped (a seed view depends on timepart's log).
+-- PL/pgSQL: its body names functions defined later in the script.
+CREATE OR REPLACE FUNCTION timepart._installed_objects() RETURNS TABLE (kind text, name text)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    SELECT 'VIEW'::text, c.oid::regclass::text FROM pg_catalog.pg_class c
+    WHERE c.oid = pg_catalog.to_regclass('public.partition_maintenance_log')
+    UNION ALL
+    SELECT 'FUNCTION'::text, p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY (timepart._public_names());
+END $$;
+
+COMMENT ON FUNCTION timepart._installed_objects() IS 'The objects timepart created outside its schema (the seed''s names in public), in drop order';
+
+-- Objects outside schema timepart that depend on something inside it (a user's view on
+-- timepart.config, a column of a timepart type, ...). An uninstall refuses while there
+-- are any, as DROP EXTENSION without CASCADE does.
+CREATE OR REPLACE FUNCTION timepart._outside_dependents() RETURNS SETOF text
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    WITH ours AS (
+        SELECT 'pg_catalog.pg_class'::regclass AS classid, c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'timepart'::regnamespace
+        UNION ALL SELECT 'pg_catalog.pg_proc'::regclass, p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'timepart'::regnamespace
+        UNION ALL SELECT 'pg_catalog.pg_type'::regclass, t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace = 'timepart'::regnamespace
+    ), mine AS (  -- timepart's own objects outside its schema go with it
+        SELECT i.name::regprocedure::oid AS oid FROM timepart._installed_objects() i WHERE i.kind = 'FUNCTION'
+        UNION ALL
+        SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = pg_catalog.to_regclass('public.partition_maintenance_log')
+    ), dependents AS (
+        -- The schema each dependent lives in: its own, or its table's.
+        SELECT d.classid, d.objid, d.objsubid,
+               CASE d.classid
+                   WHEN 'pg_catalog.pg_class'::regclass THEN (SELECT x.relnamespace FROM pg_catalog.pg_class x WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_proc'::regclass THEN (SELECT x.pronamespace FROM pg_catalog.pg_proc x WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_type'::regclass THEN (SELECT x.typnamespace FROM pg_catalog.pg_type x WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_constraint'::regclass THEN (SELECT x.connamespace FROM pg_catalog.pg_constraint x WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_rewrite x
+                                                                JOIN pg_catalog.pg_class c ON c.oid = x.ev_class WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_attrdef x
+                                                                JOIN pg_catalog.pg_class c ON c.oid = x.adrelid WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_trigger x
+                                                                JOIN pg_catalog.pg_class c ON c.oid = x.tgrelid WHERE x.oid = d.objid)
+               END AS home
+        FROM pg_catalog.pg_depend d JOIN ours o ON o.classid = d.refclassid AND o.oid = d.refobjid
+        WHERE d.deptype = 'n' AND d.objid NOT IN (SELECT m.oid FROM mine m)
+    )
+    SELECT DISTINCT pg_catalog.pg_describe_object(x.classid, x.objid, x.objsubid) FROM dependents x
+    WHERE x.home IS DISTINCT FROM 'timepart'::regnamespace
+    ORDER BY 1;
+END $$;
+
+COMMENT ON FUNCTION timepart._outside_dependents() IS 'User objects outside schema timepart that depend on it: an uninstall refuses while there are any';
+
+-- Which public functions a role may call. Everything else in the schema is private.
+CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
+                 'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log']
+$$;
 
 SELECT timepart._harden();

@@ -193,11 +193,15 @@ def status_cmd(ctx):
     if st.installed:
         click.echo("\nmanaged tables:")
         _echo_table(st.tables, ["parent", "partition_interval", "premake", "retention"])
+    if not st.installed:
+        return
     if st.jobs is None:
-        click.echo("\nscheduled jobs: pg_cron's cron.job is not visible from this database")
+        click.echo(f"\nscheduled jobs: {st.jobs_error}")
+    elif not st.jobs:
+        click.echo("\nscheduled jobs: none (timepart.schedule_jobs() or `timepart install --schedule` sets them up)")
     else:
         click.echo("\nscheduled jobs:")
-        _echo_table(st.jobs, ["jobname", "schedule", "command", "active"])
+        _echo_table(st.jobs, ["jobname", "schedule", "active", "last_status", "last_success"])
 
 
 @cli.command("uninstall")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
+import psycopg
 from psycopg import Connection, sql
 
 from . import build
@@ -285,7 +286,8 @@ class Status:
     file_versions: List[str]
     server_versions: List[str]
     tables: List[dict]
-    jobs: Optional[List[dict]]  # None when pg_cron's cron.job is not visible here
+    jobs: Optional[List[dict]]  # timepart.job_status(); None when it cannot be read (jobs_error says why)
+    jobs_error: Optional[str] = None
 
     @property
     def installed(self) -> bool:
@@ -294,18 +296,23 @@ class Status:
 
 def status(conn: Connection) -> Status:
     state = installed(conn)
-    tables = []
+    tables, jobs, jobs_error = [], None, None
     if state.mode:
         cur = conn.execute("SELECT parent::text, partition_interval::text, premake, retention::text"
                            " FROM timepart.config ORDER BY parent::text")
         tables = [dict(zip(("parent", "partition_interval", "premake", "retention"), r)) for r in cur]
-    jobs = None
-    if conn.execute("SELECT pg_catalog.to_regclass('cron.job') IS NOT NULL"
-                    " AND pg_catalog.has_table_privilege('cron.job', 'SELECT')").fetchone()[0]:
-        cur = conn.execute("SELECT jobname, schedule, command, database, active FROM cron.job"
-                           " WHERE jobname LIKE 'timepart-%' ORDER BY jobname")
-        jobs = [dict(zip(("jobname", "schedule", "command", "database", "active"), r)) for r in cur]
-    return Status(state.mode, state.version, scripts().versions, server_versions(conn), tables, jobs)
+        if not _has_function(conn, "job_status"):
+            jobs_error = f"timepart {state.version} cannot report its jobs: run `timepart upgrade`"
+        else:
+            try:
+                with conn.transaction():
+                    cur = conn.execute("SELECT jobname, schedule, command, database, active, last_status, last_success"
+                                       " FROM timepart.job_status()")
+                    jobs = [dict(zip(("jobname", "schedule", "command", "database", "active", "last_status",
+                                      "last_success"), r)) for r in cur]
+            except psycopg.Error as e:
+                jobs_error = f"pg_cron cannot be reached: {e.diag.message_primary or e}"
+    return Status(state.mode, state.version, scripts().versions, server_versions(conn), tables, jobs, jobs_error)
 
 
 # ---- uninstall --------------------------------------------------------------------
@@ -324,47 +331,6 @@ class UninstallResult:
         return f"uninstalled timepart {self.version} ({self.mode} mode); user tables and rows kept"
 
 
-# Objects outside schema timepart that depend on something inside it (a user's view
-# on timepart.config, a column of a timepart type, ...). Script mode refuses to drop
-# the schema then, as DROP EXTENSION without CASCADE does.
-_OUTSIDE_DEPENDENTS = """
-WITH ours AS (
-    SELECT 'pg_class'::regclass AS classid, c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'timepart'::regnamespace
-    UNION ALL SELECT 'pg_proc'::regclass, p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'timepart'::regnamespace
-    UNION ALL SELECT 'pg_type'::regclass, t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace = 'timepart'::regnamespace
-), dependents AS (
-    SELECT d.classid, d.objid, d.objsubid,
-           CASE d.classid
-               WHEN 'pg_class'::regclass THEN (SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = d.objid)
-               WHEN 'pg_proc'::regclass THEN (SELECT pronamespace FROM pg_catalog.pg_proc WHERE oid = d.objid)
-               WHEN 'pg_type'::regclass THEN (SELECT typnamespace FROM pg_catalog.pg_type WHERE oid = d.objid)
-               WHEN 'pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_rewrite r
-                                                  JOIN pg_catalog.pg_class c ON c.oid = r.ev_class WHERE r.oid = d.objid)
-               WHEN 'pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_attrdef a
-                                                  JOIN pg_catalog.pg_class c ON c.oid = a.adrelid WHERE a.oid = d.objid)
-               WHEN 'pg_constraint'::regclass THEN (SELECT connamespace FROM pg_catalog.pg_constraint WHERE oid = d.objid)
-               WHEN 'pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_trigger t
-                                                  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid WHERE t.oid = d.objid)
-           END AS home
-    FROM pg_catalog.pg_depend d JOIN ours o ON o.classid = d.refclassid AND o.oid = d.refobjid
-    WHERE d.deptype = 'n'
-)
-SELECT DISTINCT pg_catalog.pg_describe_object(classid, objid, objsubid)
-FROM dependents WHERE home IS DISTINCT FROM 'timepart'::regnamespace ORDER BY 1
-"""
-
-# What timepart put in public: the seed-compatible functions and views.
-_SEED_OBJECTS = """
-SELECT 'FUNCTION', p.oid::regprocedure::text FROM pg_catalog.pg_proc p
-WHERE p.pronamespace = 'public'::regnamespace AND pg_catalog.obj_description(p.oid, 'pg_proc') LIKE 'Seed name:%'
-UNION ALL
-SELECT 'VIEW', c.oid::regclass::text FROM pg_catalog.pg_class c
-WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'v'
-  AND pg_catalog.obj_description(c.oid, 'pg_class') LIKE 'Seed name:%'
-ORDER BY 1, 2
-"""
-
-
 def uninstall(conn: Connection) -> UninstallResult:
     """Removes timepart's own objects and nothing of the user's: managed tables, their
     partitions and rows stay. Refuses when a user's object depends on timepart."""
@@ -379,14 +345,17 @@ def uninstall(conn: Connection) -> UninstallResult:
             conn.execute("DROP EXTENSION timepart")  # never CASCADE: a user's dependent object makes it fail
             result.dropped = ["EXTENSION timepart"]
             return result
-        # Seed objects first: a seed view depends on timepart.maintenance_log.
-        for kind, name in conn.execute(_SEED_OBJECTS).fetchall():
-            conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), sql.SQL(name)))  # regprocedure/regclass text is quoted
-            result.dropped.append(f"{kind} {name}")
-        blockers = [r[0] for r in conn.execute(_OUTSIDE_DEPENDENTS)]
+        # The database says what is timepart's and what of the user's depends on it.
+        if not _has_function(conn, "_outside_dependents"):
+            raise TimepartError(f"timepart {state.version} cannot list its own objects: "
+                                "run `timepart upgrade`, then uninstall")
+        blockers = [r[0] for r in conn.execute("SELECT * FROM timepart._outside_dependents()")]
         if blockers:
             raise TimepartError("cannot uninstall timepart: other objects depend on it: " + "; ".join(blockers)
                                 + ". Drop or change them first")
+        for kind, name in conn.execute("SELECT kind, name FROM timepart._installed_objects()").fetchall():
+            conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), sql.SQL(name)))  # regprocedure/regclass text is quoted
+            result.dropped.append(f"{kind} {name}")
         conn.execute("DROP SCHEMA timepart CASCADE")
         result.dropped.append("SCHEMA timepart")
     return result

@@ -1,6 +1,6 @@
 """Converting an unpartitioned table (timepart.migrate_plan, CALL timepart.migrate):
 the plan as data, and the run with its progress reported to a callback."""
-import re
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Optional
@@ -8,8 +8,6 @@ from typing import Callable, Optional
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-
-PROGRESS = re.compile(r"timepart\.migrate: (\d+) of ~(\d+) rows copied \(block (\d+) of (\d+), (\d+) rows/s\)")
 
 
 @dataclass
@@ -33,6 +31,17 @@ class Progress:
         return max(self.total - self.rows, 0) / self.rate if self.rate else None
 
 
+def _progress(detail: Optional[str]) -> Optional[Progress]:
+    """A progress notice's DETAIL (JSON written by timepart._migrate_progress), else None."""
+    try:
+        data = json.loads(detail or "")
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "rows_copied" not in data:
+        return None
+    return Progress(int(data["rows_copied"]), int(data["rows_estimated"]), int(data["rows_per_second"]))
+
+
 def plan(conn: psycopg.Connection, table: str, key: str, interval: str = "1 month",
          time_zone: str = "UTC") -> list:
     """The partitions the table's rows need, rows per partition and the estimated time."""
@@ -48,10 +57,12 @@ def run(conn: psycopg.Connection, table: str, key: str, interval: str = "1 month
     other notices to on_message. Returns the finished timepart.migrations row."""
     def handle(diag):
         text = diag.message_primary or ""
-        found = PROGRESS.search(text)
-        if found and on_progress:
-            on_progress(Progress(int(found[1]), int(found[2]), int(found[5])))
-        elif not found and on_message and text.startswith("timepart.migrate"):
+        if not text.startswith("timepart.migrate"):
+            return
+        progress = _progress(diag.message_detail)
+        if progress and on_progress:
+            on_progress(progress)
+        elif not progress and on_message:
             on_message(text)
 
     conn.add_notice_handler(handle)

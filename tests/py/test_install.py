@@ -253,13 +253,13 @@ def test_status(make_database):
     assert lines[0] == f"timepart {FILES.newest} installed (extension mode)"
     assert lines[1] == f"versions in the package: {', '.join(FILES.versions)}"
     assert any(line.split() == ["email_events", "1", "mon", "6", "1", "year"] for line in lines)
-    assert "scheduled jobs: pg_cron's cron.job is not visible from this database" in lines
+    assert "scheduled jobs: none (timepart.schedule_jobs() or `timepart install --schedule` sets them up)" in lines
     data = json.loads(run(db, "--json", "status").output)
     assert data["installed"] is True and data["mode"] == "extension"
     assert set(FILES.versions) <= set(data["file_versions"]) and FILES.newest in data["server_versions"]
     assert data["tables"] == [{"parent": "email_events", "partition_interval": "1 mon", "premake": 6,
                                "retention": "1 year"}]
-    assert data["jobs"] is None
+    assert data["jobs"] == [] and data["jobs_error"] is None
 
 
 def _user_tables(dsn):
