@@ -23,7 +23,7 @@ if [ $# -eq 0 ]; then pgtap=(tests/pgtap/); py=(tests/py); fi
 # pg_cron launcher until the next restart) and cleaned instead, so nothing left by an
 # earlier run can hide a bug. pgTAP files run in transactions that are rolled back;
 # pytest modules make databases of their own.
-psql -X -q -v ON_ERROR_STOP=1 -c "DROP EXTENSION IF EXISTS timepart CASCADE" \
+PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -c "DROP EXTENSION IF EXISTS timepart CASCADE" \
     -c "CREATE EXTENSION IF NOT EXISTS pgtap" -c "CREATE EXTENSION IF NOT EXISTS pg_cron" \
     -c "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'timepart-%'" >/dev/null
 

@@ -1,7 +1,6 @@
 -- Alert rules: each fires on a situation built for it, then resolves when fixed.
-BEGIN;
+\ir setup.psql
 SELECT plan(28);
-CREATE EXTENSION timepart;
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 3, as_of => '2024-04-15');
 SELECT timepart.create_partition('ev', '2024-02-01', '2024-03-01');

@@ -1,8 +1,7 @@
 -- change_interval(): existing partitions stay, new ones follow the new interval from the
 -- end of the last one; stats, alerts and retention keep working across the mixed layout.
-BEGIN;
+\ir setup.psql
 SELECT plan(12);
-CREATE EXTENSION timepart;
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 2, '2 months', as_of => '2024-03-15');
 

@@ -1,7 +1,6 @@
 -- configure(): settings from JSON, each refusal changing nothing.
-BEGIN;
+\ir setup.psql
 SELECT plan(10);
-CREATE EXTENSION timepart;
 CREATE TABLE ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 2, as_of => '2024-03-15');
 

@@ -1,7 +1,6 @@
 -- create_partition(): one period with its templated indexes; every refusal.
-BEGIN;
+\ir setup.psql
 SELECT plan(17);
-CREATE EXTENSION timepart;
 SELECT timepart.create_email_events_table('public', '2024-06-15 12:00+00');
 
 SELECT is(create_email_events_partition('2024-03-01', '2024-04-01'), 'public.email_events_2024_03',

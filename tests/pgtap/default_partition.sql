@@ -1,8 +1,7 @@
 -- The default partition: rows that wait there move out safely or stay and are reported;
 -- a default that cannot be made does not stop the periods.
-BEGIN;
+\ir setup.psql
 SELECT plan(8);
-CREATE EXTENSION timepart;
 
 -- Tables referencing the parent: moving would fire their ON DELETE actions, so rows stay.
 CREATE TABLE ord (id int, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);

@@ -2,9 +2,8 @@
 -- schema and a table tries every path the security issue found. In each, user code runs
 -- only as the attacker (the table's owner), never as the superuser who runs timepart,
 -- and the integrity attacks are refused with nothing changed.
-BEGIN;
+\ir setup.psql
 SELECT plan(45);
-CREATE EXTENSION timepart;
 CREATE ROLE tp_evil LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_victim LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_mon LOGIN IN ROLE partition_monitor;

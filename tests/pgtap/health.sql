@@ -1,7 +1,6 @@
 -- health(): the seed's /health shape reaches healthy, warning, critical and error; summary().
-BEGIN;
+\ir setup.psql
 SELECT plan(12);
-CREATE EXTENSION timepart;
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 3, as_of => '2024-04-15');
 

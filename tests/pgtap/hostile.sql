@@ -1,8 +1,7 @@
 -- Hostile input: planted look-alike functions, NULLs, infinity, out-of-range moments,
 -- absurd intervals. Every case: a clear error or a correct result, nothing else changed.
-BEGIN;
+\ir setup.psql
 SELECT plan(23);
-CREATE EXTENSION timepart;
 CREATE TABLE ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 2, as_of => '2024-03-15');
 

@@ -1,7 +1,6 @@
 -- Installing: the schema, the public API, the seed names; DROP EXTENSION keeps user data.
-BEGIN;
+\ir setup.psql
 SELECT plan(16);
-CREATE EXTENSION timepart;
 
 SELECT has_schema('timepart', 'the timepart schema exists');
 SELECT is(timepart.version(), (SELECT extversion FROM pg_extension WHERE extname = 'timepart'), 'version() matches the installed extension');

@@ -1,7 +1,6 @@
 -- The maintenance log: every outcome, failures included, newest first.
-BEGIN;
+\ir setup.psql
 SELECT plan(7);
-CREATE EXTENSION timepart;
 CREATE TABLE ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 1, as_of => '2024-03-15');
 

@@ -1,7 +1,6 @@
 -- maintain(): current and future periods, gaps, rows out of the default partition.
-BEGIN;
+\ir setup.psql
 SELECT plan(20);
-CREATE EXTENSION timepart;
 
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL, note text) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 2, as_of => '2024-03-15 12:00+00');

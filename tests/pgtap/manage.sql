@@ -1,7 +1,6 @@
 -- manage(): adopting a table, and every refusal with nothing changed.
-BEGIN;
+\ir setup.psql
 SELECT plan(22);
-CREATE EXTENSION timepart;
 
 CREATE TABLE plain_t (ts timestamptz);
 CREATE TABLE list_t (ts timestamptz, k int) PARTITION BY LIST (k);

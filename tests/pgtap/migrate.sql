@@ -1,9 +1,7 @@
 -- migrate_plan() and every refusal of migrate(). The procedure's copy COMMITs, so it
 -- cannot run in this rolled-back transaction; tests/py/test_migrate.py runs it for real.
-BEGIN;
+\ir setup.psql
 SELECT plan(26);
-CREATE EXTENSION timepart;
-SET LOCAL TimeZone = 'UTC';
 
 CREATE TABLE ev (id bigint, created_at timestamptz NOT NULL, kind text, PRIMARY KEY (id, created_at));
 INSERT INTO ev SELECT g, timestamptz '2024-01-31 00:00+00' + g * interval '1 hour', 'k' FROM generate_series(0, 99) g;

@@ -1,7 +1,6 @@
 -- Names: hostile identifiers are quoted everywhere; names over 63 bytes stay unique and deterministic.
-BEGIN;
+\ir setup.psql
 SELECT plan(9);
-CREATE EXTENSION timepart;
 
 CREATE SCHEMA "My ""Odd"" Schema; x";
 CREATE TABLE "My ""Odd"" Schema; x"."Events ""Q""; DROP TABLE x" (id int, "Created At" timestamptz NOT NULL)

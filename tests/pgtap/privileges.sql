@@ -1,7 +1,6 @@
 -- Roles: partition_admin operates on tables it owns, partition_monitor reads, nobody else does anything.
-BEGIN;
+\ir setup.psql
 SELECT plan(33);
-CREATE EXTENSION timepart;
 CREATE ROLE tp_admin LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_monitor LOGIN IN ROLE partition_monitor;
 CREATE ROLE tp_nobody LOGIN;

@@ -1,7 +1,6 @@
 -- cleanup(): drop, detach, archive; dry run; the boundary on both sides; refusals.
-BEGIN;
+\ir setup.psql
 SELECT plan(25);
-CREATE EXTENSION timepart;
 
 -- email_events from January 2023, 12 months kept, moment fixed at 2024-03-15.
 SELECT timepart.create_email_events_table('public', '2023-01-15');

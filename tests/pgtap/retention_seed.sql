@@ -1,8 +1,7 @@
 -- The seed's cleanup call, verbatim, on now(): data is placed relative to the
 -- transaction's fixed now(), so no month boundary can flip the result.
-BEGIN;
+\ir setup.psql
 SELECT plan(6);
-CREATE EXTENSION timepart;
 SELECT timepart.create_email_events_table();
 CREATE TEMP TABLE months AS
 SELECT date_trunc('month', now() AT TIME ZONE 'UTC') - n * interval '1 month' AS start_local, n FROM generate_series(11, 14) n;

@@ -1,8 +1,6 @@
 -- schedule_jobs / unschedule_jobs in the pg_cron database, and the job alerts.
-BEGIN;
+\ir setup.psql
 SELECT plan(16);
-CREATE EXTENSION timepart;
-SET client_min_messages = error;
 
 SELECT is((SELECT string_agg(jobname, ',' ORDER BY jobname) FROM timepart.schedule_jobs()),
           format('timepart-cleanup@%1$s,timepart-cron-history@%1$s,timepart-health@%1$s,timepart-maintain@%1$s,timepart-stats@%1$s',

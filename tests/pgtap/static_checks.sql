@@ -1,7 +1,6 @@
 -- Static checks: plpgsql_check over every timepart function, and the hardening rules.
-BEGIN;
+\ir setup.psql
 SELECT plan(5);
-CREATE EXTENSION timepart;
 CREATE EXTENSION plpgsql_check;
 
 SELECT is((SELECT string_agg(format('%s line %s: %s', p.oid::regprocedure, r.lineno, r.message), '; ')

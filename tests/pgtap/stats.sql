@@ -1,7 +1,6 @@
 -- partition_stats / snapshot_stats / the seed's get_email_events_partition_stats.
-BEGIN;
+\ir setup.psql
 SELECT plan(13);
-CREATE EXTENSION timepart;
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 1, as_of => '2024-03-15');
 INSERT INTO ev SELECT g, '2024-03-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 100) g;

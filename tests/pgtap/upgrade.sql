@@ -1,6 +1,7 @@
 -- Upgrades: for every older version, install it, put data in, update along the
 -- chain to the newest, and compare every extension object with a fresh install.
-BEGIN;
+\set without_timepart 1
+\ir setup.psql
 
 -- A fingerprint of every object of the extension: functions with their source,
 -- result, volatility, security, settings and comment; tables and views with columns,

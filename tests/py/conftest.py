@@ -65,17 +65,3 @@ def make_database():
     with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
         for name in created:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def requires_sql(dsn):
-    """requires_sql("health") skips the test only while timepart.health does not
-    exist in the module's database; once the SQL lands the test runs for real."""
-    def check(name, schema="timepart", in_dsn=None):
-        with psycopg.connect(in_dsn or dsn) as conn:
-            found = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-                " WHERE n.nspname = %s AND p.proname = %s)", (schema, name)).fetchone()[0]
-        if not found:
-            pytest.skip(f"SQL function {schema}.{name} is not in this version of timepart yet")
-    return check

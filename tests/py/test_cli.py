@@ -77,7 +77,7 @@ def test_maintain_that_fails_exits_1(db, connect):
     assert "lock" in data["errors"][0]
 
 
-def test_maintain_errors(db):
+def test_maintain_refuses_a_missing_table_and_a_bad_premake(db):
     result = run(db, "maintain", "--table", "no_such_table")
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == 'Error: relation "no_such_table" does not exist\n'
@@ -88,8 +88,7 @@ def test_maintain_errors(db):
 
 # ---- cleanup ----------------------------------------------------------------------
 
-def test_cleanup_dry_run_then_for_real(db, connect, requires_sql):
-    requires_sql("cleanup")
+def test_cleanup_dry_run_then_for_real(db, connect):
     conn = connect()
     old = conn.execute("SELECT timepart.create_partition('email_events', date_trunc('month', now()) - interval '3 years',"
                        " date_trunc('month', now()) - interval '35 months')").fetchone()[0].split(".")[-1]
@@ -108,8 +107,7 @@ def test_cleanup_dry_run_then_for_real(db, connect, requires_sql):
     assert conn.execute("SELECT to_regclass(%s)", (old,)).fetchone()[0] is None
 
 
-def test_cleanup_errors(db, requires_sql):
-    requires_sql("cleanup")
+def test_cleanup_refuses_a_retention_that_is_not_an_interval(db):
     result = run(db, "cleanup", "--table", "email_events", "--retention", "soon")
     assert result.exit_code == 1
     assert result.stderr.startswith('Error: invalid input syntax for type interval: "soon"')
@@ -117,8 +115,7 @@ def test_cleanup_errors(db, requires_sql):
 
 # ---- stats, health, summary -------------------------------------------------------
 
-def test_stats(db, connect, requires_sql):
-    requires_sql("partition_stats")
+def test_stats_lists_each_partition_as_json_and_as_a_table(db, connect):
     conn = connect()
     add_events(conn, conn.execute("SELECT date_trunc('month', now()) + interval '2 days'").fetchone()[0], 4)
     current = month(conn, 0)
@@ -133,8 +130,7 @@ def test_stats(db, connect, requires_sql):
     assert any(line.startswith(current) for line in result.output.splitlines())
 
 
-def test_health_exit_code_follows_the_status(db, requires_sql):
-    requires_sql("health")
+def test_health_exit_code_follows_the_status(db):
     result = run(db, "--json", "health", "--table", "stale")
     data = json.loads(result.output)
     assert data["status"] == "critical"
@@ -145,17 +141,15 @@ def test_health_exit_code_follows_the_status(db, requires_sql):
     assert result.exit_code == {"healthy": 0, "warning": 1, "critical": 2, "error": 3}[status]
 
 
-def test_health_errors_exit_3(db, requires_sql):
+def test_health_exits_3_on_bad_usage_or_a_missing_table(db):
     result = run(db, "health", "--no-such-option")
     assert result.exit_code == 3
     assert "No such option" in result.stderr
-    requires_sql("health")
     result = run(db, "health", "--table", "no_such_table")
     assert (result.exit_code, result.stderr) == (3, 'Error: relation "no_such_table" does not exist\n')
 
 
-def test_summary(db, requires_sql):
-    requires_sql("summary")
+def test_summary_prints_one_json_object(db):
     result = run(db, "summary", "--table", "email_events")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -164,7 +158,7 @@ def test_summary(db, requires_sql):
 
 # ---- log and alerts ---------------------------------------------------------------
 
-def test_log(db):
+def test_log_prints_the_newest_rows_first_with_every_field(db):
     result = run(db, "--json", "log", "--limit", "2")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
@@ -179,8 +173,7 @@ def test_log(db):
     assert run(db, "log", "--limit", "0").exit_code == 2
 
 
-def test_alerts(db, requires_sql):
-    requires_sql("check_alerts")
+def test_alerts_lists_the_open_alerts_of_a_table(db):
     result = run(db, "--json", "alerts", "--table", "stale")
     assert result.exit_code == 0, result.output
     alerts = json.loads(result.output)

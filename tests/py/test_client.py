@@ -36,7 +36,7 @@ def utc(*args):
     return datetime(*args, tzinfo=timezone.utc)
 
 
-def test_create_partition(db, connect):
+def test_create_partition_makes_the_period_with_its_indexes_once(db, connect):
     name = using(db, lambda m: m.create_partition(utc(2024, 4, 1), utc(2024, 5, 1)), autocommit=True)
     assert name.split(".")[-1] == "email_events_2024_04"
     assert using(db, lambda m: m.create_partition(utc(2024, 4, 1), utc(2024, 5, 1)), autocommit=True) == name
@@ -59,8 +59,7 @@ def test_maintain_partitions_commits_on_a_non_autocommit_connection(db, connect)
     assert connect().execute("SELECT to_regclass(%s) IS NOT NULL", (created,)).fetchone()[0]
 
 
-def test_cleanup_old_partitions(db, connect, requires_sql):
-    requires_sql("cleanup")
+def test_cleanup_old_partitions_drops_what_is_past_retention(db, connect):
     conn = connect()
     conn.execute("SELECT timepart.create_partition('email_events', '2020-01-01', '2020-02-01')")
     conn.execute("INSERT INTO email_events (workspace_id, campaign_id, lead_id, event_type, created_at)"
@@ -72,8 +71,7 @@ def test_cleanup_old_partitions(db, connect, requires_sql):
     assert conn.execute("SELECT to_regclass('email_events_2020_01')").fetchone()[0] is None
 
 
-def test_get_partition_stats(db, requires_sql):
-    requires_sql("partition_stats")
+def test_partition_stats_describe_the_current_period(db):
     stats = using(db, lambda m: m.get_partition_stats(), autocommit=True)
     assert stats and all(isinstance(s, PartitionStats) for s in stats)
     now = datetime.now(timezone.utc)
@@ -85,20 +83,18 @@ def test_get_partition_stats(db, requires_sql):
     assert any(s.is_default for s in stats)
 
 
-def test_snapshot_stats(db, requires_sql):
-    requires_sql("snapshot_stats")
+def test_snapshot_stats_records_every_partition(db):
     assert using(db, lambda m: m.snapshot_stats(), autocommit=True) >= 1
 
 
-def test_check_partition_health(db, requires_sql):
-    requires_sql("health")
+def test_health_reports_a_status_and_the_partitions(db):
     health = using(db, lambda m: m.check_partition_health(), autocommit=True)
     assert isinstance(health, Health)
     assert health.status in ("healthy", "warning", "critical", "error")
     assert health.partition_count >= 7 and health.newest_partition.startswith("email_events_")
 
 
-def test_get_maintenance_log(db):
+def test_maintenance_log_is_newest_first_and_refuses_a_bad_limit(db):
     rows = using(db, lambda m: m.get_maintenance_log(limit=3), autocommit=True)
     assert len(rows) == 3 and all(isinstance(r, LogEntry) for r in rows)
     assert rows[0].created_at >= rows[1].created_at >= rows[2].created_at
@@ -106,7 +102,7 @@ def test_get_maintenance_log(db):
         using(db, lambda m: m.get_maintenance_log(limit=0), autocommit=True)
 
 
-def test_works_over_a_pool(db):
+def test_a_pool_works_like_a_connection(db):
     async def go():
         async with AsyncConnectionPool(db, min_size=1, max_size=2, open=False) as pool:
             manager = PartitionManager(pool, parent=None)  # every managed table
@@ -116,9 +112,7 @@ def test_works_over_a_pool(db):
     assert log[0].operation_type == "maintain" and log[0].parent_table == "public.email_events"
 
 
-def test_monitor(db, requires_sql):
-    requires_sql("check_alerts")
-    requires_sql("summary")
+def test_monitor_checks_alerts_and_summarises(db):
 
     async def go(manager):
         monitor = PartitionMonitor(manager)

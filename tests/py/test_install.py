@@ -157,7 +157,7 @@ def test_a_bad_seed_variable_installs_nothing(make_database):
     assert installed(db).mode is None
 
 
-def test_install_schedule(make_database):
+def test_install_can_schedule_the_jobs(make_database):
     db = make_database()
     result = run(db, "install", "--mode", "script", "--schedule")
     if "FUNCTION timepart.schedule_jobs" not in FILES.full[FILES.newest]:
@@ -241,7 +241,7 @@ def test_upgrade_refuses_unknown_versions_downgrades_and_missing_installs(make_d
     assert installed(db).version == FILES.newest
 
 
-def test_status(make_database):
+def test_status_shows_versions_tables_and_jobs(make_database):
     db = make_database()
     result = run(db, "status")
     assert result.exit_code == 0, result.output
