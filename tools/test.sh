@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# make test: pgTAP (pg_prove) then pytest, on a fresh database in the throwaway cluster.
+# make test [PG=15|16|17|18]: pgTAP (pg_prove) then pytest, on the throwaway cluster of one major.
 #   tools/test.sh                       everything
 #   tools/test.sh tests/pgtap/maintain.sql tests/py/test_cli.py::test_x   just those
+# A test that needs what this major's build lacks (pg_cron, plpgsql_check) is skipped, and
+# the run says so: pgTAP files declare it in a "-- needs:" line, pytest tests with a marker.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -9,6 +11,7 @@ CLUSTER=tools/cluster.sh
 $CLUSTER start
 trap '$CLUSTER stop' EXIT
 eval "$($CLUSTER env)"
+echo "== PostgreSQL $(psql -X -Atc 'SHOW server_version') (PG=$TIMEPART_PG; has: ${TIMEPART_FEATURES:-no pg_cron, plpgsql_check or pg_partman})"
 
 pgtap=() py=()
 for t in "$@"; do
@@ -19,24 +22,38 @@ for t in "$@"; do
 done
 if [ $# -eq 0 ]; then pgtap=(tests/pgtap/); py=(tests/py); fi
 
+# The files to run, less those needing a feature this build lacks (said, never silent).
+files=()
+for t in "${pgtap[@]}"; do
+  for f in $( [ -d "$t" ] && ls "${t%/}"/*.sql || echo "$t"); do
+    needs=$(sed -n 's/^-- needs: //p' "$f")
+    missing=""
+    for n in $needs; do case " $TIMEPART_FEATURES " in *" $n "*) ;; *) missing="$missing $n" ;; esac; done
+    if [ -n "$missing" ]; then echo "skipped on PostgreSQL $TIMEPART_PG: $f (needs$missing, which this build lacks)"
+    else files+=("$f"); fi
+  done
+done
+
 # The test database is also cron.database_name: it is kept (dropping it would stop the
 # pg_cron launcher until the next restart) and cleaned instead, so nothing left by an
 # earlier run can hide a bug. pgTAP files run in transactions that are rolled back;
 # pytest modules make databases of their own.
+cron=""
+case " $TIMEPART_FEATURES " in *" pg_cron "*)
+  cron="CREATE EXTENSION IF NOT EXISTS pg_cron; SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'timepart-%';" ;; esac
 PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -c "DROP EXTENSION IF EXISTS timepart CASCADE" \
-    -c "CREATE EXTENSION IF NOT EXISTS pgtap" -c "CREATE EXTENSION IF NOT EXISTS pg_cron" \
-    -c "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'timepart-%'" >/dev/null
+    -c "CREATE EXTENSION IF NOT EXISTS pgtap" ${cron:+-c "$cron"} >/dev/null
 
 status=0
-if [ ${#pgtap[@]} -gt 0 ]; then
+if [ ${#files[@]} -gt 0 ]; then
   echo "== pgTAP"
-  pg_prove --failures --ext .sql "${pgtap[@]}" || status=1
+  pg_prove --failures --ext .sql "${files[@]}" || status=1
 fi
 
 if [ ${#py[@]} -gt 0 ]; then
   echo "== pytest"
   set +e
-  "$ROOT/.venv/bin/python" -m pytest -q "${py[@]}"
+  "$ROOT/.venv/bin/python" -m pytest -q -rs "${py[@]}"
   rc=$?
   set -e
   # Exit 5 means no tests were collected: a suite that collects nothing is a failure.

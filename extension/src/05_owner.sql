@@ -47,7 +47,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT ('_as_owner_' || owner_oid::text)::name $$;
 -- The body of an executor for one role. Every name in it is schema-qualified and every
 -- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path.
 CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
-LANGUAGE sql IMMUTABLE AS $body$
+LANGUAGE sql STABLE AS $body$
     SELECT pg_catalog.format($f$
 DECLARE
     result pg_catalog.jsonb;

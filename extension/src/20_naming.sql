@@ -3,7 +3,7 @@
 
 -- Longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
 CREATE OR REPLACE FUNCTION timepart._fit_name(base text, suffix text) RETURNS name
-LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+LANGUAGE plpgsql STABLE STRICT AS $$
 /* base || '_' || suffix, kept within 63 bytes: when too long, base is cut at a
    character boundary and an 8-hex hash of the full name keeps it unique. */
 DECLARE

@@ -1,6 +1,16 @@
 -- Reading the catalog: a managed table's configuration and its partitions' bounds,
 -- every partition in one query (never one query per partition).
 
+-- The one place that asks which PostgreSQL this is: every difference between the
+-- supported majors (15 to 18) is a named fact below, read from here.
+CREATE OR REPLACE FUNCTION timepart._server_major() RETURNS integer
+LANGUAGE sql STABLE AS $$ SELECT pg_catalog.current_setting('server_version_num')::integer / 10000 $$;
+
+-- Since 17 a partition shares its parent's identity columns (and must have none of its
+-- own to be attached); before, a partition's identity would be a second sequence.
+CREATE OR REPLACE FUNCTION timepart._partitions_share_identity() RETURNS boolean
+LANGUAGE sql STABLE AS $$ SELECT timepart._server_major() >= 17 $$;
+
 CREATE OR REPLACE FUNCTION timepart._config(tbl regclass) RETURNS timepart.config
 LANGUAGE plpgsql STABLE AS $$
 DECLARE

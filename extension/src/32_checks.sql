@@ -3,7 +3,7 @@
 
 -- The refusal for an interval that is not a whole number of days or of months.
 CREATE OR REPLACE FUNCTION timepart._check_interval(partition_interval interval) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF partition_interval IS NULL OR partition_interval <= interval '0'
        OR partition_interval <> pg_catalog.make_interval(months => (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))::int,
@@ -62,7 +62,7 @@ END $$;
 
 -- The refusal for a premake (future partitions kept ready) out of range.
 CREATE OR REPLACE FUNCTION timepart._check_premake(premake integer) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF premake IS NULL OR premake < 1 OR premake > 1000 THEN
         RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
@@ -72,7 +72,7 @@ END $$;
 
 -- The refusal for a retention that is not positive (NULL: keep everything).
 CREATE OR REPLACE FUNCTION timepart._check_retention(retention interval) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF retention IS NOT NULL AND (retention <= interval '0' OR timepart._mixed_signs(retention)) THEN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
@@ -93,7 +93,7 @@ END $$;
 
 -- The refusal for a key column that is not a time column.
 CREATE OR REPLACE FUNCTION timepart._check_time_column(tbl regclass, key_column name, key_type regtype) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF key_type IS NULL OR key_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
         RAISE EXCEPTION 'key column %.% is not a time column', tbl, key_column USING ERRCODE = '22023',

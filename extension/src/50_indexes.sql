@@ -3,7 +3,7 @@
 
 CREATE OR REPLACE FUNCTION timepart._template_sql(t timepart.index_templates, index_name name,
                                                   schema_name name, table_name name, only_parent boolean)
-RETURNS text LANGUAGE sql IMMUTABLE AS $$
+RETURNS text LANGUAGE sql STABLE AS $$
     SELECT format('CREATE INDEX %I ON %s%I.%I USING %I (%s)%s',
                   index_name, CASE WHEN only_parent THEN 'ONLY ' ELSE '' END,
                   schema_name, table_name, t.method, t.columns,

@@ -76,13 +76,18 @@ END $$;
 -- owner. Made by that owner's executor when it may create tables there; else by
 -- timepart's owner (SECURITY DEFINER), which then hands it over: CREATE TABLE (LIKE)
 -- copies definitions and runs no user code. Everything after runs as the owner.
+-- Identity columns are the parent's alone: since 17 the attached partition shares them;
+-- before, the partition's column takes its values from the parent's sequence, so a row
+-- inserted straight into a partition never repeats an id.
 CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
     part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                          WHERE c.oid = parent);
-    ddl text := format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES)', part_schema, part_name, parent);
+    ddl text := format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)', part_schema, part_name, parent);
+    part regclass;
+    col record;
 BEGIN
     PERFORM timepart._config(parent);
     PERFORM timepart._check_may_act(timepart._caller(), parent, 'create its partitions');
@@ -92,7 +97,16 @@ BEGIN
         EXECUTE ddl;
         EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', part_schema, part_name, owner_oid::regrole::text);
     END IF;
-    RETURN format('%I.%I', part_schema, part_name)::regclass;
+    part := format('%I.%I', part_schema, part_name)::regclass;
+    IF NOT timepart._partitions_share_identity() THEN
+        FOR col IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(parent::text, a.attname) AS seq
+                   FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = parent AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> '' LOOP
+            PERFORM timepart._as_owner(parent, format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)',
+                                                      part, col.attname, col.seq));
+        END LOOP;
+    END IF;
+    RETURN part;
 END $$;
 
 -- One step on one partition (action 'build': _build_partition, 'retire':

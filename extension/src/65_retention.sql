@@ -46,6 +46,7 @@ BEGIN
         PERFORM timepart._archive_schema(cfg.parent);
     END IF;
     PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DETACH PARTITION %s', cfg.parent, part));
+    PERFORM timepart._release_identity(cfg.parent, part);
     IF cfg.retention_action = 'drop' THEN
         PERFORM timepart._as_owner(cfg.parent, format('DROP TABLE %s', part));
     ELSIF cfg.retention_action = 'archive' THEN
@@ -53,6 +54,26 @@ BEGIN
     END IF;
     RETURN jsonb_build_object('action', cfg.retention_action, 'size_bytes', bytes,
                               'archive_schema', CASE WHEN cfg.retention_action = 'archive' THEN cfg.archive_schema END);
+END $$;
+
+-- A detached partition keeps no tie to its old parent's identity sequences: before 17,
+-- its columns took their values from them (see _new_partition_table); those defaults
+-- go, so the parent can later be dropped without the detached table. Since 17
+-- PostgreSQL's DETACH itself leaves the detached table without the shared identity.
+CREATE OR REPLACE FUNCTION timepart._release_identity(parent regclass, part regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    col name;
+BEGIN
+    FOR col IN SELECT a.attname FROM pg_catalog.pg_attrdef d
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+               JOIN pg_catalog.pg_depend dep ON dep.classid = 'pg_catalog.pg_attrdef'::regclass AND dep.objid = d.oid
+                                             AND dep.refclassid = 'pg_catalog.pg_class'::regclass
+               JOIN pg_catalog.pg_attribute pa ON pa.attrelid = parent AND pa.attidentity <> ''
+                                              AND dep.refobjid = pg_catalog.pg_get_serial_sequence(parent::text, pa.attname)::regclass
+               WHERE d.adrelid = part LOOP
+        PERFORM timepart._as_owner(parent, format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', part, col));
+    END LOOP;
 END $$;
 
 -- The archive schema of a table, owned by the table's owner: created so when missing,

@@ -6,7 +6,7 @@
 -- never before the retention boundary. Periods that overlap a partition are skipped.
 CREATE OR REPLACE FUNCTION timepart._plan_partitions(tbl regclass, premake integer, as_of timestamptz)
 RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cfg timepart.config := timepart._config(tbl);
     partition_interval interval := cfg.partition_interval;

@@ -66,7 +66,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT 40000::numeric $$;
 
 -- The key column as a timestamptz expression (timestamp and date keys are local time in tz).
 CREATE OR REPLACE FUNCTION timepart._migrate_key_expr(key_column name, key_type regtype, time_zone text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT CASE key_type WHEN 'timestamptz'::regtype THEN pg_catalog.format('%I', key_column)
                          WHEN 'timestamp'::regtype THEN pg_catalog.format('(%I AT TIME ZONE %L)', key_column, time_zone)
                          ELSE pg_catalog.format('(%I::pg_catalog.timestamp AT TIME ZONE %L)', key_column, time_zone) END
@@ -198,7 +198,7 @@ END $$;
 
 -- The refusal for a key column with NULLs: a range partition cannot hold them.
 CREATE OR REPLACE FUNCTION timepart._migrate_check_nulls(source regclass, key_column name, has_nulls boolean) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF has_nulls THEN
         RAISE EXCEPTION 'key column %.% has NULL values', source, key_column USING ERRCODE = '23502',

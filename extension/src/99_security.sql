@@ -101,7 +101,7 @@ CREATE TRIGGER migrations_written_by_timepart BEFORE INSERT OR UPDATE OR DELETE 
 -- timepart puts them in, so no clause (TABLESPACE, WITH, a second statement) can be
 -- smuggled into the CREATE INDEX it builds.
 CREATE OR REPLACE FUNCTION timepart._check_template_text(txt text, what text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     i int := 1;
     n int := length(txt);

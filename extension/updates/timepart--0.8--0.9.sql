@@ -28,6 +28,72 @@ DROP FUNCTION IF EXISTS timepart._migrate_begin(regclass, name, interval, intege
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.9'::text $$;
 
+-- The body of an executor for one role. Every name in it is schema-qualified and every
+-- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path.
+CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
+LANGUAGE sql STABLE AS $body$
+    SELECT pg_catalog.format($f$
+DECLARE
+    result pg_catalog.jsonb;
+    n pg_catalog.int8;
+    escaped pg_catalog.bool := false;
+BEGIN
+    IF current_user OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
+        RAISE EXCEPTION 'timepart: the executor of %% runs as %%', %1$L, current_user USING ERRCODE = '42501';
+    END IF;
+    -- Only a security-definer context refuses a role change: prove we are in one.
+    BEGIN
+        PERFORM pg_catalog.set_config('role', 'none', true);
+        escaped := true;
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    IF escaped THEN
+        RAISE EXCEPTION 'timepart: the executor of %% is not a security definer', %1$L USING ERRCODE = '42501',
+            HINT = 'Someone altered it; timepart refuses to run user code through it.';
+    END IF;
+    IF wants_value THEN
+        EXECUTE q INTO result;
+    ELSE
+        EXECUTE q;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        result := pg_catalog.jsonb_build_object('rows', n);
+    END IF;
+    RETURN result;
+END $f$, owner_name)
+$body$;
+
+-- ==== src/20_naming.sql
+-- Periods and names: where a period starts, what a partition is called, how a
+-- bound is written. Pure functions; "now" is always a parameter.
+
+-- Longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
+CREATE OR REPLACE FUNCTION timepart._fit_name(base text, suffix text) RETURNS name
+LANGUAGE plpgsql STABLE STRICT AS $$
+/* base || '_' || suffix, kept within 63 bytes: when too long, base is cut at a
+   character boundary and an 8-hex hash of the full name keeps it unique. */
+DECLARE
+    full_name text := base || '_' || suffix;
+    tag text := '_' || left(pg_catalog.md5(full_name), 8);
+    room int;
+    cut text;
+BEGIN
+    IF octet_length(full_name) <= 63 THEN
+        RETURN full_name::name;
+    END IF;
+    room := 63 - octet_length(tag) - octet_length('_' || suffix);
+    IF room < 1 THEN
+        RAISE EXCEPTION 'name suffix "%" is too long', suffix USING ERRCODE = '22023',
+            DETAIL = format('%s bytes leave no room for a table name within 63 bytes.', octet_length(suffix)),
+            HINT = 'Use a shorter suffix.';
+    END IF;
+    cut := base;
+    WHILE octet_length(cut) > room LOOP
+        cut := left(cut, -1);
+    END LOOP;
+    RETURN (cut || tag || '_' || suffix)::name;
+END $$;
+
 -- The period containing a moment, in the table's time zone. Month intervals align
 -- to month 0 of year 0 (so quarters and years fall on natural boundaries); day
 -- intervals align to Monday 2000-01-03 (so weeks start on Monday).
@@ -121,6 +187,20 @@ RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
         ELSE pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD') END)
 $$;
 
+-- ==== src/30_catalog.sql
+-- Reading the catalog: a managed table's configuration and its partitions' bounds,
+-- every partition in one query (never one query per partition).
+
+-- The one place that asks which PostgreSQL this is: every difference between the
+-- supported majors (15 to 18) is a named fact below, read from here.
+CREATE OR REPLACE FUNCTION timepart._server_major() RETURNS integer
+LANGUAGE sql STABLE AS $$ SELECT pg_catalog.current_setting('server_version_num')::integer / 10000 $$;
+
+-- Since 17 a partition shares its parent's identity columns (and must have none of its
+-- own to be attached); before, a partition's identity would be a second sequence.
+CREATE OR REPLACE FUNCTION timepart._partitions_share_identity() RETURNS boolean
+LANGUAGE sql STABLE AS $$ SELECT timepart._server_major() >= 17 $$;
+
 -- One bound as the catalog prints it (a literal, MINVALUE or MAXVALUE) to a moment.
 -- A single SQL expression, so the planner inlines it.
 CREATE OR REPLACE FUNCTION timepart._bound_value(printed text, key_type oid, time_zone text)
@@ -165,7 +245,7 @@ $$;
 
 -- The refusal for an interval that is not a whole number of days or of months.
 CREATE OR REPLACE FUNCTION timepart._check_interval(partition_interval interval) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF partition_interval IS NULL OR partition_interval <= interval '0'
        OR partition_interval <> pg_catalog.make_interval(months => (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))::int,
@@ -224,7 +304,7 @@ END $$;
 
 -- The refusal for a premake (future partitions kept ready) out of range.
 CREATE OR REPLACE FUNCTION timepart._check_premake(premake integer) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF premake IS NULL OR premake < 1 OR premake > 1000 THEN
         RAISE EXCEPTION 'premake must be between 1 and 1000' USING ERRCODE = '22023',
@@ -234,7 +314,7 @@ END $$;
 
 -- The refusal for a retention that is not positive (NULL: keep everything).
 CREATE OR REPLACE FUNCTION timepart._check_retention(retention interval) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF retention IS NOT NULL AND (retention <= interval '0' OR timepart._mixed_signs(retention)) THEN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
@@ -255,7 +335,7 @@ END $$;
 
 -- The refusal for a key column that is not a time column.
 CREATE OR REPLACE FUNCTION timepart._check_time_column(tbl regclass, key_column name, key_type regtype) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
     IF key_type IS NULL OR key_type NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
         RAISE EXCEPTION 'key column %.% is not a time column', tbl, key_column USING ERRCODE = '22023',
@@ -318,6 +398,56 @@ BEGIN
         default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
     RETURNING * INTO cfg;
     RETURN cfg;
+END $$;
+
+-- ==== src/50_indexes.sql
+-- Index templates: every partition gets every template as <partition>_<suffix>,
+-- attached to the template's partitioned index on the parent (<parent>_<suffix>).
+
+CREATE OR REPLACE FUNCTION timepart._template_sql(t timepart.index_templates, index_name name,
+                                                  schema_name name, table_name name, only_parent boolean)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT format('CREATE INDEX %I ON %s%I.%I USING %I (%s)%s',
+                  index_name, CASE WHEN only_parent THEN 'ONLY ' ELSE '' END,
+                  schema_name, table_name, t.method, t.columns,
+                  CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE (' || t.where_clause || ')' END)
+$$;
+
+-- The empty table a partition starts as, in the parent's schema, owned by the parent's
+-- owner. Made by that owner's executor when it may create tables there; else by
+-- timepart's owner (SECURITY DEFINER), which then hands it over: CREATE TABLE (LIKE)
+-- copies definitions and runs no user code. Everything after runs as the owner.
+-- Identity columns are the parent's alone: since 17 the attached partition shares them;
+-- before, the partition's column takes its values from the parent's sequence, so a row
+-- inserted straight into a partition never repeats an id.
+CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
+    part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = parent);
+    ddl text := format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)', part_schema, part_name, parent);
+    part regclass;
+    col record;
+BEGIN
+    PERFORM timepart._config(parent);
+    PERFORM timepart._check_may_act(timepart._caller(), parent, 'create its partitions');
+    IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
+        PERFORM timepart._as_owner(parent, ddl);
+    ELSE
+        EXECUTE ddl;
+        EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', part_schema, part_name, owner_oid::regrole::text);
+    END IF;
+    part := format('%I.%I', part_schema, part_name)::regclass;
+    IF NOT timepart._partitions_share_identity() THEN
+        FOR col IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(parent::text, a.attname) AS seq
+                   FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = parent AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> '' LOOP
+            PERFORM timepart._as_owner(parent, format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)',
+                                                      part, col.attname, col.seq));
+        END LOOP;
+    END IF;
+    RETURN part;
 END $$;
 
 -- ==== src/62_runner.sql
@@ -455,6 +585,59 @@ LANGUAGE sql STABLE AS $$
     ORDER BY p.range_start
 $$;
 
+-- Removes one partition per the table's retention_action. Runs inside _attempt's
+-- sub-transaction. DETACH needs an ACCESS EXCLUSIVE lock on the parent, which the lock
+-- budget bounds and which is held to the end of the run: cleanup counts rows before
+-- its first detach, so nothing slow happens while it is held.
+CREATE OR REPLACE FUNCTION timepart._retire_partition(cfg timepart.config, part_name name,
+                                                      range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    part regclass;
+    bytes bigint;
+BEGIN
+    SELECT p.partition_oid::regclass INTO part FROM timepart._partitions(cfg.parent, cfg.time_zone) p
+    WHERE p.partition_name = part_name AND p.range_start = _retire_partition.range_start
+      AND p.range_end = _retire_partition.range_end;
+    IF part IS NULL THEN
+        RAISE EXCEPTION 'partition % of % no longer covers % to %', part_name, cfg.parent, range_start, range_end
+            USING ERRCODE = '55000', HINT = 'It changed since cleanup planned; run cleanup again.';
+    END IF;
+    bytes := pg_catalog.pg_total_relation_size(part);
+    IF cfg.retention_action = 'archive' THEN
+        PERFORM timepart._archive_schema(cfg.parent);
+    END IF;
+    PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DETACH PARTITION %s', cfg.parent, part));
+    PERFORM timepart._release_identity(cfg.parent, part);
+    IF cfg.retention_action = 'drop' THEN
+        PERFORM timepart._as_owner(cfg.parent, format('DROP TABLE %s', part));
+    ELSIF cfg.retention_action = 'archive' THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s SET SCHEMA %I', part, cfg.archive_schema));
+    END IF;
+    RETURN jsonb_build_object('action', cfg.retention_action, 'size_bytes', bytes,
+                              'archive_schema', CASE WHEN cfg.retention_action = 'archive' THEN cfg.archive_schema END);
+END $$;
+
+-- A detached partition keeps no tie to its old parent's identity sequences: before 17,
+-- its columns took their values from them (see _new_partition_table); those defaults
+-- go, so the parent can later be dropped without the detached table. Since 17
+-- PostgreSQL's DETACH itself leaves the detached table without the shared identity.
+CREATE OR REPLACE FUNCTION timepart._release_identity(parent regclass, part regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    col name;
+BEGIN
+    FOR col IN SELECT a.attname FROM pg_catalog.pg_attrdef d
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+               JOIN pg_catalog.pg_depend dep ON dep.classid = 'pg_catalog.pg_attrdef'::regclass AND dep.objid = d.oid
+                                             AND dep.refclassid = 'pg_catalog.pg_class'::regclass
+               JOIN pg_catalog.pg_attribute pa ON pa.attrelid = parent AND pa.attidentity <> ''
+                                              AND dep.refobjid = pg_catalog.pg_get_serial_sequence(parent::text, pa.attname)::regclass
+               WHERE d.adrelid = part LOOP
+        PERFORM timepart._as_owner(parent, format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', part, col));
+    END LOOP;
+END $$;
+
 -- One table's cleanup, under its advisory lock (taken by _run). Never raises:
 -- failures come back in "errors" and the log.
 CREATE OR REPLACE FUNCTION timepart._cleanup_table(cfg timepart.config, retention interval, dry_run boolean, as_of timestamptz)
@@ -540,7 +723,7 @@ END $$;
 -- never before the retention boundary. Periods that overlap a partition are skipped.
 CREATE OR REPLACE FUNCTION timepart._plan_partitions(tbl regclass, premake integer, as_of timestamptz)
 RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cfg timepart.config := timepart._config(tbl);
     partition_interval interval := cfg.partition_interval;
@@ -1125,7 +1308,7 @@ END $$;
 
 -- The key column as a timestamptz expression (timestamp and date keys are local time in tz).
 CREATE OR REPLACE FUNCTION timepart._migrate_key_expr(key_column name, key_type regtype, time_zone text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT CASE key_type WHEN 'timestamptz'::regtype THEN pg_catalog.format('%I', key_column)
                          WHEN 'timestamp'::regtype THEN pg_catalog.format('(%I AT TIME ZONE %L)', key_column, time_zone)
                          ELSE pg_catalog.format('(%I::pg_catalog.timestamp AT TIME ZONE %L)', key_column, time_zone) END
@@ -1231,6 +1414,18 @@ BEGIN
         -- min/max came back in the session's time zone; they meant local time in tz.
         oldest := (oldest AT TIME ZONE pg_catalog.current_setting('TimeZone')) AT TIME ZONE time_zone;
         newest := (newest AT TIME ZONE pg_catalog.current_setting('TimeZone')) AT TIME ZONE time_zone;
+    END IF;
+END $$;
+
+-- The refusal for a key column with NULLs: a range partition cannot hold them.
+CREATE OR REPLACE FUNCTION timepart._migrate_check_nulls(source regclass, key_column name, has_nulls boolean) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF has_nulls THEN
+        RAISE EXCEPTION 'key column %.% has NULL values', source, key_column USING ERRCODE = '23502',
+            DETAIL = 'Rows of a range-partitioned table need a key value to find their partition.',
+            HINT = format('Fill them in (UPDATE %s SET %I = ... WHERE %I IS NULL) or delete them, then migrate.',
+                          source, key_column, key_column);
     END IF;
 END $$;
 
@@ -1453,6 +1648,55 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION timepart._outside_dependents() IS 'User objects outside schema timepart that depend on it: an uninstall refuses while there are any';
+
+-- Index templates are checked as text, however they arrive (the API or a direct
+-- INSERT): the column list and the condition must each stay inside the parentheses
+-- timepart puts them in, so no clause (TABLESPACE, WITH, a second statement) can be
+-- smuggled into the CREATE INDEX it builds.
+CREATE OR REPLACE FUNCTION timepart._check_template_text(txt text, what text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    i int := 1;
+    n int := length(txt);
+    c text;
+    depth int := 0;
+    bad text;
+BEGIN
+    IF txt IS NULL OR btrim(txt) = '' THEN
+        bad := 'it is empty';
+    END IF;
+    WHILE bad IS NULL AND i <= n LOOP
+        c := substr(txt, i, 1);
+        IF c = '''' OR c = '"' THEN
+            i := i + 1;
+            LOOP
+                IF i > n THEN bad := 'a quote is not closed'; EXIT; END IF;
+                IF substr(txt, i, 1) = '\' THEN bad := 'it holds a backslash'; EXIT; END IF;
+                IF substr(txt, i, 1) = c THEN
+                    IF substr(txt, i + 1, 1) = c THEN i := i + 2; CONTINUE; END IF;
+                    EXIT;
+                END IF;
+                i := i + 1;
+            END LOOP;
+        ELSIF c = '(' THEN depth := depth + 1;
+        ELSIF c = ')' THEN
+            depth := depth - 1;
+            IF depth < 0 THEN bad := 'a parenthesis closes that was never opened'; END IF;
+        ELSIF c IN (';', '\', '$') THEN bad := format('it holds %s', c);
+        ELSIF substr(txt, i, 2) IN ('--', '/*') THEN bad := 'it holds a comment';
+        END IF;
+        i := i + 1;
+    END LOOP;
+    IF bad IS NULL AND depth <> 0 THEN
+        bad := 'a parenthesis is not closed';
+    END IF;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid index template definition' USING ERRCODE = '22023',
+            DETAIL = format('The %s is refused: %s. Got %s.', what, bad, coalesce(txt, 'NULL')),
+            HINT = 'Give a column list such as ''workspace_id, created_at DESC'' and an optional condition such as '
+                   '''status = ''''open''''''; no semicolons, comments, backslashes, dollar quotes or unbalanced parentheses.';
+    END IF;
+END $$;
 
 -- Which public functions a role may call. Everything else in the schema is private.
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]

@@ -1,4 +1,5 @@
 -- schedule_jobs / unschedule_jobs in the pg_cron database, and the job alerts.
+-- needs: pg_cron
 \ir setup.psql
 SELECT plan(16);
 

@@ -1,4 +1,7 @@
 -- Static checks: plpgsql_check over every timepart function, and the hardening rules.
+-- needs: plpgsql_check
+-- plpgsql_check 2.8 and later must be loaded before the session's first PL/pgSQL call.
+LOAD 'plpgsql_check';
 \ir setup.psql
 SELECT plan(5);
 CREATE EXTENSION plpgsql_check;

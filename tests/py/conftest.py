@@ -46,6 +46,20 @@ def connect(dsn):
 def pytest_configure(config):
     if not os.environ.get("PGHOST"):
         raise pytest.UsageError("PGHOST is not set: run the tests with `make test` (tools/test.sh)")
+    config.addinivalue_line("markers", "needs(feature): the test needs pg_cron, plpgsql_check or pg_partman")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked needs("pg_cron") is skipped, with the reason, on a server build
+    without it (tools/cluster.sh says which features this major's build has)."""
+    have = set(os.environ.get("TIMEPART_FEATURES", "").split())
+    major = os.environ.get("TIMEPART_PG", "?")
+    for item in items:
+        for mark in item.iter_markers("needs"):
+            missing = [f for f in mark.args if f not in have]
+            if missing:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"needs {', '.join(missing)}, which the PostgreSQL {major} build used here lacks"))
 
 
 @pytest.fixture(scope="module")

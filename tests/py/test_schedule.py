@@ -5,6 +5,8 @@ import time
 import psycopg
 import pytest
 
+pytestmark = pytest.mark.needs("pg_cron")
+
 
 @pytest.fixture
 def app(connect, dbname):
