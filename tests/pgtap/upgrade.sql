@@ -26,7 +26,7 @@ CREATE FUNCTION pg_temp.timepart_shape() RETURNS TABLE (kind text, ident text, d
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
                (SELECT string_agg(format('%s %s', co.conname, pg_get_constraintdef(co.oid)), ', ' ORDER BY co.conname)
                 FROM pg_constraint co WHERE co.conrelid = c.oid),
-               (SELECT string_agg(pg_get_indexdef(i.indexrelid), ', ' ORDER BY 1) FROM pg_index i WHERE i.indrelid = c.oid))
+               (SELECT string_agg(pg_get_indexdef(i.indexrelid), ', ' ORDER BY pg_get_indexdef(i.indexrelid)) FROM pg_index i WHERE i.indrelid = c.oid))
     FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
     UNION ALL
     SELECT 'schema', n.nspname::text, obj_description(n.oid, 'pg_namespace')
@@ -52,7 +52,12 @@ BEGIN
         ALTER EXTENSION timepart UPDATE;
         SELECT string_agg(format('%s %s %s', coalesce(f.kind, u.kind), coalesce(f.ident, u.ident),
                                  CASE WHEN f.ident IS NULL THEN 'only after upgrade' WHEN u.ident IS NULL THEN 'missing after upgrade'
-                                      ELSE 'differs' END), '; ')
+                                      -- the parts that differ, fresh install first
+                                      ELSE format('differs: %s <> %s',
+                                          (SELECT string_agg(x, ' | ') FROM (SELECT regexp_split_to_table(f.def, ' \| ')
+                                                                             EXCEPT SELECT regexp_split_to_table(u.def, ' \| ')) d(x)),
+                                          (SELECT string_agg(x, ' | ') FROM (SELECT regexp_split_to_table(u.def, ' \| ')
+                                                                             EXCEPT SELECT regexp_split_to_table(f.def, ' \| ')) d(x))) END), '; ')
         INTO diff
         FROM fresh f FULL JOIN pg_temp.timepart_shape() u ON u.kind = f.kind AND u.ident = f.ident
         WHERE f.def IS DISTINCT FROM u.def;
