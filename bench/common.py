@@ -98,11 +98,25 @@ def create_raw_table(conn, name, default_partition=True):
     return name, enum
 
 
+def partman_version(conn):
+    """pg_partman's major version here: 4 (Debian 12) or 5 (Debian 13)."""
+    return int(conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pg_partman'").fetchone()[0].split(".")[0])
+
+
+def partman_create_parent(conn, table, premake, start):
+    """pg_partman's create_parent, monthly, at its own defaults otherwise: 4.x takes
+    'native' and 'monthly', 5.x an interval (and partitions natively, by range, always)."""
+    if partman_version(conn) >= 5:
+        return conn.execute("SELECT partman.create_parent(%s, 'created_at', '1 month', p_premake := %s, "
+                            "p_start_partition := %s, p_jobmon := false)", (table, premake, start))
+    return conn.execute("SELECT partman.create_parent(%s, 'created_at', 'native', 'monthly', p_premake := %s, "
+                        "p_start_partition := %s, p_jobmon := false)", (table, premake, start))
+
+
 def create_partman_table(conn, name, premake, start):
-    """The seed's table handed to pg_partman 4.7: native, monthly, `premake` ahead from `start`."""
+    """The seed's table handed to pg_partman (4.7 or 5.x): monthly, `premake` ahead from `start`."""
     _, enum = create_raw_table(conn, name, default_partition=False)
-    conn.execute("SELECT partman.create_parent(%s, 'created_at', 'native', 'monthly', p_premake := %s, "
-                 "p_start_partition := %s, p_jobmon := false)", (f"public.{name}", premake, start))
+    partman_create_parent(conn, f"public.{name}", premake, start)
     return name, enum
 
 

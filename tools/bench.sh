@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# make bench / bench-quick: benchmarks on their own throwaway cluster (port 54349).
+# make bench / bench-quick [PG=15|17]: benchmarks on their own throwaway cluster (port 544NN).
+# pg_partman is the one this major's packages carry: 4.7 on 15 (Debian 12), 5.x on 17 (Debian 13).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-export TIMEPART_PGDIR=$ROOT/.pg-bench TIMEPART_PGPORT=54349 TIMEPART_PGDATABASE=timepart_bench
+PG=${PG:-15}
+export TIMEPART_CLUSTER=bench TIMEPART_PGPORT=$((54400 + PG)) TIMEPART_PGDATABASE=timepart_bench
+case " $(tools/cluster.sh features) " in *" pg_partman "*) ;; *) echo "bench: PostgreSQL $PG's build here has no pg_partman: use PG=15 or PG=17" >&2; exit 2 ;; esac
 tools/cluster.sh start
-# Bigger buffers than the test cluster: the retention case loads millions of indexed rows.
-grep -q "timepart bench" "$TIMEPART_PGDIR/data/postgresql.conf" || {
-  printf "# timepart bench\nshared_buffers = '1GB'\nmaintenance_work_mem = '256MB'\nmax_wal_size = '4GB'\n" >> "$TIMEPART_PGDIR/data/postgresql.conf"
-  tools/cluster.sh stop; tools/cluster.sh start; }
-trap 'tools/cluster.sh stop' EXIT
 eval "$(tools/cluster.sh env)"
+# Bigger buffers than the test cluster: the retention case loads millions of indexed rows.
+if [ "$(psql -X -Atc "SHOW shared_buffers")" != 1GB ]; then
+  psql -X -q -c "ALTER SYSTEM SET shared_buffers = '1GB'" -c "ALTER SYSTEM SET maintenance_work_mem = '256MB'" \
+       -c "ALTER SYSTEM SET max_wal_size = '4GB'"
+  tools/cluster.sh stop; tools/cluster.sh start
+fi
+trap 'tools/cluster.sh stop' EXIT
 mkdir -p bench/results
-"$ROOT/.venv/bin/python" bench/bench.py --size "${1:-full}" --out "bench/results/bench-${1:-full}.md"
+"$ROOT/.venv/bin/python" bench/bench.py --size "${1:-full}" --out "bench/results/bench-${1:-full}-pg$PG.md" ${BENCH_ONLY:+$BENCH_ONLY}

@@ -22,7 +22,8 @@ IS_ROOT=$([ "$(id -u)" = 0 ] && echo 1 || echo 0)
 # Shared downloads (the Debian 13 root, the npm builds) live outside the repository. As root
 # they go where the postgres user can reach them (not /root).
 if [ "$IS_ROOT" = 1 ]; then CACHE=${TIMEPART_CACHE:-/var/cache/timepart}; else CACHE=${TIMEPART_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/timepart}; fi
-KEY=$(printf '%s' "$ROOT" | md5sum | cut -c1-8)   # one cluster per checkout and major
+NAME=${TIMEPART_CLUSTER:-}   # e.g. "bench": a second cluster beside the test one
+KEY=$(printf '%s' "$ROOT" | md5sum | cut -c1-8)${NAME:+-$NAME}   # one cluster per checkout, name and major
 
 die() { echo "harness: $*" >&2; exit 1; }
 case "$PG" in 15|16|17|18) ;; *) die "PG=$PG is not supported: use 15, 16, 17 or 18" ;; esac
@@ -52,7 +53,7 @@ if [ -n "$JAIL" ]; then
 elif [ "$IS_ROOT" = 1 ] && ! runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
   PGDIR=${TIMEPART_PGDIR:-$CACHE/clusters/$KEY-$PG}; PGDIR_IN=$PGDIR
 else
-  PGDIR=${TIMEPART_PGDIR:-$ROOT/.pg-$PG}; PGDIR_IN=$PGDIR
+  PGDIR=${TIMEPART_PGDIR:-$ROOT/.pg${NAME:+-$NAME}-$PG}; PGDIR_IN=$PGDIR
 fi
 
 # Runs a server program as the cluster's owner (postgres when we are root), inside the

@@ -21,6 +21,9 @@ CREATE TABLE timepart.config (
     created_at          timestamptz NOT NULL DEFAULT now(),
     interval_anchor     timestamptz,
     monitor_sees_values boolean NOT NULL DEFAULT false,
+    partition_options   jsonb NOT NULL DEFAULT '{}'::jsonb,
+    partition_unlogged  boolean NOT NULL DEFAULT false,
+    CONSTRAINT config_partition_options_object CHECK (jsonb_typeof(partition_options) = 'object'),
     CONSTRAINT config_key_type_is_time CHECK (key_type IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)),
     CONSTRAINT config_interval_whole_days_or_months CHECK (
         partition_interval = pg_catalog.make_interval(months => pg_catalog.date_part('month', partition_interval)::int
@@ -45,6 +48,8 @@ COMMENT ON COLUMN timepart.config.retention IS 'Partitions wholly older than (st
 COMMENT ON COLUMN timepart.config.lock_timeout IS 'Longest a maintenance step waits for a lock before backing off';
 COMMENT ON COLUMN timepart.config.interval_anchor IS 'Where periods of the current interval start counting (set by change_interval); NULL: natural boundaries';
 COMMENT ON COLUMN timepart.config.monitor_sees_values IS 'Whether roles that may not SELECT the table see its exact oldest and newest key values in stats (counts and sizes they always see)';
+COMMENT ON COLUMN timepart.config.partition_options IS 'Storage parameters every new partition gets (fillfactor, autovacuum_*, toast.*), e.g. {"fillfactor": 90}';
+COMMENT ON COLUMN timepart.config.partition_unlogged IS 'Whether new partitions are UNLOGGED (not crash-safe, not replicated; faster writes)';
 COMMENT ON COLUMN timepart.config.time_zone IS 'Time zone in which period boundaries (midnight, first of month) are computed';
 SELECT timepart._config_dump('timepart.config');
 

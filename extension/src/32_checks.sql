@@ -45,6 +45,10 @@ BEGIN
             DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
             HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
     END IF;
+    IF cfg.partition_unlogged IS NULL THEN
+        RAISE EXCEPTION 'partition_unlogged must be true or false' USING ERRCODE = '22023',
+            DETAIL = 'Got NULL.', HINT = 'false (the default) keeps partitions crash-safe and replicated.';
+    END IF;
     IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
         RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';

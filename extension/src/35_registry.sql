@@ -31,7 +31,7 @@ BEGIN
     END IF;
     PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
     cfg := ROW(tbl, pt.attname, pt.keytype, partition_interval, premake, retention, 'drop', NULL, with_default, lock_wait, 3, time_zone,
-               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false)::timepart.config;
+               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
     PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
     IF FOUND AND old.time_zone <> time_zone THEN
@@ -110,7 +110,7 @@ BEGIN
             DETAIL = format('Fixed: %s. The interval changes with timepart.change_interval().', array_to_string(fixed, ', ')),
             HINT = 'Settable: premake, retention, retention_action, archive_schema, default_partition, lock_timeout, '
                    'lock_retries, alert_max_size_bytes, alert_max_rows, alert_min_future, alert_growth_ratio, alert_old_age, '
-                   'monitor_sees_values.';
+                   'monitor_sees_values, partition_options, partition_unlogged.';
     END IF;
     BEGIN
         cfg := jsonb_populate_record(cfg, settings);
@@ -119,12 +119,14 @@ BEGIN
             DETAIL = format('Settings: %s.', settings), HINT = 'Intervals are text such as "12 months"; counts are numbers.';
     END;
     PERFORM timepart._check_settings(cfg);
+    PERFORM timepart._check_partition_options(cfg.partition_options);
     UPDATE timepart.config c SET premake = cfg.premake, retention = cfg.retention, retention_action = cfg.retention_action,
         archive_schema = cfg.archive_schema, default_partition = cfg.default_partition, lock_timeout = cfg.lock_timeout,
         lock_retries = cfg.lock_retries, alert_max_size_bytes = cfg.alert_max_size_bytes,
         alert_max_rows = cfg.alert_max_rows, alert_min_future = cfg.alert_min_future,
         alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age,
-        monitor_sees_values = cfg.monitor_sees_values
+        monitor_sees_values = cfg.monitor_sees_values, partition_options = cfg.partition_options,
+        partition_unlogged = cfg.partition_unlogged
     WHERE c.parent = configure.parent;
     PERFORM timepart._log('configure', parent, NULL, true, settings, NULL, started);
     RETURN to_jsonb(cfg);

@@ -68,7 +68,11 @@ BEGIN
             cfg.parent, part, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
             timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
     END IF;
-    -- ATTACH matched the indexes built above to the parent's templated indexes.
+    -- ATTACH matched the indexes built above to the parent's templated indexes; a replica
+    -- identity index maps to the partition's index now.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.parent AND c.relreplident = 'i') THEN
+        PERFORM timepart._match_parent(cfg.parent, part);
+    END IF;
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
 END $$;
 
@@ -85,11 +89,18 @@ DECLARE
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
     part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                          WHERE c.oid = parent);
-    ddl text := format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)', part_schema, part_name, parent);
+    cfg timepart.config := timepart._config(parent);
+    space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
+                   WHERE c.oid = parent);
+    -- Born with what cannot change later without a rewrite: logged-ness, the parent's
+    -- tablespace, the configured storage options.
+    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)%s%s',
+                       CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent,
+                       CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END,
+                       CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
     part regclass;
     col record;
 BEGIN
-    PERFORM timepart._config(parent);
     PERFORM timepart._check_may_act(timepart._caller(), parent, 'create its partitions');
     IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
         PERFORM timepart._as_owner(parent, ddl);
@@ -106,6 +117,9 @@ BEGIN
                                                       part, col.attname, col.seq));
         END LOOP;
     END IF;
+    -- The parent's privileges, row security and policies, comment and replica identity,
+    -- all before the partition is attached and visible (55_look.sql).
+    PERFORM timepart._match_parent(parent, part);
     RETURN part;
 END $$;
 

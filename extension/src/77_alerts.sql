@@ -110,6 +110,15 @@ BEGIN
            default_rows, 0
     WHERE default_rows > 0
     UNION ALL
+    SELECT 'partition_drift', 'warning', tbl::text, d.partition_name,
+           format('%s differs from %s: %s', d.partition_name, tbl, d.properties),
+           format('See SELECT * FROM timepart.sync_partitions(%L, dry_run => true); run it without dry_run to apply', tbl::text),
+           d.n, 0
+    FROM (SELECT (SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = x.partition_oid) AS partition_name,
+                 string_agg(DISTINCT x.property, ', ') AS properties,
+                 count(*)::numeric AS n
+          FROM timepart._partition_drift(tbl) x GROUP BY x.partition_oid) d
+    UNION ALL
     SELECT 'missing_index', 'warning', tbl::text, m.partition_name,
            format('%s lacks templated index(es) %s', m.partition_name, m.missing),
            'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0

@@ -1,6 +1,11 @@
 -- timepart 0.8 -> 0.9: assembled by `make delta` (tools/sqldelta.py) from
 -- extension/pending.sql, the differences from the released chain, and the hardening call.
 
+-- ---- pending.sql
+ALTER TABLE timepart.config ADD COLUMN partition_options jsonb NOT NULL DEFAULT '{}'::jsonb;
+ALTER TABLE timepart.config ADD COLUMN partition_unlogged boolean NOT NULL DEFAULT false;
+ALTER TABLE timepart.config ADD CONSTRAINT config_partition_options_object CHECK (jsonb_typeof(partition_options) = 'object');
+
 -- ---- gone, or changed in a way CREATE OR REPLACE cannot do
 DROP FUNCTION IF EXISTS timepart._period_start(timestamp with time zone, interval, text);
 DROP FUNCTION IF EXISTS timepart._period_add(timestamp with time zone, interval, integer, text);
@@ -62,6 +67,10 @@ BEGIN
     RETURN result;
 END $f$, owner_name)
 $body$;
+
+COMMENT ON COLUMN timepart.config.partition_options IS 'Storage parameters every new partition gets (fillfactor, autovacuum_*, toast.*), e.g. {"fillfactor": 90}';
+
+COMMENT ON COLUMN timepart.config.partition_unlogged IS 'Whether new partitions are UNLOGGED (not crash-safe, not replicated; faster writes)';
 
 -- ==== src/20_naming.sql
 -- Periods and names: where a period starts, what a partition is called, how a
@@ -287,6 +296,10 @@ BEGIN
             DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
             HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
     END IF;
+    IF cfg.partition_unlogged IS NULL THEN
+        RAISE EXCEPTION 'partition_unlogged must be true or false' USING ERRCODE = '22023',
+            DETAIL = 'Got NULL.', HINT = 'false (the default) keeps partitions crash-safe and replicated.';
+    END IF;
     IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
         RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';
@@ -378,7 +391,7 @@ BEGIN
     END IF;
     PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
     cfg := ROW(tbl, pt.attname, pt.keytype, partition_interval, premake, retention, 'drop', NULL, with_default, lock_wait, 3, time_zone,
-               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false)::timepart.config;
+               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
     PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
     IF FOUND AND old.time_zone <> time_zone THEN
@@ -400,6 +413,50 @@ BEGIN
     RETURN cfg;
 END $$;
 
+CREATE OR REPLACE FUNCTION timepart.configure(parent regclass, settings jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+/* Changes a managed table's settings, e.g. '{"retention": "12 months", "premake": 3}'.
+   Unknown or fixed keys and invalid values are refused; nothing changes then. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    bad text;
+    fixed text[] := ARRAY['parent', 'key_column', 'key_type', 'partition_interval', 'time_zone', 'created_at', 'interval_anchor'];
+BEGIN
+    IF settings IS NULL OR pg_catalog.jsonb_typeof(settings) <> 'object' THEN
+        RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(settings::text, 'NULL')), HINT = 'Pass e.g. ''{"premake": 3}''.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(settings) k
+    WHERE k = ANY (fixed) OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = 'timepart.config'::regclass AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown or fixed setting(s): %', bad USING ERRCODE = '22023',
+            DETAIL = format('Fixed: %s. The interval changes with timepart.change_interval().', array_to_string(fixed, ', ')),
+            HINT = 'Settable: premake, retention, retention_action, archive_schema, default_partition, lock_timeout, '
+                   'lock_retries, alert_max_size_bytes, alert_max_rows, alert_min_future, alert_growth_ratio, alert_old_age, '
+                   'monitor_sees_values, partition_options, partition_unlogged.';
+    END IF;
+    BEGIN
+        cfg := jsonb_populate_record(cfg, settings);
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION 'invalid setting value: %', SQLERRM USING ERRCODE = '22023',
+            DETAIL = format('Settings: %s.', settings), HINT = 'Intervals are text such as "12 months"; counts are numbers.';
+    END;
+    PERFORM timepart._check_settings(cfg);
+    PERFORM timepart._check_partition_options(cfg.partition_options);
+    UPDATE timepart.config c SET premake = cfg.premake, retention = cfg.retention, retention_action = cfg.retention_action,
+        archive_schema = cfg.archive_schema, default_partition = cfg.default_partition, lock_timeout = cfg.lock_timeout,
+        lock_retries = cfg.lock_retries, alert_max_size_bytes = cfg.alert_max_size_bytes,
+        alert_max_rows = cfg.alert_max_rows, alert_min_future = cfg.alert_min_future,
+        alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age,
+        monitor_sees_values = cfg.monitor_sees_values, partition_options = cfg.partition_options,
+        partition_unlogged = cfg.partition_unlogged
+    WHERE c.parent = configure.parent;
+    PERFORM timepart._log('configure', parent, NULL, true, settings, NULL, started);
+    RETURN to_jsonb(cfg);
+END $$;
+
 -- ==== src/50_indexes.sql
 -- Index templates: every partition gets every template as <partition>_<suffix>,
 -- attached to the template's partitioned index on the parent (<parent>_<suffix>).
@@ -412,6 +469,343 @@ RETURNS text LANGUAGE sql STABLE AS $$
                   schema_name, table_name, t.method, t.columns,
                   CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE (' || t.where_clause || ')' END)
 $$;
+
+-- ==== src/55_look.sql
+-- What a partition inherits from its parent: privileges (table and columns), row-level
+-- security with the parent's policies, replica identity, the table comment and the
+-- configured storage options (partition_options). One function says how each partition
+-- differs from what it should be, with the statement that fixes it: a new partition is
+-- born through it, sync_partitions applies it later, and the partition_drift alert reads it.
+-- Tablespace and logged-ness are given at birth (CREATE TABLE); changing them later
+-- rewrites the table, so for existing partitions they are reported, never applied.
+
+-- The storage options configured for a table's partitions, as the table's own reloptions
+-- text ('fillfactor=90'), sorted. toast.* options live on the TOAST table: given at birth.
+CREATE OR REPLACE FUNCTION timepart._partition_reloptions(cfg timepart.config) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(o.key || '=' || o.value ORDER BY o.key), '{}'::text[])
+    FROM jsonb_each_text(coalesce(cfg.partition_options, '{}'::jsonb)) o WHERE o.key NOT LIKE 'toast.%'
+$$;
+
+-- The options as a WITH clause body: fillfactor = '90', toast.autovacuum_enabled = 'false'.
+CREATE OR REPLACE FUNCTION timepart._reloptions_sql(options jsonb) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT string_agg(CASE WHEN o.key LIKE 'toast.%' THEN format('toast.%I = %L', substr(o.key, 7), o.value)
+                           ELSE format('%I = %L', o.key, o.value) END, ', ' ORDER BY o.key)
+    FROM jsonb_each_text(options) o
+$$;
+
+-- The refusal for partition_options PostgreSQL would not take: tried on a throwaway
+-- temporary table, rolled back, so a bad option is refused before anything changes.
+CREATE OR REPLACE FUNCTION timepart._check_partition_options(options jsonb) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF options IS NULL OR pg_catalog.jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'partition_options must be a JSON object' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(options::text, 'NULL')),
+            HINT = 'E.g. {"fillfactor": 90, "autovacuum_vacuum_scale_factor": 0.01}.';
+    END IF;
+    IF options = '{}'::jsonb THEN
+        RETURN;
+    END IF;
+    BEGIN
+        EXECUTE format('CREATE TEMPORARY TABLE timepart_options_probe (x integer) WITH (%s)', timepart._reloptions_sql(options));
+        RAISE EXCEPTION USING ERRCODE = 'P0004', MESSAGE = 'probe done';
+    EXCEPTION
+        WHEN assert_failure THEN NULL;  -- the probe table is rolled back
+        WHEN invalid_parameter_value OR syntax_error OR feature_not_supported OR invalid_text_representation THEN
+            RAISE EXCEPTION 'invalid partition_options: %', SQLERRM USING ERRCODE = '22023',
+                DETAIL = format('Got %s.', options),
+                HINT = 'Use table storage parameters (fillfactor, autovacuum_*, toast.*), e.g. {"fillfactor": 90}.';
+    END;
+END $$;
+
+-- How each partition of a table (or just `part`) differs from what it should be, one row
+-- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
+-- reported and left). `attached`: whether the partition is attached yet (a replica
+-- identity index only maps to a partition's index once it is).
+CREATE OR REPLACE FUNCTION timepart._partition_drift(tbl regclass, part regclass DEFAULT NULL)
+RETURNS TABLE (partition_oid oid, property text, current_value text, wanted text, statement text)
+LANGUAGE sql STABLE AS $$
+    WITH cfg AS (SELECT c.* FROM timepart.config c WHERE c.parent = tbl),
+    par AS (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = tbl),
+    parts AS (
+        SELECT c.oid, c.oid::regclass AS rel, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
+               c.reloptions, c.relpersistence, c.reltablespace, c.relkind
+        FROM pg_catalog.pg_class c
+        WHERE c.relkind = 'r' AND (part IS NOT NULL AND c.oid = part
+              OR part IS NULL AND c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl))
+    ),
+    -- Privileges: the parent's grants (not the owner's own), granted by the partition's owner.
+    acl_want AS (
+        SELECT p.oid, g.grantee, g.privilege_type, g.is_grantable
+        FROM parts p, par, LATERAL pg_catalog.aclexplode(par.relacl) g WHERE g.grantee <> par.relowner
+    ),
+    acl_have AS (
+        SELECT p.oid, g.grantee, g.privilege_type, g.is_grantable
+        FROM parts p, LATERAL pg_catalog.aclexplode(p.relacl) g WHERE g.grantee <> p.relowner
+    ),
+    acl AS (
+        SELECT w.oid, 'privilege' AS property, NULL::text AS current_value,
+               format('%s%s to %s', w.privilege_type, CASE WHEN w.is_grantable THEN ' with grant option' ELSE '' END,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END) AS wanted,
+               format('GRANT %s ON %s TO %s%s', w.privilege_type, w.oid::regclass,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(w.grantee::regrole::text) END,
+                      CASE WHEN w.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
+        FROM (SELECT * FROM acl_want EXCEPT SELECT * FROM acl_have) w
+        UNION ALL
+        SELECT h.oid, 'privilege', format('%s to %s', h.privilege_type,
+                                          CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END), NULL,
+               format('REVOKE %s ON %s FROM %s', h.privilege_type, h.oid::regclass,
+                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(h.grantee::regrole::text) END)
+        FROM (SELECT * FROM acl_have EXCEPT SELECT * FROM acl_want) h
+    ),
+    col_want AS (
+        SELECT p.oid, a.attname, g.grantee, g.privilege_type, g.is_grantable
+        FROM parts p, par JOIN pg_catalog.pg_attribute a ON a.attrelid = par.oid AND a.attnum > 0 AND NOT a.attisdropped,
+             LATERAL pg_catalog.aclexplode(a.attacl) g WHERE g.grantee <> par.relowner
+    ),
+    col_have AS (
+        SELECT p.oid, a.attname, g.grantee, g.privilege_type, g.is_grantable
+        FROM parts p JOIN pg_catalog.pg_attribute a ON a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped,
+             LATERAL pg_catalog.aclexplode(a.attacl) g WHERE g.grantee <> p.relowner
+    ),
+    col AS (
+        SELECT w.oid, 'column privilege' AS property, NULL::text AS current_value,
+               format('%s (%s) to %s', w.privilege_type, w.attname,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END) AS wanted,
+               format('GRANT %s (%I) ON %s TO %s%s', w.privilege_type, w.attname, w.oid::regclass,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(w.grantee::regrole::text) END,
+                      CASE WHEN w.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
+        FROM (SELECT * FROM col_want EXCEPT SELECT * FROM col_have) w
+        UNION ALL
+        SELECT h.oid, 'column privilege', format('%s (%s) to %s', h.privilege_type, h.attname,
+                                                 CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END), NULL,
+               format('REVOKE %s (%I) ON %s FROM %s', h.privilege_type, h.attname, h.oid::regclass,
+                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(h.grantee::regrole::text) END)
+        FROM (SELECT * FROM col_have EXCEPT SELECT * FROM col_want) h
+    ),
+    -- Row-level security: enabled and forced as on the parent, with the parent's policies.
+    rls AS (
+        SELECT p.oid, 'row security', CASE WHEN p.relrowsecurity THEN 'enabled' ELSE 'disabled' END,
+               CASE WHEN par.relrowsecurity THEN 'enabled' ELSE 'disabled' END,
+               format('ALTER TABLE %s %s ROW LEVEL SECURITY', p.rel, CASE WHEN par.relrowsecurity THEN 'ENABLE' ELSE 'DISABLE' END)
+        FROM parts p, par WHERE p.relrowsecurity <> par.relrowsecurity
+        UNION ALL
+        SELECT p.oid, 'forced row security', p.relforcerowsecurity::text, par.relforcerowsecurity::text,
+               format('ALTER TABLE %s %s ROW LEVEL SECURITY', p.rel, CASE WHEN par.relforcerowsecurity THEN 'FORCE' ELSE 'NO FORCE' END)
+        FROM parts p, par WHERE p.relforcerowsecurity <> par.relforcerowsecurity
+    ),
+    pol_def AS (
+        SELECT pl.polrelid, pl.polname,
+               format('AS %s FOR %s TO %s%s%s', CASE WHEN pl.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                      CASE pl.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                      (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r::regrole::text) END, ', ' ORDER BY r)
+                       FROM unnest(pl.polroles) r),
+                      ' USING (' || pg_catalog.pg_get_expr(pl.polqual, pl.polrelid) || ')',
+                      ' WITH CHECK (' || pg_catalog.pg_get_expr(pl.polwithcheck, pl.polrelid) || ')') AS def
+        FROM pg_catalog.pg_policy pl
+        WHERE pl.polrelid = tbl OR pl.polrelid IN (SELECT p.oid FROM parts p)
+    ),
+    pol AS (
+        SELECT p.oid, 'policy', h.polname || ' ' || h.def, w.polname || ' ' || w.def,
+               CASE WHEN h.polname IS NOT NULL THEN format('DROP POLICY %I ON %s; ', h.polname, p.rel) ELSE '' END
+               || format('CREATE POLICY %I ON %s %s', w.polname, p.rel, w.def)
+        FROM parts p JOIN pol_def w ON w.polrelid = tbl
+        LEFT JOIN pol_def h ON h.polrelid = p.oid AND h.polname = w.polname
+        WHERE h.def IS DISTINCT FROM w.def
+        UNION ALL
+        SELECT p.oid, 'policy', h.polname || ' ' || h.def, NULL, format('DROP POLICY %I ON %s', h.polname, p.rel)
+        FROM parts p JOIN pol_def h ON h.polrelid = p.oid
+        WHERE NOT EXISTS (SELECT 1 FROM pol_def w WHERE w.polrelid = tbl AND w.polname = h.polname)
+    ),
+    -- Replica identity; the parent's identity index maps to the partition's index attached to it.
+    ident AS (
+        SELECT p.oid, 'replica identity', p.relreplident::text || coalesce(' ' || pi.indexrelid::regclass::text, ''),
+               par.relreplident::text || coalesce(' ' || ci.inhrelid::regclass::text, ''),
+               format('ALTER TABLE %s REPLICA IDENTITY %s', p.rel,
+                      CASE par.relreplident WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING' WHEN 'f' THEN 'FULL'
+                           ELSE 'USING INDEX ' || pg_catalog.quote_ident((SELECT x.relname FROM pg_catalog.pg_class x WHERE x.oid = ci.inhrelid)) END)
+        FROM parts p CROSS JOIN par
+        LEFT JOIN pg_catalog.pg_index pi ON pi.indrelid = p.oid AND pi.indisreplident
+        LEFT JOIN pg_catalog.pg_index xi ON xi.indrelid = par.oid AND xi.indisreplident
+        LEFT JOIN pg_catalog.pg_inherits ci ON ci.inhparent = xi.indexrelid
+                                            AND ci.inhrelid IN (SELECT y.indexrelid FROM pg_catalog.pg_index y WHERE y.indrelid = p.oid)
+        WHERE (p.relreplident <> par.relreplident OR pi.indexrelid IS DISTINCT FROM ci.inhrelid)
+          AND (par.relreplident <> 'i' OR ci.inhrelid IS NOT NULL)
+    ),
+    comment AS (
+        SELECT p.oid, 'comment', pg_catalog.obj_description(p.oid, 'pg_class'), pg_catalog.obj_description(tbl, 'pg_class'),
+               format('COMMENT ON TABLE %s IS %s', p.rel, coalesce(pg_catalog.quote_literal(pg_catalog.obj_description(tbl, 'pg_class')), 'NULL'))
+        FROM parts p
+        WHERE pg_catalog.obj_description(p.oid, 'pg_class') IS DISTINCT FROM pg_catalog.obj_description(tbl, 'pg_class')
+    ),
+    options AS (
+        SELECT p.oid, 'storage options', array_to_string(coalesce(p.reloptions, '{}'), ', '),
+               array_to_string(timepart._partition_reloptions(cfg), ', '),
+               concat_ws('; ',
+                   CASE WHEN p.reloptions IS NOT NULL THEN format('ALTER TABLE %s RESET (%s)', p.rel,
+                       (SELECT string_agg(CASE WHEN split_part(o, '=', 1) LIKE 'toast.%' THEN 'toast.' || pg_catalog.quote_ident(substr(split_part(o, '=', 1), 7))
+                                               ELSE pg_catalog.quote_ident(split_part(o, '=', 1)) END, ', ') FROM unnest(p.reloptions) o)) END,
+                   CASE WHEN timepart._partition_reloptions(cfg) <> '{}' THEN format('ALTER TABLE %s SET (%s)', p.rel,
+                       timepart._reloptions_sql(cfg.partition_options - ARRAY(SELECT k FROM jsonb_object_keys(cfg.partition_options) k
+                                                                              WHERE k LIKE 'toast.%'))) END)
+        FROM parts p, cfg
+        WHERE ARRAY(SELECT o FROM unnest(coalesce(p.reloptions, '{}')) o ORDER BY o) <> timepart._partition_reloptions(cfg)
+    ),
+    -- Given at birth only: changing them later rewrites the partition.
+    rewrite AS (
+        SELECT p.oid, 'tablespace', coalesce(NULLIF(p.reltablespace, 0)::text, 'default'), coalesce(NULLIF(par.reltablespace, 0)::text, 'default'),
+               NULL::text
+        FROM parts p, par WHERE p.reltablespace <> par.reltablespace
+        UNION ALL
+        SELECT p.oid, 'unlogged', (p.relpersistence = 'u')::text, cfg.partition_unlogged::text, NULL
+        FROM parts p, cfg WHERE (p.relpersistence = 'u') <> cfg.partition_unlogged
+    )
+    SELECT * FROM acl UNION ALL SELECT * FROM col UNION ALL SELECT * FROM rls UNION ALL SELECT * FROM pol
+    UNION ALL SELECT * FROM ident UNION ALL SELECT * FROM comment UNION ALL SELECT * FROM options UNION ALL SELECT * FROM rewrite
+    ORDER BY 1, 2, 5
+$$;
+
+-- Makes one partition look like its parent: every difference _partition_drift finds that a
+-- statement fixes, in one call of the owner's executor. Returns the properties fixed.
+CREATE OR REPLACE FUNCTION timepart._match_parent(tbl regclass, part regclass) RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    fixes text[];
+    statements text;
+BEGIN
+    SELECT array_agg(DISTINCT d.property ORDER BY d.property), string_agg(d.statement, '; ' ORDER BY d.property, d.statement)
+    INTO fixes, statements
+    FROM timepart._partition_drift(tbl, part) d WHERE d.statement IS NOT NULL;
+    IF statements IS NOT NULL THEN
+        PERFORM timepart._as_owner(tbl, statements);
+    END IF;
+    RETURN coalesce(fixes, '{}'::text[]);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.sync_partitions(parent regclass, dry_run boolean DEFAULT false)
+RETURNS TABLE (partition_name text, property text, current_value text, wanted text, statement text, applied boolean, error text)
+LANGUAGE plpgsql AS $$
+/* Brings existing partitions in line with their parent after it changed: a new GRANT or
+   REVOKE, row security and its policies, replica identity, the comment, the configured
+   partition_options. dry_run lists the differences and changes nothing. Each partition is
+   changed in one step within the table's lock budget, and logged. Tablespace and
+   UNLOGGED are listed with no statement: changing them rewrites the partition. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    step_started timestamptz;
+    cfg timepart.config;
+    p record;
+    err text;
+    fixed integer := 0;
+    failed integer := 0;
+BEGIN
+    IF sync_partitions.parent IS NULL OR sync_partitions.dry_run IS NULL THEN
+        RAISE EXCEPTION 'parent and dry_run must not be NULL' USING ERRCODE = '22004',
+            DETAIL = format('Got %s and %s.', coalesce(sync_partitions.parent::text, 'NULL'), coalesce(sync_partitions.dry_run::text, 'NULL')),
+            HINT = 'E.g. SELECT * FROM timepart.sync_partitions(''public.email_events'', dry_run => true);';
+    END IF;
+    cfg := timepart._config(sync_partitions.parent);
+    PERFORM timepart._check_may_act(timepart._caller(), cfg.parent, 'sync its partitions');
+    FOR p IN SELECT d.partition_oid, jsonb_agg(to_jsonb(d) ORDER BY d.property, d.statement) AS rows,
+                    array_agg(DISTINCT d.property) FILTER (WHERE d.statement IS NOT NULL) AS properties,
+                    string_agg(d.statement, '; ' ORDER BY d.property, d.statement) AS statements
+             FROM timepart._partition_drift(cfg.parent) d GROUP BY d.partition_oid ORDER BY d.partition_oid::regclass::text LOOP
+        err := NULL;
+        IF NOT sync_partitions.dry_run AND p.statements IS NOT NULL THEN
+            step_started := pg_catalog.clock_timestamp();
+            BEGIN
+                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+                PERFORM timepart._as_owner(cfg.parent, p.statements);
+                fixed := fixed + 1;
+            EXCEPTION WHEN OTHERS THEN
+                err := SQLERRM;
+                failed := failed + 1;
+            END;
+            PERFORM timepart._log('sync_partition', cfg.parent, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid), err IS NULL,
+                                  jsonb_build_object('properties', p.properties, 'statements', p.statements), err, step_started);
+        END IF;
+        RETURN QUERY
+        SELECT (SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid), r.property, r.current_value, r.wanted, r.statement,
+               NOT sync_partitions.dry_run AND r.statement IS NOT NULL AND err IS NULL, err
+        FROM jsonb_to_recordset(p.rows) AS r(property text, current_value text, wanted text, statement text);
+    END LOOP;
+    IF NOT sync_partitions.dry_run THEN
+        PERFORM timepart._log('sync_partitions', cfg.parent, NULL, failed = 0,
+                              jsonb_build_object('partitions_fixed', fixed, 'partitions_failed', failed), NULL, started);
+    END IF;
+END $$;
+
+COMMENT ON FUNCTION timepart.sync_partitions(regclass, boolean) IS
+    'Lists (dry_run) or applies the differences between existing partitions and their parent: privileges, row security, policies, replica identity, comment, partition_options';
+
+-- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
+-- rows for its range moved out of the default partition, templated indexes, ATTACH.
+-- A bound of NULL means the default partition. Returns what it did.
+CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_name name,
+                                                     range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    default_part regclass;
+    part regclass;
+    moved bigint := 0;
+    indexes text[];
+    cols text;
+    waiting boolean;
+BEGIN
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
+
+    part := timepart._new_partition_table(cfg.parent, part_name);
+
+    IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- Inserts wait at the parent (within the lock budget) rather than at the default
+        -- partition: one routed to the default before the new partition exists would fail
+        -- its partition check once we commit; one waiting at the parent is routed afresh.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
+        -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
+        -- out of the default partition while its old ones move.
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
+        -- Usually nothing waits there: a cheap probe spares the move statement.
+        waiting := timepart._as_owner(cfg.parent, format(
+            'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+            default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+            cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
+        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
+            -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
+            -- on the tables that reference this one. Leave the rows where they are.
+            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
+                range_start, range_end, cfg.parent USING ERRCODE = '55000',
+                DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
+                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+        END IF;
+        IF waiting THEN
+            cols := timepart._column_list(cfg.parent);
+            -- User code (triggers, constraints, index expressions) runs with the owner's rights only.
+            moved := (timepart._as_owner(cfg.parent, format(
+                'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
+                'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
+                default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
+                part, cols, cols))->>'rows')::bigint;
+        END IF;
+    END IF;
+
+    indexes := timepart._index_partition(cfg.parent, part);
+    IF range_start IS NULL THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part));
+    ELSE
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
+            cfg.parent, part, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+            timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+    END IF;
+    -- ATTACH matched the indexes built above to the parent's templated indexes; a replica
+    -- identity index maps to the partition's index now.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.parent AND c.relreplident = 'i') THEN
+        PERFORM timepart._match_parent(cfg.parent, part);
+    END IF;
+    RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
 
 -- The empty table a partition starts as, in the parent's schema, owned by the parent's
 -- owner. Made by that owner's executor when it may create tables there; else by
@@ -426,11 +820,18 @@ DECLARE
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
     part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                          WHERE c.oid = parent);
-    ddl text := format('CREATE TABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)', part_schema, part_name, parent);
+    cfg timepart.config := timepart._config(parent);
+    space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
+                   WHERE c.oid = parent);
+    -- Born with what cannot change later without a rewrite: logged-ness, the parent's
+    -- tablespace, the configured storage options.
+    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)%s%s',
+                       CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent,
+                       CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END,
+                       CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
     part regclass;
     col record;
 BEGIN
-    PERFORM timepart._config(parent);
     PERFORM timepart._check_may_act(timepart._caller(), parent, 'create its partitions');
     IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
         PERFORM timepart._as_owner(parent, ddl);
@@ -447,6 +848,9 @@ BEGIN
                                                       part, col.attname, col.seq));
         END LOOP;
     END IF;
+    -- The parent's privileges, row security and policies, comment and replica identity,
+    -- all before the partition is attached and visible (55_look.sql).
+    PERFORM timepart._match_parent(parent, part);
     RETURN part;
 END $$;
 
@@ -1064,6 +1468,15 @@ BEGIN
            'Run timepart.maintain() to move them into partitions; rows past the premake horizon or the retention boundary stay',
            default_rows, 0
     WHERE default_rows > 0
+    UNION ALL
+    SELECT 'partition_drift', 'warning', tbl::text, d.partition_name,
+           format('%s differs from %s: %s', d.partition_name, tbl, d.properties),
+           format('See SELECT * FROM timepart.sync_partitions(%L, dry_run => true); run it without dry_run to apply', tbl::text),
+           d.n, 0
+    FROM (SELECT (SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = x.partition_oid) AS partition_name,
+                 string_agg(DISTINCT x.property, ', ') AS properties,
+                 count(*)::numeric AS n
+          FROM timepart._partition_drift(tbl) x GROUP BY x.partition_oid) d
     UNION ALL
     SELECT 'missing_index', 'warning', tbl::text, m.partition_name,
            format('%s lacks templated index(es) %s', m.partition_name, m.missing),
