@@ -184,6 +184,20 @@ def cli_run(dsn, *args):
     return result
 
 
+def test_migrated_partitions_carry_the_tables_grants(installed, connect):
+    """Partitions made by migrate are born like any other: the table's grants on each."""
+    conn = connect()
+    make_table(conn, "mig_grants", rows=3000)
+    conn.execute("DO $$ BEGIN CREATE ROLE tp_mig_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    conn.execute("GRANT SELECT ON mig_grants TO tp_mig_reader")
+    call_migrate(installed, "mig_grants", 1000)
+    parts = [r[0] for r in conn.execute("SELECT inhrelid::regclass::text FROM pg_inherits"
+                                        " WHERE inhparent = 'mig_grants'::regclass ORDER BY 1")]
+    assert len(parts) > 2
+    assert all(conn.execute("SELECT has_table_privilege('tp_mig_reader', %s, 'SELECT')", (p,)).fetchone()[0] for p in parts)
+    assert conn.execute("SELECT count(*) FROM timepart.sync_partitions('mig_grants', dry_run => true)").fetchone()[0] == 0
+
+
 def test_cli_dry_run_prints_the_plan(installed, connect):
     make_table(connect(), "cli_plan", rows=3000)
     result = cli_run(installed, "migrate", "cli_plan", "--key", "created_at", "--dry-run")
