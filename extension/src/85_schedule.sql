@@ -152,7 +152,7 @@ RETURNS TABLE (jobname text, schedule text, command text) LANGUAGE plpgsql AS $$
 /* The seed's jobs in pg_cron, at quiet hours: weekly maintain, monthly cleanup (each
    table's configured retention; email_events keeps 12 months; both one table per
    transaction, a CALL alone in its command as pg_cron requires), daily health check
-   (check_alerts), daily statistics snapshot, plus a daily trim of
+   (check_alerts, then purge_log), daily statistics snapshot, plus a daily trim of
    cron.job_run_details. Named timepart-<job>@<database>; running it again updates
    them in place. Works when pg_cron lives in another database (through dblink). */
 DECLARE
@@ -179,7 +179,8 @@ BEGIN
     FROM (VALUES
         ('maintain', maintain_schedule, 'CALL timepart.maintain_each()', current_database()),
         ('cleanup', cleanup_schedule, 'CALL timepart.cleanup_each()', current_database()),
-        ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts()', current_database()),
+        -- The health job also keeps the maintenance log within its retention (timepart.purge_log).
+        ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts(); SELECT timepart.purge_log()', current_database()),
         ('stats', stats_schedule, 'SELECT timepart.snapshot_stats()', current_database()),
         ('cron-history', cron_history_schedule,
          -- Only timepart's jobs' history: other jobs' runs are not ours to delete.

@@ -524,17 +524,24 @@ END $$;
 -- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
 -- reported and left). `attached`: whether the partition is attached yet (a replica
 -- identity index only maps to a partition's index once it is).
+-- PL/pgSQL (RETURN QUERY) so its plan is cached: a new partition asks once or twice.
 CREATE OR REPLACE FUNCTION timepart._partition_drift(tbl regclass, part regclass DEFAULT NULL)
 RETURNS TABLE (partition_oid oid, property text, current_value text, wanted text, statement text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     WITH cfg AS (SELECT c.* FROM timepart.config c WHERE c.parent = tbl),
     par AS (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = tbl),
     parts AS (
         SELECT c.oid, c.oid::regclass AS rel, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
                c.reloptions, c.relpersistence, c.reltablespace, c.relkind
         FROM pg_catalog.pg_class c
-        WHERE c.relkind = 'r' AND (part IS NOT NULL AND c.oid = part
-              OR part IS NULL AND c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl))
+        WHERE c.relkind = 'r' AND c.oid = part
+        UNION ALL
+        SELECT c.oid, c.oid::regclass AS rel, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
+               c.reloptions, c.relpersistence, c.reltablespace, c.relkind
+        FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+        WHERE part IS NULL AND i.inhparent = tbl AND c.relkind = 'r'
     ),
     -- Privileges: the parent's grants (not the owner's own), granted by the partition's owner.
     acl_want AS (
@@ -629,8 +636,8 @@ LANGUAGE sql STABLE AS $$
         FROM parts p CROSS JOIN par
         LEFT JOIN pg_catalog.pg_index pi ON pi.indrelid = p.oid AND pi.indisreplident
         LEFT JOIN pg_catalog.pg_index xi ON xi.indrelid = par.oid AND xi.indisreplident
-        LEFT JOIN pg_catalog.pg_inherits ci ON ci.inhparent = xi.indexrelid
-                                            AND ci.inhrelid IN (SELECT y.indexrelid FROM pg_catalog.pg_index y WHERE y.indrelid = p.oid)
+        LEFT JOIN LATERAL (SELECT h.inhrelid FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index y ON y.indexrelid = h.inhrelid
+                           WHERE h.inhparent = xi.indexrelid AND y.indrelid = p.oid) ci ON true
         WHERE (p.relreplident <> par.relreplident OR pi.indexrelid IS DISTINCT FROM ci.inhrelid)
           AND (par.relreplident <> 'i' OR ci.inhrelid IS NOT NULL)
     ),
@@ -664,17 +671,27 @@ LANGUAGE sql STABLE AS $$
     )
     SELECT * FROM acl UNION ALL SELECT * FROM col UNION ALL SELECT * FROM rls UNION ALL SELECT * FROM pol
     UNION ALL SELECT * FROM ident UNION ALL SELECT * FROM comment UNION ALL SELECT * FROM options UNION ALL SELECT * FROM rewrite
-    ORDER BY 1, 2, 5
-$$;
+    ORDER BY 1, 2, 5;
+END $$;
 
--- Makes one partition look like its parent: every difference _partition_drift finds that a
--- statement fixes, in one call of the owner's executor. Returns the properties fixed.
+-- Makes a partition just made look like its parent: every difference _partition_drift
+-- finds that a statement fixes, in one call of the owner's executor. Returns the
+-- properties fixed. A parent with nothing to hand down (no grants, row security,
+-- policies, comment or replica identity of its own) costs one catalog probe: a new
+-- partition has none of those either, and its options came with CREATE TABLE.
 CREATE OR REPLACE FUNCTION timepart._match_parent(tbl regclass, part regclass) RETURNS text[]
 LANGUAGE plpgsql AS $$
 DECLARE
     fixes text[];
     statements text;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl
+                   AND (c.relacl IS NOT NULL OR c.relrowsecurity OR c.relforcerowsecurity OR c.relreplident <> 'd'))
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attnum > 0 AND a.attacl IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl)
+       AND pg_catalog.obj_description(tbl, 'pg_class') IS NULL THEN
+        RETURN '{}'::text[];
+    END IF;
     SELECT array_agg(DISTINCT d.property ORDER BY d.property), string_agg(d.statement, '; ' ORDER BY d.property, d.statement)
     INTO fixes, statements
     FROM timepart._partition_drift(tbl, part) d WHERE d.statement IS NOT NULL;
@@ -1617,6 +1634,163 @@ EXCEPTION WHEN OTHERS THEN
         'checked_at', pg_catalog.clock_timestamp());
 END $$;
 
+-- ==== src/82_metrics.sql
+-- Watching timepart where DBAs already look: samples shaped for Prometheus (name, labels,
+-- value) for postgres_exporter, sql_exporter or any collector (monitoring/), the growth
+-- history behind the HTML report, and the bounded maintenance log.
+
+CREATE OR REPLACE FUNCTION timepart.metrics(as_of timestamptz DEFAULT now())
+RETURNS TABLE (name text, labels jsonb, value double precision)
+LANGUAGE plpgsql VOLATILE AS $$
+/* One row per Prometheus sample: partition rows and sizes (labelled table, partition,
+   period, exact), future partitions, rows waiting in the default partition, a health
+   status per table (0 healthy, 1 warning, 2 critical, 3 error), open alerts by table, type
+   and severity, the last successful maintenance and the count of failed ones, and each
+   scheduled job's last success. Reads what partition_stats reads; writes nothing. */
+DECLARE
+    jobs jsonb := '[]'::jsonb;
+BEGIN
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
+    END IF;
+    BEGIN
+        SELECT coalesce(jsonb_agg(to_jsonb(j)), '[]'::jsonb) INTO jobs FROM timepart.job_status() j;
+    EXCEPTION WHEN OTHERS THEN
+        jobs := '[]'::jsonb;  -- pg_cron out of reach: no job samples (the job alerts say why)
+    END;
+    RETURN QUERY
+    WITH s AS MATERIALIZED (SELECT * FROM timepart.partition_stats()),
+    log AS (
+        SELECT l.parent_table, max(l.created_at) FILTER (WHERE l.success) AS last_ok,
+               count(*) FILTER (WHERE NOT l.success) AS failures,
+               (array_agg(l.success ORDER BY l.id DESC))[1] AS last_run_ok
+        FROM timepart.maintenance_log l WHERE l.operation_type = 'maintain' GROUP BY l.parent_table
+    ),
+    tables AS (
+        SELECT c.parent::text AS tbl, c.alert_min_future,
+               count(s.partition_name) FILTER (WHERE NOT s.is_default AND s.range_start > as_of) AS future,
+               coalesce(sum(s.record_count) FILTER (WHERE s.is_default), 0) AS default_rows,
+               coalesce(bool_or(NOT s.is_default AND s.range_start <= as_of AND s.range_end > as_of), false) AS has_current
+        FROM timepart._managed() c LEFT JOIN s ON s.parent_table = c.parent::text
+        GROUP BY c.parent, c.alert_min_future
+    )
+    SELECT 'timepart_partition_rows', jsonb_build_object('table', s.parent_table, 'partition', s.partition_name,
+               'period', s.period, 'exact', s.exact::text), s.record_count::float8
+    FROM s
+    UNION ALL
+    SELECT 'timepart_partition_size_bytes', jsonb_build_object('table', s.parent_table, 'partition', s.partition_name,
+               'period', s.period, 'exact', s.exact::text), round(s.size_mb * 1048576)::float8
+    FROM s
+    UNION ALL
+    SELECT 'timepart_future_partitions', jsonb_build_object('table', t.tbl), t.future::float8 FROM tables t
+    UNION ALL
+    SELECT 'timepart_default_partition_rows', jsonb_build_object('table', t.tbl), t.default_rows::float8 FROM tables t
+    UNION ALL
+    SELECT 'timepart_health_status', jsonb_build_object('table', t.tbl),
+           CASE WHEN NOT t.has_current THEN 2
+                WHEN t.future < t.alert_min_future OR t.default_rows > 0 OR NOT coalesce(g.last_run_ok, true) THEN 1
+                ELSE 0 END::float8
+    FROM tables t LEFT JOIN log g ON g.parent_table = t.tbl
+    UNION ALL
+    SELECT 'timepart_open_alerts', jsonb_build_object('table', a.parent_table, 'type', a.alert_type, 'severity', a.severity),
+           count(*)::float8
+    FROM timepart.alerts a WHERE a.resolved_at IS NULL GROUP BY a.parent_table, a.alert_type, a.severity
+    UNION ALL
+    SELECT 'timepart_last_maintenance_success_timestamp_seconds', jsonb_build_object('table', t.tbl),
+           extract(epoch FROM g.last_ok)::float8
+    FROM tables t JOIN log g ON g.parent_table = t.tbl WHERE g.last_ok IS NOT NULL
+    UNION ALL
+    SELECT 'timepart_maintenance_failures_total', jsonb_build_object('table', t.tbl), coalesce(g.failures, 0)::float8
+    FROM tables t LEFT JOIN log g ON g.parent_table = t.tbl
+    UNION ALL
+    SELECT 'timepart_job_last_success_timestamp_seconds', jsonb_build_object('job', j->>'jobname'),
+           extract(epoch FROM (j->>'last_success')::timestamptz)::float8
+    FROM jsonb_array_elements(jobs) j WHERE j->>'last_success' IS NOT NULL;
+END $$;
+
+COMMENT ON FUNCTION timepart.metrics(timestamptz) IS
+    'Prometheus-shaped samples (name, labels, value): partition rows and sizes, future partitions, default rows, health, alerts, maintenance, jobs';
+
+CREATE OR REPLACE VIEW timepart.metrics AS SELECT m.name, m.labels, m.value FROM timepart.metrics() m;
+
+COMMENT ON VIEW timepart.metrics IS 'The Prometheus samples of timepart.metrics(now()): SELECT name, labels, value FROM timepart.metrics';
+
+CREATE OR REPLACE FUNCTION timepart.growth(parent regclass DEFAULT NULL)
+RETURNS TABLE (parent_table text, snapshot_date date, partitions integer, record_count bigint, size_bytes bigint)
+LANGUAGE plpgsql STABLE AS $$
+/* The statistics history per table and day (what snapshot_stats recorded): partitions,
+   rows and bytes in all. Counts only, no key values, so monitors may read it. */
+BEGIN
+    IF growth.parent IS NOT NULL THEN
+        PERFORM timepart._config(growth.parent);
+    END IF;
+    RETURN QUERY
+    SELECT h.parent_table::text, h.snapshot_date, count(*)::integer, sum(h.record_count)::bigint, sum(h.size_bytes)::bigint
+    FROM timepart.stats_history h
+    WHERE growth.parent IS NULL OR h.parent_table = growth.parent
+    GROUP BY h.parent_table, h.snapshot_date
+    ORDER BY 1, 2;
+END $$;
+
+COMMENT ON FUNCTION timepart.growth(regclass) IS 'Rows, bytes and partitions per table and snapshot day, from the statistics history';
+
+-- How long the maintenance log keeps its rows: the setting timepart.log_retention (e.g.
+-- ALTER DATABASE app SET timepart.log_retention = '30 days'), 90 days when unset.
+CREATE OR REPLACE FUNCTION timepart._log_retention() RETURNS interval
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    setting text := NULLIF(pg_catalog.current_setting('timepart.log_retention', true), '');
+    keep interval;
+BEGIN
+    IF setting IS NULL THEN
+        RETURN interval '90 days';
+    END IF;
+    BEGIN
+        keep := setting::interval;
+    EXCEPTION WHEN OTHERS THEN
+        keep := NULL;
+    END;
+    IF keep IS NULL OR keep < interval '1 day' THEN
+        RAISE EXCEPTION 'timepart.log_retention must be an interval of at least 1 day' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', setting), HINT = 'E.g. ALTER DATABASE app SET timepart.log_retention = ''30 days''; or RESET it for 90 days.';
+    END IF;
+    RETURN keep;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.purge_log(older_than interval DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE plpgsql AS $$
+/* Deletes maintenance log rows older than older_than (default: the timepart.log_retention
+   setting, 90 days when unset). The daily health job runs it. Returns the rows deleted;
+   the purge itself is logged. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    keep interval := coalesce(purge_log.older_than, timepart._log_retention());
+    n bigint;
+BEGIN
+    -- The log is the audit trail: only a superuser or timepart's owner chooses a shorter
+    -- keep than the database's setting; everyone else purges by the setting.
+    IF purge_log.older_than IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = timepart._caller()
+             AND (r.rolsuper OR pg_catalog.pg_has_role(r.oid, (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'timepart'), 'USAGE'))) THEN
+        RAISE EXCEPTION 'only a superuser or timepart''s owner may purge the log by its own interval' USING ERRCODE = '42501',
+            DETAIL = format('%s asked for %s.', timepart._caller(), purge_log.older_than),
+            HINT = 'Call timepart.purge_log() to keep the timepart.log_retention setting (90 days when unset).';
+    END IF;
+    IF keep < interval '1 day' OR as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR as_of > now() THEN
+        RAISE EXCEPTION 'the log keeps at least 1 day, counted back from a moment not in the future' USING ERRCODE = '22023',
+            DETAIL = format('Got older_than %s, as_of %s.', keep, coalesce(as_of::text, 'NULL')),
+            HINT = 'E.g. SELECT timepart.purge_log(''30 days'');';
+    END IF;
+    DELETE FROM timepart.maintenance_log l WHERE l.created_at < as_of - keep;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM timepart._log('purge_log', NULL, NULL, true, jsonb_build_object('deleted', n, 'older_than', keep), NULL, started);
+    RETURN n;
+END $$;
+
+COMMENT ON FUNCTION timepart.purge_log(interval, timestamptz) IS
+    'Deletes maintenance log rows older than the log retention (timepart.log_retention, default 90 days)';
+
 -- The managed tables the current role may maintain (it owns them, is a member of their
 -- owner, or is a superuser), in a stable order: what the job procedures work through.
 -- PL/pgSQL so that it runs on a pinned search_path: the procedures call it from the caller's.
@@ -1636,7 +1810,7 @@ RETURNS TABLE (jobname text, schedule text, command text) LANGUAGE plpgsql AS $$
 /* The seed's jobs in pg_cron, at quiet hours: weekly maintain, monthly cleanup (each
    table's configured retention; email_events keeps 12 months; both one table per
    transaction, a CALL alone in its command as pg_cron requires), daily health check
-   (check_alerts), daily statistics snapshot, plus a daily trim of
+   (check_alerts, then purge_log), daily statistics snapshot, plus a daily trim of
    cron.job_run_details. Named timepart-<job>@<database>; running it again updates
    them in place. Works when pg_cron lives in another database (through dblink). */
 DECLARE
@@ -1663,7 +1837,8 @@ BEGIN
     FROM (VALUES
         ('maintain', maintain_schedule, 'CALL timepart.maintain_each()', current_database()),
         ('cleanup', cleanup_schedule, 'CALL timepart.cleanup_each()', current_database()),
-        ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts()', current_database()),
+        -- The health job also keeps the maintenance log within its retention (timepart.purge_log).
+        ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts(); SELECT timepart.purge_log()', current_database()),
         ('stats', stats_schedule, 'SELECT timepart.snapshot_stats()', current_database()),
         ('cron-history', cron_history_schedule,
          -- Only timepart's jobs' history: other jobs' runs are not ours to delete.
@@ -2115,7 +2290,71 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
+                 'timepart.metrics', 'timepart.growth',
                  'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log']
 $$;
+
+CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void
+LANGUAGE plpgsql AS $$
+/* Pins search_path, sets SECURITY DEFINER where listed, revokes everything from
+   PUBLIC and grants the two roles their share. Safe to run again. */
+DECLARE
+    f record;
+    roles_exist boolean := (SELECT count(*) = 2 FROM pg_catalog.pg_roles WHERE rolname IN ('partition_admin', 'partition_monitor'));
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig, n.nspname || '.' || p.proname AS qname, l.lanname, p.prokind, n.nspname
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+        WHERE (n.nspname = 'timepart' AND p.proname NOT LIKE '\_as\_owner\_%') OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
+    LOOP
+        -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
+        IF f.prokind = 'f' AND (f.lanname = 'plpgsql' OR f.nspname = 'public' OR f.qname = ANY (timepart._definer_functions())) THEN
+            -- DateStyle ISO: partition bounds are read back from text, which must not
+            -- depend on the session (in ISO style a timestamptz carries a numeric offset).
+            -- jit off: timepart's queries read catalogs and small tables; compiling them
+            -- cost about a second on a session's first statistics call at 12 x 1M rows.
+            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD'' SET jit = off', f.sig);
+        END IF;
+        IF f.qname = ANY (timepart._definer_functions()) THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
+        ELSIF f.prokind = 'f' THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER', f.sig);
+        END IF;
+        EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+        IF roles_exist THEN
+            EXECUTE format('REVOKE ALL ON %s %s FROM partition_admin, partition_monitor',
+                           CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+        END IF;
+        -- Trigger functions are timepart's alone: nobody may attach them to a table.
+        IF roles_exist AND f.qname <> ALL (timepart._private_functions()) THEN
+            EXECUTE format('GRANT EXECUTE ON %s %s TO partition_admin', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+            IF f.qname = ANY (timepart._monitor_functions()) THEN
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO partition_monitor', f.sig);
+            END IF;
+        END IF;
+    END LOOP;
+
+    REVOKE ALL ON ALL TABLES IN SCHEMA timepart FROM PUBLIC;
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA timepart FROM PUBLIC;
+    REVOKE ALL ON public.partition_maintenance_log FROM PUBLIC;
+    IF roles_exist THEN
+        GRANT partition_monitor TO partition_admin;
+        GRANT USAGE ON SCHEMA timepart TO partition_admin, partition_monitor;
+        GRANT SELECT ON ALL TABLES IN SCHEMA timepart TO partition_monitor;
+        -- Exact key values are data: monitors read them through partition_stats, which hides them.
+        REVOKE SELECT ON timepart.stats_history FROM partition_monitor;
+        GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
+        -- Operations run as the caller, so an admin writes what they write, and no more:
+        -- its own tables' configuration, templates and migrations (the guard checks
+        -- ownership on every row), and new log rows (never changing old ones). Alerts,
+        -- stats history and jobs are written only by functions that run as the owner.
+        GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
+        GRANT INSERT, DELETE ON timepart.jobs TO partition_admin;
+        GRANT INSERT ON timepart.maintenance_log TO partition_admin;
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
+    END IF;
+END $$;
 
 SELECT timepart._harden();

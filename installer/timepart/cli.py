@@ -338,6 +338,18 @@ def summary_cmd(ctx, table):
     _echo_json(_run(ctx, lambda m: m.summary()))  # nested: JSON reads best either way
 
 
+@cli.command("report")
+@_table_option
+@click.option("--output", "output", required=True, metavar="FILE.html", help="Where to write the page.")
+@click.pass_context
+@_command
+def report_cmd(ctx, table, output):
+    """One self-contained HTML page with SVG charts: sizes, rows, growth, runway, alerts, log."""
+    from . import report
+    with _connect(ctx) as conn:
+        click.echo(f"wrote {report.write(conn, output, table)}")
+
+
 @cli.command("log")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @click.pass_context

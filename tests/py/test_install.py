@@ -98,7 +98,7 @@ def test_both_modes_install_the_same_objects(make_database):
     assert installed(by_extension).version == installed(by_script).version == FILES.newest
     objects = catalog(by_extension)
     # Reading runs with the owner's rights and a pinned search_path (the security model).
-    assert "function timepart.version() -> text true search_path=pg_catalog, pg_temp,DateStyle=ISO, YMD" in objects
+    assert "function timepart.version() -> text true search_path=pg_catalog, pg_temp,DateStyle=ISO, YMD,jit=off" in objects
     assert any(o.startswith("function create_email_events_partition(date,date)") for o in objects)
     assert any(o.startswith("view partition_maintenance_log") for o in objects)
     assert objects == catalog(by_script)
