@@ -41,7 +41,7 @@ TRIXIE=$CACHE/trixie
 EMBEDDED=$CACHE/embedded-$PG
 case "$PG" in
   15) PGBIN=/usr/lib/postgresql/15/bin; EXTDIR=/usr/share/postgresql/15/extension; JAIL=""
-      FEATURES="pg_cron plpgsql_check pg_partman" ;;
+      FEATURES="pg_cron plpgsql_check pg_partman pg_dump" ;;   # pg_dump: the host's client tools are 15's
   17) PGBIN=/usr/lib/postgresql/17/bin; EXTDIR=$TRIXIE/usr/share/postgresql/17/extension; JAIL=$TRIXIE
       FEATURES="pg_cron plpgsql_check pg_partman" ;;
   16|18) PGBIN=$EMBEDDED/native/bin; EXTDIR=$EMBEDDED/native/share/postgresql/extension; JAIL=""
@@ -192,7 +192,7 @@ CONF
 stop() { if running; then as_owner "$PGBIN/pg_ctl" -D "$PGDIR_IN/data" -m fast -w stop >/dev/null; fi; }
 
 envvars() {
-  echo "export PGHOST=$PGDIR/run PGPORT=$PORT PGUSER=postgres PGDATABASE=${1:-$DB} TIMEPART_PG=$PG TIMEPART_FEATURES='$FEATURES'"
+  echo "export PGHOST=$PGDIR/run PGPORT=$PORT PGUSER=postgres PGDATABASE=${1:-$DB} TIMEPART_PG=$PG TIMEPART_FEATURES='$FEATURES' TIMEPART_PG_BIN=$PGBIN"
 }
 
 psql_() { PGHOST=$PGDIR/run PGPORT=$PORT PGUSER=postgres psql -X -v ON_ERROR_STOP=1 "$@"; }

@@ -82,6 +82,10 @@ CREATE TABLE timepart.maintenance_log (
     run_as          name NOT NULL DEFAULT current_user
 );
 CREATE INDEX maintenance_log_created_at_idx ON timepart.maintenance_log (created_at DESC);
+CREATE INDEX maintenance_log_table_idx ON timepart.maintenance_log (parent_table, operation_type, id DESC);
+-- pg_dump keeps the log (the seed's audit trail) and its ids.
+SELECT timepart._config_dump('timepart.maintenance_log');
+SELECT timepart._config_dump('timepart.maintenance_log_id_seq');
 COMMENT ON TABLE timepart.maintenance_log IS 'Every timepart operation and its outcome, failures included';
 COMMENT ON COLUMN timepart.maintenance_log.run_by IS 'session_user of the run';
 COMMENT ON COLUMN timepart.maintenance_log.run_as IS 'current_user of the run (differs under SECURITY DEFINER)';

@@ -111,6 +111,17 @@ RETURNS name LANGUAGE sql STABLE STRICT AS $$
     FROM pg_catalog.pg_class c WHERE c.oid = parent
 $$;
 
+-- Name of a partition that fills part of a period (next to a hand-made partition): the
+-- parent's name and both bounds, YYYY_MM_DD (with HH24MI when a bound is not at midnight).
+CREATE OR REPLACE FUNCTION timepart._piece_name(parent regclass, range_start timestamptz, range_end timestamptz, time_zone text)
+RETURNS name LANGUAGE sql STABLE STRICT AS $$
+    SELECT timepart._fit_name(c.relname, pg_catalog.to_char(range_start AT TIME ZONE time_zone, f) || '_' || pg_catalog.to_char(range_end AT TIME ZONE time_zone, f))
+    FROM pg_catalog.pg_class c,
+         (SELECT CASE WHEN (range_start AT TIME ZONE time_zone)::time = '00:00' AND (range_end AT TIME ZONE time_zone)::time = '00:00'
+                      THEN 'YYYY_MM_DD' ELSE 'YYYY_MM_DD_HH24MI' END AS f) x
+    WHERE c.oid = parent
+$$;
+
 -- A bound written as a literal of the key's type (timestamptz in UTC with its offset,
 -- local time for timestamp and date keys), independent of DateStyle and TimeZone.
 CREATE OR REPLACE FUNCTION timepart._bound_literal(bound timestamptz, key_type regtype, time_zone text)

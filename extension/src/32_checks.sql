@@ -45,6 +45,15 @@ BEGIN
             DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
             HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
     END IF;
+    IF cfg.retention IS NOT NULL AND cfg.retention < cfg.partition_interval THEN
+        RAISE EXCEPTION 'retention is shorter than one partition' USING ERRCODE = '22023',
+            DETAIL = format('Retention %s, partition interval %s: no partition could ever be kept whole.', cfg.retention, cfg.partition_interval),
+            HINT = 'Keep at least one partition interval, e.g. 12 months for monthly partitions.';
+    END IF;
+    IF cfg.default_partition IS NULL THEN
+        RAISE EXCEPTION 'default_partition must be true or false' USING ERRCODE = '22023',
+            DETAIL = 'Got NULL.', HINT = 'true (the default) keeps a default partition that catches rows no partition takes.';
+    END IF;
     IF cfg.partition_unlogged IS NULL THEN
         RAISE EXCEPTION 'partition_unlogged must be true or false' USING ERRCODE = '22023',
             DETAIL = 'Got NULL.', HINT = 'false (the default) keeps partitions crash-safe and replicated.';
@@ -82,6 +91,11 @@ BEGIN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
     END IF;
+    IF retention > interval '1000 years' THEN
+        RAISE EXCEPTION 'retention is too long' USING ERRCODE = '22023',
+            DETAIL = format('Got %s; the longest supported is 1000 years.', retention),
+            HINT = 'Use NULL to keep everything.';
+    END IF;
 END $$;
 
 -- The refusal for a time zone PostgreSQL does not know.
@@ -103,5 +117,15 @@ BEGIN
         RAISE EXCEPTION 'key column %.% is not a time column', tbl, key_column USING ERRCODE = '22023',
             DETAIL = format('Its type is %s.', coalesce(key_type::text, 'unknown')),
             HINT = 'timepart partitions by a timestamptz, timestamp or date column.';
+    END IF;
+END $$;
+
+-- The refusal for a moment that is no moment: NULL or infinite.
+CREATE OR REPLACE FUNCTION timepart._check_moment(as_of timestamptz, what text DEFAULT 'as_of') RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION '% must be a finite moment', what USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
     END IF;
 END $$;

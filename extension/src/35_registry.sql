@@ -1,6 +1,7 @@
 -- Registry: adopting a partitioned table (manage) and letting it go (unmanage).
 
 -- Validates a table and settings and writes its configuration row. No partitions yet.
+-- A setting given as NULL keeps what the table has (or the default, for a new table).
 CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, partition_interval interval, premake integer, retention interval,
                                               with_default boolean, lock_wait interval, time_zone text)
 RETURNS timepart.config LANGUAGE plpgsql AS $$
@@ -30,41 +31,59 @@ BEGIN
             HINT = 'timepart manages tables declared PARTITION BY RANGE (<one timestamptz, timestamp or date column>).';
     END IF;
     PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
-    cfg := ROW(tbl, pt.attname, pt.keytype, partition_interval, premake, retention, 'drop', NULL, with_default, lock_wait, 3, time_zone,
-               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
+    SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
+    IF NOT FOUND THEN
+        old := ROW(tbl, pt.attname, pt.keytype, '1 month', 6, NULL, 'drop', NULL, true, '100 milliseconds', 3, 'UTC',
+                   5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
+        cfg := old;
+        cfg.retention := retention;
+    ELSE
+        cfg := old;
+        cfg.retention := coalesce(retention, old.retention);
+    END IF;
+    cfg.partition_interval := coalesce(partition_interval, old.partition_interval);
+    cfg.premake := coalesce(premake, old.premake);
+    cfg.default_partition := coalesce(with_default, old.default_partition);
+    cfg.lock_timeout := coalesce(lock_wait, old.lock_timeout);
+    cfg.time_zone := coalesce(time_zone, old.time_zone);
     PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
-    IF FOUND AND old.time_zone <> time_zone THEN
+    IF FOUND AND old.time_zone <> cfg.time_zone THEN
         RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
-            DETAIL = format('Asked for %s.', time_zone),
+            DETAIL = format('Asked for %s.', cfg.time_zone),
             HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
     END IF;
-    IF FOUND AND old.partition_interval::text <> partition_interval::text THEN
+    IF FOUND AND old.partition_interval::text <> cfg.partition_interval::text THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
-            DETAIL = format('Asked for %s.', partition_interval),
-            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, partition_interval::text);
+            DETAIL = format('Asked for %s.', cfg.partition_interval),
+            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, cfg.partition_interval::text);
     END IF;
     INSERT INTO timepart.config AS c (parent, key_column, key_type, partition_interval, premake, retention,
                                       default_partition, lock_timeout, time_zone)
-    VALUES (tbl, pt.attname, pt.keytype, partition_interval, premake, retention, with_default, lock_wait, time_zone)
+    VALUES (tbl, pt.attname, pt.keytype, cfg.partition_interval, cfg.premake, cfg.retention, cfg.default_partition,
+            cfg.lock_timeout, cfg.time_zone)
     ON CONFLICT (parent) DO UPDATE SET premake = excluded.premake, retention = excluded.retention,
         default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
     RETURNING * INTO cfg;
     RETURN cfg;
 END $$;
 
-CREATE OR REPLACE FUNCTION timepart.manage(parent regclass, partition_interval interval DEFAULT '1 month',
-                                           premake integer DEFAULT 6, retention interval DEFAULT NULL,
-                                           default_partition boolean DEFAULT true,
-                                           lock_timeout interval DEFAULT '100 milliseconds',
-                                           time_zone text DEFAULT 'UTC', as_of timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION timepart.manage(parent regclass, partition_interval interval DEFAULT NULL,
+                                           premake integer DEFAULT NULL, retention interval DEFAULT NULL,
+                                           default_partition boolean DEFAULT NULL,
+                                           lock_timeout interval DEFAULT NULL,
+                                           time_zone text DEFAULT NULL, as_of timestamptz DEFAULT now())
 RETURNS jsonb LANGUAGE plpgsql AS $$
 /* Adopts a table partitioned BY RANGE on a time column and creates the partitions
-   it needs now. Calling it again updates the settings. Returns what maintain returns. */
+   it needs now. A new table gets '1 month', premake 6, no retention, a default
+   partition, a 100 ms lock budget and UTC for what is not given. Calling it again
+   changes only the settings given (to clear a retention, use configure). Returns what
+   maintain returns. */
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     cfg timepart.config;
 BEGIN
+    PERFORM timepart._check_moment(as_of);
     cfg := timepart._register(parent, partition_interval, premake, retention, default_partition, lock_timeout, time_zone);
     PERFORM timepart._log('manage', parent, NULL, true, to_jsonb(cfg) - 'parent', NULL, started);
     RETURN timepart.maintain(parent, NULL, as_of);

@@ -18,6 +18,11 @@ DECLARE
     t record;
     created text[] := '{}'::text[];
 BEGIN
+    -- A foreign-table partition holds no index: skipped, said once.
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = part) = 'f' THEN
+        RAISE NOTICE 'timepart: % is a foreign table; index templates skip it', part::regclass;
+        RETURN created;
+    END IF;
     -- One query says, for every template, the index's name, whether it exists and
     -- whether it still needs attaching to the parent's index.
     FOR t IN
@@ -69,6 +74,8 @@ DECLARE
     pschema name;
     made integer := 0;
     existing timepart.index_templates;
+    err text;
+    state text;
 BEGIN
     PERFORM timepart._config(parent);
     PERFORM timepart._check_template(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
@@ -93,7 +100,15 @@ BEGIN
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
     IF timepart._template_parent_index(parent, suffix) IS NULL THEN
         -- An invalid definition fails here, before any partition is touched.
-        PERFORM timepart._as_owner(parent, timepart._template_sql(t, timepart._fit_name(pname, suffix), pschema, pname, true));
+        BEGIN
+            PERFORM timepart._as_owner(parent, timepart._template_sql(t, timepart._fit_name(pname, suffix), pschema, pname, true));
+        EXCEPTION WHEN undefined_column OR undefined_function OR undefined_object OR syntax_error OR datatype_mismatch
+                       OR wrong_object_type OR invalid_object_definition THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+            RAISE EXCEPTION 'index template "%" does not fit %: %', suffix, parent, err USING ERRCODE = state,
+                DETAIL = format('Template: USING %s (%s)%s.', t.method, t.columns, coalesce(' WHERE ' || t.where_clause, '')),
+                HINT = format('Use columns and expressions of %s (\d %s lists them); nothing was changed.', parent, parent);
+        END;
     END IF;
     FOR p IN SELECT * FROM timepart._partitions(parent) LOOP
         made := made + coalesce(array_length(timepart._index_partition(parent, p.partition_oid), 1), 0);

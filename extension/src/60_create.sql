@@ -40,6 +40,17 @@ BEGIN
             'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
             default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
             cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
+        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal
+                                                                   AND t.tgenabled <> 'D') THEN
+            -- Moving is a DELETE from the default partition: the user's triggers there
+            -- (cloned from the parent's, row or statement) would fire as if rows were deleted.
+            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
+                cfg.parent USING ERRCODE = '55000',
+                DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
+                    (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
+                     WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
+                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+        END IF;
         IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
             -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
             -- on the tables that reference this one. Leave the rows where they are.

@@ -32,6 +32,28 @@ BEGIN
     IF _run.parent IS NOT NULL THEN
         PERFORM timepart._config(_run.parent);
     END IF;
+    -- cleanup removes data: a moment further past the table's newest partition than
+    -- maintain would reach (premake + 1 periods)
+    -- (a typo, a clock gone wrong: every partition, today's too, would look old) or a retention shorter than
+    -- one partition is refused for every table before any change. Moments inside the
+    -- partitions stay allowed, so tests and soaks can move time.
+    IF operation = 'cleanup' THEN
+        FOR cfg IN SELECT * FROM timepart._managed(_run.parent) LOOP
+            IF as_of > greatest(now(), (SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end))
+                                        FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default)
+                                       + cfg.partition_interval * (cfg.premake + 1)) THEN
+                RAISE EXCEPTION 'cleanup refuses a moment past the partitions of %', cfg.parent USING ERRCODE = '22023',
+                    DETAIL = format('as_of is %s; the newest partition of %s ends %s.', as_of, cfg.parent,
+                                    (SELECT max(p.range_end) FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default)),
+                    HINT = 'Leave as_of out to clean up as of now; a dry run (dry_run => true) shows what a moment would remove.';
+            END IF;
+            IF _run.retention IS NOT NULL AND _run.retention < cfg.partition_interval THEN
+                RAISE EXCEPTION 'retention is shorter than one partition of %', cfg.parent USING ERRCODE = '22023',
+                    DETAIL = format('Retention %s, partition interval %s.', _run.retention, cfg.partition_interval),
+                    HINT = 'Keep at least one partition interval, e.g. 12 months for monthly partitions.';
+            END IF;
+        END LOOP;
+    END IF;
     IF pg_catalog.pg_is_in_recovery() THEN
         RAISE NOTICE 'timepart: this server is a replica; % runs on the primary', operation;
         skipped := '["replica"]';

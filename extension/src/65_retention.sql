@@ -20,6 +20,8 @@ LANGUAGE sql STABLE AS $$
     FROM timepart._partitions(cfg.parent, cfg.time_zone) p,
          (SELECT timepart._retention_boundary(cfg, retention, as_of) AS boundary) b
     WHERE NOT p.is_default AND p.range_start < b.boundary
+      -- Foreign-table partitions are someone else's storage: retention leaves them (said in cleanup).
+      AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid) <> 'f'
     ORDER BY p.range_start
 $$;
 
@@ -130,6 +132,10 @@ DECLARE
     default_part regclass;
     default_old bigint := 0;
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = cfg.parent AND c.relkind = 'f') THEN
+        RAISE NOTICE 'timepart: cleanup of % skips its foreign-table partitions', cfg.parent;
+    END IF;
     -- Row counts first (exact: the snapshot's when still valid), before any lock is taken.
     SELECT coalesce(jsonb_agg(jsonb_build_object('partition', r.partition_name, 'action', 'retire',
                                   'range_start', r.range_start, 'range_end', r.range_end, 'boundary', boundary,

@@ -1,40 +1,61 @@
 -- Maintain: plan what partitions a table should have at a moment (pure), then
 -- make them, each in its own sub-transaction, every outcome logged.
 
--- The periods a table lacks at a moment: from the oldest partition (or the oldest
--- row waiting in the default partition) to `ahead` periods past the current one,
--- never before the retention boundary. Periods that overlap a partition are skipped.
+-- The periods a table lacks at a moment: from the oldest partition (or the oldest row
+-- waiting in the default partition) to `premake` periods past the current one, never
+-- before the retention boundary nor more than premake + 1000 periods back. A period a
+-- hand-made partition covers in part yields the pieces it leaves uncovered (whole =
+-- false), so no hole stays next to it. Refuses a moment far past the newest partition.
 CREATE OR REPLACE FUNCTION timepart._plan_partitions(tbl regclass, premake integer, as_of timestamptz)
-RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text, whole boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cfg timepart.config := timepart._config(tbl);
     partition_interval interval := cfg.partition_interval;
     time_zone text := cfg.time_zone;
+    cap integer := premake + 1000;
     cur timestamptz := timepart._period_of(cfg, as_of);
     horizon timestamptz := timepart._period_add(cur, partition_interval, premake + 1, time_zone);
+    -- Rows or partitions further back than this are not filled in: reported, left alone.
+    window_start timestamptz := timepart._period_add(cur, partition_interval, -cap, time_zone);
     floor_start timestamptz := '-infinity'::timestamptz;
     first_start timestamptz := cur;
     oldest timestamptz;
+    newest timestamptz;
     default_part regclass;
     default_min timestamptz;
     starts timestamptz[];
     ends timestamptz[];
+    period_days numeric := pg_catalog.date_part('day', partition_interval)
+                           + 31 * (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval));
 BEGIN
     IF cfg.retention IS NOT NULL THEN
         floor_start := timepart._period_of(cfg, ((cur AT TIME ZONE time_zone) - cfg.retention) AT TIME ZONE time_zone);
     END IF;
+    floor_start := greatest(floor_start, window_start);
     SELECT array_agg(p.range_start) FILTER (WHERE NOT p.is_default),
            array_agg(p.range_end) FILTER (WHERE NOT p.is_default),
-           min(p.range_start) FILTER (WHERE NOT p.is_default),
+           min(p.range_start) FILTER (WHERE NOT p.is_default AND pg_catalog.isfinite(p.range_start)),
+           max(p.range_end) FILTER (WHERE NOT p.is_default AND pg_catalog.isfinite(p.range_end)),
            max(p.partition_oid) FILTER (WHERE p.is_default)::regclass
-    INTO starts, ends, oldest, default_part
+    INTO starts, ends, oldest, newest, default_part
     FROM timepart._partitions(tbl, time_zone) p;
-    IF oldest IS NOT NULL AND pg_catalog.isfinite(oldest) THEN
-        first_start := least(first_start, timepart._period_of(cfg, oldest));
+    -- A moment far past the newest partition (a typo, a clock gone wrong) must not make
+    -- thousands of tables: refuse before generating anything. What a run would create
+    -- is counted, not the table's history.
+    IF newest IS NOT NULL AND extract(epoch FROM horizon - newest) / 86400 / period_days > cap THEN
+        RAISE EXCEPTION 'maintain would create more than % partitions of %', cap, tbl USING ERRCODE = '22023',
+            DETAIL = format('The newest partition ends %s; as_of %s asks for partitions up to %s in periods of %s.',
+                            newest, as_of, horizon, partition_interval),
+            HINT = 'Check as_of; create far-away periods with timepart.create_partition().';
+    END IF;
+    IF oldest IS NOT NULL THEN
+        first_start := least(first_start, timepart._period_of(cfg, greatest(oldest, floor_start)));
     END IF;
     IF default_part IS NOT NULL THEN
         -- Reading the default partition waits for its lock within the table's budget too.
+        -- Only rows inside the window count: a stray ancient or far-future row stays
+        -- where it is (the rows_in_default_partition alert reports it).
         PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
         default_min := (timepart._as_owner(tbl, format(
             'SELECT pg_catalog.to_jsonb(min(%I)::pg_catalog.timestamptz) FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s',
@@ -48,15 +69,7 @@ BEGIN
             first_start := least(first_start, timepart._period_of(cfg, default_min));
         END IF;
     END IF;
-    first_start := greatest(first_start, floor_start);
-    -- A moment far from the existing partitions (a typo, a clock gone wrong) must not
-    -- make thousands of tables: refuse before generating anything.
-    IF extract(epoch FROM horizon - first_start) / 86400
-       / (pg_catalog.date_part('day', partition_interval) + 31 * (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))) > premake + 1000 THEN
-        RAISE EXCEPTION 'maintain would create more than % partitions of %', premake + 1000, tbl USING ERRCODE = '22023',
-            DETAIL = format('From %s to %s in periods of %s.', first_start, horizon, partition_interval),
-            HINT = 'Check as_of and the oldest partition; create far-away periods with timepart.create_partition().';
-    END IF;
+    first_start := greatest(first_start, timepart._period_of(cfg, floor_start));
 
     RETURN QUERY
     WITH periods AS (
@@ -65,12 +78,25 @@ BEGIN
     ), existing AS (
         SELECT x.s, x.e FROM unnest(starts, ends) AS x(s, e)
     ), missing AS (
-        SELECT pr.s, pr.e FROM periods pr WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s = pr.s)
+        SELECT pr.s, pr.e, EXISTS (SELECT 1 FROM existing x WHERE x.s < pr.e AND x.e > pr.s) AS partial
+        FROM periods pr WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s = pr.s AND x.e = pr.e)
+    ), cuts AS (
+        -- The parts of a period that partitions cover (partitions never overlap each other).
+        SELECT m.s AS ps, m.e AS pe, greatest(x.s, m.s) AS os, least(x.e, m.e) AS oe
+        FROM missing m JOIN existing x ON x.s < m.e AND x.e > m.s WHERE m.partial
+    ), pieces AS (
+        SELECT c.ps, coalesce(lag(c.oe) OVER w, c.ps) AS s, c.os AS e FROM cuts c WINDOW w AS (PARTITION BY c.ps ORDER BY c.os)
+        UNION ALL
+        SELECT c.ps, max(c.oe), c.pe FROM cuts c GROUP BY c.ps, c.pe
     )
-    SELECT m.s, m.e, CASE WHEN m.s > cur THEN 'premake' WHEN m.s = cur THEN 'current' ELSE 'gap' END
-    FROM missing m
-    WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s < m.e AND x.e > m.s)
-    ORDER BY m.s;
+    SELECT m.s, m.e, CASE WHEN m.s > cur THEN 'premake' WHEN m.s = cur THEN 'current' ELSE 'gap' END, true
+    FROM missing m WHERE NOT m.partial
+    UNION ALL
+    SELECT p.s, p.e, 'hole', false FROM pieces p
+    -- A hole lies between partitions, or in the current and later periods, or where rows
+    -- wait in the default partition: not before the oldest partition for its own sake.
+    WHERE p.s < p.e AND (p.s >= oldest OR p.ps >= cur OR (p.s <= default_min AND p.e > default_min))
+    ORDER BY 1;
 END $$;
 
 -- Creates the default partition of a table configured for one when it has none.
@@ -115,7 +141,8 @@ BEGIN
             ELSE errors := errors || to_jsonb(format('%s: %s', res->>'partition', res->>'error')); END IF;
         END IF;
         SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'partition', timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone),
+                   'partition', CASE WHEN p.whole THEN timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone)
+                                     ELSE timepart._piece_name(cfg.parent, p.range_start, p.range_end, cfg.time_zone) END,
                    'action', 'build', 'range_start', p.range_start, 'range_end', p.range_end, 'reason', p.reason)
                    ORDER BY p.range_start), '[]'::jsonb)
         INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p;
@@ -143,10 +170,7 @@ BEGIN
     IF premake IS NOT NULL THEN
         PERFORM timepart._check_premake(premake);
     END IF;
-    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
-        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
-    END IF;
+    PERFORM timepart._check_moment(as_of);
     RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
 END $$;
 COMMENT ON FUNCTION timepart.maintain(regclass, integer, timestamptz) IS

@@ -82,6 +82,10 @@ BEGIN
     -- (largest) lock budget of the tables read, never indefinitely.
     PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
+    IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
+               JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
+        RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
+    END IF;
     RETURN QUERY
     WITH parts AS (
         SELECT c.*, v.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
@@ -92,7 +96,9 @@ BEGIN
         CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
                                    OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT') AS reveal) v
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
-        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent
+        WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
+          -- Foreign-table partitions: counting them would read remote data (said below).
+          AND (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = p.partition_oid) <> 'f'
     ), snap AS (
         SELECT DISTINCT ON (h.partition_oid) h.*
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
@@ -158,9 +164,11 @@ DECLARE
     skipped text[] := '{}'::text[];
     cfg timepart.config;
 BEGIN
+    PERFORM timepart._check_moment(as_of);
     FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
              FROM timepart._managed() c
-             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x LOOP
+             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x
+             WHERE (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = x.partition_oid) <> 'f' LOOP
         SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
         ORDER BY h.snapshot_date DESC LIMIT 1;
         IF FOUND AND prev.changes_seen = p.changes THEN

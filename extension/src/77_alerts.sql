@@ -16,6 +16,9 @@ CREATE TABLE timepart.alerts (
     resolved_at     timestamptz
 );
 CREATE UNIQUE INDEX alerts_one_open_idx ON timepart.alerts (alert_type, parent_table, partition_name) WHERE resolved_at IS NULL;
+-- pg_dump keeps the alert state (and its ids).
+SELECT timepart._config_dump('timepart.alerts');
+SELECT timepart._config_dump('timepart.alerts_id_seq');
 COMMENT ON TABLE timepart.alerts IS 'Every alert with its lifecycle: first seen, last seen, resolved';
 
 CREATE OR REPLACE VIEW timepart.open_alerts AS
@@ -110,6 +113,14 @@ BEGIN
            default_rows, 0
     WHERE default_rows > 0
     UNION ALL
+    SELECT 'maintenance_failing', 'warning', tbl::text, '',
+           format('the last maintain run of %s failed: %s', tbl, l.error),
+           'Read timepart.get_maintenance_log() for the failed step and fix its cause (a table in the way of a partition name: '
+           'a partition detached by hand?); the alert resolves with the next successful run', 1, 0
+    FROM (SELECT m.success, m.error FROM timepart.maintenance_log m
+          WHERE m.parent_table = tbl::text AND m.operation_type = 'maintain' ORDER BY m.id DESC LIMIT 1) l
+    WHERE NOT l.success
+    UNION ALL
     SELECT 'partition_drift', 'warning', tbl::text, d.partition_name,
            format('%s differs from %s: %s', d.partition_name, tbl, d.properties),
            format('See SELECT * FROM timepart.sync_partitions(%L, dry_run => true); run it without dry_run to apply', tbl::text),
@@ -125,6 +136,28 @@ BEGIN
     FROM timepart._missing_indexes(tbl) m;
 END $$;
 
+-- A managed table dropped by hand leaves its configuration behind: it is forgotten (with
+-- its index templates), its open alerts resolved, and that is logged. check_alerts, the
+-- daily health job, does it. Returns how many were forgotten.
+CREATE OR REPLACE FUNCTION timepart._forget_orphans() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    gone record;
+    n integer := 0;
+BEGIN
+    FOR gone IN DELETE FROM timepart.config c WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.parent)
+                RETURNING c.parent::oid AS table_oid, c.key_column, c.partition_interval LOOP
+        UPDATE timepart.alerts a SET resolved_at = pg_catalog.clock_timestamp()
+        WHERE a.resolved_at IS NULL AND a.parent_table = gone.table_oid::text;
+        PERFORM timepart._log('forget', NULL, NULL, true,
+            jsonb_build_object('table_oid', gone.table_oid, 'key_column', gone.key_column, 'partition_interval', gone.partition_interval,
+                               'reason', 'the table was dropped; its configuration and index templates are forgotten'), NULL,
+            pg_catalog.clock_timestamp());
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
 -- Partitions lacking a templated index (not attached to the template's parent index).
 CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
 RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
@@ -138,7 +171,7 @@ RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE
         WHERE h.inhparent IN (SELECT t.parent_idx FROM t)
     ), parts AS MATERIALIZED (
         SELECT i.inhrelid AS partition_oid, c.relname FROM pg_catalog.pg_inherits i
-        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = tbl
+        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = tbl AND c.relkind <> 'f'
     )
     SELECT p.relname::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
     FROM parts p CROSS JOIN t
@@ -166,10 +199,8 @@ DECLARE
     resolved integer;
     checked text[] := '{}'::text[];
 BEGIN
-    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
-        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
-    END IF;
+    PERFORM timepart._check_moment(as_of);
+    PERFORM timepart._forget_orphans();
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
         -- Runs as timepart's owner: the caller's rights are checked here.

@@ -14,6 +14,7 @@ DECLARE
     stats record;
     err text;
 BEGIN
+    PERFORM timepart._check_moment(as_of);
     IF health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = health.parent) THEN
         RAISE EXCEPTION 'table % is not managed by timepart', health.parent;
     END IF;

@@ -13,10 +13,7 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     jobs jsonb := '[]'::jsonb;
 BEGIN
-    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
-        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
-    END IF;
+    PERFORM timepart._check_moment(as_of);
     BEGIN
         SELECT coalesce(jsonb_agg(to_jsonb(j)), '[]'::jsonb) INTO jobs FROM timepart.job_status() j;
     EXCEPTION WHEN OTHERS THEN

@@ -303,6 +303,32 @@ EXCEPTION WHEN OTHERS THEN
     RETURN jsonb_build_array(jsonb_build_object('error', 'pg_cron cannot be reached: ' || SQLERRM));
 END $$;
 
+-- DROP EXTENSION timepart takes this database's jobs along: pg_cron would run them and
+-- fail every time. An event trigger (made only when a superuser installs, as event
+-- triggers need) unschedules them as the DROP starts; it goes with the extension.
+CREATE OR REPLACE FUNCTION timepart._drop_jobs_with_extension() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- ddl_command_start names no object: the statement says which extension goes.
+    IF pg_catalog.current_query() ~* '\mdrop\s+extension\M' AND pg_catalog.current_query() ~* '\mtimepart\M'
+       AND EXISTS (SELECT 1 FROM timepart.jobs) THEN
+        BEGIN
+            PERFORM timepart.unschedule_jobs();
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'timepart: could not unschedule its pg_cron jobs: %', SQLERRM
+                USING HINT = 'Remove them with SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''timepart-%''.';
+        END;
+    END IF;
+END $$;
+DO $$
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_drop_jobs') THEN
+        CREATE EVENT TRIGGER timepart_drop_jobs ON ddl_command_start WHEN TAG IN ('DROP EXTENSION')
+            EXECUTE FUNCTION timepart._drop_jobs_with_extension();
+    END IF;
+END $$;
+
 -- The jobs' entry points: one table at a time with a COMMIT after each, so the locks
 -- one table's maintenance takes are never held while another's waits. Procedures that
 -- COMMIT carry no SET clause: every name here is qualified instead.

@@ -56,6 +56,9 @@ CREATE TABLE timepart.migrations (
     CONSTRAINT migrations_blocks_in_range CHECK (next_block >= 0 AND next_block <= last_block AND blocks_per_batch > 0)
 );
 CREATE UNIQUE INDEX migrations_one_running ON timepart.migrations (source) WHERE state IN ('copying', 'catching_up');
+-- pg_dump keeps the migration state (and its ids).
+SELECT timepart._config_dump('timepart.migrations');
+SELECT timepart._config_dump('timepart.migrations_id_seq');
 COMMENT ON TABLE timepart.migrations IS 'Progress of timepart.migrate runs, committed with every batch so a run can resume';
 COMMENT ON COLUMN timepart.migrations.next_block IS 'First block of the source not copied yet; committed with the batch that copied the blocks before it';
 COMMENT ON COLUMN timepart.migrations.row_key IS 'Columns that identify a row in the change log (the primary key); NULL: the whole row';

@@ -2,13 +2,16 @@
 -- objects timepart put outside its schema, and the user objects that depend on timepart.
 -- The facts live here, next to the objects, so the Python side derives none of them.
 
--- The objects timepart created outside schema timepart (the seed's names in public),
--- in the order they must be dropped (a seed view depends on timepart's log).
+-- The objects timepart created outside schema timepart (its event trigger, the seed's
+-- names in public), in the order they must be dropped (a seed view depends on the log).
 -- PL/pgSQL: its body names functions defined later in the script.
 CREATE OR REPLACE FUNCTION timepart._installed_objects() RETURNS TABLE (kind text, name text)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN QUERY
+    SELECT 'EVENT TRIGGER'::text, pg_catalog.quote_ident(e.evtname::text) FROM pg_catalog.pg_event_trigger e
+    WHERE e.evtname = 'timepart_drop_jobs'
+    UNION ALL
     SELECT 'VIEW'::text, c.oid::regclass::text FROM pg_catalog.pg_class c
     WHERE c.oid = pg_catalog.to_regclass('public.partition_maintenance_log')
     UNION ALL
@@ -32,6 +35,8 @@ BEGIN
         SELECT i.name::regprocedure::oid AS oid FROM timepart._installed_objects() i WHERE i.kind = 'FUNCTION'
         UNION ALL
         SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = pg_catalog.to_regclass('public.partition_maintenance_log')
+        UNION ALL
+        SELECT e.oid FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_drop_jobs'
     ), dependents AS (
         -- The schema each dependent lives in: its own, or its table's.
         SELECT d.classid, d.objid, d.objsubid,

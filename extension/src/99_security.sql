@@ -46,7 +46,8 @@ BEGIN
     FOR side IN SELECT x.r FROM (VALUES (CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN pg_catalog.to_jsonb(OLD) END),
                                         (CASE WHEN TG_OP IN ('UPDATE', 'INSERT') THEN pg_catalog.to_jsonb(NEW) END)) x(r)
                 WHERE x.r IS NOT NULL LOOP
-        tbl := (side.r ->> col)::regclass;
+        -- A dropped table's oid prints as digits: cast those without a catalog lookup.
+        tbl := CASE WHEN (side.r ->> col) ~ '^[0-9]+$' THEN (side.r ->> col)::oid::regclass ELSE (side.r ->> col)::regclass END;
         IF NOT coalesce(timepart._may_act(current_user, tbl), TG_OP = 'DELETE') THEN
             RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
                 DETAIL = format('%s is owned by %s.', tbl::regclass,
@@ -71,10 +72,13 @@ BEGIN
     -- The nearest function frame, looking through timepart._log to whatever called it.
     SELECT x.l INTO frame FROM unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
     WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
-    -- A superuser may trim the log (DELETE); nobody writes rows into it but timepart.
+    -- Nobody writes these rows but timepart, and a superuser: pg_restore puts a dump's log
+    -- and migration rows back as they were (who and when included); a superuser may trim.
     IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.')
-       AND NOT (TG_OP = 'DELETE' AND TG_TABLE_NAME = 'maintenance_log'
-                AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)) THEN
+       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.') THEN
         RAISE EXCEPTION 'timepart.% is written only by timepart''s functions', TG_TABLE_NAME USING ERRCODE = '42501',
             DETAIL = format('A direct %s was refused (from %s).', TG_OP, coalesce(frame, 'a client statement')),
             HINT = 'Use timepart''s functions; this table records what they did.';
@@ -204,7 +208,7 @@ $$;
 -- be attached to anyone's table) and the executor factory's helpers.
 CREATE OR REPLACE FUNCTION timepart._private_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard',
+    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard', 'timepart._drop_jobs_with_extension',
                  'timepart._written_by_timepart', 'timepart._template_guard']
 $$;
 

@@ -72,6 +72,13 @@ COMMENT ON COLUMN timepart.config.partition_options IS 'Storage parameters every
 
 COMMENT ON COLUMN timepart.config.partition_unlogged IS 'Whether new partitions are UNLOGGED (not crash-safe, not replicated; faster writes)';
 
+CREATE INDEX maintenance_log_table_idx ON timepart.maintenance_log (parent_table, operation_type, id DESC);
+
+-- pg_dump keeps the log (the seed's audit trail) and its ids.
+SELECT timepart._config_dump('timepart.maintenance_log');
+
+SELECT timepart._config_dump('timepart.maintenance_log_id_seq');
+
 -- ==== src/20_naming.sql
 -- Periods and names: where a period starts, what a partition is called, how a
 -- bound is written. Pure functions; "now" is always a parameter.
@@ -186,6 +193,17 @@ RETURNS name LANGUAGE sql STABLE STRICT AS $$
     FROM pg_catalog.pg_class c WHERE c.oid = parent
 $$;
 
+-- Name of a partition that fills part of a period (next to a hand-made partition): the
+-- parent's name and both bounds, YYYY_MM_DD (with HH24MI when a bound is not at midnight).
+CREATE OR REPLACE FUNCTION timepart._piece_name(parent regclass, range_start timestamptz, range_end timestamptz, time_zone text)
+RETURNS name LANGUAGE sql STABLE STRICT AS $$
+    SELECT timepart._fit_name(c.relname, pg_catalog.to_char(range_start AT TIME ZONE time_zone, f) || '_' || pg_catalog.to_char(range_end AT TIME ZONE time_zone, f))
+    FROM pg_catalog.pg_class c,
+         (SELECT CASE WHEN (range_start AT TIME ZONE time_zone)::time = '00:00' AND (range_end AT TIME ZONE time_zone)::time = '00:00'
+                      THEN 'YYYY_MM_DD' ELSE 'YYYY_MM_DD_HH24MI' END AS f) x
+    WHERE c.oid = parent
+$$;
+
 -- A bound written as a literal of the key's type (timestamptz in UTC with its offset,
 -- local time for timestamp and date keys), independent of DateStyle and TimeZone.
 CREATE OR REPLACE FUNCTION timepart._bound_literal(bound timestamptz, key_type regtype, time_zone text)
@@ -296,6 +314,15 @@ BEGIN
             DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
             HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
     END IF;
+    IF cfg.retention IS NOT NULL AND cfg.retention < cfg.partition_interval THEN
+        RAISE EXCEPTION 'retention is shorter than one partition' USING ERRCODE = '22023',
+            DETAIL = format('Retention %s, partition interval %s: no partition could ever be kept whole.', cfg.retention, cfg.partition_interval),
+            HINT = 'Keep at least one partition interval, e.g. 12 months for monthly partitions.';
+    END IF;
+    IF cfg.default_partition IS NULL THEN
+        RAISE EXCEPTION 'default_partition must be true or false' USING ERRCODE = '22023',
+            DETAIL = 'Got NULL.', HINT = 'true (the default) keeps a default partition that catches rows no partition takes.';
+    END IF;
     IF cfg.partition_unlogged IS NULL THEN
         RAISE EXCEPTION 'partition_unlogged must be true or false' USING ERRCODE = '22023',
             DETAIL = 'Got NULL.', HINT = 'false (the default) keeps partitions crash-safe and replicated.';
@@ -333,6 +360,11 @@ BEGIN
         RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', retention), HINT = 'Use e.g. ''12 months'', or NULL to keep everything.';
     END IF;
+    IF retention > interval '1000 years' THEN
+        RAISE EXCEPTION 'retention is too long' USING ERRCODE = '22023',
+            DETAIL = format('Got %s; the longest supported is 1000 years.', retention),
+            HINT = 'Use NULL to keep everything.';
+    END IF;
 END $$;
 
 -- The refusal for a time zone PostgreSQL does not know.
@@ -357,10 +389,21 @@ BEGIN
     END IF;
 END $$;
 
+-- The refusal for a moment that is no moment: NULL or infinite.
+CREATE OR REPLACE FUNCTION timepart._check_moment(as_of timestamptz, what text DEFAULT 'as_of') RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION '% must be a finite moment', what USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
+    END IF;
+END $$;
+
 -- ==== src/35_registry.sql
 -- Registry: adopting a partitioned table (manage) and letting it go (unmanage).
 
 -- Validates a table and settings and writes its configuration row. No partitions yet.
+-- A setting given as NULL keeps what the table has (or the default, for a new table).
 CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, partition_interval interval, premake integer, retention interval,
                                               with_default boolean, lock_wait interval, time_zone text)
 RETURNS timepart.config LANGUAGE plpgsql AS $$
@@ -390,27 +433,62 @@ BEGIN
             HINT = 'timepart manages tables declared PARTITION BY RANGE (<one timestamptz, timestamp or date column>).';
     END IF;
     PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
-    cfg := ROW(tbl, pt.attname, pt.keytype, partition_interval, premake, retention, 'drop', NULL, with_default, lock_wait, 3, time_zone,
-               5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
+    SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
+    IF NOT FOUND THEN
+        old := ROW(tbl, pt.attname, pt.keytype, '1 month', 6, NULL, 'drop', NULL, true, '100 milliseconds', 3, 'UTC',
+                   5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
+        cfg := old;
+        cfg.retention := retention;
+    ELSE
+        cfg := old;
+        cfg.retention := coalesce(retention, old.retention);
+    END IF;
+    cfg.partition_interval := coalesce(partition_interval, old.partition_interval);
+    cfg.premake := coalesce(premake, old.premake);
+    cfg.default_partition := coalesce(with_default, old.default_partition);
+    cfg.lock_timeout := coalesce(lock_wait, old.lock_timeout);
+    cfg.time_zone := coalesce(time_zone, old.time_zone);
     PERFORM timepart._check_settings(cfg);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
-    IF FOUND AND old.time_zone <> time_zone THEN
+    IF FOUND AND old.time_zone <> cfg.time_zone THEN
         RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
-            DETAIL = format('Asked for %s.', time_zone),
+            DETAIL = format('Asked for %s.', cfg.time_zone),
             HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
     END IF;
-    IF FOUND AND old.partition_interval::text <> partition_interval::text THEN
+    IF FOUND AND old.partition_interval::text <> cfg.partition_interval::text THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
-            DETAIL = format('Asked for %s.', partition_interval),
-            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, partition_interval::text);
+            DETAIL = format('Asked for %s.', cfg.partition_interval),
+            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, cfg.partition_interval::text);
     END IF;
     INSERT INTO timepart.config AS c (parent, key_column, key_type, partition_interval, premake, retention,
                                       default_partition, lock_timeout, time_zone)
-    VALUES (tbl, pt.attname, pt.keytype, partition_interval, premake, retention, with_default, lock_wait, time_zone)
+    VALUES (tbl, pt.attname, pt.keytype, cfg.partition_interval, cfg.premake, cfg.retention, cfg.default_partition,
+            cfg.lock_timeout, cfg.time_zone)
     ON CONFLICT (parent) DO UPDATE SET premake = excluded.premake, retention = excluded.retention,
         default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
     RETURNING * INTO cfg;
     RETURN cfg;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.manage(parent regclass, partition_interval interval DEFAULT NULL,
+                                           premake integer DEFAULT NULL, retention interval DEFAULT NULL,
+                                           default_partition boolean DEFAULT NULL,
+                                           lock_timeout interval DEFAULT NULL,
+                                           time_zone text DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Adopts a table partitioned BY RANGE on a time column and creates the partitions
+   it needs now. A new table gets '1 month', premake 6, no retention, a default
+   partition, a 100 ms lock budget and UTC for what is not given. Calling it again
+   changes only the settings given (to clear a retention, use configure). Returns what
+   maintain returns. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    cfg := timepart._register(parent, partition_interval, premake, retention, default_partition, lock_timeout, time_zone);
+    PERFORM timepart._log('manage', parent, NULL, true, to_jsonb(cfg) - 'parent', NULL, started);
+    RETURN timepart.maintain(parent, NULL, as_of);
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.configure(parent regclass, settings jsonb) RETURNS jsonb
@@ -469,6 +547,107 @@ RETURNS text LANGUAGE sql STABLE AS $$
                   schema_name, table_name, t.method, t.columns,
                   CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE (' || t.where_clause || ')' END)
 $$;
+
+-- Creates the templated indexes a partition lacks and attaches each to the parent's
+-- index. Returns the names created. Runs inside the caller's sub-transaction.
+CREATE OR REPLACE FUNCTION timepart._index_partition(tbl regclass, part oid) RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    created text[] := '{}'::text[];
+BEGIN
+    -- A foreign-table partition holds no index: skipped, said once.
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = part) = 'f' THEN
+        RAISE NOTICE 'timepart: % is a foreign table; index templates skip it', part::regclass;
+        RETURN created;
+    END IF;
+    -- One query says, for every template, the index's name, whether it exists and
+    -- whether it still needs attaching to the parent's index.
+    FOR t IN
+        WITH p AS (
+            SELECT c.relname, c.relnamespace, n.nspname, c.relispartition
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = part
+        ), want AS (
+            SELECT it AS tmpl, timepart._fit_name(p.relname, it.suffix) AS idx, p.*,
+                   timepart._template_parent_index(tbl, it.suffix) AS parent_idx
+            FROM timepart.index_templates it, p WHERE it.parent = tbl
+        )
+        SELECT w.*, x.oid AS idx_oid,
+               EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = x.oid) AS attached
+        FROM want w
+        LEFT JOIN pg_catalog.pg_class x ON x.relname = w.idx AND x.relnamespace = w.relnamespace
+        ORDER BY (w.tmpl).suffix
+    LOOP
+        IF t.idx_oid IS NULL THEN
+            PERFORM timepart._as_owner(tbl, timepart._template_sql(t.tmpl, t.idx, t.nspname, t.relname, false));
+            created := created || t.idx::text;
+        END IF;
+        -- An attached partition's index is attached here; a new table's at its ATTACH.
+        IF t.parent_idx IS NOT NULL AND t.relispartition AND NOT t.attached THEN
+            PERFORM timepart._as_owner(tbl, format('ALTER INDEX %s ATTACH PARTITION %I.%I', t.parent_idx, t.nspname, t.idx));
+        END IF;
+    END LOOP;
+    RETURN created;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.add_index_template(parent regclass, suffix text, columns text,
+                                                       where_clause text DEFAULT NULL, method text DEFAULT 'btree')
+RETURNS integer LANGUAGE plpgsql AS $$
+/* Registers an index every partition gets, creates it on the parent (ON ONLY, so
+   no lock on the partitions) and back-fills every existing partition. Returns how
+   many partition indexes were created. Safe to repeat. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    t timepart.index_templates;
+    p record;
+    pname name;
+    pschema name;
+    made integer := 0;
+    existing timepart.index_templates;
+    err text;
+    state text;
+BEGIN
+    PERFORM timepart._config(parent);
+    PERFORM timepart._check_template(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
+    SELECT * INTO existing FROM timepart.index_templates it WHERE it.parent = add_index_template.parent AND it.suffix = add_index_template.suffix;
+    IF FOUND THEN
+        IF existing.columns IS DISTINCT FROM add_index_template.columns
+           OR existing.method IS DISTINCT FROM add_index_template.method
+           OR existing.where_clause IS DISTINCT FROM add_index_template.where_clause THEN
+            RAISE EXCEPTION 'index template "%" already exists on % with another definition', suffix, parent
+                USING ERRCODE = '42710',
+                DETAIL = format('Existing: USING %s (%s)%s', existing.method, existing.columns,
+                                coalesce(' WHERE ' || existing.where_clause, '')),
+                HINT = 'Remove it with timepart.drop_index_template() first, or choose another suffix.';
+        END IF;
+        t := existing;
+    ELSE
+        INSERT INTO timepart.index_templates AS it (parent, suffix, columns, method, where_clause)
+        VALUES (parent, suffix, columns, coalesce(method, 'btree'), where_clause) RETURNING * INTO t;
+    END IF;
+
+    SELECT c.relname, n.nspname INTO pname, pschema
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
+    IF timepart._template_parent_index(parent, suffix) IS NULL THEN
+        -- An invalid definition fails here, before any partition is touched.
+        BEGIN
+            PERFORM timepart._as_owner(parent, timepart._template_sql(t, timepart._fit_name(pname, suffix), pschema, pname, true));
+        EXCEPTION WHEN undefined_column OR undefined_function OR undefined_object OR syntax_error OR datatype_mismatch
+                       OR wrong_object_type OR invalid_object_definition THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+            RAISE EXCEPTION 'index template "%" does not fit %: %', suffix, parent, err USING ERRCODE = state,
+                DETAIL = format('Template: USING %s (%s)%s.', t.method, t.columns, coalesce(' WHERE ' || t.where_clause, '')),
+                HINT = format('Use columns and expressions of %s (\d %s lists them); nothing was changed.', parent, parent);
+        END;
+    END IF;
+    FOR p IN SELECT * FROM timepart._partitions(parent) LOOP
+        made := made + coalesce(array_length(timepart._index_partition(parent, p.partition_oid), 1), 0);
+    END LOOP;
+    PERFORM timepart._log('add_index_template', parent, NULL, true,
+        jsonb_build_object('suffix', suffix, 'columns', columns, 'method', t.method,
+                           'where', where_clause, 'indexes_created', made), NULL, started);
+    RETURN made;
+END $$;
 
 -- ==== src/55_look.sql
 -- What a partition inherits from its parent: privileges (table and columns), row-level
@@ -788,6 +967,17 @@ BEGIN
             'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
             default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
             cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
+        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal
+                                                                   AND t.tgenabled <> 'D') THEN
+            -- Moving is a DELETE from the default partition: the user's triggers there
+            -- (cloned from the parent's, row or statement) would fire as if rows were deleted.
+            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
+                cfg.parent USING ERRCODE = '55000',
+                DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
+                    (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
+                     WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
+                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+        END IF;
         IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
             -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
             -- on the tables that reference this one. Leave the rows where they are.
@@ -906,6 +1096,28 @@ BEGIN
     IF _run.parent IS NOT NULL THEN
         PERFORM timepart._config(_run.parent);
     END IF;
+    -- cleanup removes data: a moment further past the table's newest partition than
+    -- maintain would reach (premake + 1 periods)
+    -- (a typo, a clock gone wrong: every partition, today's too, would look old) or a retention shorter than
+    -- one partition is refused for every table before any change. Moments inside the
+    -- partitions stay allowed, so tests and soaks can move time.
+    IF operation = 'cleanup' THEN
+        FOR cfg IN SELECT * FROM timepart._managed(_run.parent) LOOP
+            IF as_of > greatest(now(), (SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end))
+                                        FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default)
+                                       + cfg.partition_interval * (cfg.premake + 1)) THEN
+                RAISE EXCEPTION 'cleanup refuses a moment past the partitions of %', cfg.parent USING ERRCODE = '22023',
+                    DETAIL = format('as_of is %s; the newest partition of %s ends %s.', as_of, cfg.parent,
+                                    (SELECT max(p.range_end) FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default)),
+                    HINT = 'Leave as_of out to clean up as of now; a dry run (dry_run => true) shows what a moment would remove.';
+            END IF;
+            IF _run.retention IS NOT NULL AND _run.retention < cfg.partition_interval THEN
+                RAISE EXCEPTION 'retention is shorter than one partition of %', cfg.parent USING ERRCODE = '22023',
+                    DETAIL = format('Retention %s, partition interval %s.', _run.retention, cfg.partition_interval),
+                    HINT = 'Keep at least one partition interval, e.g. 12 months for monthly partitions.';
+            END IF;
+        END LOOP;
+    END IF;
     IF pg_catalog.pg_is_in_recovery() THEN
         RAISE NOTICE 'timepart: this server is a replica; % runs on the primary', operation;
         skipped := '["replica"]';
@@ -1003,6 +1215,8 @@ LANGUAGE sql STABLE AS $$
     FROM timepart._partitions(cfg.parent, cfg.time_zone) p,
          (SELECT timepart._retention_boundary(cfg, retention, as_of) AS boundary) b
     WHERE NOT p.is_default AND p.range_start < b.boundary
+      -- Foreign-table partitions are someone else's storage: retention leaves them (said in cleanup).
+      AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid) <> 'f'
     ORDER BY p.range_start
 $$;
 
@@ -1074,6 +1288,10 @@ DECLARE
     default_part regclass;
     default_old bigint := 0;
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = cfg.parent AND c.relkind = 'f') THEN
+        RAISE NOTICE 'timepart: cleanup of % skips its foreign-table partitions', cfg.parent;
+    END IF;
     -- Row counts first (exact: the snapshot's when still valid), before any lock is taken.
     SELECT coalesce(jsonb_agg(jsonb_build_object('partition', r.partition_name, 'action', 'retire',
                                   'range_start', r.range_start, 'range_end', r.range_end, 'boundary', boundary,
@@ -1139,40 +1357,61 @@ END $$;
 -- Maintain: plan what partitions a table should have at a moment (pure), then
 -- make them, each in its own sub-transaction, every outcome logged.
 
--- The periods a table lacks at a moment: from the oldest partition (or the oldest
--- row waiting in the default partition) to `ahead` periods past the current one,
--- never before the retention boundary. Periods that overlap a partition are skipped.
+-- The periods a table lacks at a moment: from the oldest partition (or the oldest row
+-- waiting in the default partition) to `premake` periods past the current one, never
+-- before the retention boundary nor more than premake + 1000 periods back. A period a
+-- hand-made partition covers in part yields the pieces it leaves uncovered (whole =
+-- false), so no hole stays next to it. Refuses a moment far past the newest partition.
 CREATE OR REPLACE FUNCTION timepart._plan_partitions(tbl regclass, premake integer, as_of timestamptz)
-RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text, whole boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cfg timepart.config := timepart._config(tbl);
     partition_interval interval := cfg.partition_interval;
     time_zone text := cfg.time_zone;
+    cap integer := premake + 1000;
     cur timestamptz := timepart._period_of(cfg, as_of);
     horizon timestamptz := timepart._period_add(cur, partition_interval, premake + 1, time_zone);
+    -- Rows or partitions further back than this are not filled in: reported, left alone.
+    window_start timestamptz := timepart._period_add(cur, partition_interval, -cap, time_zone);
     floor_start timestamptz := '-infinity'::timestamptz;
     first_start timestamptz := cur;
     oldest timestamptz;
+    newest timestamptz;
     default_part regclass;
     default_min timestamptz;
     starts timestamptz[];
     ends timestamptz[];
+    period_days numeric := pg_catalog.date_part('day', partition_interval)
+                           + 31 * (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval));
 BEGIN
     IF cfg.retention IS NOT NULL THEN
         floor_start := timepart._period_of(cfg, ((cur AT TIME ZONE time_zone) - cfg.retention) AT TIME ZONE time_zone);
     END IF;
+    floor_start := greatest(floor_start, window_start);
     SELECT array_agg(p.range_start) FILTER (WHERE NOT p.is_default),
            array_agg(p.range_end) FILTER (WHERE NOT p.is_default),
-           min(p.range_start) FILTER (WHERE NOT p.is_default),
+           min(p.range_start) FILTER (WHERE NOT p.is_default AND pg_catalog.isfinite(p.range_start)),
+           max(p.range_end) FILTER (WHERE NOT p.is_default AND pg_catalog.isfinite(p.range_end)),
            max(p.partition_oid) FILTER (WHERE p.is_default)::regclass
-    INTO starts, ends, oldest, default_part
+    INTO starts, ends, oldest, newest, default_part
     FROM timepart._partitions(tbl, time_zone) p;
-    IF oldest IS NOT NULL AND pg_catalog.isfinite(oldest) THEN
-        first_start := least(first_start, timepart._period_of(cfg, oldest));
+    -- A moment far past the newest partition (a typo, a clock gone wrong) must not make
+    -- thousands of tables: refuse before generating anything. What a run would create
+    -- is counted, not the table's history.
+    IF newest IS NOT NULL AND extract(epoch FROM horizon - newest) / 86400 / period_days > cap THEN
+        RAISE EXCEPTION 'maintain would create more than % partitions of %', cap, tbl USING ERRCODE = '22023',
+            DETAIL = format('The newest partition ends %s; as_of %s asks for partitions up to %s in periods of %s.',
+                            newest, as_of, horizon, partition_interval),
+            HINT = 'Check as_of; create far-away periods with timepart.create_partition().';
+    END IF;
+    IF oldest IS NOT NULL THEN
+        first_start := least(first_start, timepart._period_of(cfg, greatest(oldest, floor_start)));
     END IF;
     IF default_part IS NOT NULL THEN
         -- Reading the default partition waits for its lock within the table's budget too.
+        -- Only rows inside the window count: a stray ancient or far-future row stays
+        -- where it is (the rows_in_default_partition alert reports it).
         PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
         default_min := (timepart._as_owner(tbl, format(
             'SELECT pg_catalog.to_jsonb(min(%I)::pg_catalog.timestamptz) FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s',
@@ -1186,15 +1425,7 @@ BEGIN
             first_start := least(first_start, timepart._period_of(cfg, default_min));
         END IF;
     END IF;
-    first_start := greatest(first_start, floor_start);
-    -- A moment far from the existing partitions (a typo, a clock gone wrong) must not
-    -- make thousands of tables: refuse before generating anything.
-    IF extract(epoch FROM horizon - first_start) / 86400
-       / (pg_catalog.date_part('day', partition_interval) + 31 * (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval))) > premake + 1000 THEN
-        RAISE EXCEPTION 'maintain would create more than % partitions of %', premake + 1000, tbl USING ERRCODE = '22023',
-            DETAIL = format('From %s to %s in periods of %s.', first_start, horizon, partition_interval),
-            HINT = 'Check as_of and the oldest partition; create far-away periods with timepart.create_partition().';
-    END IF;
+    first_start := greatest(first_start, timepart._period_of(cfg, floor_start));
 
     RETURN QUERY
     WITH periods AS (
@@ -1203,12 +1434,25 @@ BEGIN
     ), existing AS (
         SELECT x.s, x.e FROM unnest(starts, ends) AS x(s, e)
     ), missing AS (
-        SELECT pr.s, pr.e FROM periods pr WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s = pr.s)
+        SELECT pr.s, pr.e, EXISTS (SELECT 1 FROM existing x WHERE x.s < pr.e AND x.e > pr.s) AS partial
+        FROM periods pr WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s = pr.s AND x.e = pr.e)
+    ), cuts AS (
+        -- The parts of a period that partitions cover (partitions never overlap each other).
+        SELECT m.s AS ps, m.e AS pe, greatest(x.s, m.s) AS os, least(x.e, m.e) AS oe
+        FROM missing m JOIN existing x ON x.s < m.e AND x.e > m.s WHERE m.partial
+    ), pieces AS (
+        SELECT c.ps, coalesce(lag(c.oe) OVER w, c.ps) AS s, c.os AS e FROM cuts c WINDOW w AS (PARTITION BY c.ps ORDER BY c.os)
+        UNION ALL
+        SELECT c.ps, max(c.oe), c.pe FROM cuts c GROUP BY c.ps, c.pe
     )
-    SELECT m.s, m.e, CASE WHEN m.s > cur THEN 'premake' WHEN m.s = cur THEN 'current' ELSE 'gap' END
-    FROM missing m
-    WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s < m.e AND x.e > m.s)
-    ORDER BY m.s;
+    SELECT m.s, m.e, CASE WHEN m.s > cur THEN 'premake' WHEN m.s = cur THEN 'current' ELSE 'gap' END, true
+    FROM missing m WHERE NOT m.partial
+    UNION ALL
+    SELECT p.s, p.e, 'hole', false FROM pieces p
+    -- A hole lies between partitions, or in the current and later periods, or where rows
+    -- wait in the default partition: not before the oldest partition for its own sake.
+    WHERE p.s < p.e AND (p.s >= oldest OR p.ps >= cur OR (p.s <= default_min AND p.e > default_min))
+    ORDER BY 1;
 END $$;
 
 -- One table's maintenance, under its advisory lock (taken by _run). Never raises:
@@ -1238,7 +1482,8 @@ BEGIN
             ELSE errors := errors || to_jsonb(format('%s: %s', res->>'partition', res->>'error')); END IF;
         END IF;
         SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'partition', timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone),
+                   'partition', CASE WHEN p.whole THEN timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone)
+                                     ELSE timepart._piece_name(cfg.parent, p.range_start, p.range_end, cfg.time_zone) END,
                    'action', 'build', 'range_start', p.range_start, 'range_end', p.range_end, 'reason', p.reason)
                    ORDER BY p.range_start), '[]'::jsonb)
         INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p;
@@ -1266,10 +1511,7 @@ BEGIN
     IF premake IS NOT NULL THEN
         PERFORM timepart._check_premake(premake);
     END IF;
-    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
-        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
-    END IF;
+    PERFORM timepart._check_moment(as_of);
     RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
 END $$;
 
@@ -1291,6 +1533,10 @@ BEGIN
     -- (largest) lock budget of the tables read, never indefinitely.
     PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
+    IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
+               JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
+        RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
+    END IF;
     RETURN QUERY
     WITH parts AS (
         SELECT c.*, v.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
@@ -1301,7 +1547,9 @@ BEGIN
         CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
                                    OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT') AS reveal) v
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
-        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent
+        WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
+          -- Foreign-table partitions: counting them would read remote data (said below).
+          AND (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = p.partition_oid) <> 'f'
     ), snap AS (
         SELECT DISTINCT ON (h.partition_oid) h.*
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
@@ -1365,9 +1613,11 @@ DECLARE
     skipped text[] := '{}'::text[];
     cfg timepart.config;
 BEGIN
+    PERFORM timepart._check_moment(as_of);
     FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
              FROM timepart._managed() c
-             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x LOOP
+             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x
+             WHERE (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = x.partition_oid) <> 'f' LOOP
         SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
         ORDER BY h.snapshot_date DESC LIMIT 1;
         IF FOUND AND prev.changes_seen = p.changes THEN
@@ -1400,6 +1650,11 @@ BEGIN
                           started);
     RETURN stored;
 END $$;
+
+-- pg_dump keeps the alert state (and its ids).
+SELECT timepart._config_dump('timepart.alerts');
+
+SELECT timepart._config_dump('timepart.alerts_id_seq');
 
 -- The alerts one table raises at a moment. Pure: reads, never writes (so health()
 -- works on a replica too). stats: the table's partition_stats rows as JSON when the
@@ -1486,6 +1741,14 @@ BEGIN
            default_rows, 0
     WHERE default_rows > 0
     UNION ALL
+    SELECT 'maintenance_failing', 'warning', tbl::text, '',
+           format('the last maintain run of %s failed: %s', tbl, l.error),
+           'Read timepart.get_maintenance_log() for the failed step and fix its cause (a table in the way of a partition name: '
+           'a partition detached by hand?); the alert resolves with the next successful run', 1, 0
+    FROM (SELECT m.success, m.error FROM timepart.maintenance_log m
+          WHERE m.parent_table = tbl::text AND m.operation_type = 'maintain' ORDER BY m.id DESC LIMIT 1) l
+    WHERE NOT l.success
+    UNION ALL
     SELECT 'partition_drift', 'warning', tbl::text, d.partition_name,
            format('%s differs from %s: %s', d.partition_name, tbl, d.properties),
            format('See SELECT * FROM timepart.sync_partitions(%L, dry_run => true); run it without dry_run to apply', tbl::text),
@@ -1500,6 +1763,50 @@ BEGIN
            'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0
     FROM timepart._missing_indexes(tbl) m;
 END $$;
+
+-- A managed table dropped by hand leaves its configuration behind: it is forgotten (with
+-- its index templates), its open alerts resolved, and that is logged. check_alerts, the
+-- daily health job, does it. Returns how many were forgotten.
+CREATE OR REPLACE FUNCTION timepart._forget_orphans() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    gone record;
+    n integer := 0;
+BEGIN
+    FOR gone IN DELETE FROM timepart.config c WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.parent)
+                RETURNING c.parent::oid AS table_oid, c.key_column, c.partition_interval LOOP
+        UPDATE timepart.alerts a SET resolved_at = pg_catalog.clock_timestamp()
+        WHERE a.resolved_at IS NULL AND a.parent_table = gone.table_oid::text;
+        PERFORM timepart._log('forget', NULL, NULL, true,
+            jsonb_build_object('table_oid', gone.table_oid, 'key_column', gone.key_column, 'partition_interval', gone.partition_interval,
+                               'reason', 'the table was dropped; its configuration and index templates are forgotten'), NULL,
+            pg_catalog.clock_timestamp());
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- Partitions lacking a templated index (not attached to the template's parent index).
+CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
+RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
+    -- In sets: every (partition, template) pair against every attached partition index.
+    WITH t AS MATERIALIZED (
+        SELECT it.suffix, timepart._template_parent_index(tbl, it.suffix) AS parent_idx
+        FROM timepart.index_templates it WHERE it.parent = tbl
+    ), attached AS MATERIALIZED (
+        SELECT i.indrelid AS partition_oid, h.inhparent AS parent_idx
+        FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index i ON i.indexrelid = h.inhrelid
+        WHERE h.inhparent IN (SELECT t.parent_idx FROM t)
+    ), parts AS MATERIALIZED (
+        SELECT i.inhrelid AS partition_oid, c.relname FROM pg_catalog.pg_inherits i
+        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = tbl AND c.relkind <> 'f'
+    )
+    SELECT p.relname::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
+    FROM parts p CROSS JOIN t
+    LEFT JOIN attached a ON a.partition_oid = p.partition_oid AND a.parent_idx = t.parent_idx
+    WHERE a.partition_oid IS NULL
+    GROUP BY p.relname
+$$;
 
 CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
 RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,
@@ -1520,10 +1827,8 @@ DECLARE
     resolved integer;
     checked text[] := '{}'::text[];
 BEGIN
-    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
-        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
-    END IF;
+    PERFORM timepart._check_moment(as_of);
+    PERFORM timepart._forget_orphans();
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
         -- Runs as timepart's owner: the caller's rights are checked here.
@@ -1595,6 +1900,7 @@ DECLARE
     stats record;
     err text;
 BEGIN
+    PERFORM timepart._check_moment(as_of);
     IF health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = health.parent) THEN
         RAISE EXCEPTION 'table % is not managed by timepart', health.parent;
     END IF;
@@ -1650,10 +1956,7 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     jobs jsonb := '[]'::jsonb;
 BEGIN
-    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
-        RAISE EXCEPTION 'as_of must be a finite moment' USING ERRCODE = '22023',
-            DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
-    END IF;
+    PERFORM timepart._check_moment(as_of);
     BEGIN
         SELECT coalesce(jsonb_agg(to_jsonb(j)), '[]'::jsonb) INTO jobs FROM timepart.job_status() j;
     EXCEPTION WHEN OTHERS THEN
@@ -1893,6 +2196,38 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN jsonb_build_array(jsonb_build_object('error', 'pg_cron cannot be reached: ' || SQLERRM));
 END $$;
+
+-- DROP EXTENSION timepart takes this database's jobs along: pg_cron would run them and
+-- fail every time. An event trigger (made only when a superuser installs, as event
+-- triggers need) unschedules them as the DROP starts; it goes with the extension.
+CREATE OR REPLACE FUNCTION timepart._drop_jobs_with_extension() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- ddl_command_start names no object: the statement says which extension goes.
+    IF pg_catalog.current_query() ~* '\mdrop\s+extension\M' AND pg_catalog.current_query() ~* '\mtimepart\M'
+       AND EXISTS (SELECT 1 FROM timepart.jobs) THEN
+        BEGIN
+            PERFORM timepart.unschedule_jobs();
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'timepart: could not unschedule its pg_cron jobs: %', SQLERRM
+                USING HINT = 'Remove them with SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''timepart-%''.';
+        END;
+    END IF;
+END $$;
+
+DO $$
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_drop_jobs') THEN
+        CREATE EVENT TRIGGER timepart_drop_jobs ON ddl_command_start WHEN TAG IN ('DROP EXTENSION')
+            EXECUTE FUNCTION timepart._drop_jobs_with_extension();
+    END IF;
+END $$;
+
+-- pg_dump keeps the migration state (and its ids).
+SELECT timepart._config_dump('timepart.migrations');
+
+SELECT timepart._config_dump('timepart.migrations_id_seq');
 
 -- The key column as a timestamptz expression (timestamp and date keys are local time in tz).
 CREATE OR REPLACE FUNCTION timepart._migrate_key_expr(key_column name, key_type regtype, time_zone text) RETURNS text
@@ -2181,13 +2516,16 @@ END $$;
 -- objects timepart put outside its schema, and the user objects that depend on timepart.
 -- The facts live here, next to the objects, so the Python side derives none of them.
 
--- The objects timepart created outside schema timepart (the seed's names in public),
--- in the order they must be dropped (a seed view depends on timepart's log).
+-- The objects timepart created outside schema timepart (its event trigger, the seed's
+-- names in public), in the order they must be dropped (a seed view depends on the log).
 -- PL/pgSQL: its body names functions defined later in the script.
 CREATE OR REPLACE FUNCTION timepart._installed_objects() RETURNS TABLE (kind text, name text)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN QUERY
+    SELECT 'EVENT TRIGGER'::text, pg_catalog.quote_ident(e.evtname::text) FROM pg_catalog.pg_event_trigger e
+    WHERE e.evtname = 'timepart_drop_jobs'
+    UNION ALL
     SELECT 'VIEW'::text, c.oid::regclass::text FROM pg_catalog.pg_class c
     WHERE c.oid = pg_catalog.to_regclass('public.partition_maintenance_log')
     UNION ALL
@@ -2212,6 +2550,8 @@ BEGIN
         SELECT i.name::regprocedure::oid AS oid FROM timepart._installed_objects() i WHERE i.kind = 'FUNCTION'
         UNION ALL
         SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = pg_catalog.to_regclass('public.partition_maintenance_log')
+        UNION ALL
+        SELECT e.oid FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_drop_jobs'
     ), dependents AS (
         -- The schema each dependent lives in: its own, or its table's.
         SELECT d.classid, d.objid, d.objsubid,
@@ -2236,6 +2576,68 @@ BEGIN
 END $$;
 
 COMMENT ON FUNCTION timepart._outside_dependents() IS 'User objects outside schema timepart that depend on it: an uninstall refuses while there are any';
+
+CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+/* Runs as the caller: only an owner of a table (or a member of its owner role) may
+   register, reconfigure or forget it, or change its index templates or migration.
+   Both the row as it was and the row as it becomes are checked, so an UPDATE cannot
+   take another owner's row. TG_ARGV[0] names the column holding the table. */
+DECLARE
+    col text := coalesce(TG_ARGV[0], 'parent');
+    tbl regclass;
+    side record;
+BEGIN
+    FOR side IN SELECT x.r FROM (VALUES (CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN pg_catalog.to_jsonb(OLD) END),
+                                        (CASE WHEN TG_OP IN ('UPDATE', 'INSERT') THEN pg_catalog.to_jsonb(NEW) END)) x(r)
+                WHERE x.r IS NOT NULL LOOP
+        -- A dropped table's oid prints as digits: cast those without a catalog lookup.
+        tbl := CASE WHEN (side.r ->> col) ~ '^[0-9]+$' THEN (side.r ->> col)::oid::regclass ELSE (side.r ->> col)::regclass END;
+        IF NOT coalesce(timepart._may_act(current_user, tbl), TG_OP = 'DELETE') THEN
+            RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
+                DETAIL = format('%s is owned by %s.', tbl::regclass,
+                                coalesce((SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = tbl), 'nobody: it does not exist')),
+                HINT = 'Ask its owner to run timepart.manage(), or to grant you membership in the owning role.';
+        END IF;
+    END LOOP;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+
+-- Tables only timepart's own functions write: the statement must come straight from a
+-- PL/pgSQL function in schema timepart (the nearest function on the call stack), not
+-- from a client, a DO block, a user's function or a trigger. On the log, who and when
+-- are set here, by the server.
+CREATE OR REPLACE FUNCTION timepart._written_by_timepart() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
+    frame text;
+BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    -- The nearest function frame, looking through timepart._log to whatever called it.
+    SELECT x.l INTO frame FROM unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
+    WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
+    -- Nobody writes these rows but timepart, and a superuser: pg_restore puts a dump's log
+    -- and migration rows back as they were (who and when included); a superuser may trim.
+    IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.')
+       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.') THEN
+        RAISE EXCEPTION 'timepart.% is written only by timepart''s functions', TG_TABLE_NAME USING ERRCODE = '42501',
+            DETAIL = format('A direct %s was refused (from %s).', TG_OP, coalesce(frame, 'a client statement')),
+            HINT = 'Use timepart''s functions; this table records what they did.';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    IF TG_TABLE_NAME = 'maintenance_log' AND TG_OP = 'INSERT' THEN
+        NEW.created_at := pg_catalog.clock_timestamp();
+        NEW.run_by := session_user;
+        NEW.run_as := current_user;
+    END IF;
+    RETURN NEW;
+END $$;
 
 -- Index templates are checked as text, however they arrive (the API or a direct
 -- INSERT): the column list and the condition must each stay inside the parentheses
@@ -2292,6 +2694,14 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
                  'timepart.metrics', 'timepart.growth',
                  'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log']
+$$;
+
+-- Functions nobody but timepart's owner may execute: trigger functions (which must not
+-- be attached to anyone's table) and the executor factory's helpers.
+CREATE OR REPLACE FUNCTION timepart._private_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard', 'timepart._drop_jobs_with_extension',
+                 'timepart._written_by_timepart', 'timepart._template_guard']
 $$;
 
 CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void

@@ -1,6 +1,6 @@
 -- cleanup(): drop, detach, archive; dry run; the boundary on both sides; refusals.
 \ir setup.psql
-SELECT plan(25);
+SELECT plan(26);
 
 -- email_events from January 2023, 12 months kept, moment fixed at 2024-03-15.
 SELECT timepart.create_email_events_table('public', '2023-01-15');
@@ -34,9 +34,12 @@ SELECT is((SELECT details->>'default_rows_past_retention' FROM timepart.maintena
 SELECT is(timepart.cleanup('email_events', NULL, false, '2024-03-15')->'dropped_partitions', '[]'::jsonb,
           'a second run removes nothing');
 
--- Never the current, a future or the default partition, whatever the retention.
-SELECT timepart.cleanup('email_events', '1 day', false, '2024-03-15');
-SELECT has_table('email_events_2024_03', 'the current partition stays with a 1-day retention');
+-- Never the current, a future or the default partition: a retention shorter than one
+-- partition is refused, and the shortest one allowed keeps the current partition.
+SELECT throws_ok($$SELECT timepart.cleanup('email_events', '1 day', false, '2024-03-15')$$, '22023',
+                 'retention is shorter than one partition of public.email_events', 'a 1-day retention of a monthly table is refused');
+SELECT timepart.cleanup('email_events', '1 month', false, '2024-03-15');
+SELECT has_table('email_events_2024_03', 'the current partition stays with a 1-month retention');
 SELECT has_table('email_events_2024_04', 'a future partition stays');
 SELECT has_table('email_events_default', 'the default partition stays');
 SELECT hasnt_table('email_events_2024_01', 'a partition ending a whole period before the current one is removed');

@@ -46,7 +46,7 @@ def connect(dsn):
 def pytest_configure(config):
     if not os.environ.get("PGHOST"):
         raise pytest.UsageError("PGHOST is not set: run the tests with `make test` (tools/test.sh)")
-    config.addinivalue_line("markers", "needs(feature): the test needs pg_cron, plpgsql_check or pg_partman")
+    config.addinivalue_line("markers", "needs(feature): the test needs pg_cron, plpgsql_check, pg_partman or pg_dump")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -37,8 +37,9 @@ def test_job_procedures_run_the_owners_code_only_as_the_owner(connect):
     su.execute("SELECT timepart.snapshot_stats()")
     su.execute("SELECT count(*) FROM timepart.check_alerts()")
 
-    assert su.execute("SELECT count(*) FROM ONLY jobs_evil.ev_default").fetchone()[0] == 0, "the waiting row moved"
+    # A move would fire the owner's row trigger: it is refused, and the row waits (reported).
+    assert su.execute("SELECT count(*) FROM ONLY jobs_evil.ev_default").fetchone()[0] == 1, "the waiting row stays"
     whos = {r[0] for r in su.execute("SELECT DISTINCT who FROM public.jobs_attempts").fetchall()}
     assert whos <= {"tp_jobs_evil"}, f"the owner's code ran as {whos}"
-    assert "row_delete" in {r[0] for r in su.execute("SELECT via FROM public.jobs_attempts").fetchall()}
+    assert "row_delete" not in {r[0] for r in su.execute("SELECT via FROM public.jobs_attempts").fetchall()}
     assert su.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'tp_jobs_evil'").fetchone()[0] is False

@@ -45,6 +45,16 @@ def test_jobs_scheduled_in_another_database_run_here(app, dbname):
     assert cron_jobs(dbname) == []
 
 
+def test_drop_extension_takes_the_jobs_along(app, dbname):
+    """No timepart job outlives timepart: DROP EXTENSION unschedules them (event trigger)."""
+    app.execute("CREATE EXTENSION IF NOT EXISTS dblink")
+    app.execute("SELECT * FROM timepart.schedule_jobs()")
+    assert len(cron_jobs(dbname)) == 5
+    app.execute("DROP EXTENSION timepart")
+    assert cron_jobs(dbname) == []
+    app.execute("CREATE EXTENSION timepart")  # for the fixture's teardown
+
+
 def test_pg_cron_runs_maintain(app, dbname):
     app.execute("CREATE EXTENSION IF NOT EXISTS dblink")
     app.execute("CREATE TABLE cron_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts)")
