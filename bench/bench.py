@@ -6,6 +6,7 @@ Where things live:
   cases.py      creating partitions, no-op maintenance, retention, stats/health, seed queries
   lockqueue.py  a long reader vs maintenance vs a stream of inserts (timepart and pg_partman)
   soak.py       pgbench inserts while maintain/cleanup loop over simulated days, with faults
+  traffic.py    the worst insert wait while maintain moves a backlog and cleanup drops 1,000 partitions
 This file picks the sizes, runs the cases and prints ONE table (medians; the machine is
 shared, so single numbers are noisy)."""
 import argparse
@@ -16,15 +17,18 @@ from cases import bench_big_table, bench_create_partition, bench_maintain, bench
 from common import render
 from lockqueue import bench_lock_queue
 from soak import bench_soak
+from traffic import bench_traffic
 
 SIZES = {
     "quick": dict(create_runs=10, maintain_sizes=[14, 120], maintain_runs=10, retention_rows=100_000,
-                  retention_runs=1, big_months=12, big_rows=100_000, big_runs=10, hold_seconds=3, soak_seconds=30),
+                  retention_runs=1, big_months=12, big_rows=100_000, big_runs=10, hold_seconds=3, soak_seconds=30,
+                  traffic_rows=100_000, traffic_partitions=200),
     "full": dict(create_runs=30, maintain_sizes=[14, 120, 1000], maintain_runs=20, retention_rows=1_000_000,
-                 retention_runs=3, big_months=12, big_rows=1_000_000, big_runs=3, hold_seconds=8, soak_seconds=90),
+                 retention_runs=3, big_months=12, big_rows=1_000_000, big_runs=3, hold_seconds=8, soak_seconds=90,
+                 traffic_rows=1_000_000, traffic_partitions=1000),
 }
 
-CASES = ("create", "maintain", "retention", "big", "lock", "soak")
+CASES = ("create", "maintain", "retention", "big", "lock", "soak", "traffic")
 
 
 def main():
@@ -42,6 +46,7 @@ def main():
         "big": lambda: bench_big_table(s["big_months"], s["big_rows"], s["big_runs"]),
         "lock": lambda: bench_lock_queue(s["hold_seconds"]),
         "soak": lambda: bench_soak(s["soak_seconds"]),
+        "traffic": lambda: bench_traffic(s["traffic_rows"], s["traffic_partitions"]),
     }
     rows = []
     started = time.monotonic()

@@ -12,6 +12,9 @@ $$;
 -- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
 -- rows for its range moved out of the default partition, templated indexes, ATTACH.
 -- A bound of NULL means the default partition. Returns what it did.
+-- Traffic first: the bulk of a move runs before any lock that blocks inserts into the
+-- table (it holds the default partition only); the short lock that ATTACH needs comes
+-- after, when nothing is left to move.
 CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_name name,
                                                      range_start timestamptz, range_end timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -20,55 +23,25 @@ DECLARE
     part regclass;
     moved bigint := 0;
     indexes text[];
-    cols text;
-    waiting boolean;
 BEGIN
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
     part := timepart._new_partition_table(cfg.parent, part_name);
 
     IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- EXCLUSIVE on the default partition alone: reads go on, and so do inserts into
+        -- every other partition; what waits is only traffic for the default partition
+        -- itself, which resumes after the move and finds the rows where they now are.
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
+        moved := timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
         -- Inserts wait at the parent (within the lock budget) rather than at the default
         -- partition: one routed to the default before the new partition exists would fail
         -- its partition check once we commit; one waiting at the parent is routed afresh.
         EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
         -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
-        -- out of the default partition while its old ones move.
+        -- out of the default partition while the last of its old ones move.
         EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
-        -- Usually nothing waits there: a cheap probe spares the move statement.
-        waiting := timepart._as_owner(cfg.parent, format(
-            'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
-            default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-            cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
-        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal
-                                                                   AND t.tgenabled <> 'D') THEN
-            -- Moving is a DELETE from the default partition: the user's triggers there
-            -- (cloned from the parent's, row or statement) would fire as if rows were deleted.
-            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
-                cfg.parent USING ERRCODE = '55000',
-                DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
-                    (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
-                     WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
-                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
-        END IF;
-        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
-            -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
-            -- on the tables that reference this one. Leave the rows where they are.
-            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
-                range_start, range_end, cfg.parent USING ERRCODE = '55000',
-                DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
-                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
-        END IF;
-        IF waiting THEN
-            cols := timepart._column_list(cfg.parent);
-            -- User code (triggers, constraints, index expressions) runs with the owner's rights only.
-            moved := (timepart._as_owner(cfg.parent, format(
-                'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
-                'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
-                default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
-                part, cols, cols))->>'rows')::bigint;
-        END IF;
+        moved := moved + timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
     END IF;
 
     indexes := timepart._index_partition(cfg.parent, part);
@@ -85,6 +58,51 @@ BEGIN
         PERFORM timepart._match_parent(cfg.parent, part);
     END IF;
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
+
+-- Moves the rows of [range_start, range_end) waiting in the default partition into the
+-- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
+-- moving would fire something of the user's: foreign-key actions on referencing tables,
+-- or triggers on the default partition (a move is a DELETE and an INSERT).
+CREATE OR REPLACE FUNCTION timepart._move_waiting_rows(cfg timepart.config, default_part regclass, part regclass,
+                                                       range_start timestamptz, range_end timestamptz)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    cols text;
+    waiting boolean;
+BEGIN
+    -- Usually nothing waits there: a cheap probe spares the move statement.
+    waiting := timepart._as_owner(cfg.parent, format(
+        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
+    IF NOT waiting THEN
+        RETURN 0;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D') THEN
+        -- The user's triggers there (cloned from the parent's, row or statement) would
+        -- fire as if rows were deleted.
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
+            cfg.parent USING ERRCODE = '55000',
+            DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
+                (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
+                 WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
+            range_start, range_end, cfg.parent USING ERRCODE = '55000',
+            DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    cols := timepart._column_list(cfg.parent);
+    -- User code (constraints, index expressions) runs with the owner's rights only.
+    RETURN (timepart._as_owner(cfg.parent, format(
+        'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
+        'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
+        part, cols, cols))->>'rows')::bigint;
 END $$;
 
 -- The empty table a partition starts as, in the parent's schema, owned by the parent's

@@ -14,7 +14,8 @@ $$;
 -- Runs `operation` ('maintain' or 'cleanup') on every managed table, or one. Each table
 -- is taken under its advisory lock, or skipped (another run holds it); nothing runs on a
 -- replica. Returns the seed's shape: success, created_partitions, dropped_partitions,
--- errors, execution_time_ms, plus moved_rows, skipped (tables) and tables (each one's result).
+-- errors, execution_time_ms, plus moved_rows, skipped (tables), tables (each one's result)
+-- and left_partitions (retirements left for the next call, see _run_steps).
 CREATE OR REPLACE FUNCTION timepart._run(operation text, parent regclass, premake integer, retention interval,
                                          dry_run boolean, as_of timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -28,23 +29,25 @@ DECLARE
     skipped jsonb := '[]'::jsonb;
     tables jsonb := '[]'::jsonb;
     moved bigint := 0;
+    left_over integer := 0;
+    newest timestamptz;
 BEGIN
     IF _run.parent IS NOT NULL THEN
         PERFORM timepart._config(_run.parent);
     END IF;
-    -- cleanup removes data: a moment further past the table's newest partition than
-    -- maintain would reach (premake + 1 periods)
-    -- (a typo, a clock gone wrong: every partition, today's too, would look old) or a retention shorter than
-    -- one partition is refused for every table before any change. Moments inside the
-    -- partitions stay allowed, so tests and soaks can move time.
+    -- cleanup removes data. Refused for every table before any change: a moment further
+    -- past the newest partition (or now) than maintain would reach (premake + 1 periods, at
+    -- least a month: a typo, a clock gone wrong, and every partition would look old), and a
+    -- retention shorter than one partition. Moments near the partitions stay allowed, so
+    -- tests and soaks can move time.
     IF operation = 'cleanup' THEN
         FOR cfg IN SELECT * FROM timepart._managed(_run.parent) LOOP
-            IF as_of > greatest(now(), (SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end))
-                                        FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default)
-                                       + cfg.partition_interval * (cfg.premake + 1)) THEN
+            newest := (SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end))
+                       FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default);
+            -- A table without partitions has nothing a moment could remove: newest is NULL.
+            IF newest IS NOT NULL AND as_of > greatest(now(), newest) + greatest(cfg.partition_interval * (cfg.premake + 1), interval '1 month') THEN
                 RAISE EXCEPTION 'cleanup refuses a moment past the partitions of %', cfg.parent USING ERRCODE = '22023',
-                    DETAIL = format('as_of is %s; the newest partition of %s ends %s.', as_of, cfg.parent,
-                                    (SELECT max(p.range_end) FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default)),
+                    DETAIL = format('as_of is %s; the newest partition of %s ends %s.', as_of, cfg.parent, newest),
                     HINT = 'Leave as_of out to clean up as of now; a dry run (dry_run => true) shows what a moment would remove.';
             END IF;
             IF _run.retention IS NOT NULL AND _run.retention < cfg.partition_interval THEN
@@ -75,12 +78,13 @@ BEGIN
         dropped := dropped || coalesce(res->'removed', '[]'::jsonb);
         errors := errors || coalesce(res->'errors', '[]'::jsonb);
         moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
+        left_over := left_over + coalesce((res->>'left')::integer, 0);
         tables := tables || res;
     END LOOP;
     RETURN jsonb_build_object('success', jsonb_array_length(errors) = 0, 'created_partitions', created,
         'dropped_partitions', dropped, 'errors', errors,
         'execution_time_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1),
-        'moved_rows', moved, 'skipped', skipped, 'tables', tables)
+        'moved_rows', moved, 'skipped', skipped, 'tables', tables, 'left_partitions', left_over)
         || CASE WHEN operation = 'cleanup' THEN jsonb_build_object('dry_run', dry_run) ELSE '{}'::jsonb END;
 END $$;
 
@@ -88,33 +92,46 @@ END $$;
 -- 'retire'), "range_start", "range_end", ...} runs through _attempt and is logged as
 -- log_operation with its extra keys. A lock timeout ends the run for this table (traffic
 -- holds it: back off for the whole table, not partition by partition). Never raises.
--- Returns {"done": [names], "errors": [texts], "moved_rows": n}.
+-- Traffic first for retirement: a DETACH or DROP holds the parent's ACCESS EXCLUSIVE lock
+-- to the end of the transaction, so once retiring has held it for the table's lock budget
+-- no further partition is retired in this call; they are counted in "left" for the next
+-- call (cleanup_each commits and calls again).
+-- Returns {"done": [names], "errors": [texts], "moved_rows": n, "left": n}.
 CREATE OR REPLACE FUNCTION timepart._run_steps(cfg timepart.config, log_operation text, steps jsonb, rest text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    partition_interval jsonb;
+    step jsonb;
     step_started timestamptz;
+    locked_since timestamptz;
     part_name name;
     res jsonb;
     done jsonb := '[]'::jsonb;
     errors jsonb := '[]'::jsonb;
     moved bigint := 0;
+    left_over integer := 0;
 BEGIN
-    FOR partition_interval IN SELECT s FROM jsonb_array_elements(steps) s LOOP
+    FOR step IN SELECT s FROM jsonb_array_elements(steps) s LOOP
         step_started := pg_catalog.clock_timestamp();
-        part_name := partition_interval->>'partition';
+        IF step->>'action' = 'retire' AND step_started - locked_since > cfg.lock_timeout THEN
+            left_over := left_over + 1;
+            CONTINUE;
+        END IF;
+        part_name := step->>'partition';
         BEGIN
-            IF partition_interval->>'action' = 'build' THEN
+            IF step->>'action' = 'build' THEN
                 PERFORM timepart._check_name_free(cfg.parent, part_name);
             END IF;
-            res := timepart._attempt(cfg, partition_interval->>'action', part_name, (partition_interval->>'range_start')::timestamptz,
-                                     (partition_interval->>'range_end')::timestamptz);
+            res := timepart._attempt(cfg, step->>'action', part_name, (step->>'range_start')::timestamptz,
+                                     (step->>'range_end')::timestamptz);
         EXCEPTION WHEN OTHERS THEN
             res := jsonb_build_object('ok', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
         END;
-        res := res || (partition_interval - 'partition' - 'action');
+        res := res || (step - 'partition' - 'action');
         PERFORM timepart._log(log_operation, cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
         IF (res->>'ok')::boolean THEN
+            IF step->>'action' = 'retire' THEN
+                locked_since := coalesce(locked_since, step_started);
+            END IF;
             done := done || to_jsonb(part_name::text);
             moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
         ELSE
@@ -125,5 +142,9 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
-    RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved);
+    IF left_over > 0 THEN
+        RAISE NOTICE 'timepart: % partition(s) of % left for the next call: this one held the table for its lock budget (%)',
+            left_over, cfg.parent, cfg.lock_timeout;
+    END IF;
+    RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;

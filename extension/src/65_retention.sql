@@ -131,6 +131,7 @@ DECLARE
     errors jsonb := '[]'::jsonb;
     default_part regclass;
     default_old bigint := 0;
+    left_over integer := 0;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
                WHERE i.inhparent = cfg.parent AND c.relkind = 'f') THEN
@@ -153,6 +154,7 @@ BEGIN
         SELECT coalesce(jsonb_agg(jsonb_build_array(p->'partition', p->'record_count')), '[]'::jsonb) INTO removed
         FROM jsonb_array_elements(plan) p WHERE res->'done' ? (p->>'partition');
         errors := res->'errors';
+        left_over := (res->>'left')::integer;
     END IF;
     -- Rows past the boundary waiting in the default partition are reported, never deleted.
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
@@ -168,7 +170,7 @@ BEGIN
     END IF;
     res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
                               'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,
-                              'default_rows_past_retention', default_old);
+                              'default_rows_past_retention', default_old, 'left', left_over);
     PERFORM timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
                           jsonb_array_length(errors) = 0, res, NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
     IF jsonb_array_length(kept) > 0 OR default_old > 0 THEN

@@ -352,8 +352,13 @@ DECLARE
     t pg_catalog.regclass;
 BEGIN
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
-        PERFORM timepart.cleanup(t);
+        -- Each call retires for at most the table's lock budget and says what is left:
+        -- commit (traffic goes on) and call again, a bounded number of times.
+        FOR i IN 1..10000 LOOP
+            EXIT WHEN (timepart.cleanup(t) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0;
+            COMMIT;
+        END LOOP;
         COMMIT;
     END LOOP;
 END $$;
-COMMENT ON PROCEDURE timepart.cleanup_each() IS 'cleanup() every managed table, committing after each (the cleanup job)';
+COMMENT ON PROCEDURE timepart.cleanup_each() IS 'cleanup() every managed table in slices of its lock budget, committing after each (the cleanup job)';

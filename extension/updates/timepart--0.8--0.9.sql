@@ -939,6 +939,9 @@ COMMENT ON FUNCTION timepart.sync_partitions(regclass, boolean) IS
 -- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
 -- rows for its range moved out of the default partition, templated indexes, ATTACH.
 -- A bound of NULL means the default partition. Returns what it did.
+-- Traffic first: the bulk of a move runs before any lock that blocks inserts into the
+-- table (it holds the default partition only); the short lock that ATTACH needs comes
+-- after, when nothing is left to move.
 CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_name name,
                                                      range_start timestamptz, range_end timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -947,55 +950,25 @@ DECLARE
     part regclass;
     moved bigint := 0;
     indexes text[];
-    cols text;
-    waiting boolean;
 BEGIN
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
     part := timepart._new_partition_table(cfg.parent, part_name);
 
     IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- EXCLUSIVE on the default partition alone: reads go on, and so do inserts into
+        -- every other partition; what waits is only traffic for the default partition
+        -- itself, which resumes after the move and finds the rows where they now are.
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
+        moved := timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
         -- Inserts wait at the parent (within the lock budget) rather than at the default
         -- partition: one routed to the default before the new partition exists would fail
         -- its partition check once we commit; one waiting at the parent is routed afresh.
         EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
         -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
-        -- out of the default partition while its old ones move.
+        -- out of the default partition while the last of its old ones move.
         EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
-        -- Usually nothing waits there: a cheap probe spares the move statement.
-        waiting := timepart._as_owner(cfg.parent, format(
-            'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
-            default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-            cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
-        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal
-                                                                   AND t.tgenabled <> 'D') THEN
-            -- Moving is a DELETE from the default partition: the user's triggers there
-            -- (cloned from the parent's, row or statement) would fire as if rows were deleted.
-            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
-                cfg.parent USING ERRCODE = '55000',
-                DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
-                    (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
-                     WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
-                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
-        END IF;
-        IF waiting AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
-            -- Moving is a DELETE and an INSERT: it would fire ON DELETE CASCADE / SET NULL
-            -- on the tables that reference this one. Leave the rows where they are.
-            RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
-                range_start, range_end, cfg.parent USING ERRCODE = '55000',
-                DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
-                HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
-        END IF;
-        IF waiting THEN
-            cols := timepart._column_list(cfg.parent);
-            -- User code (triggers, constraints, index expressions) runs with the owner's rights only.
-            moved := (timepart._as_owner(cfg.parent, format(
-                'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
-                'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
-                default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
-                part, cols, cols))->>'rows')::bigint;
-        END IF;
+        moved := moved + timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
     END IF;
 
     indexes := timepart._index_partition(cfg.parent, part);
@@ -1012,6 +985,51 @@ BEGIN
         PERFORM timepart._match_parent(cfg.parent, part);
     END IF;
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
+
+-- Moves the rows of [range_start, range_end) waiting in the default partition into the
+-- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
+-- moving would fire something of the user's: foreign-key actions on referencing tables,
+-- or triggers on the default partition (a move is a DELETE and an INSERT).
+CREATE OR REPLACE FUNCTION timepart._move_waiting_rows(cfg timepart.config, default_part regclass, part regclass,
+                                                       range_start timestamptz, range_end timestamptz)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    cols text;
+    waiting boolean;
+BEGIN
+    -- Usually nothing waits there: a cheap probe spares the move statement.
+    waiting := timepart._as_owner(cfg.parent, format(
+        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
+    IF NOT waiting THEN
+        RETURN 0;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D') THEN
+        -- The user's triggers there (cloned from the parent's, row or statement) would
+        -- fire as if rows were deleted.
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
+            cfg.parent USING ERRCODE = '55000',
+            DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
+                (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
+                 WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
+            range_start, range_end, cfg.parent USING ERRCODE = '55000',
+            DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    cols := timepart._column_list(cfg.parent);
+    -- User code (constraints, index expressions) runs with the owner's rights only.
+    RETURN (timepart._as_owner(cfg.parent, format(
+        'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
+        'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
+        part, cols, cols))->>'rows')::bigint;
 END $$;
 
 -- The empty table a partition starts as, in the parent's schema, owned by the parent's
@@ -1078,7 +1096,8 @@ $$;
 -- Runs `operation` ('maintain' or 'cleanup') on every managed table, or one. Each table
 -- is taken under its advisory lock, or skipped (another run holds it); nothing runs on a
 -- replica. Returns the seed's shape: success, created_partitions, dropped_partitions,
--- errors, execution_time_ms, plus moved_rows, skipped (tables) and tables (each one's result).
+-- errors, execution_time_ms, plus moved_rows, skipped (tables), tables (each one's result)
+-- and left_partitions (retirements left for the next call, see _run_steps).
 CREATE OR REPLACE FUNCTION timepart._run(operation text, parent regclass, premake integer, retention interval,
                                          dry_run boolean, as_of timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -1092,23 +1111,25 @@ DECLARE
     skipped jsonb := '[]'::jsonb;
     tables jsonb := '[]'::jsonb;
     moved bigint := 0;
+    left_over integer := 0;
+    newest timestamptz;
 BEGIN
     IF _run.parent IS NOT NULL THEN
         PERFORM timepart._config(_run.parent);
     END IF;
-    -- cleanup removes data: a moment further past the table's newest partition than
-    -- maintain would reach (premake + 1 periods)
-    -- (a typo, a clock gone wrong: every partition, today's too, would look old) or a retention shorter than
-    -- one partition is refused for every table before any change. Moments inside the
-    -- partitions stay allowed, so tests and soaks can move time.
+    -- cleanup removes data. Refused for every table before any change: a moment further
+    -- past the newest partition (or now) than maintain would reach (premake + 1 periods, at
+    -- least a month: a typo, a clock gone wrong, and every partition would look old), and a
+    -- retention shorter than one partition. Moments near the partitions stay allowed, so
+    -- tests and soaks can move time.
     IF operation = 'cleanup' THEN
         FOR cfg IN SELECT * FROM timepart._managed(_run.parent) LOOP
-            IF as_of > greatest(now(), (SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end))
-                                        FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default)
-                                       + cfg.partition_interval * (cfg.premake + 1)) THEN
+            newest := (SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end))
+                       FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default);
+            -- A table without partitions has nothing a moment could remove: newest is NULL.
+            IF newest IS NOT NULL AND as_of > greatest(now(), newest) + greatest(cfg.partition_interval * (cfg.premake + 1), interval '1 month') THEN
                 RAISE EXCEPTION 'cleanup refuses a moment past the partitions of %', cfg.parent USING ERRCODE = '22023',
-                    DETAIL = format('as_of is %s; the newest partition of %s ends %s.', as_of, cfg.parent,
-                                    (SELECT max(p.range_end) FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default)),
+                    DETAIL = format('as_of is %s; the newest partition of %s ends %s.', as_of, cfg.parent, newest),
                     HINT = 'Leave as_of out to clean up as of now; a dry run (dry_run => true) shows what a moment would remove.';
             END IF;
             IF _run.retention IS NOT NULL AND _run.retention < cfg.partition_interval THEN
@@ -1139,12 +1160,13 @@ BEGIN
         dropped := dropped || coalesce(res->'removed', '[]'::jsonb);
         errors := errors || coalesce(res->'errors', '[]'::jsonb);
         moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
+        left_over := left_over + coalesce((res->>'left')::integer, 0);
         tables := tables || res;
     END LOOP;
     RETURN jsonb_build_object('success', jsonb_array_length(errors) = 0, 'created_partitions', created,
         'dropped_partitions', dropped, 'errors', errors,
         'execution_time_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1),
-        'moved_rows', moved, 'skipped', skipped, 'tables', tables)
+        'moved_rows', moved, 'skipped', skipped, 'tables', tables, 'left_partitions', left_over)
         || CASE WHEN operation = 'cleanup' THEN jsonb_build_object('dry_run', dry_run) ELSE '{}'::jsonb END;
 END $$;
 
@@ -1152,33 +1174,46 @@ END $$;
 -- 'retire'), "range_start", "range_end", ...} runs through _attempt and is logged as
 -- log_operation with its extra keys. A lock timeout ends the run for this table (traffic
 -- holds it: back off for the whole table, not partition by partition). Never raises.
--- Returns {"done": [names], "errors": [texts], "moved_rows": n}.
+-- Traffic first for retirement: a DETACH or DROP holds the parent's ACCESS EXCLUSIVE lock
+-- to the end of the transaction, so once retiring has held it for the table's lock budget
+-- no further partition is retired in this call; they are counted in "left" for the next
+-- call (cleanup_each commits and calls again).
+-- Returns {"done": [names], "errors": [texts], "moved_rows": n, "left": n}.
 CREATE OR REPLACE FUNCTION timepart._run_steps(cfg timepart.config, log_operation text, steps jsonb, rest text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-    partition_interval jsonb;
+    step jsonb;
     step_started timestamptz;
+    locked_since timestamptz;
     part_name name;
     res jsonb;
     done jsonb := '[]'::jsonb;
     errors jsonb := '[]'::jsonb;
     moved bigint := 0;
+    left_over integer := 0;
 BEGIN
-    FOR partition_interval IN SELECT s FROM jsonb_array_elements(steps) s LOOP
+    FOR step IN SELECT s FROM jsonb_array_elements(steps) s LOOP
         step_started := pg_catalog.clock_timestamp();
-        part_name := partition_interval->>'partition';
+        IF step->>'action' = 'retire' AND step_started - locked_since > cfg.lock_timeout THEN
+            left_over := left_over + 1;
+            CONTINUE;
+        END IF;
+        part_name := step->>'partition';
         BEGIN
-            IF partition_interval->>'action' = 'build' THEN
+            IF step->>'action' = 'build' THEN
                 PERFORM timepart._check_name_free(cfg.parent, part_name);
             END IF;
-            res := timepart._attempt(cfg, partition_interval->>'action', part_name, (partition_interval->>'range_start')::timestamptz,
-                                     (partition_interval->>'range_end')::timestamptz);
+            res := timepart._attempt(cfg, step->>'action', part_name, (step->>'range_start')::timestamptz,
+                                     (step->>'range_end')::timestamptz);
         EXCEPTION WHEN OTHERS THEN
             res := jsonb_build_object('ok', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
         END;
-        res := res || (partition_interval - 'partition' - 'action');
+        res := res || (step - 'partition' - 'action');
         PERFORM timepart._log(log_operation, cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
         IF (res->>'ok')::boolean THEN
+            IF step->>'action' = 'retire' THEN
+                locked_since := coalesce(locked_since, step_started);
+            END IF;
             done := done || to_jsonb(part_name::text);
             moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
         ELSE
@@ -1189,7 +1224,11 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
-    RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved);
+    IF left_over > 0 THEN
+        RAISE NOTICE 'timepart: % partition(s) of % left for the next call: this one held the table for its lock budget (%)',
+            left_over, cfg.parent, cfg.lock_timeout;
+    END IF;
+    RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;
 
 -- ==== src/65_retention.sql
@@ -1287,6 +1326,7 @@ DECLARE
     errors jsonb := '[]'::jsonb;
     default_part regclass;
     default_old bigint := 0;
+    left_over integer := 0;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
                WHERE i.inhparent = cfg.parent AND c.relkind = 'f') THEN
@@ -1309,6 +1349,7 @@ BEGIN
         SELECT coalesce(jsonb_agg(jsonb_build_array(p->'partition', p->'record_count')), '[]'::jsonb) INTO removed
         FROM jsonb_array_elements(plan) p WHERE res->'done' ? (p->>'partition');
         errors := res->'errors';
+        left_over := (res->>'left')::integer;
     END IF;
     -- Rows past the boundary waiting in the default partition are reported, never deleted.
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
@@ -1324,7 +1365,7 @@ BEGIN
     END IF;
     res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
                               'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,
-                              'default_rows_past_retention', default_old);
+                              'default_rows_past_retention', default_old, 'left', left_over);
     PERFORM timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
                           jsonb_array_length(errors) = 0, res, NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
     IF jsonb_array_length(kept) > 0 OR default_old > 0 THEN
@@ -2223,6 +2264,24 @@ BEGIN
             EXECUTE FUNCTION timepart._drop_jobs_with_extension();
     END IF;
 END $$;
+
+CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
+LANGUAGE plpgsql AS $$
+DECLARE
+    t pg_catalog.regclass;
+BEGIN
+    FOR t IN SELECT j FROM timepart._job_tables() j LOOP
+        -- Each call retires for at most the table's lock budget and says what is left:
+        -- commit (traffic goes on) and call again, a bounded number of times.
+        FOR i IN 1..10000 LOOP
+            EXIT WHEN (timepart.cleanup(t) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0;
+            COMMIT;
+        END LOOP;
+        COMMIT;
+    END LOOP;
+END $$;
+
+COMMENT ON PROCEDURE timepart.cleanup_each() IS 'cleanup() every managed table in slices of its lock budget, committing after each (the cleanup job)';
 
 -- pg_dump keeps the migration state (and its ids).
 SELECT timepart._config_dump('timepart.migrations');

@@ -3,7 +3,7 @@
 -- hand-made partitions, a partition detached by hand, a table dropped by hand, calls with
 -- fewer arguments, NULLs, foreign-table partitions.
 \ir setup.psql
-SELECT plan(34);
+SELECT plan(36);
 
 -- Years of daily partitions (made by hand here, fast): the guard counts what a run
 -- would create, not the table's history.
@@ -111,6 +111,28 @@ SELECT throws_ok($$SELECT timepart.configure('ev', '{"retention": "300000 years"
                  'a retention of 300,000 years is refused');
 SELECT throws_ok($$SELECT timepart.add_index_template('ev', 'nope', 'no_such_column')$$, '42703',
                  'index template "nope" does not fit public.ev: column "no_such_column" does not exist', 'a template on a missing column is refused');
+
+-- Retiring many partitions holds the parent's lock for at most the lock budget per call;
+-- the rest is left for the next call (cleanup_each commits between calls).
+CREATE TABLE old_daily (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+DO $$ BEGIN
+    FOR i IN 0..59 LOOP
+        EXECUTE format('CREATE TABLE %I PARTITION OF old_daily FOR VALUES FROM (%L) TO (%L)',
+                       'old_daily_' || to_char('2020-01-01'::date + i, 'YYYY_MM_DD'), '2020-01-01'::date + i, '2020-01-01'::date + i + 1);
+    END LOOP;
+END $$;
+SELECT timepart.manage('old_daily', '1 day', 1, '7 days', as_of => '2020-03-01');
+SELECT timepart.configure('old_daily', '{"lock_timeout": "1 ms"}');
+CREATE TEMP TABLE first_call AS SELECT timepart.cleanup('old_daily', NULL, false, '2020-03-01') AS r;
+SELECT ok((SELECT jsonb_array_length(r->'dropped_partitions') >= 1 AND (r->>'left_partitions')::int > 0 FROM first_call),
+          'one call retires within the lock budget and says how many are left');
+DO $$ BEGIN
+    FOR i IN 1..100 LOOP
+        EXIT WHEN (timepart.cleanup('old_daily', NULL, false, '2020-03-01')->>'left_partitions')::int = 0;
+    END LOOP;
+END $$;
+SELECT is((SELECT count(*) FROM timepart._partitions('old_daily') WHERE range_end <= '2020-02-23'), 0::bigint,
+          'calling again until nothing is left retires them all');
 
 -- Foreign-table partitions are skipped by templates, stats and retention.
 CREATE EXTENSION file_fdw;
