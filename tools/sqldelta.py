@@ -183,11 +183,17 @@ def main():
     ap.add_argument("--to", dest="target", required=True)
     ap.add_argument("--pending", required=True)
     ap.add_argument("--new", required=True)
+    ap.add_argument("--existing", help="the delta as committed now, if any: guards a released version")
     ap.add_argument("base")
     ap.add_argument("updates")
     a = ap.parse_args()
+    pending = Path(a.pending).read_text()
+    if a.existing and Path(a.existing).is_file() and "-- ---- pending.sql" in Path(a.existing).read_text() \
+            and not re.sub(r"\A(\s*--[^\n]*\n)*", "", pending).strip():
+        sys.exit(f"sqldelta: {a.existing} holds hand-written statements that pending.sql no longer has: "
+                 f"{a.target} was released; bump default_version in timepart.control before the next change")
     old = released(a.base, a.updates, a.source)
-    sys.stdout.write(delta(old, Path(a.new).read_text(), Path(a.pending).read_text(), a.source, a.target))
+    sys.stdout.write(delta(old, Path(a.new).read_text(), pending, a.source, a.target))
 
 
 if __name__ == "__main__":
