@@ -555,6 +555,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     t record;
     created text[] := '{}'::text[];
+    statements text[] := '{}'::text[];
 BEGIN
     -- A foreign-table partition holds no index: skipped, said once.
     IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = part) = 'f' THEN
@@ -579,14 +580,18 @@ BEGIN
         ORDER BY (w.tmpl).suffix
     LOOP
         IF t.idx_oid IS NULL THEN
-            PERFORM timepart._as_owner(tbl, timepart._template_sql(t.tmpl, t.idx, t.nspname, t.relname, false));
+            statements := statements || timepart._template_sql(t.tmpl, t.idx, t.nspname, t.relname, false);
             created := created || t.idx::text;
         END IF;
         -- An attached partition's index is attached here; a new table's at its ATTACH.
         IF t.parent_idx IS NOT NULL AND t.relispartition AND NOT t.attached THEN
-            PERFORM timepart._as_owner(tbl, format('ALTER INDEX %s ATTACH PARTITION %I.%I', t.parent_idx, t.nspname, t.idx));
+            statements := statements || format('ALTER INDEX %s ATTACH PARTITION %I.%I', t.parent_idx, t.nspname, t.idx);
         END IF;
     END LOOP;
+    -- All of a partition's index statements in one call of the owner's executor.
+    IF cardinality(statements) > 0 THEN
+        PERFORM timepart._as_owner(tbl, array_to_string(statements, '; '));
+    END IF;
     RETURN created;
 END $$;
 
