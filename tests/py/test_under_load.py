@@ -196,7 +196,12 @@ def test_days_go_by_under_load_with_readers_and_killed_runs(connect, dsn, table)
         time.sleep(0.1)
 
     final_m = table.execute("SELECT timepart.maintain('loadev', NULL, %s)", (as_of,)).fetchone()[0]
-    final_c = table.execute("SELECT timepart.cleanup('loadev', NULL, false, %s)", (as_of,)).fetchone()[0]
+    # cleanup retires for at most the lock budget per call and says what is left (as the
+    # cleanup job does, call again until nothing is).
+    for _ in range(100):
+        final_c = table.execute("SELECT timepart.cleanup('loadev', NULL, false, %s)", (as_of,)).fetchone()[0]
+        if final_c["left_partitions"] == 0:
+            break
     assert final_m["success"] and final_c["success"]
     assert table.execute("SELECT count(*) FROM timepart._plan_partitions('loadev', %s, %s)",
                          (PREMAKE, as_of)).fetchone()[0] == 0
