@@ -9,6 +9,7 @@ DECLARE
     pt record;
     cfg timepart.config;
     old timepart.config;
+    known boolean;
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'parent table must not be NULL' USING ERRCODE = '22004',
@@ -32,7 +33,8 @@ BEGIN
     END IF;
     PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
-    IF NOT FOUND THEN
+    known := FOUND;
+    IF NOT known THEN
         old := ROW(tbl, pt.attname, pt.keytype, '1 month', 6, NULL, 'drop', NULL, true, '100 milliseconds', 3, 'UTC',
                    5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
         cfg := old;
@@ -47,13 +49,12 @@ BEGIN
     cfg.lock_timeout := coalesce(lock_wait, old.lock_timeout);
     cfg.time_zone := coalesce(time_zone, old.time_zone);
     PERFORM timepart._check_settings(cfg);
-    SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
-    IF FOUND AND old.time_zone <> cfg.time_zone THEN
+    IF known AND old.time_zone <> cfg.time_zone THEN
         RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', cfg.time_zone),
             HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
     END IF;
-    IF FOUND AND old.partition_interval::text <> cfg.partition_interval::text THEN
+    IF known AND old.partition_interval::text <> cfg.partition_interval::text THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', cfg.partition_interval),
             HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, cfg.partition_interval::text);

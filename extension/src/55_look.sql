@@ -6,12 +6,19 @@
 -- Tablespace and logged-ness are given at birth (CREATE TABLE); changing them later
 -- rewrites the table, so for existing partitions they are reported, never applied.
 
--- The storage options configured for a table's partitions, as the table's own reloptions
--- text ('fillfactor=90'), sorted. toast.* options live on the TOAST table: given at birth.
+-- The storage options configured for a table's partitions that live on the partition
+-- itself: toast.* options live on its TOAST table and are given at birth only.
+CREATE OR REPLACE FUNCTION timepart._table_options(cfg timepart.config) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}'::jsonb)
+    FROM jsonb_each(coalesce(cfg.partition_options, '{}'::jsonb)) o WHERE o.key NOT LIKE 'toast.%'
+$$;
+
+-- Those options as the partition's own reloptions text ('fillfactor=90'), sorted.
 CREATE OR REPLACE FUNCTION timepart._partition_reloptions(cfg timepart.config) RETURNS text[]
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(array_agg(o.key || '=' || o.value ORDER BY o.key), '{}'::text[])
-    FROM jsonb_each_text(coalesce(cfg.partition_options, '{}'::jsonb)) o WHERE o.key NOT LIKE 'toast.%'
+    FROM jsonb_each_text(timepart._table_options(cfg)) o
 $$;
 
 -- The options as a WITH clause body: fillfactor = '90', toast.autovacuum_enabled = 'false'.
@@ -181,9 +188,8 @@ BEGIN
                    CASE WHEN p.reloptions IS NOT NULL THEN format('ALTER TABLE %s RESET (%s)', p.rel,
                        (SELECT string_agg(CASE WHEN split_part(o, '=', 1) LIKE 'toast.%' THEN 'toast.' || pg_catalog.quote_ident(substr(split_part(o, '=', 1), 7))
                                                ELSE pg_catalog.quote_ident(split_part(o, '=', 1)) END, ', ') FROM unnest(p.reloptions) o)) END,
-                   CASE WHEN timepart._partition_reloptions(cfg) <> '{}' THEN format('ALTER TABLE %s SET (%s)', p.rel,
-                       timepart._reloptions_sql(cfg.partition_options - ARRAY(SELECT k FROM jsonb_object_keys(cfg.partition_options) k
-                                                                              WHERE k LIKE 'toast.%'))) END)
+                   CASE WHEN timepart._table_options(cfg) <> '{}' THEN format('ALTER TABLE %s SET (%s)', p.rel,
+                       timepart._reloptions_sql(timepart._table_options(cfg))) END)
         FROM parts p, cfg
         WHERE ARRAY(SELECT o FROM unnest(coalesce(p.reloptions, '{}')) o ORDER BY o) <> timepart._partition_reloptions(cfg)
     ),

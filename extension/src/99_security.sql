@@ -74,11 +74,10 @@ BEGIN
     WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
     -- Nobody writes these rows but timepart, and a superuser: pg_restore puts a dump's log
     -- and migration rows back as they were (who and when included); a superuser may trim.
-    IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.')
-       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
-        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-    END IF;
-    IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.') THEN
+    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' THEN
+        IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+            RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+        END IF;
         RAISE EXCEPTION 'timepart.% is written only by timepart''s functions', TG_TABLE_NAME USING ERRCODE = '42501',
             DETAIL = format('A direct %s was refused (from %s).', TG_OP, coalesce(frame, 'a client statement')),
             HINT = 'Use timepart''s functions; this table records what they did.';

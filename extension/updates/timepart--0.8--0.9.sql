@@ -411,6 +411,7 @@ DECLARE
     pt record;
     cfg timepart.config;
     old timepart.config;
+    known boolean;
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'parent table must not be NULL' USING ERRCODE = '22004',
@@ -434,7 +435,8 @@ BEGIN
     END IF;
     PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
     SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
-    IF NOT FOUND THEN
+    known := FOUND;
+    IF NOT known THEN
         old := ROW(tbl, pt.attname, pt.keytype, '1 month', 6, NULL, 'drop', NULL, true, '100 milliseconds', 3, 'UTC',
                    5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
         cfg := old;
@@ -449,13 +451,12 @@ BEGIN
     cfg.lock_timeout := coalesce(lock_wait, old.lock_timeout);
     cfg.time_zone := coalesce(time_zone, old.time_zone);
     PERFORM timepart._check_settings(cfg);
-    SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
-    IF FOUND AND old.time_zone <> cfg.time_zone THEN
+    IF known AND old.time_zone <> cfg.time_zone THEN
         RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', cfg.time_zone),
             HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
     END IF;
-    IF FOUND AND old.partition_interval::text <> cfg.partition_interval::text THEN
+    IF known AND old.partition_interval::text <> cfg.partition_interval::text THEN
         RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
             DETAIL = format('Asked for %s.', cfg.partition_interval),
             HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, cfg.partition_interval::text);
@@ -663,12 +664,19 @@ END $$;
 -- Tablespace and logged-ness are given at birth (CREATE TABLE); changing them later
 -- rewrites the table, so for existing partitions they are reported, never applied.
 
--- The storage options configured for a table's partitions, as the table's own reloptions
--- text ('fillfactor=90'), sorted. toast.* options live on the TOAST table: given at birth.
+-- The storage options configured for a table's partitions that live on the partition
+-- itself: toast.* options live on its TOAST table and are given at birth only.
+CREATE OR REPLACE FUNCTION timepart._table_options(cfg timepart.config) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}'::jsonb)
+    FROM jsonb_each(coalesce(cfg.partition_options, '{}'::jsonb)) o WHERE o.key NOT LIKE 'toast.%'
+$$;
+
+-- Those options as the partition's own reloptions text ('fillfactor=90'), sorted.
 CREATE OR REPLACE FUNCTION timepart._partition_reloptions(cfg timepart.config) RETURNS text[]
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(array_agg(o.key || '=' || o.value ORDER BY o.key), '{}'::text[])
-    FROM jsonb_each_text(coalesce(cfg.partition_options, '{}'::jsonb)) o WHERE o.key NOT LIKE 'toast.%'
+    FROM jsonb_each_text(timepart._table_options(cfg)) o
 $$;
 
 -- The options as a WITH clause body: fillfactor = '90', toast.autovacuum_enabled = 'false'.
@@ -838,9 +846,8 @@ BEGIN
                    CASE WHEN p.reloptions IS NOT NULL THEN format('ALTER TABLE %s RESET (%s)', p.rel,
                        (SELECT string_agg(CASE WHEN split_part(o, '=', 1) LIKE 'toast.%' THEN 'toast.' || pg_catalog.quote_ident(substr(split_part(o, '=', 1), 7))
                                                ELSE pg_catalog.quote_ident(split_part(o, '=', 1)) END, ', ') FROM unnest(p.reloptions) o)) END,
-                   CASE WHEN timepart._partition_reloptions(cfg) <> '{}' THEN format('ALTER TABLE %s SET (%s)', p.rel,
-                       timepart._reloptions_sql(cfg.partition_options - ARRAY(SELECT k FROM jsonb_object_keys(cfg.partition_options) k
-                                                                              WHERE k LIKE 'toast.%'))) END)
+                   CASE WHEN timepart._table_options(cfg) <> '{}' THEN format('ALTER TABLE %s SET (%s)', p.rel,
+                       timepart._reloptions_sql(timepart._table_options(cfg))) END)
         FROM parts p, cfg
         WHERE ARRAY(SELECT o FROM unnest(coalesce(p.reloptions, '{}')) o ORDER BY o) <> timepart._partition_reloptions(cfg)
     ),
@@ -2683,11 +2690,10 @@ BEGIN
     WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
     -- Nobody writes these rows but timepart, and a superuser: pg_restore puts a dump's log
     -- and migration rows back as they were (who and when included); a superuser may trim.
-    IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.')
-       AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
-        RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-    END IF;
-    IF (frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.') THEN
+    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' THEN
+        IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+            RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+        END IF;
         RAISE EXCEPTION 'timepart.% is written only by timepart''s functions', TG_TABLE_NAME USING ERRCODE = '42501',
             DETAIL = format('A direct %s was refused (from %s).', TG_OP, coalesce(frame, 'a client statement')),
             HINT = 'Use timepart''s functions; this table records what they did.';
