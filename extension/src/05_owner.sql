@@ -40,6 +40,12 @@ BEGIN
     END IF;
 END $$;
 
+-- Whether a role has partition_admin's rights (false when the role does not exist).
+CREATE OR REPLACE FUNCTION timepart._is_admin(who name) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(pg_catalog.pg_has_role(who, pg_catalog.to_regrole('partition_admin'), 'USAGE'), false)
+$$;
+
 -- The name of a role's executor.
 CREATE OR REPLACE FUNCTION timepart._executor_name(owner_oid oid) RETURNS name
 LANGUAGE sql IMMUTABLE AS $$ SELECT ('_as_owner_' || owner_oid::text)::name $$;

@@ -123,18 +123,29 @@ DECLARE
                    WHERE c.oid = parent);
     -- Born with what cannot change later without a rewrite: logged-ness, the parent's
     -- tablespace, the configured storage options.
-    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)%s%s',
+    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)%s',
                        CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent,
-                       CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END,
-                       CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
+                       CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
     part regclass;
     col record;
 BEGIN
-    PERFORM timepart._check_may_act(timepart._caller(), parent, 'create its partitions');
+    PERFORM timepart._check_may_maintain(timepart._caller(), parent, 'create its partitions');
     IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
-        PERFORM timepart._as_owner(parent, ddl);
+        PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
     ELSE
-        EXECUTE ddl;
+        -- Made by timepart's owner, for whom no tablespace is out of bounds: the one the
+        -- session's default_tablespace names (the caller's setting) must be the table
+        -- owner's to use, and it is named outright.
+        space := coalesce(space, NULLIF(pg_catalog.current_setting('default_tablespace'), ''));
+        IF space IS NOT NULL AND space <> (SELECT t.spcname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_tablespace t
+                                             ON t.oid = d.dattablespace WHERE d.datname = pg_catalog.current_database())
+           AND NOT pg_catalog.has_tablespace_privilege(owner_oid, space, 'CREATE') THEN
+            RAISE EXCEPTION 'permission denied for tablespace %', space USING ERRCODE = '42501',
+                DETAIL = format('The partition would go to tablespace %s, where %s, which owns %s, may not create tables.',
+                                space, owner_oid::regrole, parent),
+                HINT = 'Grant the owner CREATE on the tablespace, or RESET default_tablespace.';
+        END IF;
+        EXECUTE ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END;
         EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', part_schema, part_name, owner_oid::regrole::text);
     END IF;
     part := format('%I.%I', part_schema, part_name)::regclass;
@@ -239,6 +250,17 @@ CREATE OR REPLACE FUNCTION timepart.create_partition(parent regclass, range_star
 RETURNS text LANGUAGE plpgsql AS $$
 /* Creates one partition with its templated indexes. Already there: a notice and its
    name. Misaligned, reversed or overlapping bounds: an error, nothing changed. */
+BEGIN
+    IF timepart._needs_admin(create_partition.parent) THEN
+        RETURN timepart._admin_create_partition(create_partition.parent, range_start, range_end);
+    END IF;
+    RETURN timepart._create_partition(create_partition.parent, range_start, range_end);
+END $$;
+COMMENT ON FUNCTION timepart.create_partition(regclass, timestamptz, timestamptz) IS
+    'Creates one partition (one period) with its templated indexes; a notice if it already exists';
+
+CREATE OR REPLACE FUNCTION timepart._create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
+RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     cfg timepart.config := timepart._config(parent);
@@ -267,9 +289,6 @@ BEGIN
     RETURN format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
                             ON n.oid = c.relnamespace WHERE c.oid = parent), part_name);
 END $$;
-COMMENT ON FUNCTION timepart.create_partition(regclass, timestamptz, timestamptz) IS
-    'Creates one partition (one period) with its templated indexes; a notice if it already exists';
-
 -- A table of that name that is not the partition we want is in the way.
 CREATE OR REPLACE FUNCTION timepart._check_name_free(parent regclass, part_name name) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
@@ -290,3 +309,19 @@ CREATE OR REPLACE FUNCTION timepart._lock_key(parent regclass) RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$
     SELECT (pg_catalog.hashtext('timepart')::bigint << 32) | parent::oid::bigint
 $$;
+
+-- The period of a managed table that contains a moment: the bounds create_partition
+-- accepts for it. For callers holding a moment with a time of day (the seed's
+-- datetime.now().replace(day=1)).
+CREATE OR REPLACE FUNCTION timepart.period_of(parent regclass, moment timestamptz)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz) LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(parent);
+BEGIN
+    PERFORM timepart._check_moment(moment, 'moment');
+    range_start := timepart._period_of(cfg, moment);
+    range_end := timepart._period_add(range_start, cfg.partition_interval, 1, cfg.time_zone);
+    RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION timepart.period_of(regclass, timestamptz) IS
+    'The bounds of the period of a managed table that contains a moment';

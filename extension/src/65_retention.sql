@@ -196,6 +196,9 @@ BEGIN
             DETAIL = format('as_of %s, dry_run %s.', coalesce(as_of::text, 'NULL'), coalesce(dry_run::text, 'NULL')),
             HINT = 'Leave them out for now() and a real run.';
     END IF;
+    IF timepart._needs_admin(cleanup.parent) THEN
+        RETURN timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+    END IF;
     RETURN timepart._run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
 END $$;
 COMMENT ON FUNCTION timepart.cleanup(regclass, interval, boolean, timestamptz) IS

@@ -171,6 +171,9 @@ BEGIN
         PERFORM timepart._check_premake(premake);
     END IF;
     PERFORM timepart._check_moment(as_of);
+    IF timepart._needs_admin(maintain.parent) THEN
+        RETURN timepart._admin_run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
+    END IF;
     RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
 END $$;
 COMMENT ON FUNCTION timepart.maintain(regclass, integer, timestamptz) IS

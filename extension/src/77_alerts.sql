@@ -204,11 +204,20 @@ BEGIN
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
         -- Runs as timepart's owner: the caller's rights are checked here.
-        PERFORM timepart._check_may_act(timepart._caller(), check_alerts.parent, 'check its alerts');
+        PERFORM timepart._check_may_maintain(timepart._caller(), check_alerts.parent, 'check its alerts');
     END IF;
-    -- Only the tables the caller may maintain: nobody opens or resolves another owner's alerts.
+    -- A partition_admin evaluates other owners' tables as of now only: another moment
+    -- would open or resolve their alerts on a state that is not theirs.
+    IF as_of <> now() AND EXISTS (SELECT 1 FROM timepart._managed(check_alerts.parent) c
+                                  WHERE NOT coalesce(timepart._may_act(timepart._caller(), c.parent), false)) THEN
+        RAISE EXCEPTION 'only a table''s owner may check its alerts as of another moment' USING ERRCODE = '42501',
+            DETAIL = format('as_of is %s, now is %s; %s does not own every table checked.', as_of, now(), timepart._caller()),
+            HINT = 'Leave as_of out, or name a table you own.';
+    END IF;
+    -- Only the tables the caller may maintain (its own; every managed one for a
+    -- partition_admin): a table owner outside partition_admin touches no one else's alerts.
     FOR cfg IN SELECT c.* FROM timepart._managed(check_alerts.parent) c
-               WHERE timepart._may_act(timepart._caller(), c.parent) LOOP
+               WHERE timepart._may_maintain(timepart._caller(), c.parent) LOOP
         checked := checked || cfg.parent::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
     END LOOP;

@@ -1,11 +1,14 @@
 -- The flagship preset: the seed's email_events table, managed monthly with its
 -- five indexes, 6 periods ahead and 12 months of retention.
 
-CREATE OR REPLACE FUNCTION timepart.create_email_events_table(schema name DEFAULT 'public', as_of timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION timepart.create_email_events_table(schema name DEFAULT 'public', as_of timestamptz DEFAULT now(),
+                                                              settings jsonb DEFAULT NULL)
 RETURNS regclass LANGUAGE plpgsql AS $$
 /* Creates the seed's email_event_type enum and email_events table in a schema
    (the foreign key to campaign_leads only where that table exists), registers the
-   seed's five index templates and creates the partitions it needs now. Safe to repeat. */
+   seed's five index templates, applies `settings` (as timepart.configure takes them:
+   the installer passes the seed's environment variables) and only then creates the
+   partitions it needs now. Safe to repeat. */
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     tbl regclass;
@@ -57,29 +60,35 @@ BEGIN
     PERFORM timepart.add_index_template(tbl, 'event_type_idx', 'event_type, created_at DESC',
                                         $w$event_type IN ('open', 'click', 'delivery', 'bounce')$w$);
     PERFORM timepart.add_index_template(tbl, 'external_id_idx', 'external_id', 'external_id IS NOT NULL');
+    IF settings IS NOT NULL AND settings <> '{}'::jsonb THEN
+        PERFORM timepart.configure(tbl, settings);
+    END IF;
     PERFORM timepart.maintain(tbl, NULL, as_of);
     RETURN tbl;
 END $$;
-COMMENT ON FUNCTION timepart.create_email_events_table(name, timestamptz) IS
+COMMENT ON FUNCTION timepart.create_email_events_table(name, timestamptz, jsonb) IS
     'Creates the seed''s email_events table, managed monthly with its five indexes, 6 ahead, 12 months retention';
 
--- The email_events table the seed's functions act on: the managed one the
--- search_path finds, else the only managed table of that name.
-CREATE OR REPLACE FUNCTION timepart._email_events() RETURNS regclass
+-- The email_events table the seed's functions act on. `on_path` is what the caller's
+-- search_path finds (the seed's wrappers look it up before the pinned path applies):
+-- that table when it is managed; else the only managed email_events, if there is one.
+CREATE OR REPLACE FUNCTION timepart._email_events(on_path regclass) RETURNS regclass
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    tbl regclass := pg_catalog.to_regclass('email_events');
+    tbl regclass := on_path;
+    candidates text;
 BEGIN
-    IF tbl IS NULL OR NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN
-        IF (SELECT count(*) FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-            WHERE r.relname = 'email_events') > 1 THEN
-            RAISE EXCEPTION 'more than one managed email_events table' USING ERRCODE = '42P09',
-                DETAIL = (SELECT string_agg(c.parent::text, ', ') FROM timepart.config c JOIN pg_catalog.pg_class r
-                          ON r.oid = c.parent WHERE r.relname = 'email_events'),
-                HINT = 'Name the table: e.g. SELECT timepart.cleanup(''tenant_a.email_events'', ''12 months'').';
-        END IF;
-        SELECT c.parent INTO tbl FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
-        WHERE r.relname = 'email_events';
+    IF tbl IS NOT NULL AND EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN
+        RETURN tbl;
+    END IF;
+    SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text), min(c.parent::oid)::regclass INTO candidates, tbl
+    FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent WHERE r.relname = 'email_events';
+    IF candidates LIKE '%,%' THEN
+        RAISE EXCEPTION 'more than one managed email_events table, and none on the search_path' USING ERRCODE = '42P09',
+            DETAIL = format('Managed: %s. The caller''s search_path finds %s.', candidates,
+                            coalesce(on_path::text || ', which is not managed', 'no email_events')),
+            HINT = 'Put the schema first on the search_path (SET search_path = tenant_a, public), '
+                   'or name the table: SELECT timepart.maintain(''tenant_a.email_events'').';
     END IF;
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'no managed email_events table' USING ERRCODE = '42P01',

@@ -39,12 +39,12 @@ CREATE TRIGGER jobs_scheduler_guard BEFORE INSERT OR UPDATE OR DELETE ON timepar
     FOR EACH ROW EXECUTE FUNCTION timepart._jobs_guard();
 
 -- The managed tables the current role may maintain (it owns them, is a member of their
--- owner, or is a superuser), in a stable order: what the job procedures work through.
+-- owner, a superuser or a partition_admin), in a stable order: what the job procedures work through.
 -- PL/pgSQL so that it runs on a pinned search_path: the procedures call it from the caller's.
 CREATE OR REPLACE FUNCTION timepart._job_tables() RETURNS SETOF regclass
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN QUERY SELECT c.parent FROM timepart._managed() c WHERE timepart._may_act(current_user, c.parent);
+    RETURN QUERY SELECT c.parent FROM timepart._managed() c WHERE timepart._may_maintain(current_user, c.parent);
 END $$;
 
 -- How pg_cron is reached: 'local' (its schema is here), 'dblink', or a refusal that
@@ -162,12 +162,12 @@ DECLARE
 BEGIN
     -- The jobs run as the caller, over every managed table: scheduling must not let a
     -- role reach tables it could not maintain itself.
-    IF EXISTS (SELECT 1 FROM timepart._managed() c WHERE NOT timepart._may_act(current_user, c.parent)) THEN
+    IF EXISTS (SELECT 1 FROM timepart._managed() c WHERE NOT timepart._may_maintain(current_user, c.parent)) THEN
         RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
             DETAIL = format('%s may not maintain: %s.', current_user,
                 (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart._managed() c
-                 WHERE NOT timepart._may_act(current_user, c.parent))),
-            HINT = 'Schedule as a superuser, or as a role that is a member of every managed table''s owner.';
+                 WHERE NOT timepart._may_maintain(current_user, c.parent))),
+            HINT = 'Schedule as a superuser, a member of partition_admin, or a member of every managed table''s owner.';
     END IF;
     IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
         RAISE EXCEPTION 'cron_history_keep must be positive' USING ERRCODE = '22023',

@@ -9,7 +9,9 @@
 --   runs with the owner's rights only, whoever called.
 -- * Operations (manage, maintain, cleanup, create_partition, ...) run as the caller,
 --   who must own the table (or be a member of its owner, or a superuser); the owner
---   guards on timepart's tables check the old and the new row.
+--   guards on timepart's tables check the old and the new row. A partition_admin who
+--   does not own a registered table runs maintain, cleanup (configured retention) and
+--   create_partition on it through 63_admin.sql, as timepart's owner.
 -- * Reading (partition_stats, health, summary) and snapshot_stats, check_alerts run as
 --   timepart's owner, so monitors need no access to the data; they read user tables
 --   only through executors, and check the caller (_caller()) where rights matter.
@@ -190,17 +192,22 @@ CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timep
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
-                 'timepart.metrics', 'timepart.growth',
-                 'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log']
+                 'timepart.metrics', 'timepart.growth', 'timepart.period_of',
+                 'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log',
+                 'timepart._email_events', 'timepart._seed_stats']
 $$;
 
--- Functions that act with the owner's rights (they read user tables or write timepart's own).
+-- Functions that act with timepart's owner's rights: the readers (they read user tables
+-- through executors and timepart's own tables), the writers of timepart's own tables,
+-- the makers of objects handed to an owner, and partition_admin's route (63_admin.sql).
 CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT timepart._monitor_functions() || ARRAY['timepart.snapshot_stats', 'timepart.check_alerts',
-                                                  'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
-                                                  'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
-                                                  'timepart._new_partition_table']
+    SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
+                 'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
+                 'timepart.snapshot_stats', 'timepart.check_alerts',
+                 'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
+                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
+                 'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition']
 $$;
 
 -- Functions nobody but timepart's owner may execute: trigger functions (which must not
@@ -234,7 +241,9 @@ BEGIN
         WHERE (n.nspname = 'timepart' AND p.proname NOT LIKE '\_as\_owner\_%') OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
     LOOP
         -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
-        IF f.prokind = 'f' AND (f.lanname = 'plpgsql' OR f.nspname = 'public' OR f.qname = ANY (timepart._definer_functions())) THEN
+        -- The seed's names in public neither: they find email_events on the caller's
+        -- search_path (90_compat.sql), name everything else by schema and write no operator.
+        IF f.prokind = 'f' AND f.nspname = 'timepart' AND (f.lanname = 'plpgsql' OR f.qname = ANY (timepart._definer_functions())) THEN
             -- DateStyle ISO: partition bounds are read back from text, which must not
             -- depend on the session (in ISO style a timestamptz carries a numeric offset).
             -- jit off: timepart's queries read catalogs and small tables; compiling them
@@ -245,6 +254,9 @@ BEGIN
             EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
         ELSIF f.prokind = 'f' THEN
             EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER', f.sig);
+            IF f.nspname = 'public' THEN
+                EXECUTE format('ALTER FUNCTION %s RESET ALL', f.sig);
+            END IF;
         END IF;
         EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
         IF roles_exist THEN

@@ -227,9 +227,21 @@ def _install_email_events(conn: Connection, result: InstallResult, settings: dic
     if managed:
         result.email_events = managed[0]  # there already: leave its configuration alone
         return
-    result.email_events = conn.execute("SELECT timepart.create_email_events_table()::text").fetchone()[0]
+    # The seed's variables are applied before the preset's first maintain (0.10 takes them
+    # as an argument); an older install configures right after, which is all it can do.
+    takes_settings = conn.execute(
+        "SELECT pg_catalog.to_regprocedure('timepart.create_email_events_table(name, timestamptz, jsonb)') IS NOT NULL"
+    ).fetchone()[0]
+    if takes_settings:
+        result.email_events = conn.execute("SELECT timepart.create_email_events_table(settings => %s::jsonb)::text",
+                                           (json.dumps(settings),)).fetchone()[0]
+    else:
+        result.email_events = conn.execute("SELECT timepart.create_email_events_table()::text").fetchone()[0]
     result.email_events_created = True
-    if settings:
+    if settings and takes_settings:
+        result.configuration = conn.execute("SELECT pg_catalog.to_jsonb(c) FROM timepart.config c WHERE c.parent = %s::regclass",
+                                            (result.email_events,)).fetchone()[0]
+    elif settings:
         result.configuration = conn.execute("SELECT timepart.configure(%s::regclass, %s::jsonb)",
                                             (result.email_events, json.dumps(settings))).fetchone()[0]
 

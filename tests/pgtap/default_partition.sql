@@ -1,7 +1,7 @@
 -- The default partition: rows that wait there move out safely or stay and are reported;
 -- a default that cannot be made does not stop the periods.
 \ir setup.psql
-SELECT plan(8);
+SELECT plan(14);
 
 -- Tables referencing the parent: moving would fire their ON DELETE actions, so rows stay.
 CREATE TABLE ord (id int, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
@@ -29,13 +29,31 @@ SELECT is(timepart.manage('sales', '1 month', 1, as_of => '2023-03-15')->'create
           '["sales_2023_03", "sales_2023_04"]'::jsonb, 'a default partition that cannot be made does not stop the periods');
 SELECT matches(timepart.maintain('sales', 1, '2023-03-15')->'errors'->>0, 'sales_default', 'and the reason is reported');
 
--- More than one managed email_events: the seed's names refuse to guess.
+-- More than one managed email_events: the seed's names act on the one the caller's
+-- search_path finds, and refuse to guess when it finds none.
 CREATE SCHEMA tenant_a;
 CREATE SCHEMA tenant_b;
 SELECT timepart.create_email_events_table('tenant_b', '2024-01-15');
 SELECT timepart.create_email_events_table('tenant_a', '2024-01-15');
-SELECT throws_ok($$SELECT * FROM cleanup_old_email_events_partitions(12)$$, '42P09', 'more than one managed email_events table',
-                 'the seed''s functions refuse to pick one of several email_events tables');
+SELECT throws_ok($$SELECT * FROM cleanup_old_email_events_partitions(12)$$, '42P09',
+                 'more than one managed email_events table, and none on the search_path',
+                 'the seed''s functions refuse to pick one of several email_events tables the search_path does not find');
+SET LOCAL search_path = tenant_b, public;
+SELECT is(create_email_events_partition((date_trunc('month', now()) + interval '1 year')::date,
+                                        (date_trunc('month', now()) + interval '13 months')::date),
+          format('tenant_b.email_events_%s', to_char(now() + interval '1 year', 'YYYY_MM')),
+          'with tenant_b first on the search_path, create_email_events_partition acts on tenant_b''s table');
+SELECT is((SELECT count(*) FROM get_email_events_partition_stats() WHERE name LIKE 'email_events_%'),
+          (SELECT count(*) FROM pg_inherits WHERE inhparent = 'tenant_b.email_events'::regclass), 'and the stats are tenant_b''s');
+SELECT is((maintain_email_events_partitions(6)->'tables'->0->>'table')::regclass, 'tenant_b.email_events'::regclass,
+          'and maintain is tenant_b''s');
+SET LOCAL search_path = tenant_a, public;
+SELECT is((SELECT count(*) FROM get_email_events_partition_stats() s WHERE s.range_start >= date_trunc('month', now()) + interval '1 year'),
+          0::bigint, 'with tenant_a first, tenant_b''s extra partition is not in the stats');
+SELECT is((SELECT count(*) FROM cleanup_old_email_events_partitions(12)), 7::bigint, 'cleanup drops tenant_a''s 7 old months');
+SELECT ok(to_regclass('tenant_a.email_events_2024_01') IS NULL AND to_regclass('tenant_b.email_events_2024_01') IS NOT NULL,
+          'and leaves tenant_b''s alone');
+RESET search_path;
 
 SELECT * FROM finish();
 ROLLBACK;

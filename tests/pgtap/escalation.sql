@@ -3,7 +3,7 @@
 -- only as the attacker (the table's owner), never as the superuser who runs timepart,
 -- and the integrity attacks are refused with nothing changed.
 \ir setup.psql
-SELECT plan(45);
+SELECT plan(46);
 CREATE ROLE tp_evil LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_victim LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_mon LOGIN IN ROLE partition_monitor;
@@ -161,10 +161,13 @@ SELECT throws_ok($$DELETE FROM timepart.config WHERE parent = 'public.victim_ev'
 RESET ROLE;
 SELECT ok(EXISTS (SELECT 1 FROM timepart.config WHERE parent = 'public.victim_ev'::regclass), 'the victim''s table is still managed');
 
--- An admin's check_alerts touches only tables it may maintain.
+-- An admin checks every registered table's alerts, but only as of now: another moment
+-- would resolve (or open) another owner's alerts on a state that is not theirs.
 SELECT * FROM timepart.check_alerts('public.victim_ev', '2024-09-15');
 SET ROLE tp_evil;
-SELECT lives_ok($$SELECT * FROM timepart.check_alerts(NULL, '2024-03-15')$$, 'an admin runs the alert check');
+SELECT throws_ok($$SELECT * FROM timepart.check_alerts(NULL, '2024-03-15')$$, '42501',
+                 'only a table''s owner may check its alerts as of another moment', 'an admin cannot check alerts as of a chosen moment');
+SELECT lives_ok($$SELECT * FROM timepart.check_alerts('evil.ev', '2024-03-15')$$, 'but may for its own table');
 RESET ROLE;
 SELECT ok(EXISTS (SELECT 1 FROM timepart.alerts WHERE parent_table = 'public.victim_ev' AND alert_type = 'missing_current_partition' AND resolved_at IS NULL),
           'another owner''s open alert stays open');

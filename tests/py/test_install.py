@@ -138,6 +138,10 @@ def test_install_configures_email_events_from_the_seed_variables(make_database):
                     " WHERE parent = 'email_events'::regclass")
     assert row == [(4, "1 year 6 mons", 2 * 1024 ** 3, 5000000)]
     assert result.configuration["premake"] == 4
+    # Applied before the preset's first maintain: 4 periods ahead, not the default 6.
+    future = query(db, "SELECT count(*) FROM timepart.partition_stats('email_events')"
+                       " WHERE range_start > now() AND NOT is_default")
+    assert future == [(4,)]
 
 
 def test_settings_from_env_takes_only_what_is_set_and_refuses_non_numbers():

@@ -1,0 +1,719 @@
+-- timepart 0.9 -> 0.10: assembled by `make delta` (tools/sqldelta.py) from
+-- extension/pending.sql, the differences from the released chain, and the hardening call.
+
+-- ---- gone, or changed in a way CREATE OR REPLACE cannot do
+DROP FUNCTION IF EXISTS timepart.create_email_events_table(name, timestamp with time zone);
+DROP FUNCTION IF EXISTS timepart._email_events();
+
+-- ---- new and changed
+CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT '0.10'::text $$;
+
+-- Whether a role has partition_admin's rights (false when the role does not exist).
+CREATE OR REPLACE FUNCTION timepart._is_admin(who name) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(pg_catalog.pg_has_role(who, pg_catalog.to_regrole('partition_admin'), 'USAGE'), false)
+$$;
+
+-- The empty table a partition starts as, in the parent's schema, owned by the parent's
+-- owner. Made by that owner's executor when it may create tables there; else by
+-- timepart's owner (SECURITY DEFINER), which then hands it over: CREATE TABLE (LIKE)
+-- copies definitions and runs no user code. Everything after runs as the owner.
+-- Identity columns are the parent's alone: since 17 the attached partition shares them;
+-- before, the partition's column takes its values from the parent's sequence, so a row
+-- inserted straight into a partition never repeats an id.
+CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
+    part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = parent);
+    cfg timepart.config := timepart._config(parent);
+    space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
+                   WHERE c.oid = parent);
+    -- Born with what cannot change later without a rewrite: logged-ness, the parent's
+    -- tablespace, the configured storage options.
+    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)%s',
+                       CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent,
+                       CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
+    part regclass;
+    col record;
+BEGIN
+    PERFORM timepart._check_may_maintain(timepart._caller(), parent, 'create its partitions');
+    IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
+        PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
+    ELSE
+        -- Made by timepart's owner, for whom no tablespace is out of bounds: the one the
+        -- session's default_tablespace names (the caller's setting) must be the table
+        -- owner's to use, and it is named outright.
+        space := coalesce(space, NULLIF(pg_catalog.current_setting('default_tablespace'), ''));
+        IF space IS NOT NULL AND space <> (SELECT t.spcname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_tablespace t
+                                             ON t.oid = d.dattablespace WHERE d.datname = pg_catalog.current_database())
+           AND NOT pg_catalog.has_tablespace_privilege(owner_oid, space, 'CREATE') THEN
+            RAISE EXCEPTION 'permission denied for tablespace %', space USING ERRCODE = '42501',
+                DETAIL = format('The partition would go to tablespace %s, where %s, which owns %s, may not create tables.',
+                                space, owner_oid::regrole, parent),
+                HINT = 'Grant the owner CREATE on the tablespace, or RESET default_tablespace.';
+        END IF;
+        EXECUTE ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END;
+        EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', part_schema, part_name, owner_oid::regrole::text);
+    END IF;
+    part := format('%I.%I', part_schema, part_name)::regclass;
+    IF NOT timepart._partitions_share_identity() THEN
+        FOR col IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(parent::text, a.attname) AS seq
+                   FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = parent AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> '' LOOP
+            PERFORM timepart._as_owner(parent, format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)',
+                                                      part, col.attname, col.seq));
+        END LOOP;
+    END IF;
+    -- The parent's privileges, row security and policies, comment and replica identity,
+    -- all before the partition is attached and visible (55_look.sql).
+    PERFORM timepart._match_parent(parent, part);
+    RETURN part;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
+RETURNS text LANGUAGE plpgsql AS $$
+/* Creates one partition with its templated indexes. Already there: a notice and its
+   name. Misaligned, reversed or overlapping bounds: an error, nothing changed. */
+BEGIN
+    IF timepart._needs_admin(create_partition.parent) THEN
+        RETURN timepart._admin_create_partition(create_partition.parent, range_start, range_end);
+    END IF;
+    RETURN timepart._create_partition(create_partition.parent, range_start, range_end);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    part_name name;
+    existing text;
+    result jsonb;
+BEGIN
+    existing := timepart._check_range(cfg, range_start, range_end);
+    IF existing IS NOT NULL THEN
+        RAISE NOTICE 'partition % already exists', existing;
+        RETURN existing;
+    END IF;
+    part_name := timepart._partition_name(parent, range_start, cfg.partition_interval, cfg.time_zone);
+    PERFORM timepart._check_name_free(parent, part_name);
+    PERFORM pg_catalog.pg_advisory_xact_lock(timepart._lock_key(parent));
+    result := timepart._attempt(cfg, 'build', part_name, range_start, range_end);
+    IF NOT (result->>'ok')::boolean THEN
+        PERFORM timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
+        RAISE EXCEPTION 'could not create partition %: %', part_name, result->>'error'
+            USING ERRCODE = coalesce(result->>'sqlstate', 'P0001'),
+                  DETAIL = format('Range %s to %s, %s attempt(s).', range_start, range_end, result->>'attempts'),
+                  HINT = 'A lock wait gives up after the table''s lock_timeout; run it again when traffic allows.';
+    END IF;
+    PERFORM timepart._log('create_partition', parent, part_name, true,
+        result || jsonb_build_object('range_start', range_start, 'range_end', range_end), NULL, started);
+    RETURN format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+                            ON n.oid = c.relnamespace WHERE c.oid = parent), part_name);
+END $$;
+
+-- The period of a managed table that contains a moment: the bounds create_partition
+-- accepts for it. For callers holding a moment with a time of day (the seed's
+-- datetime.now().replace(day=1)).
+CREATE OR REPLACE FUNCTION timepart.period_of(parent regclass, moment timestamptz)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz) LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(parent);
+BEGIN
+    PERFORM timepart._check_moment(moment, 'moment');
+    range_start := timepart._period_of(cfg, moment);
+    range_end := timepart._period_add(range_start, cfg.partition_interval, 1, cfg.time_zone);
+    RETURN NEXT;
+END $$;
+
+COMMENT ON FUNCTION timepart.period_of(regclass, timestamptz) IS
+    'The bounds of the period of a managed table that contains a moment';
+
+-- ==== src/63_admin.sql
+-- Operations for partition_admin on tables it does not own.
+--
+-- The seed: "partition management requires superuser or partition_admin". A member of
+-- partition_admin may run maintain, cleanup with the configured retention,
+-- create_partition, snapshot_stats and check_alerts on every table its owner registered,
+-- without owning it. It may not register or reconfigure such a table, shorten its
+-- retention, or touch a table nobody registered.
+--
+-- How: the public operations run as the caller. When the caller may not act on a table
+-- itself (_needs_admin), they hand the run to _admin_run / _admin_create_partition,
+-- which run as timepart's owner (SECURITY DEFINER) after checking the admin's limits
+-- themselves, so calling them directly gives nothing more. EXECUTE on them is
+-- partition_admin's (and the owner's), and PostgreSQL checks that against the real
+-- caller. As everywhere, every statement on the table still runs through its owner's
+-- executor (05_owner.sql): the owner's code runs with the owner's rights only, and
+-- nothing the admin controls (its search_path, its objects) is used on the way.
+
+-- Whether a role may run the operations (maintain, cleanup with the configured
+-- retention, create_partition, snapshot, alerts) on a table: it may act on it, or it is
+-- a partition_admin and the table's owner registered it. Registering, reconfiguring and
+-- migrating stay the owner's (_may_act).
+CREATE OR REPLACE FUNCTION timepart._may_maintain(who name, tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(timepart._may_act(who, tbl), false)
+        OR (timepart._is_admin(who) AND EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) tbl))
+$$;
+
+CREATE OR REPLACE FUNCTION timepart._check_may_maintain(who name, tbl regclass, action text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF NOT timepart._may_maintain(who, tbl) THEN
+        RAISE EXCEPTION 'must be owner of table %, or a partition_admin on a managed table, to %', tbl, action
+            USING ERRCODE = '42501',
+            DETAIL = format('%s is owned by %s and %s managed; %s is neither a member of the owner nor of partition_admin.',
+                            tbl, coalesce((SELECT c.relowner::regrole::text FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'nobody'),
+                            CASE WHEN EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN 'is' ELSE 'is not' END, who),
+            HINT = 'Run it as the table''s owner, or GRANT partition_admin to the role once the owner has registered the table.';
+    END IF;
+END $$;
+
+-- Whether the caller (current_user: this runs as the caller) needs partition_admin's
+-- route for one table or every managed one: it may not act on one of them itself.
+CREATE OR REPLACE FUNCTION timepart._needs_admin(parent regclass) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM timepart._managed(parent) c WHERE NOT coalesce(timepart._may_act(current_user, c.parent), false))
+$$;
+
+-- The admin's limits on a cleanup, checked for every table before any change: the
+-- configured retention or a longer one, as of now or earlier. A dry run changes
+-- nothing and may ask anything.
+CREATE OR REPLACE FUNCTION timepart._check_admin_cleanup(parent regclass, retention interval, dry_run boolean,
+                                                         as_of timestamptz) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    cfg timepart.config;
+BEGIN
+    IF dry_run THEN
+        RETURN;
+    END IF;
+    IF as_of > now() THEN
+        RAISE EXCEPTION 'only a table''s owner may clean up as of a later moment' USING ERRCODE = '42501',
+            DETAIL = format('as_of is %s, now is %s: a later moment removes partitions the retention still keeps.', as_of, now()),
+            HINT = 'Leave as_of out; a dry run (dry_run => true) shows what a later moment would remove.';
+    END IF;
+    FOR cfg IN SELECT * FROM timepart._managed(parent) LOOP
+        IF retention IS NOT NULL AND (cfg.retention IS NULL OR retention < cfg.retention) THEN
+            RAISE EXCEPTION 'only the owner of % may shorten its retention', cfg.parent USING ERRCODE = '42501',
+                DETAIL = format('Its retention is %s; %s asked for %s. partition_admin cleans up with the configured retention.',
+                                coalesce(cfg.retention::text, 'none (keep everything)'), timepart._caller(), retention),
+                HINT = format('Leave the retention out, or ask %s''s owner (%s) to change it with timepart.configure().',
+                              cfg.parent, (SELECT c.relowner::regrole::text FROM pg_catalog.pg_class c WHERE c.oid = cfg.parent));
+        END IF;
+    END LOOP;
+END $$;
+
+-- timepart's owner acts for other roles only with rights it has: as a superuser for
+-- anyone, else only for tables of roles it is a member of (script mode on a managed
+-- service). Refused up front, saying what to grant instead.
+CREATE OR REPLACE FUNCTION timepart._check_owner_reach(parent regclass) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    out_of_reach text;
+BEGIN
+    SELECT string_agg(format('%s (owned by %s)', c.parent, r.relowner::regrole), ', ') INTO out_of_reach
+    FROM timepart._managed(parent) c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+    WHERE NOT coalesce(timepart._may_act(current_user, c.parent), false);
+    IF out_of_reach IS NOT NULL THEN
+        RAISE EXCEPTION 'timepart cannot act for partition_admin on %', out_of_reach USING ERRCODE = '42501',
+            DETAIL = format('timepart''s owner %s is not a superuser, nor a member of the owning role.', current_user),
+            HINT = 'Grant the admin the owning role instead (GRANT <owner> TO <admin>), or install timepart as a superuser.';
+    END IF;
+END $$;
+
+-- maintain or cleanup for a partition_admin (see _run), as timepart's owner.
+CREATE OR REPLACE FUNCTION timepart._admin_run(operation text, parent regclass, premake integer, retention interval,
+                                               dry_run boolean, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    IF operation IS NULL OR operation NOT IN ('maintain', 'cleanup') THEN
+        RAISE EXCEPTION 'unknown operation %', coalesce(operation, 'NULL') USING ERRCODE = '22023',
+            DETAIL = 'partition_admin runs maintain and cleanup on tables it does not own.', HINT = 'Call timepart.maintain or timepart.cleanup.';
+    END IF;
+    IF parent IS NOT NULL THEN
+        PERFORM timepart._config(parent);
+    END IF;
+    IF premake IS NOT NULL THEN
+        PERFORM timepart._check_premake(premake);
+    END IF;
+    PERFORM timepart._check_retention(retention);
+    PERFORM timepart._check_moment(as_of);
+    IF operation = 'cleanup' THEN
+        PERFORM timepart._check_admin_cleanup(parent, retention, coalesce(dry_run, false), as_of);
+    END IF;
+    PERFORM timepart._check_owner_reach(parent);
+    RETURN timepart._run(operation, parent, premake, retention, coalesce(dry_run, false), as_of);
+END $$;
+
+-- create_partition for a partition_admin, as timepart's owner: the table must be managed.
+CREATE OR REPLACE FUNCTION timepart._admin_create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
+RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._config(parent);
+    PERFORM timepart._check_owner_reach(parent);
+    RETURN timepart._create_partition(parent, range_start, range_end);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.cleanup(parent regclass DEFAULT NULL, retention interval DEFAULT NULL,
+                                            dry_run boolean DEFAULT false, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Removes partitions wholly older than (start of current period - retention): drop,
+   detach or archive per configuration. NULL retention: the table's own; a table with
+   none is left alone. Never the current, a future or the default partition.
+   dry_run reports exactly what would go. Returns the seed's /cleanup shape. */
+BEGIN
+    PERFORM timepart._check_retention(retention);
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR dry_run IS NULL THEN
+        RAISE EXCEPTION 'as_of must be a finite moment and dry_run true or false' USING ERRCODE = '22023',
+            DETAIL = format('as_of %s, dry_run %s.', coalesce(as_of::text, 'NULL'), coalesce(dry_run::text, 'NULL')),
+            HINT = 'Leave them out for now() and a real run.';
+    END IF;
+    IF timepart._needs_admin(cleanup.parent) THEN
+        RETURN timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+    END IF;
+    RETURN timepart._run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.maintain(parent regclass DEFAULT NULL, premake integer DEFAULT NULL,
+                                             as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Makes sure every managed table (or one) has its current period and `premake`
+   future ones, fills gaps, moves rows out of the default partition. Returns the
+   seed's /maintain shape. Operational failures are reported, not raised. */
+BEGIN
+    IF premake IS NOT NULL THEN
+        PERFORM timepart._check_premake(premake);
+    END IF;
+    PERFORM timepart._check_moment(as_of);
+    IF timepart._needs_admin(maintain.parent) THEN
+        RETURN timepart._admin_run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
+    END IF;
+    RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,
+               value numeric, threshold numeric, first_seen timestamptz, last_seen timestamptz, is_new boolean)
+LANGUAGE plpgsql AS $$
+/* Evaluates the alert rules for every managed table (or one; the scheduled jobs too
+   when no table is named), keeps each alert's lifecycle (an open alert is updated,
+   not duplicated; one no longer raised is resolved), announces new ones with
+   pg_notify('timepart_alerts', json) and a WARNING, logs the run, and returns the
+   open alerts. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+    a record;
+    now_ts timestamptz := pg_catalog.clock_timestamp();
+    evaluated jsonb := '[]'::jsonb;
+    new_count integer := 0;
+    resolved integer;
+    checked text[] := '{}'::text[];
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    PERFORM timepart._forget_orphans();
+    IF check_alerts.parent IS NOT NULL THEN
+        PERFORM timepart._config(check_alerts.parent);
+        -- Runs as timepart's owner: the caller's rights are checked here.
+        PERFORM timepart._check_may_maintain(timepart._caller(), check_alerts.parent, 'check its alerts');
+    END IF;
+    -- A partition_admin evaluates other owners' tables as of now only: another moment
+    -- would open or resolve their alerts on a state that is not theirs.
+    IF as_of <> now() AND EXISTS (SELECT 1 FROM timepart._managed(check_alerts.parent) c
+                                  WHERE NOT coalesce(timepart._may_act(timepart._caller(), c.parent), false)) THEN
+        RAISE EXCEPTION 'only a table''s owner may check its alerts as of another moment' USING ERRCODE = '42501',
+            DETAIL = format('as_of is %s, now is %s; %s does not own every table checked.', as_of, now(), timepart._caller()),
+            HINT = 'Leave as_of out, or name a table you own.';
+    END IF;
+    -- Only the tables the caller may maintain (its own; every managed one for a
+    -- partition_admin): a table owner outside partition_admin touches no one else's alerts.
+    FOR cfg IN SELECT c.* FROM timepart._managed(check_alerts.parent) c
+               WHERE timepart._may_maintain(timepart._caller(), c.parent) LOOP
+        checked := checked || cfg.parent::text;
+        evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
+    END LOOP;
+    IF check_alerts.parent IS NULL AND NOT EXISTS (SELECT 1 FROM timepart.jobs j JOIN pg_catalog.pg_roles r ON r.rolname = j.scheduled_by
+                                                   WHERE NOT pg_catalog.pg_has_role(timepart._caller(), r.oid, 'USAGE')) THEN
+        checked := checked || '(scheduler)'::text;
+        evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate_jobs(as_of) e), '[]'::jsonb);
+    END IF;
+
+    FOR a IN SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, '') AS partition_name, e.message,
+                    e.recommendation, e.value, e.threshold
+             FROM jsonb_to_recordset(evaluated) AS e(alert_type text, severity text, parent_table text, partition_name text,
+                                                     message text, recommendation text, value numeric, threshold numeric) LOOP
+        UPDATE timepart.alerts x SET last_seen = now_ts, message = a.message, value = a.value, threshold = a.threshold,
+                                    severity = a.severity, recommendation = a.recommendation
+        WHERE x.resolved_at IS NULL AND x.alert_type = a.alert_type AND x.parent_table = a.parent_table
+          AND x.partition_name = a.partition_name;
+        IF NOT FOUND THEN
+            INSERT INTO timepart.alerts (alert_type, severity, parent_table, partition_name, message, recommendation, value,
+                                         threshold, first_seen, last_seen)
+            VALUES (a.alert_type, a.severity, a.parent_table, a.partition_name, a.message, a.recommendation, a.value,
+                    a.threshold, now_ts, now_ts);
+            new_count := new_count + 1;
+            PERFORM pg_catalog.pg_notify('timepart_alerts', jsonb_build_object('alert_type', a.alert_type, 'severity', a.severity,
+                'parent_table', a.parent_table, 'partition_name', NULLIF(a.partition_name, ''), 'message', a.message,
+                'recommendation', a.recommendation, 'value', a.value, 'threshold', a.threshold, 'first_seen', now_ts)::text);
+            RAISE WARNING 'timepart alert [%] %', a.severity, a.message USING HINT = coalesce(a.recommendation, '');
+        END IF;
+    END LOOP;
+    UPDATE timepart.alerts x SET resolved_at = now_ts
+    WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
+      AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(evaluated) e
+                      WHERE e->>'alert_type' = x.alert_type AND e->>'parent_table' = x.parent_table
+                        AND coalesce(e->>'partition_name', '') = x.partition_name);
+    GET DIAGNOSTICS resolved = ROW_COUNT;
+    PERFORM timepart._log('check_alerts', check_alerts.parent, NULL, true,
+        jsonb_build_object('tables', to_jsonb(checked), 'open', jsonb_array_length(evaluated),
+                           'new', new_count, 'resolved', resolved), NULL, started);
+    RETURN QUERY
+    SELECT x.alert_type, x.severity, x.parent_table, NULLIF(x.partition_name, ''), x.message, x.recommendation, x.value,
+           x.threshold, x.first_seen, x.last_seen, x.first_seen = now_ts
+    FROM timepart.alerts x
+    WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
+    ORDER BY CASE x.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, x.first_seen, x.id;
+END $$;
+
+-- ==== src/80_email_events.sql
+-- The flagship preset: the seed's email_events table, managed monthly with its
+-- five indexes, 6 periods ahead and 12 months of retention.
+
+CREATE OR REPLACE FUNCTION timepart.create_email_events_table(schema name DEFAULT 'public', as_of timestamptz DEFAULT now(),
+                                                              settings jsonb DEFAULT NULL)
+RETURNS regclass LANGUAGE plpgsql AS $$
+/* Creates the seed's email_event_type enum and email_events table in a schema
+   (the foreign key to campaign_leads only where that table exists), registers the
+   seed's five index templates, applies `settings` (as timepart.configure takes them:
+   the installer passes the seed's environment variables) and only then creates the
+   partitions it needs now. Safe to repeat. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    tbl regclass;
+    has_leads boolean;
+BEGIN
+    IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = schema) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema USING ERRCODE = '3F000',
+            DETAIL = 'email_events is created in an existing schema.', HINT = 'Create the schema first, or use public.';
+    END IF;
+    tbl := pg_catalog.to_regclass(format('%I.email_events', schema));
+    IF tbl IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN
+            RAISE NOTICE 'table % already exists and is managed', tbl;
+            RETURN tbl;
+        END IF;
+        RAISE EXCEPTION 'table % already exists', tbl USING ERRCODE = '42P07',
+            DETAIL = 'It is not managed by timepart.',
+            HINT = format('Manage it with SELECT timepart.manage(%L) if it is partitioned by month on created_at.', tbl::text);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+                   WHERE n.nspname = schema AND t.typname = 'email_event_type') THEN
+        EXECUTE format($f$CREATE TYPE %I.email_event_type AS ENUM ('sent', 'delivery', 'open', 'click', 'reply',
+                          'bounce', 'complaint', 'unsubscribe', 'webhook')$f$, schema);
+    END IF;
+    has_leads := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid = pg_catalog.to_regclass(format('%I.campaign_leads', schema))
+                           AND a.attname = 'id' AND NOT a.attisdropped);
+    EXECUTE format($f$
+        CREATE TABLE %1$I.email_events (
+            id uuid DEFAULT gen_random_uuid(),
+            workspace_id uuid NOT NULL,
+            campaign_id uuid NOT NULL,
+            lead_id uuid NOT NULL,
+            campaign_lead_id uuid %2$s,
+            event_type %1$I.email_event_type NOT NULL,
+            email_id text,
+            external_id text,
+            metadata jsonb DEFAULT '{}',
+            created_at timestamptz DEFAULT now(),
+            PRIMARY KEY (id, created_at)
+        ) PARTITION BY RANGE (created_at)$f$, schema,
+        CASE WHEN has_leads THEN format('REFERENCES %I.campaign_leads(id) ON DELETE CASCADE', schema) ELSE '' END);
+    tbl := format('%I.email_events', schema)::regclass;
+    PERFORM timepart._register(tbl, '1 month', 6, '12 months', true, '100 milliseconds', 'UTC');
+    PERFORM timepart._log('manage', tbl, NULL, true, '{"preset": "email_events"}', NULL, started);
+    PERFORM timepart.add_index_template(tbl, 'workspace_created_idx', 'workspace_id, created_at DESC');
+    PERFORM timepart.add_index_template(tbl, 'campaign_event_idx', 'campaign_id, event_type, created_at DESC');
+    PERFORM timepart.add_index_template(tbl, 'lead_event_idx', 'lead_id, event_type, created_at DESC');
+    PERFORM timepart.add_index_template(tbl, 'event_type_idx', 'event_type, created_at DESC',
+                                        $w$event_type IN ('open', 'click', 'delivery', 'bounce')$w$);
+    PERFORM timepart.add_index_template(tbl, 'external_id_idx', 'external_id', 'external_id IS NOT NULL');
+    IF settings IS NOT NULL AND settings <> '{}'::jsonb THEN
+        PERFORM timepart.configure(tbl, settings);
+    END IF;
+    PERFORM timepart.maintain(tbl, NULL, as_of);
+    RETURN tbl;
+END $$;
+
+COMMENT ON FUNCTION timepart.create_email_events_table(name, timestamptz, jsonb) IS
+    'Creates the seed''s email_events table, managed monthly with its five indexes, 6 ahead, 12 months retention';
+
+-- The email_events table the seed's functions act on. `on_path` is what the caller's
+-- search_path finds (the seed's wrappers look it up before the pinned path applies):
+-- that table when it is managed; else the only managed email_events, if there is one.
+CREATE OR REPLACE FUNCTION timepart._email_events(on_path regclass) RETURNS regclass
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    tbl regclass := on_path;
+    candidates text;
+BEGIN
+    IF tbl IS NOT NULL AND EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN
+        RETURN tbl;
+    END IF;
+    SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text), min(c.parent::oid)::regclass INTO candidates, tbl
+    FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent WHERE r.relname = 'email_events';
+    IF candidates LIKE '%,%' THEN
+        RAISE EXCEPTION 'more than one managed email_events table, and none on the search_path' USING ERRCODE = '42P09',
+            DETAIL = format('Managed: %s. The caller''s search_path finds %s.', candidates,
+                            coalesce(on_path::text || ', which is not managed', 'no email_events')),
+            HINT = 'Put the schema first on the search_path (SET search_path = tenant_a, public), '
+                   'or name the table: SELECT timepart.maintain(''tenant_a.email_events'').';
+    END IF;
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'no managed email_events table' USING ERRCODE = '42P01',
+            DETAIL = 'The seed''s functions act on the table email_events managed by timepart.',
+            HINT = 'Create it with SELECT timepart.create_email_events_table();';
+    END IF;
+    RETURN tbl;
+END $$;
+
+-- The managed tables the current role may maintain (it owns them, is a member of their
+-- owner, a superuser or a partition_admin), in a stable order: what the job procedures work through.
+-- PL/pgSQL so that it runs on a pinned search_path: the procedures call it from the caller's.
+CREATE OR REPLACE FUNCTION timepart._job_tables() RETURNS SETOF regclass
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY SELECT c.parent FROM timepart._managed() c WHERE timepart._may_maintain(current_user, c.parent);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.schedule_jobs(maintain_schedule text DEFAULT '17 3 * * 0',
+                                                  cleanup_schedule text DEFAULT '37 4 1 * *',
+                                                  health_schedule text DEFAULT '7 6 * * *',
+                                                  stats_schedule text DEFAULT '47 2 * * *',
+                                                  cron_history_schedule text DEFAULT '57 5 * * *',
+                                                  cron_history_keep interval DEFAULT '30 days')
+RETURNS TABLE (jobname text, schedule text, command text) LANGUAGE plpgsql AS $$
+/* The seed's jobs in pg_cron, at quiet hours: weekly maintain, monthly cleanup (each
+   table's configured retention; email_events keeps 12 months; both one table per
+   transaction, a CALL alone in its command as pg_cron requires), daily health check
+   (check_alerts, then purge_log), daily statistics snapshot, plus a daily trim of
+   cron.job_run_details. Named timepart-<job>@<database>; running it again updates
+   them in place. Works when pg_cron lives in another database (through dblink). */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    statements text;
+    new_jobs timepart.jobs[];
+BEGIN
+    -- The jobs run as the caller, over every managed table: scheduling must not let a
+    -- role reach tables it could not maintain itself.
+    IF EXISTS (SELECT 1 FROM timepart._managed() c WHERE NOT timepart._may_maintain(current_user, c.parent)) THEN
+        RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
+            DETAIL = format('%s may not maintain: %s.', current_user,
+                (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart._managed() c
+                 WHERE NOT timepart._may_maintain(current_user, c.parent))),
+            HINT = 'Schedule as a superuser, a member of partition_admin, or a member of every managed table''s owner.';
+    END IF;
+    IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
+        RAISE EXCEPTION 'cron_history_keep must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cron_history_keep::text, 'NULL')), HINT = 'Keep e.g. ''30 days'' of job runs.';
+    END IF;
+    SELECT array_agg(ROW(j.job, format('timepart-%s@%s', j.job, current_database()), j.sched, j.cmd, j.db,
+                         timepart._expected_every(j.sched), now(), current_user)::timepart.jobs)
+    INTO new_jobs
+    FROM (VALUES
+        ('maintain', maintain_schedule, 'CALL timepart.maintain_each()', current_database()),
+        ('cleanup', cleanup_schedule, 'CALL timepart.cleanup_each()', current_database()),
+        -- The health job also keeps the maintenance log within its retention (timepart.purge_log).
+        ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts(); SELECT timepart.purge_log()', current_database()),
+        ('stats', stats_schedule, 'SELECT timepart.snapshot_stats()', current_database()),
+        ('cron-history', cron_history_schedule,
+         -- Only timepart's jobs' history: other jobs' runs are not ours to delete.
+         format('DELETE FROM cron.job_run_details d WHERE d.end_time < now() - %L::interval '
+                'AND d.jobid IN (SELECT j.jobid FROM cron.job j WHERE j.jobname LIKE ''timepart-%%'')', cron_history_keep),
+         coalesce(pg_catalog.current_setting('cron.database_name', true), current_database()))
+    ) AS j(job, sched, cmd, db);
+    IF EXISTS (SELECT 1 FROM unnest(new_jobs) n WHERE n.schedule IS NULL
+               OR array_length(pg_catalog.regexp_split_to_array(pg_catalog.btrim(n.schedule), '\s+'), 1) <> 5) THEN
+        RAISE EXCEPTION 'a cron schedule must have five fields' USING ERRCODE = '22023',
+            DETAIL = (SELECT string_agg(format('%s: %s', n.job, coalesce(n.schedule, 'NULL')), ', ') FROM unnest(new_jobs) n),
+            HINT = 'minute hour day-of-month month day-of-week, e.g. ''17 3 * * 0'' for Sundays at 03:17.';
+    END IF;
+
+    DELETE FROM timepart.jobs;
+    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
+    -- One statement, one transaction where pg_cron lives: all five jobs or none.
+    SELECT format('DO $do$ BEGIN %s END $do$', string_agg(format('PERFORM cron.schedule_in_database(%L, %L, %L, %L);',
+                  n.jobname, n.schedule, n.command, n.run_in), ' '))
+    INTO statements FROM unnest(new_jobs) n;
+    PERFORM timepart._cron_exec(statements);
+    PERFORM timepart._log('schedule_jobs', NULL, NULL, true,
+        (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM unnest(new_jobs) n), NULL, started);
+    RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM unnest(new_jobs) n ORDER BY n.job;
+END $$;
+
+-- ==== src/90_compat.sql
+-- The seed's names, callable unqualified with the default search_path, acting on
+-- email_events. Each finds email_events along the caller's search_path, so with one
+-- email_events per tenant schema `SET search_path = tenant_a, public` picks tenant_a's.
+--
+-- That is why these wrappers, unlike the rest of timepart, carry no pinned search_path:
+-- a pinned path would hide the caller's. Each is one SQL statement in which the path
+-- chooses nothing but the table: every function is schema-qualified, no operator is
+-- written, and the work happens in the pinned timepart function it calls. They run as
+-- the caller (SECURITY INVOKER).
+
+-- The pinned bodies of the seed's names (first: a script-mode install checks the
+-- wrappers' bodies); `on_path` is the caller's email_events.
+
+CREATE OR REPLACE FUNCTION timepart._seed_create_partition(on_path regclass, start_date date, end_date date)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    tbl regclass := timepart._email_events(on_path);
+    tz text := (SELECT c.time_zone FROM timepart.config c WHERE c.parent = tbl);
+BEGIN
+    RETURN timepart.create_partition(tbl, start_date::timestamp AT TIME ZONE tz, end_date::timestamp AT TIME ZONE tz);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._seed_cleanup(on_path regclass, retention_months integer)
+RETURNS TABLE (partition_name text, record_count bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    IF retention_months IS NULL OR retention_months < 1 THEN
+        RAISE EXCEPTION 'retention_months must be a positive number of months' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(retention_months::text, 'NULL')),
+            HINT = 'Keep e.g. 12 months: SELECT * FROM cleanup_old_email_events_partitions(12);';
+    END IF;
+    RETURN QUERY
+    SELECT d->>0, (d->>1)::bigint
+    FROM jsonb_array_elements(timepart.cleanup(timepart._email_events(on_path), pg_catalog.make_interval(months => retention_months))
+                              ->'dropped_partitions') d;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._seed_stats(on_path regclass)
+RETURNS TABLE (name text, period text, record_count bigint, size_mb numeric, oldest_record timestamptz,
+               newest_record timestamptz, range_start timestamptz, range_end timestamptz, exact boolean)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    SELECT s.partition_name, s.period, s.record_count, s.size_mb, s.oldest_record, s.newest_record,
+           s.range_start, s.range_end, s.exact
+    FROM timepart.partition_stats(timepart._email_events(on_path)) s;
+END $$;
+
+CREATE OR REPLACE FUNCTION public.create_email_events_partition(start_date date, end_date date)
+RETURNS text LANGUAGE sql AS $$
+    SELECT timepart._seed_create_partition(pg_catalog.to_regclass('email_events'), start_date, end_date)
+$$;
+
+CREATE OR REPLACE FUNCTION public.maintain_email_events_partitions(months_ahead integer DEFAULT 6)
+RETURNS jsonb LANGUAGE sql AS $$
+    SELECT timepart.maintain(timepart._email_events(pg_catalog.to_regclass('email_events')), months_ahead)
+$$;
+
+CREATE OR REPLACE FUNCTION public.cleanup_old_email_events_partitions(retention_months integer)
+RETURNS TABLE (partition_name text, record_count bigint) LANGUAGE sql AS $$
+    SELECT * FROM timepart._seed_cleanup(pg_catalog.to_regclass('email_events'), retention_months)
+$$;
+
+CREATE OR REPLACE FUNCTION public.get_email_events_partition_stats()
+RETURNS TABLE (name text, period text, record_count bigint, size_mb numeric, oldest_record timestamptz,
+               newest_record timestamptz, range_start timestamptz, range_end timestamptz, exact boolean)
+LANGUAGE sql AS $$
+    SELECT * FROM timepart._seed_stats(pg_catalog.to_regclass('email_events'))
+$$;
+
+-- Which public functions a role may call. Everything else in the schema is private.
+CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
+                 'timepart.metrics', 'timepart.growth', 'timepart.period_of',
+                 'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log',
+                 'timepart._email_events', 'timepart._seed_stats']
+$$;
+
+-- Functions that act with timepart's owner's rights: the readers (they read user tables
+-- through executors and timepart's own tables), the writers of timepart's own tables,
+-- the makers of objects handed to an owner, and partition_admin's route (63_admin.sql).
+CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
+                 'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
+                 'timepart.snapshot_stats', 'timepart.check_alerts',
+                 'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
+                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
+                 'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition']
+$$;
+
+CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void
+LANGUAGE plpgsql AS $$
+/* Pins search_path, sets SECURITY DEFINER where listed, revokes everything from
+   PUBLIC and grants the two roles their share. Safe to run again. */
+DECLARE
+    f record;
+    roles_exist boolean := (SELECT count(*) = 2 FROM pg_catalog.pg_roles WHERE rolname IN ('partition_admin', 'partition_monitor'));
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig, n.nspname || '.' || p.proname AS qname, l.lanname, p.prokind, n.nspname
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+        WHERE (n.nspname = 'timepart' AND p.proname NOT LIKE '\_as\_owner\_%') OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
+    LOOP
+        -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
+        -- The seed's names in public neither: they find email_events on the caller's
+        -- search_path (90_compat.sql), name everything else by schema and write no operator.
+        IF f.prokind = 'f' AND f.nspname = 'timepart' AND (f.lanname = 'plpgsql' OR f.qname = ANY (timepart._definer_functions())) THEN
+            -- DateStyle ISO: partition bounds are read back from text, which must not
+            -- depend on the session (in ISO style a timestamptz carries a numeric offset).
+            -- jit off: timepart's queries read catalogs and small tables; compiling them
+            -- cost about a second on a session's first statistics call at 12 x 1M rows.
+            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD'' SET jit = off', f.sig);
+        END IF;
+        IF f.qname = ANY (timepart._definer_functions()) THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
+        ELSIF f.prokind = 'f' THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER', f.sig);
+            IF f.nspname = 'public' THEN
+                EXECUTE format('ALTER FUNCTION %s RESET ALL', f.sig);
+            END IF;
+        END IF;
+        EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+        IF roles_exist THEN
+            EXECUTE format('REVOKE ALL ON %s %s FROM partition_admin, partition_monitor',
+                           CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+        END IF;
+        -- Trigger functions are timepart's alone: nobody may attach them to a table.
+        IF roles_exist AND f.qname <> ALL (timepart._private_functions()) THEN
+            EXECUTE format('GRANT EXECUTE ON %s %s TO partition_admin', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+            IF f.qname = ANY (timepart._monitor_functions()) THEN
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO partition_monitor', f.sig);
+            END IF;
+        END IF;
+    END LOOP;
+
+    REVOKE ALL ON ALL TABLES IN SCHEMA timepart FROM PUBLIC;
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA timepart FROM PUBLIC;
+    REVOKE ALL ON public.partition_maintenance_log FROM PUBLIC;
+    IF roles_exist THEN
+        GRANT partition_monitor TO partition_admin;
+        GRANT USAGE ON SCHEMA timepart TO partition_admin, partition_monitor;
+        GRANT SELECT ON ALL TABLES IN SCHEMA timepart TO partition_monitor;
+        -- Exact key values are data: monitors read them through partition_stats, which hides them.
+        REVOKE SELECT ON timepart.stats_history FROM partition_monitor;
+        GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
+        -- Operations run as the caller, so an admin writes what they write, and no more:
+        -- its own tables' configuration, templates and migrations (the guard checks
+        -- ownership on every row), and new log rows (never changing old ones). Alerts,
+        -- stats history and jobs are written only by functions that run as the owner.
+        GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
+        GRANT INSERT, DELETE ON timepart.jobs TO partition_admin;
+        GRANT INSERT ON timepart.maintenance_log TO partition_admin;
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
+    END IF;
+END $$;
+
+SELECT timepart._harden();
