@@ -7,7 +7,7 @@ export PG
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all sql delta install demo test test-all bench bench-quick lint deps dist clean
+.PHONY: all sql delta install demo psql cli env stop test test-all bench bench-quick lint deps dist clean
 
 all: sql
 
@@ -31,6 +31,23 @@ install: sql
 demo: deps
 	$(CLUSTER) install
 	tools/demo.sh
+
+# The demo's cluster, left running by make demo (its own port and database, not the tests').
+DEMO := TIMEPART_CLUSTER=demo $(CLUSTER)
+psql:
+	@$(DEMO) start
+	@eval "$$($(DEMO) conn)" && psql -X $(ARGS)
+
+cli:
+	@$(DEMO) start
+	@eval "$$($(DEMO) conn)" && .venv/bin/timepart $(ARGS)
+
+# eval "$(make -s env)": the demo's connection in your shell.
+env:
+	@$(DEMO) conn
+
+stop:
+	@$(DEMO) stop
 
 # make test TESTS="tests/pgtap/maintain.sql tests/py/test_cli.py" runs just those.
 test: deps
@@ -58,5 +75,5 @@ dist: sql
 	python3 tools/dist.py
 
 clean:
-	for pg in 15 16 17 18; do PG=$$pg $(CLUSTER) stop || true; done
+	for pg in 15 16 17 18; do for c in '' demo bench; do TIMEPART_CLUSTER=$$c PG=$$pg $(CLUSTER) stop || true; done; done
 	rm -rf .pg .pg-* dist

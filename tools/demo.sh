@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# make demo: timepart on a throwaway cluster: email_events, sample events across
-# months, maintain, then the partitions, their indexes and the log.
+# make demo: timepart on a throwaway cluster of its own (not the tests'): email_events,
+# sample events across months, maintain, then the partitions, their indexes and the log.
+# The cluster keeps running afterwards: make psql, make cli ARGS=..., make stop.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+export TIMEPART_CLUSTER=demo
 tools/cluster.sh start
-trap 'tools/cluster.sh stop' EXIT
 eval "$(tools/cluster.sh env)"
-export PGDATABASE=timepart_demo
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS timepart_demo WITH (FORCE)" -c "CREATE DATABASE timepart_demo"
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $PGDATABASE WITH (FORCE)" -c "CREATE DATABASE $PGDATABASE"
+# pg_cron's launcher lives in this database: a restart lets it find the new one.
+tools/cluster.sh restart
 
-run() { echo; echo "timepart_demo=# $1"; psql -X -v ON_ERROR_STOP=1 -c "$1"; }
+run() { echo; echo "$PGDATABASE=# $1"; psql -X -v ON_ERROR_STOP=1 -c "$1"; }
 
 run "CREATE EXTENSION timepart"
 run "SELECT timepart.create_email_events_table()"
@@ -35,3 +37,20 @@ run "SELECT operation_type, partition_name, success, details->>'reason' AS reaso
 run "SELECT timepart.snapshot_stats()"
 run "SELECT name, period, record_count, size_mb, oldest_record, newest_record, exact FROM get_email_events_partition_stats()"
 run "SELECT jsonb_pretty(timepart.health() - 'alerts')"
+
+# The venv's activate script connects the timepart command (and psql) to the demo.
+activate="$ROOT/.venv/bin/activate"
+if [ -f "$activate" ]; then
+  sed -i '/# timepart demo >>>/,/# <<< timepart demo/d' "$activate"
+  { echo "# timepart demo >>>"; tools/cluster.sh conn; echo "# <<< timepart demo"; } >> "$activate"
+fi
+
+cat <<TXT
+
+The demo's PostgreSQL $(psql -X -Atc 'SHOW server_version') keeps running (port $PGPORT, database $PGDATABASE):
+  make psql                                 psql on the demo database
+  make psql ARGS="-c 'SELECT timepart.health()'"
+  make cli ARGS="status"                    the timepart command, connected to it
+  source .venv/bin/activate; timepart health    the same, in your shell
+  make stop                                 stops it (make demo starts it afresh)
+TXT

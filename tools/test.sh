@@ -34,15 +34,16 @@ for t in "${pgtap[@]}"; do
   done
 done
 
-# The test database is also cron.database_name: it is kept (dropping it would stop the
-# pg_cron launcher until the next restart) and cleaned instead, so nothing left by an
-# earlier run can hide a bug. pgTAP files run in transactions that are rolled back;
-# pytest modules make databases of their own.
+# A fresh test database on every run, so nothing left by an earlier run (or done by
+# hand) can upset or hide anything. It is also cron.database_name: the server restarts
+# so that pg_cron's launcher finds the new one. pgTAP files run in transactions that
+# are rolled back; pytest modules make databases of their own.
+PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+    -c "DROP DATABASE IF EXISTS $PGDATABASE WITH (FORCE)" -c "CREATE DATABASE $PGDATABASE"
+$CLUSTER restart
 cron=""
-case " $TIMEPART_FEATURES " in *" pg_cron "*)
-  cron="CREATE EXTENSION IF NOT EXISTS pg_cron; SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE 'timepart-%';" ;; esac
-PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -c "DROP EXTENSION IF EXISTS timepart CASCADE" \
-    -c "CREATE EXTENSION IF NOT EXISTS pgtap" ${cron:+-c "$cron"} >/dev/null
+case " $TIMEPART_FEATURES " in *" pg_cron "*) cron="CREATE EXTENSION pg_cron;" ;; esac
+PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION pgtap" ${cron:+-c "$cron"} >/dev/null
 
 status=0
 if [ ${#files[@]} -gt 0 ]; then
