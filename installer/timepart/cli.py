@@ -1,73 +1,20 @@
-"""The `timepart` command: one click group, one function a command. Commands print;
-the library (install.py, client.py) does the work and returns data.
+"""The `timepart` command: one click group, one function a command. Commands print
+(through output.py); the library (install.py, client.py, seed_env.py) does the work and
+returns data.
 Exit codes: 0 success, 1 operational failure, 2 usage; `health`: 0/1/2/3."""
 import asyncio
 import functools
 import json
-import sys
-from dataclasses import asdict, is_dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from dataclasses import asdict
 
 import click
 import psycopg
 
-from . import db, install as lib, migrate as migration
-from .client import PartitionManager, listen_alerts
+from . import db, install as lib, migrate as migration, seed_env
+from .client import Health, PartitionManager, listen_alerts
+from .output import echo_from_env, echo_health, echo_json, echo_operation, echo_progress, echo_summary, echo_table, plain
 
 HEALTH_CODES = {"healthy": 0, "warning": 1, "critical": 2, "error": 3}
-
-
-# ---- output -----------------------------------------------------------------------
-
-def _plain(value):
-    """JSON for what psycopg returns."""
-    if hasattr(value, "as_dict"):
-        return value.as_dict()
-    if is_dataclass(value):
-        return asdict(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    raise TypeError(f"cannot turn {type(value).__name__} into JSON")
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, default=_plain, indent=2))
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S%z")
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=_plain)
-    return str(value)
-
-
-def _echo_table(rows, columns) -> None:
-    """Rows (dicts or dataclasses) as an aligned text table."""
-    rows = [asdict(r) if is_dataclass(r) else r for r in rows]
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
-    for line in [list(columns), ["-" * w for w in widths]] + cells:
-        click.echo("  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip())
-    if not rows:
-        click.echo("(none)")
-
-
-def _echo_operation(result, verb: str) -> None:
-    click.echo(f"{verb}: {'ok' if result.success else 'FAILED'} in {result.execution_time_ms} ms")
-    for name in result.created_partitions:
-        click.echo(f"  created {name}")
-    for name, count in result.dropped_partitions:
-        click.echo(f"  {'would drop' if result.dry_run else 'dropped'} {name} ({count} rows)")
-    for error in result.errors:
-        click.echo(f"  error: {error}")
 
 
 # ---- errors and connections -------------------------------------------------------
@@ -105,16 +52,26 @@ class MonitoringCommand(click.Command):
             raise
 
 
-def _connect(ctx):
-    return db.connect(ctx.obj["dsn"])
+def _connect(ctx, needs_timepart: bool = False):
+    """A connection; for a command that needs timepart, refused with NotInstalledError
+    (one line) when it is not in the database."""
+    conn = db.connect(ctx.obj["dsn"])
+    if needs_timepart:
+        try:
+            db.require_installed(conn)
+        except db.TimepartError:
+            conn.close()
+            raise
+    return conn
 
 
-def _run(ctx, operation):
-    """Runs `operation(manager)` on an async connection (the client does the SQL)."""
+def _run(ctx, operation, table=None):
+    """Runs `operation(manager)` for one table (or all) on an async connection; the client
+    does the SQL and raises NotInstalledError when timepart is missing."""
     async def go():
         conn = await db.connect_async(ctx.obj["dsn"])
         try:
-            return await operation(PartitionManager(conn, ctx.obj.get("table")))
+            return await operation(PartitionManager(conn, table))
         finally:
             await conn.close()
     return asyncio.run(go())
@@ -151,7 +108,7 @@ def install_cmd(ctx, mode, with_email_events, schedule):
     with _connect(ctx) as conn:
         result = lib.install(conn, mode, with_email_events=with_email_events, schedule=schedule)
     if ctx.obj["json"]:
-        return _echo_json({**asdict(result), "message": result.message})
+        return echo_json({**asdict(result), "message": result.message})
     click.echo(result.message)
     if result.email_events:
         click.echo(f"{'created' if result.email_events_created else 'already managed'}: {result.email_events}")
@@ -171,7 +128,7 @@ def upgrade_cmd(ctx, to):
     with _connect(ctx) as conn:
         result = lib.upgrade(conn, to)
     if ctx.obj["json"]:
-        return _echo_json({**asdict(result), "message": result.message})
+        return echo_json({**asdict(result), "message": result.message})
     click.echo(result.message)
 
 
@@ -183,7 +140,7 @@ def status_cmd(ctx):
     with _connect(ctx) as conn:
         st = lib.status(conn)
     if ctx.obj["json"]:
-        return _echo_json({**asdict(st), "installed": st.installed})
+        return echo_json({**asdict(st), "installed": st.installed})
     if st.installed:
         click.echo(f"timepart {st.version} installed ({st.mode} mode)")
     else:
@@ -192,7 +149,7 @@ def status_cmd(ctx):
     click.echo(f"versions on the server:  {', '.join(st.server_versions) or 'none (script mode only)'}")
     if st.installed:
         click.echo("\nmanaged tables:")
-        _echo_table(st.tables, ["parent", "partition_interval", "premake", "retention"])
+        echo_table(st.tables, ["parent", "partition_interval", "premake", "retention"])
     if not st.installed:
         return
     if st.jobs is None:
@@ -201,7 +158,7 @@ def status_cmd(ctx):
         click.echo("\nscheduled jobs: none (timepart.schedule_jobs() or `timepart install --schedule` sets them up)")
     else:
         click.echo("\nscheduled jobs:")
-        _echo_table(st.jobs, ["jobname", "schedule", "active", "last_status", "last_success"])
+        echo_table(st.jobs, ["jobname", "schedule", "active", "last_status", "last_success"])
 
 
 @cli.command("uninstall")
@@ -216,7 +173,7 @@ def uninstall_cmd(ctx, yes):
     with _connect(ctx) as conn:
         result = lib.uninstall(conn)
     if ctx.obj["json"]:
-        return _echo_json({**asdict(result), "message": result.message})
+        return echo_json({**asdict(result), "message": result.message})
     click.echo(result.message)
 
 
@@ -225,31 +182,45 @@ def uninstall_cmd(ctx, yes):
 _table_option = click.option("--table", "table", metavar="TABLE", help="One managed table (default: all).")
 
 
+def _echo_run(ctx, result, verb: str, setting, seeded) -> None:
+    """A maintain or cleanup result, and its exit code; says when a seed variable chose
+    the setting (not in JSON, which stays the SQL function's document)."""
+    if ctx.obj["json"]:
+        echo_json(result.as_dict())
+    else:
+        if seeded:
+            echo_from_env(setting, seeded)
+        echo_operation(result, verb)
+    ctx.exit(0 if result.success else 1)
+
+
 @cli.command("maintain")
 @_table_option
-@click.option("--premake", type=click.IntRange(min=1), help="Future partitions to keep (default: configured).")
+@click.option("--premake", type=click.IntRange(min=1),
+              help="Future partitions to keep (default: PARTITION_MONTHS_AHEAD for email_events, else configured).")
 @click.pass_context
 @_command
 def maintain_cmd(ctx, table, premake):
     """Create current and future partitions, fill gaps, empty the default partition."""
-    ctx.obj["table"] = table
-    result = _run(ctx, lambda m: m.maintain(premake))
-    _echo_json(result.as_dict()) if ctx.obj["json"] else _echo_operation(result, "maintain")
-    ctx.exit(0 if result.success else 1)
+    setting = None if premake is not None else seed_env.months_from_env(seed_env.PREMAKE)
+    result, seeded = _run(ctx, lambda m: seed_env.run(
+        m, setting, lambda t, months: t.maintain(premake if months is None else months)), table)
+    _echo_run(ctx, result, "maintain", setting, seeded)
 
 
 @cli.command("cleanup")
 @_table_option
-@click.option("--retention", metavar="INTERVAL", help="e.g. '12 months' (default: configured).")
+@click.option("--retention", metavar="INTERVAL",
+              help="e.g. '12 months' (default: PARTITION_RETENTION_MONTHS for email_events, else configured).")
 @click.option("--dry-run", is_flag=True, help="Report what would be removed; change nothing.")
 @click.pass_context
 @_command
 def cleanup_cmd(ctx, table, retention, dry_run):
     """Remove partitions wholly older than the retention."""
-    ctx.obj["table"] = table
-    result = _run(ctx, lambda m: m.cleanup(retention, dry_run))
-    _echo_json(result.as_dict()) if ctx.obj["json"] else _echo_operation(result, "cleanup (dry run)" if dry_run else "cleanup")
-    ctx.exit(0 if result.success else 1)
+    setting = None if retention is not None else seed_env.months_from_env(seed_env.RETENTION)
+    result, seeded = _run(ctx, lambda m: seed_env.run(
+        m, setting, lambda t, months: t.cleanup(retention if months is None else f"{months} months", dry_run)), table)
+    _echo_run(ctx, result, "cleanup (dry run)" if dry_run else "cleanup", setting, seeded)
 
 
 @cli.command("migrate")
@@ -263,35 +234,22 @@ def cleanup_cmd(ctx, table, retention, dry_run):
 @_command
 def migrate_cmd(ctx, table, key, interval, batch_size, dry_run):
     """Convert an unpartitioned TABLE into a partitioned one, online and resumable."""
-    with _connect(ctx) as conn:
+    with _connect(ctx, needs_timepart=True) as conn:
         if dry_run:
             rows = migration.plan(conn, table, key, interval)
             if ctx.obj["json"]:
-                return _echo_json(rows)
-            _echo_table(rows, ["partition_name", "range_start", "range_end", "estimated_rows", "rows_from",
+                return echo_json(rows)
+            echo_table(rows, ["partition_name", "range_start", "range_end", "estimated_rows", "rows_from",
                                "estimated_seconds"])
             click.echo(f"{len(rows)} partitions, ~{sum(r.estimated_rows for r in rows)} rows, "
                        f"~{sum(r.estimated_seconds for r in rows):.0f} s")
             return
-        result = migration.run(conn, table, key, interval, batch_size, _echo_progress, click.echo)
+        result = migration.run(conn, table, key, interval, batch_size, echo_progress, click.echo)
     if ctx.obj["json"]:
-        return _echo_json(result)
+        return echo_json(result)
     if result:
         click.echo(f"migrated {result['table']}: {result['target_rows']} rows, checksums match; "
                    f"old table kept as {result['old_table']}")
-
-
-def _echo_progress(p) -> None:
-    """One progress line a batch (rows, share, rate, ETA), redrawn in place on a terminal."""
-    share = f"{100 * p.rows / p.total:.0f}%" if p.total else "?"
-    eta = f"ETA {p.eta_seconds:.0f}s" if p.eta_seconds is not None else "ETA ?"
-    line = f"copied {p.rows} of ~{p.total} rows ({share}), {p.rate} rows/s, {eta}"
-    if sys.stdout.isatty():
-        width = 30
-        done = int(width * min(p.rows / p.total, 1)) if p.total else 0
-        click.echo(f"\r[{'#' * done}{'.' * (width - done)}] {line}", nl=p.rows >= p.total)
-    else:
-        click.echo(line)
 
 
 @cli.command("stats")
@@ -300,11 +258,10 @@ def _echo_progress(p) -> None:
 @_command
 def stats_cmd(ctx, table):
     """One row a partition: period, bounds, rows, size."""
-    ctx.obj["table"] = table
-    rows = _run(ctx, lambda m: m.partition_stats())
+    rows = _run(ctx, lambda m: m.partition_stats(), table)
     if ctx.obj["json"]:
-        return _echo_json(rows)
-    _echo_table(rows, ["partition_name", "period", "record_count", "size_mb", "oldest_record", "newest_record"])
+        return echo_json(rows)
+    echo_table(rows, ["partition_name", "period", "record_count", "size_mb", "oldest_record", "newest_record"])
 
 
 @cli.command("health", cls=MonitoringCommand)
@@ -313,18 +270,8 @@ def stats_cmd(ctx, table):
 @_command(error_code=3)
 def health_cmd(ctx, table):
     """Health status; exits 0 healthy, 1 warning, 2 critical, 3 error."""
-    ctx.obj["table"] = table
-    result = _run(ctx, lambda m: m.health())
-    if ctx.obj["json"]:
-        _echo_json(result.as_dict())
-    else:
-        click.echo(f"status: {result.status}")
-        click.echo(f"partitions: {result.partition_count}, {result.total_size_mb} MB, "
-                   f"oldest {result.oldest_partition}, newest {result.newest_partition}")
-        for issue in result.issues:
-            click.echo(f"  issue: {issue}")
-        for rec in result.recommendations:
-            click.echo(f"  recommendation: {rec}")
+    result = _run(ctx, lambda m: m.health(), table)
+    echo_json(result.as_dict()) if ctx.obj["json"] else echo_health(result)
     ctx.exit(HEALTH_CODES.get(result.status, 3))
 
 
@@ -333,9 +280,9 @@ def health_cmd(ctx, table):
 @click.pass_context
 @_command
 def summary_cmd(ctx, table):
-    """Health, stats, configuration, jobs, recent log and open alerts in one document."""
-    ctx.obj["table"] = table
-    _echo_json(_run(ctx, lambda m: m.summary()))  # nested: JSON reads best either way
+    """Health, tables, partitions, jobs, recent log and open alerts (--json: the whole document)."""
+    doc = _run(ctx, lambda m: m.summary(), table)
+    echo_json(doc) if ctx.obj["json"] else echo_summary(doc, Health.from_json(doc["health"]))
 
 
 @cli.command("report")
@@ -346,7 +293,7 @@ def summary_cmd(ctx, table):
 def report_cmd(ctx, table, output):
     """One self-contained HTML page with SVG charts: sizes, rows, growth, runway, alerts, log."""
     from . import report
-    with _connect(ctx) as conn:
+    with _connect(ctx, needs_timepart=True) as conn:
         click.echo(f"wrote {report.write(conn, output, table)}")
 
 
@@ -358,8 +305,8 @@ def log_cmd(ctx, limit):
     """The newest maintenance log rows."""
     rows = _run(ctx, lambda m: m.maintenance_log(limit))
     if ctx.obj["json"]:
-        return _echo_json(rows)
-    _echo_table(rows, ["created_at", "operation_type", "parent_table", "partition_name", "success", "error"])
+        return echo_json(rows)
+    echo_table(rows, ["created_at", "operation_type", "parent_table", "partition_name", "success", "error"])
 
 
 @cli.command("alerts")
@@ -371,21 +318,21 @@ def alerts_cmd(ctx, table, follow):
     """Evaluate the alert rules and list the open alerts, or follow new ones."""
     if follow:
         return _follow_alerts(ctx, table)
-    ctx.obj["table"] = table
-    rows = _run(ctx, lambda m: m.check_alerts())
+    rows = _run(ctx, lambda m: m.check_alerts(), table)
     if ctx.obj["json"]:
-        return _echo_json(rows)
-    _echo_table(rows, ["severity", "alert_type", "parent_table", "partition_name", "message"])
+        return echo_json(rows)
+    echo_table(rows, ["severity", "alert_type", "parent_table", "partition_name", "message"])
 
 
 def _follow_alerts(ctx, table):
     async def follow():
         conn = await db.connect_async(ctx.obj["dsn"])
         try:
+            await PartitionManager(conn).require_installed()
             async for payload in listen_alerts(conn):
                 if table and isinstance(payload, dict) and payload.get("parent_table") not in (None, table):
                     continue
-                click.echo(json.dumps(payload, default=_plain) if not isinstance(payload, str) else payload)
+                click.echo(json.dumps(payload, default=plain) if not isinstance(payload, str) else payload)
         finally:
             await conn.close()
     try:

@@ -1,16 +1,17 @@
-"""The async client for applications: each method is one call to a timepart SQL
-function, over a psycopg AsyncConnection or AsyncConnectionPool, with typed results."""
+"""The async client for applications: each method is a call to a timepart SQL function,
+over a psycopg AsyncConnection or AsyncConnectionPool, or a SQLAlchemy AsyncSession or
+AsyncConnection (the optional `sqlalchemy` extra; see runner.py), with typed results."""
 import inspect
 import json
 import logging
-from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Union
+from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from . import db
+from .db import NotInstalledError  # noqa: F401  (raised by every call; importable from here)
+from .runner import decoded, runner_for
 
 logger = logging.getLogger("timepart")
 
@@ -25,7 +26,8 @@ class _JsonResult:
     extra: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_json(cls, data: dict):
+    def from_json(cls, data):
+        data = decoded(data)
         known = {f.name for f in fields(cls)} - {"extra"}
         obj = cls(**{k: v for k, v in data.items() if k in known})
         obj.extra = {k: v for k, v in data.items() if k not in known}
@@ -46,6 +48,21 @@ class OperationResult(_JsonResult):
     execution_time_ms: float = 0
     dry_run: bool = False
 
+    @classmethod
+    def combined(cls, results: Iterable["OperationResult"]) -> "OperationResult":
+        """Several calls (one a table) as one result, as a call covering those tables
+        returns it: lists joined, counts and times added, success only if all succeeded."""
+        merged = {}
+        for data in (r.as_dict() for r in results):
+            for key, value in data.items():
+                if key not in merged:
+                    merged[key] = value
+                elif key == "success":
+                    merged[key] = merged[key] and value
+                elif isinstance(value, (list, int, float)) and not isinstance(value, bool):
+                    merged[key] = merged[key] + value
+        return cls.from_json(merged)
+
 
 @dataclass
 class Health(_JsonResult):
@@ -61,6 +78,8 @@ class Health(_JsonResult):
 
 @dataclass
 class PartitionStats:
+    """One partition_stats row; `name` is partition_name under the seed's /stats key."""
+    name: str = field(init=False)
     parent_table: str
     partition_name: str
     period: Optional[str]
@@ -73,6 +92,9 @@ class PartitionStats:
     index_count: int
     is_default: bool
     exact: bool
+
+    def __post_init__(self):
+        self.name = self.partition_name
 
 
 @dataclass
@@ -104,56 +126,89 @@ class LogEntry:
     run_by: str
     run_as: str
 
+    def __post_init__(self):
+        self.details = decoded(self.details)
+
+
+@dataclass
+class ManagedTable:
+    parent: str   # schema-qualified, as the SQL functions report it
+    name: str     # the table's own name
+
 
 def _columns(cls) -> str:
-    return ", ".join(f.name for f in fields(cls))
+    return ", ".join(f.name for f in fields(cls) if f.init)
+
+
+def _interval(value: Union[str, timedelta, None]) -> Optional[str]:
+    """An interval as PostgreSQL reads it from text (asyncpg binds no str as interval)."""
+    if isinstance(value, timedelta):
+        return f"{value.days} days {value.seconds + value.microseconds / 1e6} seconds"
+    return value
 
 
 # ---- the manager ------------------------------------------------------------------
 
 class PartitionManager:
     """Operations on one managed table (parent), or on every managed table when parent
-    is None. `conn` is a psycopg AsyncConnection or AsyncConnectionPool."""
+    is None. `conn`: a psycopg AsyncConnection or AsyncConnectionPool, a SQLAlchemy
+    AsyncSession or AsyncConnection (each call then runs in a SAVEPOINT of the caller's
+    transaction, which the caller commits), or another manager (its connection)."""
 
     def __init__(self, conn, parent: Optional[str] = "email_events"):
+        if isinstance(conn, PartitionManager):  # another manager's connection
+            conn = conn.conn
         self.conn = conn
+        self.runner = runner_for(conn)
         self.parent = parent
 
-    @asynccontextmanager
-    async def _cursor(self):
-        # A pool lends a connection; a connection runs the call in its own transaction
-        # (a savepoint when the caller already has one open).
-        if isinstance(self.conn, AsyncConnection):
-            async with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
-                yield cur
-        else:
-            async with self.conn.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                yield cur
+    def for_table(self, parent: Optional[str]) -> "PartitionManager":
+        """A manager of another table over the same connection."""
+        return PartitionManager(self, parent)
 
-    async def _rows(self, query: str, params=()) -> List[dict]:
-        async with self._cursor() as cur:
-            await cur.execute(query, params)
-            return await cur.fetchall()
+    async def _rows(self, query: str, **params) -> List[dict]:
+        return await self.runner.rows(query, params)
 
-    async def _value(self, query: str, params=()) -> Any:
-        rows = await self._rows(query, params)
+    async def _value(self, query: str, **params) -> Any:
+        rows = await self._rows(query, **params)
         return next(iter(rows[0].values()))
 
+    async def require_installed(self) -> None:
+        """Raises NotInstalledError when timepart is not in the database (every call
+        also raises it when it fails for that reason)."""
+        await self.runner.require_installed()
+
     async def create_partition(self, start: datetime, end: datetime) -> str:
-        """Creates the partition for [start, end) with its indexes; returns its name."""
-        return await self._value("SELECT timepart.create_partition(%s::regclass, %s, %s)", (self.parent, start, end))
+        """Creates the partition of the period holding `start`, with its indexes; returns its
+        name. Bounds with a time of day (the seed's datetime.now().replace(day=1)) become
+        the period's: `end` moves to the start of its own period, or, when that is not
+        after `start`'s, to the end of `start`'s period. Aligned bounds stay as they are;
+        reversed ones reach SQL unchanged, which refuses them."""
+        start, end = await self._period_bounds(start, end)
+        return await self._value("SELECT timepart.create_partition(%(parent)s::regclass, %(start)s, %(end)s)",
+                                 parent=self.parent, start=start, end=end)
+
+    async def _period_bounds(self, start: datetime, end: datetime) -> Tuple[datetime, datetime]:
+        """create_partition's rule, on the table's own periods (timepart.period_of)."""
+        rows = await self._rows(
+            "SELECT s.range_start, CASE WHEN e.range_start > s.range_start THEN e.range_start ELSE s.range_end END"
+            " AS range_end FROM timepart.period_of(%(parent)s::regclass, %(start)s) s,"
+            " timepart.period_of(%(parent)s::regclass, %(end)s) e"
+            " WHERE %(end)s::timestamptz > %(start)s::timestamptz", parent=self.parent, start=start, end=end)
+        return (rows[0]["range_start"], rows[0]["range_end"]) if rows else (start, end)
 
     async def maintain(self, premake: Optional[int] = None) -> OperationResult:
-        return OperationResult.from_json(
-            await self._value("SELECT timepart.maintain(%s::regclass, %s)", (self.parent, premake)))
+        return OperationResult.from_json(await self._value(
+            "SELECT timepart.maintain(%(parent)s::regclass, %(premake)s::integer)", parent=self.parent, premake=premake))
 
     async def cleanup(self, retention: Union[str, timedelta, None] = None, dry_run: bool = False) -> OperationResult:
         return OperationResult.from_json(await self._value(
-            "SELECT timepart.cleanup(%s::regclass, %s::interval, %s)", (self.parent, retention, dry_run)))
+            "SELECT timepart.cleanup(%(parent)s::regclass, %(retention)s::text::interval, %(dry_run)s::boolean)",
+            parent=self.parent, retention=_interval(retention), dry_run=dry_run))
 
     async def partition_stats(self) -> List[PartitionStats]:
-        rows = await self._rows(f"SELECT {_columns(PartitionStats)} FROM timepart.partition_stats(%s::regclass)",
-                                (self.parent,))
+        rows = await self._rows(f"SELECT {_columns(PartitionStats)} FROM timepart.partition_stats(%(parent)s::regclass)",
+                                parent=self.parent)
         return [PartitionStats(**r) for r in rows]
 
     async def snapshot_stats(self) -> int:
@@ -161,18 +216,29 @@ class PartitionManager:
         return await self._value("SELECT timepart.snapshot_stats()")
 
     async def health(self) -> Health:
-        return Health.from_json(await self._value("SELECT timepart.health(%s::regclass)", (self.parent,)))
+        return Health.from_json(await self._value("SELECT timepart.health(%(parent)s::regclass)", parent=self.parent))
 
     async def summary(self) -> dict:
-        return await self._value("SELECT timepart.summary(%s::regclass)", (self.parent,))
+        return decoded(await self._value("SELECT timepart.summary(%(parent)s::regclass)", parent=self.parent))
 
     async def check_alerts(self) -> List[Alert]:
-        rows = await self._rows(f"SELECT {_columns(Alert)} FROM timepart.check_alerts(%s::regclass)", (self.parent,))
+        rows = await self._rows(f"SELECT {_columns(Alert)} FROM timepart.check_alerts(%(parent)s::regclass)",
+                                parent=self.parent)
         return [Alert(**r) for r in rows]
 
     async def maintenance_log(self, limit: int = 100) -> List[LogEntry]:
-        rows = await self._rows(f"SELECT {_columns(LogEntry)} FROM timepart.get_maintenance_log(%s)", (limit,))
+        rows = await self._rows(f"SELECT {_columns(LogEntry)} FROM timepart.get_maintenance_log(%(limit)s::integer)",
+                                limit=limit)
         return [LogEntry(**r) for r in rows]
+
+    async def tables(self) -> List[ManagedTable]:
+        """The managed tables (every one, or this manager's), in parent order."""
+        rows = await self._rows(
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(r.relname) AS parent,"
+            " r.relname::text AS name FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+            " WHERE %(parent)s::regclass IS NULL OR c.parent = %(parent)s::regclass ORDER BY 1", parent=self.parent)
+        return [ManagedTable(**r) for r in rows]
 
 
 class EmailEventsPartitionManager(PartitionManager):
@@ -197,11 +263,27 @@ class EmailEventsPartitionManager(PartitionManager):
         return await self.maintenance_log(limit)
 
 
+async def get_partition_maintenance_log(limit: int = 100, conn=None) -> List[LogEntry]:
+    """The newest maintenance log rows (the seed's diagnostics call). `conn`: a connection,
+    pool, session or manager; without one, a connection from DATABASE_URL / PG* is opened
+    for the call and closed."""
+    if conn is not None:
+        return await PartitionManager(conn, parent=None).maintenance_log(limit)
+    own = await db.connect_async()
+    try:
+        return await PartitionManager(own, parent=None).maintenance_log(limit)
+    finally:
+        await own.close()
+
+
 # ---- monitoring and alerting ------------------------------------------------------
 
 class PartitionMonitor:
-    def __init__(self, manager: PartitionManager):
-        self.manager = manager
+    """The seed's monitor. Given a manager (the seed's PartitionMonitor(partition_manager))
+    it watches that manager's table; given a connection, pool or session, every managed table."""
+
+    def __init__(self, target):
+        self.manager = target if isinstance(target, PartitionManager) else PartitionManager(target, parent=None)
 
     async def run_comprehensive_check(self) -> List[Alert]:
         """Evaluates the alert rules; returns the open alerts (new ones are flagged is_new)."""

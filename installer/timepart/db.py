@@ -10,6 +10,28 @@ class TimepartError(Exception):
     """An operational failure with a message fit for one `Error:` line."""
 
 
+class NotInstalledError(TimepartError):
+    """timepart is not in the database: there is nothing to operate on before `timepart install`."""
+
+    def __init__(self, database: str):
+        super().__init__(f'timepart is not installed in database "{database}"; run `timepart install` first')
+        self.database = database
+
+
+# What a call fails with when timepart is missing (its schema, a function, a view); the
+# same codes also have other causes, so INSTALLED_QUERY, a catalog check, decides.
+NOT_INSTALLED_SQLSTATES = frozenset({"3F000", "42883", "42P01"})
+INSTALLED_QUERY = ("SELECT pg_catalog.current_database() AS database, EXISTS (SELECT 1 FROM pg_catalog.pg_namespace"
+                   " WHERE nspname = 'timepart') AS installed")
+
+
+def require_installed(conn: psycopg.Connection) -> None:
+    """Raises NotInstalledError when timepart is not in the connection's database."""
+    database, installed = conn.execute(INSTALLED_QUERY).fetchone()
+    if not installed:
+        raise NotInstalledError(database)
+
+
 def conninfo(dsn: Optional[str] = None, env: Mapping[str, str] = os.environ) -> str:
     """The connection string to use; an empty string lets libpq read PGHOST, PGPORT, ..."""
     return dsn or env.get("DATABASE_URL") or ""

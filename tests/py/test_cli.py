@@ -122,6 +122,7 @@ def test_stats_lists_each_partition_as_json_and_as_a_table(db, connect):
     data = json.loads(run(db, "--json", "stats", "--table", "email_events").output)
     row, = [r for r in data if r["partition_name"] == current]
     assert row["period"] == current[-7:] and row["parent_table"] == "public.email_events"
+    assert row["name"] == current, "the seed's /stats key"
     assert row["record_count"] >= 4 if not row["exact"] else row["record_count"] == 4
     result = run(db, "stats", "--table", "email_events")
     assert result.exit_code == 0, result.output
@@ -149,11 +150,39 @@ def test_health_exits_3_on_bad_usage_or_a_missing_table(db):
     assert (result.exit_code, result.stderr) == (3, 'Error: relation "no_such_table" does not exist\n')
 
 
-def test_summary_prints_one_json_object(db):
-    result = run(db, "summary", "--table", "email_events")
+def test_summary_json_is_the_sql_document(db, connect):
+    result = run(db, "--json", "summary", "--table", "email_events")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert isinstance(data, dict) and data
+    sql = connect().execute("SELECT timepart.summary('email_events')").fetchone()[0]
+    assert set(data) == set(sql) == {"health", "stats", "configuration", "jobs", "recent_log", "open_alerts",
+                                     "generated_at"}
+    assert data["configuration"] == sql["configuration"]
+    assert [s["partition_name"] for s in data["stats"]] == [s["partition_name"] for s in sql["stats"]]
+
+
+def test_summary_for_people_is_in_sections(db, connect):
+    connect().execute("SELECT * FROM timepart.check_alerts('stale')")  # opens stale's alerts
+    result = run(db, "summary")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("timepart summary, 20")
+    sections = [line for line in lines if line.startswith("== ")]
+    assert sections == ["== health", "== tables", "== partitions", "== jobs", "== recent log (newest 10)", "== alerts"]
+    body = {title: lines[lines.index(title) + 1:] for title in sections}
+    assert body["== health"][0] == "status: critical"  # stale has no current partition
+    assert body["== tables"][0].split() == ["parent", "partition_interval", "premake", "retention", "time_zone",
+                                            "default_partition"]
+    assert body["== tables"][2].split()[:4] == ["public.email_events", "1", "mon", "6"]
+    assert any(line.startswith(f"public.email_events  {month(connect(), 0)} ") for line in body["== partitions"])
+    assert body["== jobs"][0].startswith("none scheduled")
+    log = body["== recent log (newest 10)"]
+    newest = connect().execute("SELECT operation_type FROM timepart.maintenance_log ORDER BY created_at DESC, id DESC"
+                               " LIMIT 10").fetchall()
+    assert [line.split()[2] for line in log[2:12]] == [r[0] for r in newest]
+    assert log[12] == "", "ten rows, then the next section"
+    assert any(line.split()[:3] == ["critical", "missing_current_partition", "public.stale"]
+               for line in body["== alerts"])
 
 
 # ---- log and alerts ---------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The README's examples run verbatim: the quick start in psql, in a fresh database, twice
 (the second time as after `make demo`, where its first lines are already done)."""
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -34,3 +35,18 @@ def test_the_quick_start_runs_verbatim_and_again(dsn):
     again = psql(dsn, script)
     assert again.returncode == 0, again.stderr
     assert "already exists and is managed" in again.stderr, again.stderr
+
+
+def test_the_cli_examples_run_verbatim_in_order(dsn):
+    """After the quick start, each line of the README's first CLI block (the `source` line
+    is what make demo prepares: here the venv's bin is on PATH and PG* name the database)."""
+    assert psql(dsn, block_after("## Quick start (psql)", "sql")).returncode == 0
+    lines = [line for line in block_after("## The command line and the Python client", "sh").splitlines()
+             if line.strip() and not line.startswith("source ")]
+    assert len(lines) >= 8
+    venv_bin = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}", "PGDATABASE": psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]}
+    for line in lines:
+        done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, f"{line}: {done.stdout}{done.stderr}"
+        assert "Traceback" not in done.stderr and "Error" not in done.stderr, f"{line}: {done.stderr}"
