@@ -17,4 +17,13 @@ if [ "$(psql -X -Atc "SHOW shared_buffers")" != 1GB ]; then
 fi
 trap 'tools/cluster.sh stop' EXIT
 mkdir -p bench/results
-"$ROOT/.venv/bin/python" bench/bench.py --size "${1:-full}" --out "bench/results/bench-${1:-full}-pg$PG.md" ${BENCH_ONLY:+$BENCH_ONLY}
+if [ "${BENCH_MIGRATE_ONLY:-}" = "" ]; then
+  "$ROOT/.venv/bin/python" bench/bench.py --size "${1:-full}" --out "bench/results/bench-${1:-full}-pg$PG.md" ${BENCH_ONLY:+$BENCH_ONLY}
+fi
+# The online migration with concurrent writes: 1M and 10M rows in the full run
+# (BENCH_MIGRATE_ONLY=1 runs just these), 100k in the quick one.
+if [ "${1:-full}" = full ]; then sizes="1000000 10000000"; else sizes="100000"; fi
+for rows in $sizes; do
+  echo "== bench/migrate.py --rows $rows"
+  "$ROOT/.venv/bin/python" bench/migrate.py --rows "$rows" | tee "bench/results/migrate-$rows-pg$PG.md"
+done

@@ -131,6 +131,7 @@ BEGIN
             DETAIL = format('Views: %s. After the swap they would still read the old table.', refs),
             HINT = 'Drop the views, migrate, then create them again.';
     END IF;
+    PERFORM timepart._migrate_check_carried(source);
     bad := timepart._fit_name(rel.relname, 'unpartitioned_old');
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = rel.relnamespace AND c.relname = bad) THEN
         RAISE EXCEPTION 'relation "%" already exists', bad USING ERRCODE = '42P07',

@@ -19,7 +19,8 @@ $$;
 
 -- Creates the partitioned copy in the stage schema: same columns, defaults, CHECK and
 -- NOT NULL constraints, identity and generated columns, comments; NOT NULL on the key;
--- the primary key, unique constraints and outgoing foreign keys; the table's grants.
+-- the primary key, unique constraints and outgoing foreign keys; the table's grants;
+-- then what 87_migrate_carry.sql carries.
 CREATE OR REPLACE FUNCTION timepart._migrate_create_target(source regclass, key_column name, stage name) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -51,6 +52,9 @@ BEGIN
         PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s', k.privilege_type, target,
                        CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(k.grantee::regrole::text) END));
     END LOOP;
+    -- Column grants, row security and policies, comments, statistics targets, replica
+    -- identity, and the triggers (disabled until the swap): 87_migrate_carry.sql.
+    PERFORM timepart._migrate_carry(source, target);
     RETURN target;
 END $$;
 
@@ -151,6 +155,10 @@ DECLARE
     keys text := timepart._migrate_key_list(source, row_key);
 BEGIN
     PERFORM timepart._as_owner(source, format('CREATE TABLE %s AS SELECT %s FROM ONLY %s WITH NO DATA', log_table, keys, source));
+    -- Each batch looks its rows up in the log (88_migrate_copy.sql): by the key, indexed.
+    IF row_key IS NOT NULL THEN
+        PERFORM timepart._as_owner(source, format('CREATE INDEX ON %s (%s)', log_table, keys));
+    END IF;
     PERFORM timepart._migrate_triggers(source);
 END $$;
 
@@ -205,6 +213,12 @@ DECLARE
 BEGIN
     target := timepart._migrate_create_target(source, key_column, stage);
     PERFORM timepart._register(target, partition_interval, premake, NULL, true, '100 milliseconds', time_zone);
+    -- The source's storage options become the partitions' (a partitioned table has none).
+    IF (SELECT c.reloptions FROM pg_catalog.pg_class c WHERE c.oid = source) IS NOT NULL THEN
+        PERFORM timepart.configure(target, jsonb_build_object('partition_options',
+            (SELECT jsonb_object_agg(split_part(o, '=', 1), substr(o, strpos(o, '=') + 1))
+             FROM pg_catalog.pg_class c, unnest(c.reloptions) o WHERE c.oid = source)));
+    END IF;
     templates := timepart._migrate_templates(source, target);
     FOR p IN SELECT * FROM timepart._migrate_periods(source, key_column, key_type, partition_interval, time_zone, oldest, newest, 0, false) LOOP
         PERFORM timepart.create_partition(target, p.range_start, p.range_end);

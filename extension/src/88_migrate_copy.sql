@@ -1,5 +1,13 @@
--- Migration, 3 of 5: the batch copy by block ranges, the catch-up of captured changes,
--- and the checksum both sides are compared by.
+-- Migration, 3 of 5: the batch copy by block ranges and the catch-up of captured
+-- changes, each verified as it goes, so the swap has only the last changes to check.
+--
+-- The invariant: a row whose key is not in the change log has not changed since the
+-- capture began, sits at a fixed ctid and is copied exactly once, by its batch. So each
+-- batch checks that the rows of its blocks not in the log are exactly (count and
+-- checksum) the rows it inserted not in the log; each catch-up round checks that what it
+-- inserted is exactly the source's rows for the keys it applied. A logged key is
+-- re-synchronised, and so checked, by a later round. Running totals of the copy's rows
+-- and checksum are kept in timepart.migrations.
 
 -- How many blocks hold about batch_size rows, from the table's statistics (or its size).
 CREATE OR REPLACE FUNCTION timepart._migrate_batch_blocks(source regclass, batch_size integer) RETURNS integer
@@ -19,13 +27,14 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     upto bigint;
     copied bigint;
+    r jsonb;
     cols text := timepart._column_list(m.source);
 BEGIN
     EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', m.source);
     IF pg_catalog.pg_relation_filenode(m.source) <> m.source_filenode THEN
         RAISE NOTICE 'timepart.migrate: % was rewritten; copying it again from the start', m.source;
         PERFORM timepart._as_owner(m.source, format('TRUNCATE %s', m.target));
-        UPDATE timepart.migrations g SET next_block = 0, rows_copied = 0,
+        UPDATE timepart.migrations g SET next_block = 0, rows_copied = 0, target_rows = 0, target_checksum = 0,
             source_filenode = pg_catalog.pg_relation_filenode(m.source),
             last_block = pg_catalog.pg_relation_size(m.source) / pg_catalog.current_setting('block_size')::bigint
         WHERE g.id = m.id;
@@ -36,13 +45,26 @@ BEGIN
     -- began (an earlier batch copied its old version): it is in the change log, and
     -- the catch-up replaces it. So a conflict here is skipped, not an error.
     -- With the owner's rights: the copy runs the owner's index expressions and constraints.
-    copied := (timepart._as_owner(m.source, format(
-        'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM ONLY %s '
-        'WHERE ctid OPERATOR(pg_catalog.>=) %L::pg_catalog.tid AND ctid OPERATOR(pg_catalog.<) %L::pg_catalog.tid '
-        'ON CONFLICT DO NOTHING',
-        m.target, cols, cols, m.source, format('(%s,0)', m.next_block), format('(%s,0)', upto)))->>'rows')::bigint;
+    r := timepart._as_owner(m.source, format($q$
+        WITH src AS (SELECT %1$s FROM ONLY %3$s WHERE ctid OPERATOR(pg_catalog.>=) %4$L::pg_catalog.tid
+                                                  AND ctid OPERATOR(pg_catalog.<) %5$L::pg_catalog.tid),
+        ins AS (INSERT INTO %2$s (%1$s) OVERRIDING SYSTEM VALUE SELECT %1$s FROM src ON CONFLICT DO NOTHING RETURNING %1$s)
+        SELECT pg_catalog.jsonb_build_array(
+            (SELECT count(*) FROM ins), (SELECT %6$s FROM ins),
+            (SELECT pg_catalog.jsonb_build_array(count(*), %6$s) FROM src a WHERE NOT EXISTS (SELECT 1 FROM %7$I.changes b WHERE %8$s)),
+            (SELECT pg_catalog.jsonb_build_array(count(*), %6$s) FROM ins a WHERE NOT EXISTS (SELECT 1 FROM %7$I.changes b WHERE %8$s)))$q$,
+        cols, m.target, m.source, format('(%s,0)', m.next_block), format('(%s,0)', upto),
+        timepart._migrate_hash_sum(m.source), m.stage_schema, timepart._migrate_match(m)), true);
+    copied := (r->>0)::bigint;
+    IF (r->2) <> (r->3) THEN
+        RAISE EXCEPTION 'the copy of blocks % to % of % does not match them; nothing of this batch was kept', m.next_block, upto, m.source
+            USING ERRCODE = 'XX001',
+            DETAIL = format('Unchanged rows in the source: %s (count, checksum); copied: %s.', r->2, r->3),
+            HINT = format('Something rewrote rows on their way in (a trigger, a rule?). SELECT timepart.migrate_abort(%L) removes the copy.', m.source::text);
+    END IF;
     -- Aim the next batch at batch_size rows, from the density seen so far.
     UPDATE timepart.migrations g SET next_block = upto, rows_copied = g.rows_copied + copied,
+        target_rows = coalesce(g.target_rows, 0) + copied, target_checksum = coalesce(g.target_checksum, 0) + (r->>1)::numeric,
         blocks_per_batch = CASE WHEN g.rows_copied + copied > 0
             THEN greatest(1, least(1000000, batch_size::numeric * upto / (g.rows_copied + copied)))::integer
             ELSE least(1000000, g.blocks_per_batch * 2) END,
@@ -50,7 +72,8 @@ BEGIN
         updated_at = pg_catalog.clock_timestamp()
     WHERE g.id = m.id;
     PERFORM timepart._log('migrate_copy', m.source, m.target::text, true,
-        jsonb_build_object('rows', copied, 'from_block', m.next_block, 'to_block', upto, 'last_block', m.last_block),
+        jsonb_build_object('rows', copied, 'from_block', m.next_block, 'to_block', upto, 'last_block', m.last_block,
+                           'verified_rows', r->2->0),
         NULL, started);
     RETURN copied;
 END $$;
@@ -87,26 +110,36 @@ DECLARE
 BEGIN
     r := timepart._as_owner(m.source, format($q$
         WITH d AS (DELETE FROM %1$I.changes c WHERE c.ctid = ANY (ARRAY(SELECT ctid FROM %1$I.changes LIMIT %2$s)) RETURNING %3$s),
-        gone AS (DELETE FROM %4$s a USING d b WHERE %5$s RETURNING 1),
-        ins AS (INSERT INTO %4$s (%6$s) OVERRIDING SYSTEM VALUE
-                SELECT %6$s FROM ONLY %7$s a WHERE EXISTS (SELECT 1 FROM d b WHERE %5$s) RETURNING 1)
-        SELECT pg_catalog.jsonb_build_array((SELECT count(*) FROM d), (SELECT count(*) FROM gone), (SELECT count(*) FROM ins))$q$,
-        m.stage_schema, max_changes, keys, m.target, match, cols, m.source), true);
+        gone AS (DELETE FROM %4$s a USING d b WHERE %5$s RETURNING a.*),
+        src AS (SELECT %6$s FROM ONLY %7$s a WHERE EXISTS (SELECT 1 FROM d b WHERE %5$s)),
+        ins AS (INSERT INTO %4$s (%6$s) OVERRIDING SYSTEM VALUE SELECT %6$s FROM src RETURNING %6$s)
+        SELECT pg_catalog.jsonb_build_array((SELECT count(*) FROM d), (SELECT count(*) FROM gone), (SELECT count(*) FROM ins),
+                                            (SELECT %8$s FROM gone), (SELECT %8$s FROM ins),
+                                            (SELECT pg_catalog.jsonb_build_array(count(*), %8$s) FROM src),
+                                            (SELECT pg_catalog.jsonb_build_array(count(*), %8$s) FROM ins))$q$,
+        m.stage_schema, max_changes, keys, m.target, match, cols, m.source, timepart._migrate_hash_sum(m.source)), true);
     applied := (r->>0)::bigint; removed := (r->>1)::bigint; inserted := (r->>2)::bigint;
+    IF (r->5) <> (r->6) THEN
+        RAISE EXCEPTION 'the changes applied to the copy of % do not match the source; nothing of this round was kept', m.source
+            USING ERRCODE = 'XX001',
+            DETAIL = format('Source rows of the %s changed keys: %s (count, checksum); inserted: %s.', applied, r->5, r->6),
+            HINT = format('Something rewrote rows on their way in (a trigger, a rule?). SELECT timepart.migrate_abort(%L) removes the copy.', m.source::text);
+    END IF;
     IF applied > 0 THEN
-        UPDATE timepart.migrations g SET changes_applied = g.changes_applied + applied, updated_at = pg_catalog.clock_timestamp()
+        UPDATE timepart.migrations g SET changes_applied = g.changes_applied + applied, updated_at = pg_catalog.clock_timestamp(),
+            target_rows = coalesce(g.target_rows, 0) + inserted - removed,
+            target_checksum = coalesce(g.target_checksum, 0) + (r->>4)::numeric - (r->>3)::numeric
         WHERE g.id = m.id;
         PERFORM timepart._log('migrate_catch_up', m.source, m.target::text, true,
-            jsonb_build_object('changes', applied, 'rows_removed', removed, 'rows_inserted', inserted), NULL, started);
+            jsonb_build_object('changes', applied, 'rows_removed', removed, 'rows_inserted', inserted, 'verified_rows', r->5->0),
+            NULL, started);
     END IF;
     RETURN applied;
 END $$;
 
--- Row count and an order-independent checksum (sum of 64-bit hashes of each row as text).
-CREATE OR REPLACE FUNCTION timepart._migrate_checksum(rel regclass, cols text, OUT row_count bigint, OUT checksum numeric)
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    SELECT (r->>0)::bigint, (r->>1)::numeric INTO row_count, checksum
-    FROM timepart._as_owner(rel, format('SELECT pg_catalog.jsonb_build_array(count(*), '
-        'coalesce(sum(pg_catalog.hashtextextended(ROW(%s)::pg_catalog.text, 0)), 0)) FROM %s', cols, rel), true) r;
-END $$;
+-- The order-independent checksum of rows (alias-free columns of the source): the sum of
+-- 64-bit hashes of each row as text, 0 for none.
+CREATE OR REPLACE FUNCTION timepart._migrate_hash_sum(source regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format('coalesce(sum(pg_catalog.hashtextextended(ROW(%s)::pg_catalog.text, 0)), 0)', timepart._column_list(source))
+$$;

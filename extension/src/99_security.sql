@@ -206,7 +206,7 @@ LANGUAGE sql IMMUTABLE AS $$
                  'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
                  'timepart.snapshot_stats', 'timepart.check_alerts',
                  'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
-                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
+                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
                  'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition']
 $$;
 

@@ -4,6 +4,7 @@
 -- ---- gone, or changed in a way CREATE OR REPLACE cannot do
 DROP FUNCTION IF EXISTS timepart.create_email_events_table(name, timestamp with time zone);
 DROP FUNCTION IF EXISTS timepart._email_events();
+DROP FUNCTION IF EXISTS timepart._migrate_checksum(regclass, text);
 
 -- ---- new and changed
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
@@ -556,6 +557,527 @@ BEGIN
     RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM unnest(new_jobs) n ORDER BY n.job;
 END $$;
 
+-- The refusals that need no scan of the rows. Returns the key's type.
+CREATE OR REPLACE FUNCTION timepart._migrate_check(source regclass, key_column name, partition_interval interval, time_zone text)
+RETURNS regtype LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    rel record;
+    key_type regtype;
+    refs text;
+    bad text;
+BEGIN
+    IF source IS NULL OR key_column IS NULL THEN
+        RAISE EXCEPTION 'source table and key column must not be NULL' USING ERRCODE = '22004',
+            DETAIL = format('Got %s and %s.', coalesce(source::text, 'NULL'), coalesce(key_column::text, 'NULL')),
+            HINT = 'Pass the table and its time column, e.g. CALL timepart.migrate(''public.email_events'', ''created_at'').';
+    END IF;
+    SELECT c.relkind, c.relispartition, c.relhassubclass, c.relname, c.relnamespace,
+           EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid) AS inherits
+    INTO rel FROM pg_catalog.pg_class c WHERE c.oid = source;
+    IF rel.relkind = 'p' THEN
+        RAISE EXCEPTION 'table % is already partitioned', source USING ERRCODE = '22023',
+            DETAIL = format('Partition key: %s.', pg_catalog.pg_get_partkeydef(source)),
+            HINT = format('Manage it as it is with SELECT timepart.manage(%L).', source::text);
+    END IF;
+    IF rel.relkind IS DISTINCT FROM 'r' OR rel.relispartition OR rel.relhassubclass OR rel.inherits THEN
+        RAISE EXCEPTION '% is not a plain table', source USING ERRCODE = '22023',
+            DETAIL = format('relkind %s, partition %s, inheritance parent %s, inheritance child %s.',
+                            rel.relkind, rel.relispartition, rel.relhassubclass, rel.inherits),
+            HINT = 'timepart.migrate converts an ordinary table that neither inherits nor is inherited.';
+    END IF;
+    SELECT a.atttypid::regtype INTO key_type FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = source AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" of table % does not exist', key_column, source USING ERRCODE = '42703',
+            DETAIL = format('Time columns of %s: %s.', source, coalesce((SELECT string_agg(a.attname::text, ', ' ORDER BY a.attnum)
+                FROM pg_catalog.pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)), 'none')),
+            HINT = 'Pass the column the partitions are cut by, e.g. created_at.';
+    END IF;
+    PERFORM timepart._check_time_column(source, key_column, key_type);
+    PERFORM timepart._check_interval(partition_interval);
+    PERFORM timepart._check_time_zone(time_zone);
+    SELECT string_agg(format('%s on %s', k.conname, k.conrelid::regclass), ', ') INTO refs
+    FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = source;
+    IF refs IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is referenced by foreign keys', source USING ERRCODE = '2BP01',
+            DETAIL = format('Foreign keys: %s.', refs),
+            HINT = format('Drop them, migrate, then re-create them against the partitioned table (the referenced columns must include %s).', key_column);
+    END IF;
+    PERFORM timepart._migrate_check_uniques(source, key_column);
+    SELECT string_agg(DISTINCT r.ev_class::regclass::text, ', ') INTO refs
+    FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+    WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refobjid = source AND r.ev_class <> source;
+    IF refs IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is used by views', source USING ERRCODE = '2BP01',
+            DETAIL = format('Views: %s. After the swap they would still read the old table.', refs),
+            HINT = 'Drop the views, migrate, then create them again.';
+    END IF;
+    PERFORM timepart._migrate_check_carried(source);
+    bad := timepart._fit_name(rel.relname, 'unpartitioned_old');
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = rel.relnamespace AND c.relname = bad) THEN
+        RAISE EXCEPTION 'relation "%" already exists', bad USING ERRCODE = '42P07',
+            DETAIL = format('The old %s is kept under this name after the swap.', source),
+            HINT = 'Drop or rename it (a previous migration''s leftover?) first.';
+    END IF;
+    RETURN key_type;
+END $$;
+
+-- Creates the partitioned copy in the stage schema: same columns, defaults, CHECK and
+-- NOT NULL constraints, identity and generated columns, comments; NOT NULL on the key;
+-- the primary key, unique constraints and outgoing foreign keys; the table's grants;
+-- then what 87_migrate_carry.sql carries.
+CREATE OR REPLACE FUNCTION timepart._migrate_create_target(source regclass, key_column name, stage name) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    target regclass;
+    k record;
+BEGIN
+    -- The copy is made by the source's owner (its executor), so it is the owner's table.
+    PERFORM timepart._migrate_stage_schema(source, stage);
+    PERFORM timepart._as_owner(source, format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY '
+                   'INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS) PARTITION BY RANGE (%I)',
+                   stage, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source), source, key_column));
+    target := format('%I.%I', stage, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source))::regclass;
+    PERFORM timepart._as_owner(source, format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', target, key_column));
+    FOR k IN SELECT c.conname, pg_catalog.pg_get_constraintdef(c.oid) AS def FROM pg_catalog.pg_constraint c
+             WHERE c.conrelid = source AND c.contype IN ('p', 'u', 'f') ORDER BY c.contype DESC, c.conname LOOP
+        PERFORM timepart._as_owner(source, format('ALTER TABLE %s ADD CONSTRAINT %I %s', target, k.conname, k.def));
+    END LOOP;
+    -- Unique indexes that are not constraints stay unique: on the parent, so every partition gets one.
+    FOR k IN SELECT c.relname, a.amname, timepart._migrate_index_columns(x.indexrelid) AS cols,
+                    pg_catalog.pg_get_expr(x.indpred, x.indrelid, true) AS pred
+             FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid JOIN pg_catalog.pg_am a ON a.oid = c.relam
+             WHERE x.indrelid = source AND x.indisunique AND x.indisvalid
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint n WHERE n.conindid = x.indexrelid) LOOP
+        PERFORM timepart._as_owner(source, format('CREATE UNIQUE INDEX %I ON %s USING %I (%s)%s', k.relname, target, k.amname, k.cols,
+                       coalesce(' WHERE ' || k.pred, '')));
+    END LOOP;
+    FOR k IN SELECT g.privilege_type, g.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) g
+             WHERE c.oid = source AND g.grantee <> c.relowner LOOP
+        PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s', k.privilege_type, target,
+                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(k.grantee::regrole::text) END));
+    END LOOP;
+    -- Column grants, row security and policies, comments, statistics targets, replica
+    -- identity, and the triggers (disabled until the swap): 87_migrate_carry.sql.
+    PERFORM timepart._migrate_carry(source, target);
+    RETURN target;
+END $$;
+
+-- Installs the change log and its triggers on the source.
+CREATE OR REPLACE FUNCTION timepart._migrate_install_capture(source regclass, stage name, row_key name[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    log_table text := format('%I.changes', stage);
+    keys text := timepart._migrate_key_list(source, row_key);
+BEGIN
+    PERFORM timepart._as_owner(source, format('CREATE TABLE %s AS SELECT %s FROM ONLY %s WITH NO DATA', log_table, keys, source));
+    -- Each batch looks its rows up in the log (88_migrate_copy.sql): by the key, indexed.
+    IF row_key IS NOT NULL THEN
+        PERFORM timepart._as_owner(source, format('CREATE INDEX ON %s (%s)', log_table, keys));
+    END IF;
+    PERFORM timepart._migrate_triggers(source);
+END $$;
+
+-- Everything before the first batch, in the caller's transaction: the copy, its
+-- registration and templates, the partitions the rows need (and maintain's current
+-- and future ones), the change capture and the progress row. Retention is set only at
+-- the swap, so cleanup cannot drop copied rows while the old table still holds them.
+CREATE OR REPLACE FUNCTION timepart._migrate_prepare(source regclass, key_column name, key_type regtype, partition_interval interval,
+                                                     premake integer, retention interval, time_zone text, batch_size integer,
+                                                     rows_estimated bigint, oldest timestamptz, newest timestamptz)
+RETURNS timepart.migrations LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    stage name := timepart._fit_name('timepart_migrate', source::oid::text);
+    target regclass;
+    row_key name[] := timepart._migrate_row_key(source);
+    p record;
+    templates text[];
+    blocks bigint;
+    m timepart.migrations;
+BEGIN
+    target := timepart._migrate_create_target(source, key_column, stage);
+    PERFORM timepart._register(target, partition_interval, premake, NULL, true, '100 milliseconds', time_zone);
+    -- The source's storage options become the partitions' (a partitioned table has none).
+    IF (SELECT c.reloptions FROM pg_catalog.pg_class c WHERE c.oid = source) IS NOT NULL THEN
+        PERFORM timepart.configure(target, jsonb_build_object('partition_options',
+            (SELECT jsonb_object_agg(split_part(o, '=', 1), substr(o, strpos(o, '=') + 1))
+             FROM pg_catalog.pg_class c, unnest(c.reloptions) o WHERE c.oid = source)));
+    END IF;
+    templates := timepart._migrate_templates(source, target);
+    FOR p IN SELECT * FROM timepart._migrate_periods(source, key_column, key_type, partition_interval, time_zone, oldest, newest, 0, false) LOOP
+        PERFORM timepart.create_partition(target, p.range_start, p.range_end);
+    END LOOP;
+    PERFORM timepart.maintain(target, premake);
+    -- The trigger's lock waits for writers in flight; every write after it is captured,
+    -- every row before it lies below the size measured now.
+    PERFORM timepart._migrate_install_capture(source, stage, row_key);
+    blocks := pg_catalog.pg_relation_size(source) / pg_catalog.current_setting('block_size')::bigint;
+    INSERT INTO timepart.migrations AS g (source, source_name, target, stage_schema, key_column, partition_interval, time_zone,
+                                          retention, row_key, source_filenode, last_block, blocks_per_batch, rows_estimated)
+    VALUES (source, source::text, target, stage, key_column, partition_interval, time_zone, retention, row_key, pg_catalog.pg_relation_filenode(source),
+            blocks, timepart._migrate_batch_blocks(source, batch_size), rows_estimated)
+    RETURNING * INTO m;
+    PERFORM timepart._log('migrate_prepare', source, target::text, true,
+        jsonb_build_object('target', target::text, 'templates', to_jsonb(templates), 'row_key', to_jsonb(row_key),
+                           'blocks', blocks, 'rows_estimated', rows_estimated), NULL, started);
+    RETURN m;
+END $$;
+
+-- ==== src/87_migrate_carry.sql
+-- Migration, 2b of 5: what the partitioned table carries over from the source, besides
+-- columns, defaults, identity, constraints and indexes (87_migrate_capture.sql): column
+-- privileges, row-level security and its policies, comments, statistics targets, replica
+-- identity, storage options (as partition_options), triggers and publications.
+--
+-- Triggers are made on the copy when it is made, disabled, so the copy and the catch-up
+-- fire none of them; at the swap each takes the source's enabled state and the old
+-- table's is disabled: every write fires them exactly once, before or after the swap.
+-- Publications change at the swap too: the copy joins the source's, the old table leaves.
+
+-- One row per property a migration carries over or cannot, with how or why. Changes
+-- nothing and refuses nothing: migrate_plan and migrate refuse what cannot be carried.
+CREATE OR REPLACE FUNCTION timepart.migrate_carried(source regclass)
+RETURNS TABLE (item text, name text, carried boolean, how text) LANGUAGE plpgsql STABLE AS $$
+/* What timepart.migrate carries over from the table, and what it cannot (with the reason). */
+DECLARE
+    rel record;
+BEGIN
+    IF source IS NULL THEN
+        RAISE EXCEPTION 'source table must not be NULL' USING ERRCODE = '22004',
+            DETAIL = 'migrate_carried lists what a migration of one table carries over.',
+            HINT = 'Name the table, e.g. SELECT * FROM timepart.migrate_carried(''public.email_events'');';
+    END IF;
+    SELECT c.relowner::regrole::text AS owner, c.relrowsecurity, c.relforcerowsecurity, c.relreplident, c.reloptions,
+           (SELECT r.rolbypassrls OR r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = c.relowner) AS owner_bypasses
+    INTO rel FROM pg_catalog.pg_class c WHERE c.oid = source;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'relation % does not exist', source USING ERRCODE = '42P01', HINT = 'Name an existing table.';
+    END IF;
+    RETURN QUERY
+    SELECT 'owner', rel.owner, true, 'the copy is made by its owner''s executor'
+    UNION ALL SELECT 'columns, defaults, identity, generated columns, storage, compression', NULL, true, 'CREATE TABLE (LIKE)'
+    UNION ALL SELECT 'CHECK and NOT NULL constraints, primary key, unique constraints and indexes, foreign keys', NULL, true,
+                     'on the partitioned table (unique ones must contain the key: checked up front)'
+    UNION ALL SELECT 'index', c.relname::text, true, 'an index template: every partition gets it'
+    FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = source AND NOT x.indisunique
+    UNION ALL SELECT 'privileges', NULL, true, 'table and column grants, on the table and every partition'
+    WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = source AND c.relacl IS NOT NULL)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = source AND a.attacl IS NOT NULL)
+    UNION ALL SELECT 'row level security', CASE WHEN rel.relforcerowsecurity THEN 'forced' ELSE 'enabled' END,
+                     NOT rel.relforcerowsecurity OR rel.owner_bypasses,
+                     CASE WHEN rel.relforcerowsecurity AND NOT rel.owner_bypasses
+                          THEN 'refused: forced on the owner, whose copy would see only the rows its policies allow'
+                          ELSE 'as on the source, with every policy, on the table and every partition' END
+    WHERE rel.relrowsecurity OR rel.relforcerowsecurity
+    UNION ALL SELECT 'policy', p.polname::text, true, 'the same command, roles, USING and WITH CHECK'
+    FROM pg_catalog.pg_policy p WHERE p.polrelid = source
+    UNION ALL SELECT 'trigger', t.tgname::text, NOT (t.tgtype & 1 = 1 AND (t.tgoldtable IS NOT NULL OR t.tgnewtable IS NOT NULL)),
+                     CASE WHEN t.tgtype & 1 = 1 AND (t.tgoldtable IS NOT NULL OR t.tgnewtable IS NOT NULL)
+                          THEN 'refused: PostgreSQL allows no row trigger with transition tables on a partitioned table'
+                          ELSE format('moved at the swap, %s as on the source', CASE t.tgenabled WHEN 'D' THEN 'disabled'
+                                      WHEN 'R' THEN 'enabled for replicas' WHEN 'A' THEN 'always enabled' ELSE 'enabled' END) END
+    FROM pg_catalog.pg_trigger t WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%'
+    UNION ALL SELECT 'publication', p.pubname::text, true,
+                     'moved at the swap, with its column list and row filter'
+                     || CASE WHEN p.pubviaroot THEN '' ELSE '; changes are published under the partitions'' names (publish_via_partition_root is off)' END
+    FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = source
+    UNION ALL SELECT 'replica identity', CASE rel.relreplident WHEN 'f' THEN 'full' WHEN 'n' THEN 'nothing' ELSE 'index' END, true,
+                     'on the table and every partition'
+    WHERE rel.relreplident <> 'd'
+    UNION ALL SELECT 'comment', 'table', true, 'the table''s, its columns'' and its constraints'''
+    WHERE pg_catalog.obj_description(source, 'pg_class') IS NOT NULL
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_description d WHERE d.objoid = source AND d.objsubid > 0)
+    UNION ALL SELECT 'storage options', pg_catalog.array_to_string(rel.reloptions, ', '), true, 'as partition_options: every partition is made with them'
+    WHERE rel.reloptions IS NOT NULL
+    UNION ALL SELECT 'statistics target', a.attname::text, true, format('%s, on the partitioned table', a.attstattarget)
+    FROM pg_catalog.pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget >= 0
+    UNION ALL SELECT 'extended statistics', s.stxname::text, false, 'not carried: the old table keeps the name; CREATE STATISTICS again after the swap'
+    FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid = source
+    UNION ALL SELECT 'rule', r.rulename::text, false, 'refused: a rule would stay on the old table'
+    FROM pg_catalog.pg_rewrite r WHERE r.ev_class = source AND r.rulename <> '_RETURN'
+    UNION ALL SELECT 'view', v.ev_class::regclass::text, false, 'refused: it would still read the old table'
+    FROM (SELECT DISTINCT w.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+          WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refobjid = source AND w.ev_class <> source) v
+    UNION ALL SELECT 'function', d.objid::regprocedure::text, false, 'refused: its body would still name the old table'
+    FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = source AND d.deptype = 'n'
+    UNION ALL SELECT 'foreign key to it', k.conname || ' on ' || k.conrelid::regclass::text, false,
+                     'refused: re-create it against the partitioned table after the swap'
+    FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = source;
+END $$;
+
+COMMENT ON FUNCTION timepart.migrate_carried(regclass) IS
+    'What timepart.migrate carries over from a table (owner, grants, RLS, triggers, publications, ...) and what it cannot, with the reason';
+
+-- The refusal for what migrate_carried marks refused.
+CREATE OR REPLACE FUNCTION timepart._migrate_check_carried(source regclass) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    bad text;
+BEGIN
+    SELECT string_agg(format('%s %s: %s', c.item, c.name, substr(c.how, 10)), '; ') INTO bad
+    FROM timepart.migrate_carried(source) c WHERE NOT c.carried AND c.how LIKE 'refused: %';
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has what a migration cannot carry over', source USING ERRCODE = '2BP01',
+            DETAIL = bad || '.',
+            HINT = format('SELECT * FROM timepart.migrate_carried(%L) lists everything; change these, migrate, then put them back.', source::text);
+    END IF;
+END $$;
+
+-- The statements that give the copy (the partitioned table, before any partition is
+-- made) what the source has besides its columns and constraints. Triggers come
+-- disabled (_migrate_move_triggers enables them at the swap).
+CREATE OR REPLACE FUNCTION timepart._migrate_carry_statements(source regclass, target regclass) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+    SELECT format('GRANT %s (%I) ON %s TO %s', g.privilege_type, a.attname, target,
+                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.grantee::regrole::text) END)
+    FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) g
+    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+      AND g.grantee <> (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source)
+    UNION ALL
+    SELECT format('COMMENT ON TABLE %s IS %L', target, pg_catalog.obj_description(source, 'pg_class'))
+    WHERE pg_catalog.obj_description(source, 'pg_class') IS NOT NULL
+    UNION ALL
+    SELECT format('COMMENT ON CONSTRAINT %I ON %s IS %L', k.conname, target, pg_catalog.obj_description(k.oid, 'pg_constraint'))
+    FROM pg_catalog.pg_constraint k
+    WHERE k.conrelid = source AND k.contype IN ('p', 'u', 'f') AND pg_catalog.obj_description(k.oid, 'pg_constraint') IS NOT NULL
+    UNION ALL
+    SELECT format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', target, a.attname, a.attstattarget)
+    FROM pg_catalog.pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget >= 0
+    UNION ALL
+    SELECT format('ALTER TABLE %s REPLICA IDENTITY %s', target, CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'
+           ELSE (SELECT format('USING INDEX %I', i.relname) FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+                 WHERE x.indrelid = source AND x.indisreplident) END)
+    FROM pg_catalog.pg_class c WHERE c.oid = source AND c.relreplident <> 'd'
+    UNION ALL
+    SELECT format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.policyname, target, p.permissive, p.cmd,
+                  (SELECT string_agg(CASE WHEN r = 'public' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r) END, ', ') FROM unnest(p.roles) r),
+                  ' USING (' || p.qual || ')', ' WITH CHECK (' || p.with_check || ')')
+    FROM pg_catalog.pg_policies p
+    WHERE p.schemaname = (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source)
+      AND p.tablename = (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source)
+    UNION ALL
+    SELECT format('ALTER TABLE %s %s ROW LEVEL SECURITY', target, w)
+    FROM pg_catalog.pg_class c, LATERAL (VALUES ('ENABLE', c.relrowsecurity), ('FORCE', c.relforcerowsecurity)) v(w, is_set)
+    WHERE c.oid = source AND v.is_set
+    UNION ALL
+    SELECT s FROM pg_catalog.pg_trigger t,
+           LATERAL (SELECT pg_catalog.pg_get_triggerdef(t.oid) AS def, ' ON ' || source::text || ' ' AS was) d,
+           LATERAL (VALUES (overlay(d.def PLACING ' ON ' || target::text || ' ' FROM pg_catalog.strpos(d.def, d.was)
+                                               FOR pg_catalog.length(d.was))),
+                           (format('ALTER TABLE %s DISABLE TRIGGER %I', target, t.tgname))) x(s)
+    WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%'
+$$;
+
+-- Gives the copy what _migrate_carry_statements lists, with the owner's rights.
+CREATE OR REPLACE FUNCTION timepart._migrate_carry(source regclass, target regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+BEGIN
+    FOR q IN SELECT * FROM timepart._migrate_carry_statements(source, target) LOOP
+        PERFORM timepart._as_owner(source, q);
+    END LOOP;
+END $$;
+
+-- At the swap: each user trigger of the source takes its enabled state on the copy, and
+-- is disabled on the old table. Returns the triggers moved.
+CREATE OR REPLACE FUNCTION timepart._migrate_move_triggers(m timepart.migrations) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    moved jsonb := '[]'::jsonb;
+BEGIN
+    FOR t IN SELECT g.tgname, g.tgenabled FROM pg_catalog.pg_trigger g
+             WHERE g.tgrelid = m.source AND NOT g.tgisinternal AND g.tgname NOT LIKE 'timepart\_migrate\_%' ORDER BY g.tgname LOOP
+        IF t.tgenabled <> 'D' THEN
+            PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s ENABLE %sTRIGGER %I', m.target,
+                                       CASE t.tgenabled WHEN 'R' THEN 'REPLICA ' WHEN 'A' THEN 'ALWAYS ' ELSE '' END, t.tgname));
+            PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s DISABLE TRIGGER %I', m.source, t.tgname));
+        END IF;
+        moved := moved || to_jsonb('trigger ' || t.tgname);
+    END LOOP;
+    RETURN moved;
+END $$;
+
+-- At the swap: the copy joins every publication the source is in by name, with the same
+-- column list and row filter, and the old table leaves them. As timepart's owner (SECURITY
+-- DEFINER): the publications may belong to someone else, and ALTER PUBLICATION runs no
+-- user code (a row filter may call built-in immutable functions only).
+CREATE OR REPLACE FUNCTION timepart._migrate_publications(m timepart.migrations) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    p record;
+    moved jsonb := '[]'::jsonb;
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), m.source, 'migrate it');
+    IF NOT EXISTS (SELECT 1 FROM timepart.migrations g WHERE g.id = m.id AND g.source = m.source AND g.target = m.target
+                   AND g.state IN ('copying', 'catching_up')) THEN
+        RAISE EXCEPTION 'no migration of % to % is under way', m.source, m.target USING ERRCODE = '22023',
+            DETAIL = 'Publications move only at a migration''s swap.', HINT = 'Use CALL timepart.migrate.';
+    END IF;
+    FOR p IN SELECT b.pubname,
+                    (SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs::int2[])) AS cols,
+                    pg_catalog.pg_get_expr(r.prqual, r.prrelid) AS qual
+             FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication b ON b.oid = r.prpubid
+             WHERE r.prrelid = m.source ORDER BY b.pubname LOOP
+        EXECUTE format('ALTER PUBLICATION %I ADD TABLE %s%s%s', p.pubname, m.target, ' (' || p.cols || ')', ' WHERE (' || p.qual || ')');
+        EXECUTE format('ALTER PUBLICATION %I DROP TABLE %s', p.pubname, m.source);
+        moved := moved || to_jsonb('publication ' || p.pubname);
+    END LOOP;
+    RETURN moved;
+END $$;
+
+-- Copies one batch of whole blocks and advances the progress row, in the caller's
+-- transaction, so both commit together. A rewritten source (new filenode: VACUUM FULL,
+-- CLUSTER) has moved its rows: the copy starts again; the change log stays valid.
+CREATE OR REPLACE FUNCTION timepart._migrate_batch(m timepart.migrations, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    upto bigint;
+    copied bigint;
+    r jsonb;
+    cols text := timepart._column_list(m.source);
+BEGIN
+    EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', m.source);
+    IF pg_catalog.pg_relation_filenode(m.source) <> m.source_filenode THEN
+        RAISE NOTICE 'timepart.migrate: % was rewritten; copying it again from the start', m.source;
+        PERFORM timepart._as_owner(m.source, format('TRUNCATE %s', m.target));
+        UPDATE timepart.migrations g SET next_block = 0, rows_copied = 0, target_rows = 0, target_checksum = 0,
+            source_filenode = pg_catalog.pg_relation_filenode(m.source),
+            last_block = pg_catalog.pg_relation_size(m.source) / pg_catalog.current_setting('block_size')::bigint
+        WHERE g.id = m.id;
+        RETURN 0;
+    END IF;
+    upto := least(m.next_block + m.blocks_per_batch, m.last_block);
+    -- A key that is already in the copy belongs to a row changed since the capture
+    -- began (an earlier batch copied its old version): it is in the change log, and
+    -- the catch-up replaces it. So a conflict here is skipped, not an error.
+    -- With the owner's rights: the copy runs the owner's index expressions and constraints.
+    r := timepart._as_owner(m.source, format($q$
+        WITH src AS (SELECT %1$s FROM ONLY %3$s WHERE ctid OPERATOR(pg_catalog.>=) %4$L::pg_catalog.tid
+                                                  AND ctid OPERATOR(pg_catalog.<) %5$L::pg_catalog.tid),
+        ins AS (INSERT INTO %2$s (%1$s) OVERRIDING SYSTEM VALUE SELECT %1$s FROM src ON CONFLICT DO NOTHING RETURNING %1$s)
+        SELECT pg_catalog.jsonb_build_array(
+            (SELECT count(*) FROM ins), (SELECT %6$s FROM ins),
+            (SELECT pg_catalog.jsonb_build_array(count(*), %6$s) FROM src a WHERE NOT EXISTS (SELECT 1 FROM %7$I.changes b WHERE %8$s)),
+            (SELECT pg_catalog.jsonb_build_array(count(*), %6$s) FROM ins a WHERE NOT EXISTS (SELECT 1 FROM %7$I.changes b WHERE %8$s)))$q$,
+        cols, m.target, m.source, format('(%s,0)', m.next_block), format('(%s,0)', upto),
+        timepart._migrate_hash_sum(m.source), m.stage_schema, timepart._migrate_match(m)), true);
+    copied := (r->>0)::bigint;
+    IF (r->2) <> (r->3) THEN
+        RAISE EXCEPTION 'the copy of blocks % to % of % does not match them; nothing of this batch was kept', m.next_block, upto, m.source
+            USING ERRCODE = 'XX001',
+            DETAIL = format('Unchanged rows in the source: %s (count, checksum); copied: %s.', r->2, r->3),
+            HINT = format('Something rewrote rows on their way in (a trigger, a rule?). SELECT timepart.migrate_abort(%L) removes the copy.', m.source::text);
+    END IF;
+    -- Aim the next batch at batch_size rows, from the density seen so far.
+    UPDATE timepart.migrations g SET next_block = upto, rows_copied = g.rows_copied + copied,
+        target_rows = coalesce(g.target_rows, 0) + copied, target_checksum = coalesce(g.target_checksum, 0) + (r->>1)::numeric,
+        blocks_per_batch = CASE WHEN g.rows_copied + copied > 0
+            THEN greatest(1, least(1000000, batch_size::numeric * upto / (g.rows_copied + copied)))::integer
+            ELSE least(1000000, g.blocks_per_batch * 2) END,
+        state = CASE WHEN upto >= m.last_block THEN 'catching_up' ELSE g.state END,
+        updated_at = pg_catalog.clock_timestamp()
+    WHERE g.id = m.id;
+    PERFORM timepart._log('migrate_copy', m.source, m.target::text, true,
+        jsonb_build_object('rows', copied, 'from_block', m.next_block, 'to_block', upto, 'last_block', m.last_block,
+                           'verified_rows', r->2->0),
+        NULL, started);
+    RETURN copied;
+END $$;
+
+-- Applies up to max_changes logged changes: the logged keys' rows in the copy are
+-- replaced by the source's current rows (a key logged twice needs no DISTINCT: the
+-- join deletes each row once and the semi-join inserts each once). The applied log rows are deleted in the same
+-- statement, so a change whose transaction commits later is applied by a later round.
+-- Returns how many log rows were applied.
+CREATE OR REPLACE FUNCTION timepart._migrate_catch_up(m timepart.migrations, max_changes integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    keys text := timepart._migrate_key_list(m.source, m.row_key);
+    cols text := timepart._column_list(m.source);
+    match text := timepart._migrate_match(m);
+    applied bigint;
+    removed bigint;
+    inserted bigint;
+    r jsonb;
+BEGIN
+    r := timepart._as_owner(m.source, format($q$
+        WITH d AS (DELETE FROM %1$I.changes c WHERE c.ctid = ANY (ARRAY(SELECT ctid FROM %1$I.changes LIMIT %2$s)) RETURNING %3$s),
+        gone AS (DELETE FROM %4$s a USING d b WHERE %5$s RETURNING a.*),
+        src AS (SELECT %6$s FROM ONLY %7$s a WHERE EXISTS (SELECT 1 FROM d b WHERE %5$s)),
+        ins AS (INSERT INTO %4$s (%6$s) OVERRIDING SYSTEM VALUE SELECT %6$s FROM src RETURNING %6$s)
+        SELECT pg_catalog.jsonb_build_array((SELECT count(*) FROM d), (SELECT count(*) FROM gone), (SELECT count(*) FROM ins),
+                                            (SELECT %8$s FROM gone), (SELECT %8$s FROM ins),
+                                            (SELECT pg_catalog.jsonb_build_array(count(*), %8$s) FROM src),
+                                            (SELECT pg_catalog.jsonb_build_array(count(*), %8$s) FROM ins))$q$,
+        m.stage_schema, max_changes, keys, m.target, match, cols, m.source, timepart._migrate_hash_sum(m.source)), true);
+    applied := (r->>0)::bigint; removed := (r->>1)::bigint; inserted := (r->>2)::bigint;
+    IF (r->5) <> (r->6) THEN
+        RAISE EXCEPTION 'the changes applied to the copy of % do not match the source; nothing of this round was kept', m.source
+            USING ERRCODE = 'XX001',
+            DETAIL = format('Source rows of the %s changed keys: %s (count, checksum); inserted: %s.', applied, r->5, r->6),
+            HINT = format('Something rewrote rows on their way in (a trigger, a rule?). SELECT timepart.migrate_abort(%L) removes the copy.', m.source::text);
+    END IF;
+    IF applied > 0 THEN
+        UPDATE timepart.migrations g SET changes_applied = g.changes_applied + applied, updated_at = pg_catalog.clock_timestamp(),
+            target_rows = coalesce(g.target_rows, 0) + inserted - removed,
+            target_checksum = coalesce(g.target_checksum, 0) + (r->>4)::numeric - (r->>3)::numeric
+        WHERE g.id = m.id;
+        PERFORM timepart._log('migrate_catch_up', m.source, m.target::text, true,
+            jsonb_build_object('changes', applied, 'rows_removed', removed, 'rows_inserted', inserted, 'verified_rows', r->5->0),
+            NULL, started);
+    END IF;
+    RETURN applied;
+END $$;
+
+-- The order-independent checksum of rows (alias-free columns of the source): the sum of
+-- 64-bit hashes of each row as text, 0 for none.
+CREATE OR REPLACE FUNCTION timepart._migrate_hash_sum(source regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format('coalesce(sum(pg_catalog.hashtextextended(ROW(%s)::pg_catalog.text, 0)), 0)', timepart._column_list(source))
+$$;
+
+-- The swap, in the caller's (short) transaction: writes wait (EXCLUSIVE lock), the last
+-- changes are applied and verified, then, under ACCESS EXCLUSIVE, the user's triggers
+-- and publication memberships move to the copy and the names change. A lock wait longer
+-- than lock_wait raises lock_not_available.
+CREATE OR REPLACE FUNCTION timepart._migrate_swap(m timepart.migrations, lock_wait interval) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    schema_name name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = m.source);
+    old_name text;
+    last_changes bigint := 0;
+    n bigint;
+    done timepart.migrations;
+    moved jsonb;
+BEGIN
+    PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM lock_wait) * 1000)::bigint::text || 'ms', true);
+    EXECUTE format('LOCK TABLE ONLY %s IN EXCLUSIVE MODE', m.source);
+    LOOP
+        n := timepart._migrate_catch_up(m, 1000000);
+        last_changes := last_changes + n;
+        EXIT WHEN n = 0;
+    END LOOP;
+    EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', m.source);
+    moved := timepart._migrate_move_triggers(m) || timepart._migrate_publications(m);
+    old_name := timepart._migrate_retire_source(m);
+    PERFORM timepart._migrate_place_target(m, schema_name);
+    -- Every step was verified: the source's figures are the copy's.
+    UPDATE timepart.migrations g SET state = 'done', finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp(),
+        source_rows = g.target_rows, source_checksum = g.target_checksum
+    WHERE g.id = m.id RETURNING * INTO done;
+    RETURN jsonb_build_object('old_table', old_name, 'table', m.target::text, 'rows', done.target_rows,
+        'checksum', done.target_checksum, 'last_changes', last_changes, 'carried', moved,
+        'swap_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1));
+END $$;
+
 -- ==== src/90_compat.sql
 -- The seed's names, callable unqualified with the default search_path, acting on
 -- email_events. Each finds email_events along the caller's search_path, so with one
@@ -644,7 +1166,7 @@ LANGUAGE sql IMMUTABLE AS $$
                  'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
                  'timepart.snapshot_stats', 'timepart.check_alerts',
                  'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
-                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
+                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
                  'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition']
 $$;
 

@@ -237,19 +237,24 @@ def migrate_cmd(ctx, table, key, interval, batch_size, dry_run):
     with _connect(ctx, needs_timepart=True) as conn:
         if dry_run:
             rows = migration.plan(conn, table, key, interval)
+            carried = migration.carried(conn, table)
             if ctx.obj["json"]:
-                return echo_json(rows)
+                return echo_json({"partitions": rows, "carried": carried})
             echo_table(rows, ["partition_name", "range_start", "range_end", "estimated_rows", "rows_from",
                                "estimated_seconds"])
             click.echo(f"{len(rows)} partitions, ~{sum(r.estimated_rows for r in rows)} rows, "
-                       f"~{sum(r.estimated_seconds for r in rows):.0f} s")
+                       f"~{sum(r.estimated_seconds for r in rows):.0f} s\n")
+            echo_table(carried, ["item", "name", "carried", "how"])
             return
+        carried = migration.carried(conn, table)
         result = migration.run(conn, table, key, interval, batch_size, echo_progress, click.echo)
     if ctx.obj["json"]:
-        return echo_json(result)
+        return echo_json({**result, "carried": carried})
     if result:
-        click.echo(f"migrated {result['table']}: {result['target_rows']} rows, checksums match; "
+        click.echo(f"migrated {result['table']}: {result['target_rows']} rows, verified batch by batch; "
                    f"old table kept as {result['old_table']}")
+        for c in carried:
+            click.echo(f"  {'carried' if c.carried else 'NOT carried'}: {c.item}{' ' + c.name if c.name else ''} ({c.how})")
 
 
 @cli.command("stats")

@@ -50,6 +50,20 @@ def plan(conn: psycopg.Connection, table: str, key: str, interval: str = "1 mont
     return [PlanRow(*r) for r in rows]
 
 
+@dataclass
+class Carried:
+    item: str
+    name: Optional[str]
+    carried: bool
+    how: str
+
+
+def carried(conn: psycopg.Connection, table: str) -> list:
+    """What a migration carries over from the table, and what it cannot (timepart.migrate_carried)."""
+    rows = conn.execute("SELECT item, name, carried, how FROM timepart.migrate_carried(%s::regclass)", (table,)).fetchall()
+    return [Carried(*r) for r in rows]
+
+
 def run(conn: psycopg.Connection, table: str, key: str, interval: str = "1 month", batch_size: int = 50000,
         on_progress: Optional[Callable[[Progress], None]] = None,
         on_message: Optional[Callable[[str], None]] = None) -> dict:

@@ -1,7 +1,7 @@
 -- migrate_plan() and every refusal of migrate(). The procedure's copy COMMITs, so it
 -- cannot run in this rolled-back transaction; tests/py/test_migrate.py runs it for real.
 \ir setup.psql
-SELECT plan(26);
+SELECT plan(31);
 
 CREATE TABLE ev (id bigint, created_at timestamptz NOT NULL, kind text, PRIMARY KEY (id, created_at));
 INSERT INTO ev SELECT g, timestamptz '2024-01-31 00:00+00' + g * interval '1 hour', 'k' FROM generate_series(0, 99) g;
@@ -87,6 +87,22 @@ SELECT throws_ok($$CALL timepart.migrate('ev', 'created_at', premake => 0)$$, '2
                  'premake must be between 1 and 1000', 'a premake of 0 is refused');
 SELECT throws_ok($$SELECT * FROM timepart.migrate_plan('ev', 'created_at', '1 month', 'Mars/Olympus')$$, '22023',
                  'unknown time zone "Mars/Olympus"', 'an unknown time zone is refused');
+
+-- What cannot be carried over is refused up front, each saying why; migrate_carried lists it.
+CREATE TABLE ev_used (id bigint, at timestamptz NOT NULL);
+CREATE FUNCTION ev_used_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM ev_used; END;
+SELECT throws_ok($$CALL timepart.migrate('ev_used', 'at')$$, '2BP01', 'table public.ev_used has what a migration cannot carry over',
+                 'a function whose body names the table is refused');
+SELECT is((SELECT how FROM timepart.migrate_carried('ev_used') WHERE item = 'function'),
+          'refused: its body would still name the old table', 'migrate_carried says why');
+CREATE TABLE ev_stats (a int, b int, at timestamptz NOT NULL);
+CREATE STATISTICS ev_stats_ab ON a, b FROM ev_stats;
+ALTER TABLE ev_stats ALTER COLUMN a SET STATISTICS 300;
+SELECT results_eq($$SELECT item, name, carried FROM timepart.migrate_carried('ev_stats') WHERE item LIKE '%statistic%' ORDER BY 1$$,
+                  $$VALUES ('extended statistics', 'ev_stats_ab', false), ('statistics target', 'a', true)$$,
+                  'statistics targets are carried; extended statistics are listed as not carried');
+SELECT lives_ok($$SELECT * FROM timepart.migrate_plan('ev_stats', 'at')$$, 'what is only listed as not carried does not refuse');
+SELECT throws_ok($$SELECT * FROM timepart.migrate_carried(NULL)$$, '22004', 'source table must not be NULL', 'migrate_carried refuses NULL');
 
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname LIKE 'timepart_migrate%')
           AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname LIKE 'timepart_migrate%')

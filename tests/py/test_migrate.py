@@ -204,6 +204,7 @@ def test_cli_dry_run_prints_the_plan(installed, connect):
     assert result.exit_code == 0, result.output
     assert "cli_plan_2024_01" in result.output and "counted" in result.output
     assert "1 partitions, ~3000 rows" in result.output
+    assert "an index template: every partition gets it" in result.output
     assert connect().execute("SELECT relkind FROM pg_class WHERE oid = 'cli_plan'::regclass").fetchone()[0] == "r"
 
 
@@ -215,7 +216,8 @@ def test_cli_run_shows_progress_and_result(installed, connect):
     assert result.exit_code == 0, result.output
     assert f"copied {ROWS} of ~{ROWS} rows (100%)" in result.output
     assert "rows/s, ETA" in result.output
-    assert f"migrated cli_run: {ROWS} rows, checksums match; old table kept as cli_run_unpartitioned_old" in result.output
+    assert f"migrated cli_run: {ROWS} rows, verified batch by batch; old table kept as cli_run_unpartitioned_old" in result.output
+    assert "  carried: owner " in result.output and "  carried: index cli_run_kind_idx" in result.output
     assert fingerprint(conn, "cli_run") == before
 
 
