@@ -92,10 +92,14 @@ END $$;
 -- 'retire'), "range_start", "range_end", ...} runs through _attempt and is logged as
 -- log_operation with its extra keys. A lock timeout ends the run for this table (traffic
 -- holds it: back off for the whole table, not partition by partition). Never raises.
--- Traffic first for retirement: a DETACH or DROP holds the parent's ACCESS EXCLUSIVE lock
--- to the end of the transaction, so once retiring has held it for the table's lock budget
--- no further partition is retired in this call; they are counted in "left" for the next
--- call (cleanup_each commits and calls again).
+-- Traffic first: a DETACH or DROP holds the parent's ACCESS EXCLUSIVE lock to the end of
+-- the transaction, so once retiring has held it for the table's lock budget no further
+-- partition is retired in this call; they are counted in "left" for the next call
+-- (cleanup_each commits and calls again). Building next to a default partition holds the
+-- parent's SHARE ROW EXCLUSIVE lock (inserts wait) the same way: once that has lasted the
+-- lock budget and an insert or a read is waiting for the table, the rest of the periods
+-- are left for the next call (maintain_each commits and calls again). With nobody
+-- waiting the call goes on: that stalls no one.
 -- Returns {"done": [names], "errors": [texts], "moved_rows": n, "left": n}.
 CREATE OR REPLACE FUNCTION timepart._run_steps(cfg timepart.config, log_operation text, steps jsonb, rest text)
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -109,10 +113,13 @@ DECLARE
     errors jsonb := '[]'::jsonb;
     moved bigint := 0;
     left_over integer := 0;
+    -- A build locks the parent against inserts only next to a default partition.
+    build_locks boolean := EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table t WHERE t.partrelid = cfg.parent AND t.partdefid <> 0);
 BEGIN
     FOR step IN SELECT s FROM jsonb_array_elements(steps) s LOOP
         step_started := pg_catalog.clock_timestamp();
-        IF step->>'action' = 'retire' AND step_started - locked_since > cfg.lock_timeout THEN
+        IF step_started - locked_since > cfg.lock_timeout
+           AND (step->>'action' = 'retire' OR left_over > 0 OR timepart._traffic_waits(cfg.parent)) THEN
             left_over := left_over + 1;
             CONTINUE;
         END IF;
@@ -129,7 +136,7 @@ BEGIN
         res := res || (step - 'partition' - 'action');
         PERFORM timepart._log(log_operation, cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
         IF (res->>'ok')::boolean THEN
-            IF step->>'action' = 'retire' THEN
+            IF step->>'action' = 'retire' OR (build_locks AND step->>'range_start' IS NOT NULL) THEN
                 locked_since := coalesce(locked_since, step_started);
             END IF;
             done := done || to_jsonb(part_name::text);
@@ -148,3 +155,12 @@ BEGIN
     END IF;
     RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;
+
+-- Whether a session is waiting for a lock on the table (an insert or a read held up by
+-- this transaction's lock on it).
+CREATE OR REPLACE FUNCTION timepart._traffic_waits(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                   WHERE l.locktype = 'relation' AND l.relation = tbl AND NOT l.granted
+                     AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))
+$$;

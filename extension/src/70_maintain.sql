@@ -125,6 +125,7 @@ DECLARE
     created jsonb := '[]'::jsonb;
     errors jsonb := '[]'::jsonb;
     moved bigint := 0;
+    left_over integer := 0;
     err text;
 BEGIN
     BEGIN
@@ -150,14 +151,16 @@ BEGIN
         created := created || (res->'done');
         errors := errors || (res->'errors');
         moved := (res->>'moved_rows')::bigint;
+        left_over := (res->>'left')::integer;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
         errors := errors || to_jsonb(err);
     END;
     PERFORM timepart._log('maintain', cfg.parent, NULL, jsonb_array_length(errors) = 0,
-        jsonb_build_object('created', created, 'errors', errors, 'moved_rows', moved, 'premake', premake, 'as_of', as_of),
+        jsonb_build_object('created', created, 'errors', errors, 'moved_rows', moved, 'premake', premake, 'as_of', as_of,
+                           'left', left_over),
         NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
-    RETURN jsonb_build_object('table', cfg.parent::text, 'created', created, 'errors', errors, 'moved_rows', moved);
+    RETURN jsonb_build_object('table', cfg.parent::text, 'created', created, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.maintain(parent regclass DEFAULT NULL, premake integer DEFAULT NULL,

@@ -72,7 +72,7 @@ BEGIN
         RAISE EXCEPTION 'pg_cron lives in database %, not in %', cron_db, current_database() USING ERRCODE = '55000',
             DETAIL = 'timepart reaches another database''s pg_cron through dblink, which is not installed here.',
             HINT = format('Run CREATE EXTENSION dblink; here, or schedule from database %s with '
-                          'SELECT cron.schedule_in_database(''timepart-maintain@%s'', ''17 3 * * 0'', ''SELECT timepart.maintain()'', %L);',
+                          'SELECT cron.schedule_in_database(''timepart-maintain@%s'', ''17 3 * * 0'', ''CALL timepart.maintain_each()'', %L);',
                           cron_db, current_database(), current_database());
     END IF;
     RETURN 'dblink';
@@ -340,11 +340,16 @@ DECLARE
     t pg_catalog.regclass;
 BEGIN
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
-        PERFORM timepart.maintain(t, premake);
+        -- A call that held the table for its lock budget while traffic waited says what
+        -- is left: commit (traffic goes on) and call again, a bounded number of times.
+        FOR i IN 1..10000 LOOP
+            EXIT WHEN (timepart.maintain(t, premake) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0;
+            COMMIT;
+        END LOOP;
         COMMIT;
     END LOOP;
 END $$;
-COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table, committing after each (the maintain job)';
+COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table in slices of its lock budget when traffic waits, committing after each (the maintain job)';
 
 CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
 LANGUAGE plpgsql AS $$

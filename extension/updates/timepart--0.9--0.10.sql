@@ -133,6 +133,83 @@ END $$;
 COMMENT ON FUNCTION timepart.period_of(regclass, timestamptz) IS
     'The bounds of the period of a managed table that contains a moment';
 
+-- One table's partition steps, in order: each {"partition", "action" ('build' or
+-- 'retire'), "range_start", "range_end", ...} runs through _attempt and is logged as
+-- log_operation with its extra keys. A lock timeout ends the run for this table (traffic
+-- holds it: back off for the whole table, not partition by partition). Never raises.
+-- Traffic first: a DETACH or DROP holds the parent's ACCESS EXCLUSIVE lock to the end of
+-- the transaction, so once retiring has held it for the table's lock budget no further
+-- partition is retired in this call; they are counted in "left" for the next call
+-- (cleanup_each commits and calls again). Building next to a default partition holds the
+-- parent's SHARE ROW EXCLUSIVE lock (inserts wait) the same way: once that has lasted the
+-- lock budget and an insert or a read is waiting for the table, the rest of the periods
+-- are left for the next call (maintain_each commits and calls again). With nobody
+-- waiting the call goes on: that stalls no one.
+-- Returns {"done": [names], "errors": [texts], "moved_rows": n, "left": n}.
+CREATE OR REPLACE FUNCTION timepart._run_steps(cfg timepart.config, log_operation text, steps jsonb, rest text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    step jsonb;
+    step_started timestamptz;
+    locked_since timestamptz;
+    part_name name;
+    res jsonb;
+    done jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    moved bigint := 0;
+    left_over integer := 0;
+    -- A build locks the parent against inserts only next to a default partition.
+    build_locks boolean := EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table t WHERE t.partrelid = cfg.parent AND t.partdefid <> 0);
+BEGIN
+    FOR step IN SELECT s FROM jsonb_array_elements(steps) s LOOP
+        step_started := pg_catalog.clock_timestamp();
+        IF step_started - locked_since > cfg.lock_timeout
+           AND (step->>'action' = 'retire' OR left_over > 0 OR timepart._traffic_waits(cfg.parent)) THEN
+            left_over := left_over + 1;
+            CONTINUE;
+        END IF;
+        part_name := step->>'partition';
+        BEGIN
+            IF step->>'action' = 'build' THEN
+                PERFORM timepart._check_name_free(cfg.parent, part_name);
+            END IF;
+            res := timepart._attempt(cfg, step->>'action', part_name, (step->>'range_start')::timestamptz,
+                                     (step->>'range_end')::timestamptz);
+        EXCEPTION WHEN OTHERS THEN
+            res := jsonb_build_object('ok', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
+        END;
+        res := res || (step - 'partition' - 'action');
+        PERFORM timepart._log(log_operation, cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
+        IF (res->>'ok')::boolean THEN
+            IF step->>'action' = 'retire' OR (build_locks AND step->>'range_start' IS NOT NULL) THEN
+                locked_since := coalesce(locked_since, step_started);
+            END IF;
+            done := done || to_jsonb(part_name::text);
+            moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
+        ELSE
+            errors := errors || to_jsonb(format('%s: %s', part_name, res->>'error'));
+            IF res->>'sqlstate' = '55P03' THEN
+                errors := errors || to_jsonb(format('%s: the other %s are left for the next run', cfg.parent, rest));
+                EXIT;
+            END IF;
+        END IF;
+    END LOOP;
+    IF left_over > 0 THEN
+        RAISE NOTICE 'timepart: % partition(s) of % left for the next call: this one held the table for its lock budget (%)',
+            left_over, cfg.parent, cfg.lock_timeout;
+    END IF;
+    RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved, 'left', left_over);
+END $$;
+
+-- Whether a session is waiting for a lock on the table (an insert or a read held up by
+-- this transaction's lock on it).
+CREATE OR REPLACE FUNCTION timepart._traffic_waits(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                   WHERE l.locktype = 'relation' AND l.relation = tbl AND NOT l.granted
+                     AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))
+$$;
+
 -- ==== src/63_admin.sql
 -- Operations for partition_admin on tables it does not own.
 --
@@ -278,6 +355,55 @@ BEGIN
         RETURN timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
     END IF;
     RETURN timepart._run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+END $$;
+
+-- One table's maintenance, under its advisory lock (taken by _run). Never raises:
+-- failures come back in "errors" and the log.
+CREATE OR REPLACE FUNCTION timepart._maintain_table(cfg timepart.config, premake integer, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    res jsonb;
+    steps jsonb;
+    created jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    moved bigint := 0;
+    left_over integer := 0;
+    err text;
+BEGIN
+    BEGIN
+        BEGIN
+            res := timepart._ensure_default(cfg);
+        EXCEPTION WHEN OTHERS THEN
+            -- A default partition that cannot be made must not stop the periods below.
+            res := jsonb_build_object('ok', false, 'partition', cfg.parent::text || ' default', 'error', SQLERRM);
+        END;
+        IF res IS NOT NULL THEN
+            PERFORM timepart._log('create_partition', cfg.parent, res->>'partition', (res->>'ok')::boolean,
+                                  res, res->>'error', started);
+            IF (res->>'ok')::boolean THEN created := created || to_jsonb(res->>'partition');
+            ELSE errors := errors || to_jsonb(format('%s: %s', res->>'partition', res->>'error')); END IF;
+        END IF;
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'partition', CASE WHEN p.whole THEN timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone)
+                                     ELSE timepart._piece_name(cfg.parent, p.range_start, p.range_end, cfg.time_zone) END,
+                   'action', 'build', 'range_start', p.range_start, 'range_end', p.range_end, 'reason', p.reason)
+                   ORDER BY p.range_start), '[]'::jsonb)
+        INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p;
+        res := timepart._run_steps(cfg, 'create_partition', steps, 'missing periods');
+        created := created || (res->'done');
+        errors := errors || (res->'errors');
+        moved := (res->>'moved_rows')::bigint;
+        left_over := (res->>'left')::integer;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        errors := errors || to_jsonb(err);
+    END;
+    PERFORM timepart._log('maintain', cfg.parent, NULL, jsonb_array_length(errors) = 0,
+        jsonb_build_object('created', created, 'errors', errors, 'moved_rows', moved, 'premake', premake, 'as_of', as_of,
+                           'left', left_over),
+        NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
+    RETURN jsonb_build_object('table', cfg.parent::text, 'created', created, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.maintain(parent regclass DEFAULT NULL, premake integer DEFAULT NULL,
@@ -492,6 +618,37 @@ BEGIN
     RETURN QUERY SELECT c.parent FROM timepart._managed() c WHERE timepart._may_maintain(current_user, c.parent);
 END $$;
 
+-- How pg_cron is reached: 'local' (its schema is here), 'dblink', or a refusal that
+-- says exactly what to do. preload is shared_preload_libraries (a parameter for tests).
+CREATE OR REPLACE FUNCTION timepart._cron_route(preload text DEFAULT pg_catalog.current_setting('shared_preload_libraries'))
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    cron_db text := pg_catalog.current_setting('cron.database_name', true);
+BEGIN
+    IF preload IS NULL OR preload !~ '(^|[\s,])pg_cron($|[\s,])' THEN
+        RAISE EXCEPTION 'pg_cron is not loaded by this server' USING ERRCODE = '55000',
+            DETAIL = format('shared_preload_libraries is ''%s''.', coalesce(preload, '')),
+            HINT = format('Add to postgresql.conf: shared_preload_libraries = ''pg_cron'' and cron.database_name = ''%s'', '
+                          'restart PostgreSQL, then run CREATE EXTENSION pg_cron in that database.', current_database());
+    END IF;
+    IF cron_db IS NULL OR cron_db = current_database() THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+            RAISE EXCEPTION 'pg_cron is loaded but its extension is not created in database %', current_database()
+                USING ERRCODE = '55000', DETAIL = 'cron.database_name is this database.',
+                      HINT = 'Run CREATE EXTENSION pg_cron; here, then schedule again.';
+        END IF;
+        RETURN 'local';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'dblink') THEN
+        RAISE EXCEPTION 'pg_cron lives in database %, not in %', cron_db, current_database() USING ERRCODE = '55000',
+            DETAIL = 'timepart reaches another database''s pg_cron through dblink, which is not installed here.',
+            HINT = format('Run CREATE EXTENSION dblink; here, or schedule from database %s with '
+                          'SELECT cron.schedule_in_database(''timepart-maintain@%s'', ''17 3 * * 0'', ''CALL timepart.maintain_each()'', %L);',
+                          cron_db, current_database(), current_database());
+    END IF;
+    RETURN 'dblink';
+END $$;
+
 CREATE OR REPLACE FUNCTION timepart.schedule_jobs(maintain_schedule text DEFAULT '17 3 * * 0',
                                                   cleanup_schedule text DEFAULT '37 4 1 * *',
                                                   health_schedule text DEFAULT '7 6 * * *',
@@ -556,6 +713,29 @@ BEGIN
         (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM unnest(new_jobs) n), NULL, started);
     RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM unnest(new_jobs) n ORDER BY n.job;
 END $$;
+
+-- The jobs' entry points: one table at a time with a COMMIT after each, so the locks
+-- one table's maintenance takes are never held while another's waits. Procedures that
+-- COMMIT carry no SET clause: every name here is qualified instead.
+-- The bodies use no operator and name every function and type with its schema: they
+-- run on the caller's search_path, where anyone with CREATE could plant an operator.
+CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t pg_catalog.regclass;
+BEGIN
+    FOR t IN SELECT j FROM timepart._job_tables() j LOOP
+        -- A call that held the table for its lock budget while traffic waited says what
+        -- is left: commit (traffic goes on) and call again, a bounded number of times.
+        FOR i IN 1..10000 LOOP
+            EXIT WHEN (timepart.maintain(t, premake) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0;
+            COMMIT;
+        END LOOP;
+        COMMIT;
+    END LOOP;
+END $$;
+
+COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table in slices of its lock budget when traffic waits, committing after each (the maintain job)';
 
 -- The refusals that need no scan of the rows. Returns the key's type.
 CREATE OR REPLACE FUNCTION timepart._migrate_check(source regclass, key_column name, partition_interval interval, time_zone text)

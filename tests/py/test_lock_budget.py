@@ -111,3 +111,38 @@ def test_a_run_backs_off_once_not_per_partition(connect, ev):
     assert elapsed < 1.2, elapsed  # one partition's attempts (4 x 100 ms + backoff), not four
     result = ev.execute("SELECT timepart.maintain('lockev', 4, '2024-04-15')").fetchone()[0]
     assert len(result["created_partitions"]) == 4
+
+
+def test_many_partitions_in_one_call_leave_the_rest_when_inserts_wait(dsn, connect, ev):
+    """Building next to a default partition locks the parent against inserts until the call
+    ends. Once that has lasted the lock budget and an insert waits, maintain leaves the
+    rest for the next call; maintain_each commits and calls again until none is left."""
+    import threading
+    waits, stop = [], threading.Event()
+
+    def insert():
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '10s'")
+            while not stop.is_set():
+                began = time.monotonic()
+                conn.execute("INSERT INTO lockev VALUES (1, '2024-03-20')")
+                waits.append(time.monotonic() - began)
+                time.sleep(0.005)
+    writer = threading.Thread(target=insert)
+    writer.start()
+    try:
+        time.sleep(0.2)
+        result = ev.execute("SELECT timepart.maintain('lockev', 150, '2024-03-15')").fetchone()[0]
+    finally:
+        stop.set()
+        writer.join()
+    assert result["success"] is True, result
+    assert result["left_partitions"] > 0 and len(result["created_partitions"]) > 0
+    assert len(result["created_partitions"]) + result["left_partitions"] == 149   # 151 periods, 2 there
+    # Without the slices the writer would wait for all 150 builds (seconds); with them,
+    # about the lock budget (100 ms) plus the step under way.
+    assert max(waits) < 1.5, max(waits)
+    ev.execute("CALL timepart.maintain_each(150)")
+    again = ev.execute("SELECT timepart.maintain('lockev', 150, '2024-03-15')").fetchone()[0]
+    assert again["created_partitions"] == [] and again["left_partitions"] == 0
+    assert ev.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'lockev'::regclass").fetchone()[0] >= 152
