@@ -55,6 +55,14 @@ BEGIN
     RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
 END $$;
 
+-- The first (or last) bound of the ANALYZE histogram of a column, as text; NULL without one.
+CREATE OR REPLACE FUNCTION timepart._histogram_end(schema_name name, table_name name, column_name name, last boolean)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN last THEN e[array_length(e, 1)] ELSE e[1] END
+    FROM (SELECT st.histogram_bounds::text::text[] AS e FROM pg_catalog.pg_stats st
+          WHERE st.schemaname = schema_name AND st.tablename = table_name AND st.attname = column_name) h
+$$;
+
 -- Live partitions up to this size are counted exactly on every read (a few ms at most).
 CREATE OR REPLACE FUNCTION timepart._exact_limit_bytes() RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$ SELECT 10485760::bigint $$;
@@ -108,7 +116,7 @@ BEGIN
                CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
         FROM parts p
     ), judged AS (
-        SELECT p.*, s.record_count AS s_rows, h.ends, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
+        SELECT p.*, s.record_count AS s_rows, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
                (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
                 AND s.changes_seen = p.changes) AS sealed
         FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
@@ -120,11 +128,6 @@ BEGIN
                            UNION ALL
                            SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
                            WHERE p.live AND p.heap_bytes > 0 AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
-        -- Oldest and newest from the ANALYZE histogram of the key: approximate, no scan.
-        LEFT JOIN LATERAL (
-            SELECT st.histogram_bounds::text::text[] AS ends FROM pg_catalog.pg_stats st
-            WHERE st.schemaname = p.schema_name AND st.tablename = p.partition_name AND st.attname = p.key_column
-        ) h ON true
     )
     SELECT j.parent::text, j.partition_name::text,
            CASE WHEN j.is_default THEN 'default'
@@ -135,13 +138,19 @@ BEGIN
                               (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
            round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
                        ELSE timepart._estimated_bytes(j.partition_oid) END) / 1048576.0, 2),
+           -- Else oldest and newest from the ANALYZE histogram of the key: approximate, no
+           -- scan, and looked up only for the partitions that need it.
            CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
-                ELSE timepart._bound_value(j.ends[1], j.key_type, j.time_zone) END,
+                ELSE timepart._bound_value(timepart._histogram_end(j.schema_name, j.partition_name, j.key_column, false),
+                                           j.key_type, j.time_zone) END,
            CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
-                ELSE timepart._bound_value(j.ends[array_length(j.ends, 1)], j.key_type, j.time_zone) END,
-           (SELECT count(*)::int FROM pg_catalog.pg_index i WHERE i.indrelid = j.partition_oid),
+                ELSE timepart._bound_value(timepart._histogram_end(j.schema_name, j.partition_name, j.key_column, true),
+                                           j.key_type, j.time_zone) END,
+           coalesce(ix.n, 0)::int,
            j.is_default, j.sealed OR j.x_rows IS NOT NULL
     FROM judged j
+    -- Index counts in one pass over pg_index, not one scan per partition.
+    LEFT JOIN (SELECT i.indrelid, count(*) AS n FROM pg_catalog.pg_index i GROUP BY i.indrelid) ix ON ix.indrelid = j.partition_oid
     ORDER BY j.parent::text, j.range_start NULLS FIRST;
 END $$;
 COMMENT ON FUNCTION timepart.partition_stats(regclass) IS

@@ -423,6 +423,96 @@ BEGIN
     RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
 END $$;
 
+-- The first (or last) bound of the ANALYZE histogram of a column, as text; NULL without one.
+CREATE OR REPLACE FUNCTION timepart._histogram_end(schema_name name, table_name name, column_name name, last boolean)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN last THEN e[array_length(e, 1)] ELSE e[1] END
+    FROM (SELECT st.histogram_bounds::text::text[] AS e FROM pg_catalog.pg_stats st
+          WHERE st.schemaname = schema_name AND st.tablename = table_name AND st.attname = column_name) h
+$$;
+
+CREATE OR REPLACE FUNCTION timepart.partition_stats(parent regclass DEFAULT NULL)
+RETURNS TABLE (parent_table text, partition_name text, period text, range_start timestamptz, range_end timestamptz,
+               record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
+               index_count integer, is_default boolean, exact boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+/* One row per partition of every managed table (or one). oldest_record and newest_record
+   are NULL for a caller that may not SELECT the table, unless monitor_sees_values. exact = true: the snapshot's
+   exact figures for a sealed partition unchanged since, or a live partition under
+   10 MB counted now; false: estimates (row count from statistics, size from relpages,
+   oldest and newest from the ANALYZE histogram). */
+BEGIN
+    IF partition_stats.parent IS NOT NULL THEN
+        PERFORM timepart._config(partition_stats.parent);
+    END IF;
+    -- Sizing and counting live partitions opens them: wait for a lock within the
+    -- (largest) lock budget of the tables read, never indefinitely.
+    PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
+    IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
+               JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
+        RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
+    END IF;
+    RETURN QUERY
+    WITH parts AS (
+        SELECT c.*, v.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
+               (p.is_default OR p.range_end > now()) AS live
+        FROM timepart._managed(partition_stats.parent) c
+        -- Exact key values are data: shown to roles that may read the table, or when its
+        -- owner allows. Decided once per table.
+        CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
+                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT') AS reveal) v
+        CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
+        WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
+          -- Foreign-table partitions: counting them would read remote data (said below).
+          AND (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = p.partition_oid) <> 'f'
+    ), snap AS (
+        SELECT DISTINCT ON (h.partition_oid) h.*
+        FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
+        ORDER BY h.partition_oid, h.snapshot_date DESC
+    ), sized AS (
+        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes,
+               CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
+        FROM parts p
+    ), judged AS (
+        SELECT p.*, s.record_count AS s_rows, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
+               (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
+                AND s.changes_seen = p.changes) AS sealed
+        FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
+        -- The condition inside the subquery makes it a one-time filter: only small live
+        -- partitions are scanned.
+        -- An empty heap holds no rows: exact without a scan.
+        LEFT JOIN LATERAL (SELECT 0::bigint AS record_count, NULL::timestamptz AS oldest, NULL::timestamptz AS newest
+                           WHERE p.live AND p.heap_bytes = 0
+                           UNION ALL
+                           SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
+                           WHERE p.live AND p.heap_bytes > 0 AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
+    )
+    SELECT j.parent::text, j.partition_name::text,
+           CASE WHEN j.is_default THEN 'default'
+                ELSE timepart._bounds_label(j.range_start, j.range_end, j.time_zone) END,
+           j.range_start, j.range_end,
+           CASE WHEN j.sealed THEN j.s_rows WHEN j.x_rows IS NOT NULL THEN j.x_rows
+                ELSE greatest(pg_catalog.pg_stat_get_live_tuples(j.partition_oid),
+                              (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
+           round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
+                       ELSE timepart._estimated_bytes(j.partition_oid) END) / 1048576.0, 2),
+           -- Else oldest and newest from the ANALYZE histogram of the key: approximate, no
+           -- scan, and looked up only for the partitions that need it.
+           CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
+                ELSE timepart._bound_value(timepart._histogram_end(j.schema_name, j.partition_name, j.key_column, false),
+                                           j.key_type, j.time_zone) END,
+           CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
+                ELSE timepart._bound_value(timepart._histogram_end(j.schema_name, j.partition_name, j.key_column, true),
+                                           j.key_type, j.time_zone) END,
+           coalesce(ix.n, 0)::int,
+           j.is_default, j.sealed OR j.x_rows IS NOT NULL
+    FROM judged j
+    -- Index counts in one pass over pg_index, not one scan per partition.
+    LEFT JOIN (SELECT i.indrelid, count(*) AS n FROM pg_catalog.pg_index i GROUP BY i.indrelid) ix ON ix.indrelid = j.partition_oid
+    ORDER BY j.parent::text, j.range_start NULLS FIRST;
+END $$;
+
 CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
 RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,
                value numeric, threshold numeric, first_seen timestamptz, last_seen timestamptz, is_new boolean)
