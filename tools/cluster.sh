@@ -74,7 +74,7 @@ fi
 as_owner() {
   if [ -n "$JAIL" ]; then
     as_root chroot --userspec=postgres:postgres "$JAIL" env -i PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"
-  elif [ "$IS_ROOT" = 1 ]; then runuser -u postgres -- "$@"
+  elif [ "$IS_ROOT" = 1 ]; then (cd / && runuser -u postgres -- "$@")   # from /: postgres may not enter the checkout
   else "$@"; fi
 }
 
