@@ -23,6 +23,7 @@ DECLARE
     part regclass;
     moved bigint := 0;
     indexes text[];
+    fence name;
 BEGIN
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
@@ -34,6 +35,23 @@ BEGIN
         -- itself, which resumes after the move and finds the rows where they now are.
         EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
         moved := timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        IF moved > 0 THEN
+            -- The move leaves its rows behind as dead tuples, which another look and
+            -- ATTACH's check of the default partition would each scan while inserts wait
+            -- at the parent. A constraint saying the default holds nothing of this range,
+            -- checked now (inserts into the table go on), spares both.
+            fence := timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = default_part), 'timepart_fence');
+            PERFORM timepart._as_owner(cfg.parent, format(
+                'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NULL OR %I OPERATOR(pg_catalog.<) %s OR %I OPERATOR(pg_catalog.>=) %s) NOT VALID',
+                default_part, fence, cfg.key_column, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+            PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s VALIDATE CONSTRAINT %I', default_part, fence));
+            -- The same for the new partition's own check of the rows it now holds.
+            PERFORM timepart._as_owner(cfg.parent, format(
+                'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s)',
+                part, fence, cfg.key_column, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+        END IF;
         -- Inserts wait at the parent (within the lock budget) rather than at the default
         -- partition: one routed to the default before the new partition exists would fail
         -- its partition check once we commit; one waiting at the parent is routed afresh.
@@ -41,7 +59,9 @@ BEGIN
         -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
         -- out of the default partition while the last of its old ones move.
         EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
-        moved := moved + timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        IF fence IS NULL THEN
+            moved := moved + timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        END IF;
     END IF;
 
     indexes := timepart._index_partition(cfg.parent, part);
@@ -51,6 +71,10 @@ BEGIN
         PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
             cfg.parent, part, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
             timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+    END IF;
+    IF fence IS NOT NULL THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DROP CONSTRAINT %I; ALTER TABLE %s DROP CONSTRAINT %I',
+                                                      default_part, fence, part, fence));
     END IF;
     -- ATTACH matched the indexes built above to the parent's templated indexes; a replica
     -- identity index maps to the partition's index now.

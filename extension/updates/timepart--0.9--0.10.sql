@@ -16,6 +16,81 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(pg_catalog.pg_has_role(who, pg_catalog.to_regrole('partition_admin'), 'USAGE'), false)
 $$;
 
+-- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
+-- rows for its range moved out of the default partition, templated indexes, ATTACH.
+-- A bound of NULL means the default partition. Returns what it did.
+-- Traffic first: the bulk of a move runs before any lock that blocks inserts into the
+-- table (it holds the default partition only); the short lock that ATTACH needs comes
+-- after, when nothing is left to move.
+CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_name name,
+                                                     range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    default_part regclass;
+    part regclass;
+    moved bigint := 0;
+    indexes text[];
+    fence name;
+BEGIN
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
+
+    part := timepart._new_partition_table(cfg.parent, part_name);
+
+    IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- EXCLUSIVE on the default partition alone: reads go on, and so do inserts into
+        -- every other partition; what waits is only traffic for the default partition
+        -- itself, which resumes after the move and finds the rows where they now are.
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
+        moved := timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        IF moved > 0 THEN
+            -- The move leaves its rows behind as dead tuples, which another look and
+            -- ATTACH's check of the default partition would each scan while inserts wait
+            -- at the parent. A constraint saying the default holds nothing of this range,
+            -- checked now (inserts into the table go on), spares both.
+            fence := timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = default_part), 'timepart_fence');
+            PERFORM timepart._as_owner(cfg.parent, format(
+                'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NULL OR %I OPERATOR(pg_catalog.<) %s OR %I OPERATOR(pg_catalog.>=) %s) NOT VALID',
+                default_part, fence, cfg.key_column, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+            PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s VALIDATE CONSTRAINT %I', default_part, fence));
+            -- The same for the new partition's own check of the rows it now holds.
+            PERFORM timepart._as_owner(cfg.parent, format(
+                'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s)',
+                part, fence, cfg.key_column, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+        END IF;
+        -- Inserts wait at the parent (within the lock budget) rather than at the default
+        -- partition: one routed to the default before the new partition exists would fail
+        -- its partition check once we commit; one waiting at the parent is routed afresh.
+        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
+        -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
+        -- out of the default partition while the last of its old ones move.
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
+        IF fence IS NULL THEN
+            moved := moved + timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        END IF;
+    END IF;
+
+    indexes := timepart._index_partition(cfg.parent, part);
+    IF range_start IS NULL THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part));
+    ELSE
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
+            cfg.parent, part, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+            timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+    END IF;
+    IF fence IS NOT NULL THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DROP CONSTRAINT %I; ALTER TABLE %s DROP CONSTRAINT %I',
+                                                      default_part, fence, part, fence));
+    END IF;
+    -- ATTACH matched the indexes built above to the parent's templated indexes; a replica
+    -- identity index maps to the partition's index now.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.parent AND c.relreplident = 'i') THEN
+        PERFORM timepart._match_parent(cfg.parent, part);
+    END IF;
+    RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
+
 -- The empty table a partition starts as, in the parent's schema, owned by the parent's
 -- owner. Made by that owner's executor when it may create tables there; else by
 -- timepart's owner (SECURITY DEFINER), which then hands it over: CREATE TABLE (LIKE)
