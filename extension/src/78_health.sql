@@ -7,30 +7,41 @@ RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
    recommendations, partition_count, total_size_mb, oldest_partition,
    newest_partition. Info alerts are recommendations, not issues. It never raises:
    if evaluation fails, status is error with the reason. */
+BEGIN
+    RETURN timepart._health(health.parent, as_of, NULL);
+END $$;
+
+-- Each managed table's partition_stats (all, or one), as {"table": [rows...]}: health's
+-- rules, its totals and summary's stats share one reading.
+CREATE OR REPLACE FUNCTION timepart._stats_by_table(parent regclass) RETURNS jsonb
+LANGUAGE sql VOLATILE AS $$
+    SELECT coalesce(jsonb_object_agg(c.parent::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb)
+                                                      FROM timepart.partition_stats(c.parent) s)), '{}'::jsonb)
+    FROM timepart._managed(parent) c
+$$;
+
+-- health's document from statistics already read (NULL: read them here).
+CREATE OR REPLACE FUNCTION timepart._health(parent regclass, as_of timestamptz, per_table jsonb)
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     tables regclass[];
-    per_table jsonb;
     alerts jsonb;
     stats record;
     err text;
 BEGIN
     PERFORM timepart._check_moment(as_of);
-    IF health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = health.parent) THEN
-        RAISE EXCEPTION 'table % is not managed by timepart', health.parent;
+    IF _health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = _health.parent) THEN
+        RAISE EXCEPTION 'table % is not managed by timepart', _health.parent;
     END IF;
     SELECT array_agg(c.parent ORDER BY c.parent::text) INTO tables
-    FROM timepart._managed(health.parent) c;
-
-    -- Each table's stats once: the rules and the totals below share them.
-    SELECT coalesce(jsonb_object_agg(t::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb) FROM timepart.partition_stats(t) s)),
-                    '{}'::jsonb)
-    INTO per_table FROM unnest(coalesce(tables, '{}')) t;
+    FROM timepart._managed(_health.parent) c;
+    per_table := coalesce(per_table, timepart._stats_by_table(_health.parent));
 
     SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
     INTO alerts FROM (
         SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of, per_table->(t::text)) x
         UNION ALL
-        SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE health.parent IS NULL) e;
+        SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE _health.parent IS NULL) e;
 
     SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
            (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
@@ -60,13 +71,19 @@ CREATE OR REPLACE FUNCTION timepart.summary(parent regclass DEFAULT NULL, as_of 
 RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
 /* The seed's /summary: health, per-partition stats, configuration, scheduled jobs with
    their latest runs, recent log and open alerts. */
+DECLARE
+    per_table jsonb;
 BEGIN
     IF summary.parent IS NOT NULL THEN
         PERFORM timepart._config(summary.parent);
     END IF;
+    -- The statistics once, for health and for the stats below (in partition_stats' order).
+    per_table := timepart._stats_by_table(summary.parent);
     RETURN jsonb_build_object(
-        'health', timepart.health(summary.parent, as_of),
-        'stats', (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]') FROM timepart.partition_stats(summary.parent) s),
+        'health', timepart._health(summary.parent, as_of, per_table),
+        'stats', (SELECT coalesce(jsonb_agg(r ORDER BY c.parent::text, n), '[]')
+                  FROM timepart._managed(summary.parent) c,
+                       jsonb_array_elements(per_table->(c.parent::text)) WITH ORDINALITY AS x(r, n)),
         'configuration', (SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object('parent', c.parent::text)), '[]')
                           FROM timepart.config c WHERE summary.parent IS NULL OR c.parent = summary.parent),
         'jobs', timepart._jobs_summary(),

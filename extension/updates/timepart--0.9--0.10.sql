@@ -16,6 +16,176 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(pg_catalog.pg_has_role(who, pg_catalog.to_regrole('partition_admin'), 'USAGE'), false)
 $$;
 
+-- How each partition of a table (or just `part`) differs from what it should be, one row
+-- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
+-- reported and left). `attached`: whether the partition is attached yet (a replica
+-- identity index only maps to a partition's index once it is).
+-- PL/pgSQL (RETURN QUERY) so its plan is cached: a new partition asks once or twice.
+CREATE OR REPLACE FUNCTION timepart._partition_drift(tbl regclass, part regclass DEFAULT NULL)
+RETURNS TABLE (partition_oid oid, property text, current_value text, wanted text, statement text)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- Most tables hand nothing down and their partitions hold nothing of their own: one
+    -- catalog probe then says there is no difference, without planning the query below.
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_class c
+        WHERE (c.oid = tbl OR (c.relkind = 'r' AND (c.oid = part OR (part IS NULL
+               AND c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl)))))
+          AND (c.relacl IS NOT NULL OR c.relrowsecurity OR c.relforcerowsecurity OR c.relreplident <> 'd'
+               OR (c.oid <> tbl AND (c.reloptions IS NOT NULL OR c.relpersistence = 'u'
+                                     OR c.reltablespace <> (SELECT p.reltablespace FROM pg_catalog.pg_class p WHERE p.oid = tbl)))
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attacl IS NOT NULL)
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid)
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_description d
+                          WHERE d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0)))
+       AND NOT EXISTS (SELECT 1 FROM timepart.config g WHERE g.parent = tbl
+                       AND (g.partition_unlogged OR timepart._table_options(g) <> '{}'::jsonb)) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH cfg AS (SELECT c.* FROM timepart.config c WHERE c.parent = tbl),
+    par AS (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = tbl),
+    parts AS (
+        SELECT c.oid, c.oid::regclass AS rel, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
+               c.reloptions, c.relpersistence, c.reltablespace, c.relkind
+        FROM pg_catalog.pg_class c
+        WHERE c.relkind = 'r' AND c.oid = part
+        UNION ALL
+        SELECT c.oid, c.oid::regclass AS rel, c.relowner, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.relreplident,
+               c.reloptions, c.relpersistence, c.reltablespace, c.relkind
+        FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+        WHERE part IS NULL AND i.inhparent = tbl AND c.relkind = 'r'
+    ),
+    -- Privileges: the parent's grants (not the owner's own), granted by the partition's owner.
+    acl_want AS (
+        SELECT p.oid, g.grantee, g.privilege_type, g.is_grantable
+        FROM parts p, par, LATERAL pg_catalog.aclexplode(par.relacl) g WHERE g.grantee <> par.relowner
+    ),
+    acl_have AS (
+        SELECT p.oid, g.grantee, g.privilege_type, g.is_grantable
+        FROM parts p, LATERAL pg_catalog.aclexplode(p.relacl) g WHERE g.grantee <> p.relowner
+    ),
+    acl AS (
+        SELECT w.oid, 'privilege' AS property, NULL::text AS current_value,
+               format('%s%s to %s', w.privilege_type, CASE WHEN w.is_grantable THEN ' with grant option' ELSE '' END,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END) AS wanted,
+               format('GRANT %s ON %s TO %s%s', w.privilege_type, w.oid::regclass,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(w.grantee::regrole::text) END,
+                      CASE WHEN w.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
+        FROM (SELECT * FROM acl_want EXCEPT SELECT * FROM acl_have) w
+        UNION ALL
+        SELECT h.oid, 'privilege', format('%s to %s', h.privilege_type,
+                                          CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END), NULL,
+               format('REVOKE %s ON %s FROM %s', h.privilege_type, h.oid::regclass,
+                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(h.grantee::regrole::text) END)
+        FROM (SELECT * FROM acl_have EXCEPT SELECT * FROM acl_want) h
+    ),
+    col_want AS (
+        SELECT p.oid, a.attname, g.grantee, g.privilege_type, g.is_grantable
+        FROM parts p, par JOIN pg_catalog.pg_attribute a ON a.attrelid = par.oid AND a.attnum > 0 AND NOT a.attisdropped,
+             LATERAL pg_catalog.aclexplode(a.attacl) g WHERE g.grantee <> par.relowner
+    ),
+    col_have AS (
+        SELECT p.oid, a.attname, g.grantee, g.privilege_type, g.is_grantable
+        FROM parts p JOIN pg_catalog.pg_attribute a ON a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped,
+             LATERAL pg_catalog.aclexplode(a.attacl) g WHERE g.grantee <> p.relowner
+    ),
+    col AS (
+        SELECT w.oid, 'column privilege' AS property, NULL::text AS current_value,
+               format('%s (%s) to %s', w.privilege_type, w.attname,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END) AS wanted,
+               format('GRANT %s (%I) ON %s TO %s%s', w.privilege_type, w.attname, w.oid::regclass,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(w.grantee::regrole::text) END,
+                      CASE WHEN w.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
+        FROM (SELECT * FROM col_want EXCEPT SELECT * FROM col_have) w
+        UNION ALL
+        SELECT h.oid, 'column privilege', format('%s (%s) to %s', h.privilege_type, h.attname,
+                                                 CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END), NULL,
+               format('REVOKE %s (%I) ON %s FROM %s', h.privilege_type, h.attname, h.oid::regclass,
+                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(h.grantee::regrole::text) END)
+        FROM (SELECT * FROM col_have EXCEPT SELECT * FROM col_want) h
+    ),
+    -- Row-level security: enabled and forced as on the parent, with the parent's policies.
+    rls AS (
+        SELECT p.oid, 'row security', CASE WHEN p.relrowsecurity THEN 'enabled' ELSE 'disabled' END,
+               CASE WHEN par.relrowsecurity THEN 'enabled' ELSE 'disabled' END,
+               format('ALTER TABLE %s %s ROW LEVEL SECURITY', p.rel, CASE WHEN par.relrowsecurity THEN 'ENABLE' ELSE 'DISABLE' END)
+        FROM parts p, par WHERE p.relrowsecurity <> par.relrowsecurity
+        UNION ALL
+        SELECT p.oid, 'forced row security', p.relforcerowsecurity::text, par.relforcerowsecurity::text,
+               format('ALTER TABLE %s %s ROW LEVEL SECURITY', p.rel, CASE WHEN par.relforcerowsecurity THEN 'FORCE' ELSE 'NO FORCE' END)
+        FROM parts p, par WHERE p.relforcerowsecurity <> par.relforcerowsecurity
+    ),
+    pol_def AS (
+        SELECT pl.polrelid, pl.polname,
+               format('AS %s FOR %s TO %s%s%s', CASE WHEN pl.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                      CASE pl.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                      (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r::regrole::text) END, ', ' ORDER BY r)
+                       FROM unnest(pl.polroles) r),
+                      ' USING (' || pg_catalog.pg_get_expr(pl.polqual, pl.polrelid) || ')',
+                      ' WITH CHECK (' || pg_catalog.pg_get_expr(pl.polwithcheck, pl.polrelid) || ')') AS def
+        FROM pg_catalog.pg_policy pl
+        WHERE pl.polrelid = tbl OR pl.polrelid IN (SELECT p.oid FROM parts p)
+    ),
+    pol AS (
+        SELECT p.oid, 'policy', h.polname || ' ' || h.def, w.polname || ' ' || w.def,
+               CASE WHEN h.polname IS NOT NULL THEN format('DROP POLICY %I ON %s; ', h.polname, p.rel) ELSE '' END
+               || format('CREATE POLICY %I ON %s %s', w.polname, p.rel, w.def)
+        FROM parts p JOIN pol_def w ON w.polrelid = tbl
+        LEFT JOIN pol_def h ON h.polrelid = p.oid AND h.polname = w.polname
+        WHERE h.def IS DISTINCT FROM w.def
+        UNION ALL
+        SELECT p.oid, 'policy', h.polname || ' ' || h.def, NULL, format('DROP POLICY %I ON %s', h.polname, p.rel)
+        FROM parts p JOIN pol_def h ON h.polrelid = p.oid
+        WHERE NOT EXISTS (SELECT 1 FROM pol_def w WHERE w.polrelid = tbl AND w.polname = h.polname)
+    ),
+    -- Replica identity; the parent's identity index maps to the partition's index attached to it.
+    ident AS (
+        SELECT p.oid, 'replica identity', p.relreplident::text || coalesce(' ' || pi.indexrelid::regclass::text, ''),
+               par.relreplident::text || coalesce(' ' || ci.inhrelid::regclass::text, ''),
+               format('ALTER TABLE %s REPLICA IDENTITY %s', p.rel,
+                      CASE par.relreplident WHEN 'd' THEN 'DEFAULT' WHEN 'n' THEN 'NOTHING' WHEN 'f' THEN 'FULL'
+                           ELSE 'USING INDEX ' || pg_catalog.quote_ident((SELECT x.relname FROM pg_catalog.pg_class x WHERE x.oid = ci.inhrelid)) END)
+        FROM parts p CROSS JOIN par
+        LEFT JOIN pg_catalog.pg_index pi ON pi.indrelid = p.oid AND pi.indisreplident
+        LEFT JOIN pg_catalog.pg_index xi ON xi.indrelid = par.oid AND xi.indisreplident
+        LEFT JOIN LATERAL (SELECT h.inhrelid FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index y ON y.indexrelid = h.inhrelid
+                           WHERE h.inhparent = xi.indexrelid AND y.indrelid = p.oid) ci ON true
+        WHERE (p.relreplident <> par.relreplident OR pi.indexrelid IS DISTINCT FROM ci.inhrelid)
+          AND (par.relreplident <> 'i' OR ci.inhrelid IS NOT NULL)
+    ),
+    comment AS (
+        SELECT p.oid, 'comment', pg_catalog.obj_description(p.oid, 'pg_class'), pg_catalog.obj_description(tbl, 'pg_class'),
+               format('COMMENT ON TABLE %s IS %s', p.rel, coalesce(pg_catalog.quote_literal(pg_catalog.obj_description(tbl, 'pg_class')), 'NULL'))
+        FROM parts p
+        WHERE pg_catalog.obj_description(p.oid, 'pg_class') IS DISTINCT FROM pg_catalog.obj_description(tbl, 'pg_class')
+    ),
+    options AS (
+        SELECT p.oid, 'storage options', array_to_string(coalesce(p.reloptions, '{}'), ', '),
+               array_to_string(timepart._partition_reloptions(cfg), ', '),
+               concat_ws('; ',
+                   CASE WHEN p.reloptions IS NOT NULL THEN format('ALTER TABLE %s RESET (%s)', p.rel,
+                       (SELECT string_agg(CASE WHEN split_part(o, '=', 1) LIKE 'toast.%' THEN 'toast.' || pg_catalog.quote_ident(substr(split_part(o, '=', 1), 7))
+                                               ELSE pg_catalog.quote_ident(split_part(o, '=', 1)) END, ', ') FROM unnest(p.reloptions) o)) END,
+                   CASE WHEN timepart._table_options(cfg) <> '{}' THEN format('ALTER TABLE %s SET (%s)', p.rel,
+                       timepart._reloptions_sql(timepart._table_options(cfg))) END)
+        FROM parts p, cfg
+        WHERE ARRAY(SELECT o FROM unnest(coalesce(p.reloptions, '{}')) o ORDER BY o) <> timepart._partition_reloptions(cfg)
+    ),
+    -- Given at birth only: changing them later rewrites the partition.
+    rewrite AS (
+        SELECT p.oid, 'tablespace', coalesce(NULLIF(p.reltablespace, 0)::text, 'default'), coalesce(NULLIF(par.reltablespace, 0)::text, 'default'),
+               NULL::text
+        FROM parts p, par WHERE p.reltablespace <> par.reltablespace
+        UNION ALL
+        SELECT p.oid, 'unlogged', (p.relpersistence = 'u')::text, cfg.partition_unlogged::text, NULL
+        FROM parts p, cfg WHERE (p.relpersistence = 'u') <> cfg.partition_unlogged
+    )
+    SELECT * FROM acl UNION ALL SELECT * FROM col UNION ALL SELECT * FROM rls UNION ALL SELECT * FROM pol
+    UNION ALL SELECT * FROM ident UNION ALL SELECT * FROM comment UNION ALL SELECT * FROM options UNION ALL SELECT * FROM rewrite
+    ORDER BY 1, 2, 5;
+END $$;
+
 -- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
 -- rows for its range moved out of the default partition, templated indexes, ATTACH.
 -- A bound of NULL means the default partition. Returns what it did.
@@ -670,6 +840,103 @@ BEGIN
     FROM timepart.alerts x
     WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
     ORDER BY CASE x.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, x.first_seen, x.id;
+END $$;
+
+-- ==== src/78_health.sql
+-- Health and summary: the seed's /health and /summary documents, computed from the
+-- alert rules and statistics without side effects.
+
+CREATE OR REPLACE FUNCTION timepart.health(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+/* The seed's /health shape: status healthy | warning | critical | error, issues,
+   recommendations, partition_count, total_size_mb, oldest_partition,
+   newest_partition. Info alerts are recommendations, not issues. It never raises:
+   if evaluation fails, status is error with the reason. */
+BEGIN
+    RETURN timepart._health(health.parent, as_of, NULL);
+END $$;
+
+-- Each managed table's partition_stats (all, or one), as {"table": [rows...]}: health's
+-- rules, its totals and summary's stats share one reading.
+CREATE OR REPLACE FUNCTION timepart._stats_by_table(parent regclass) RETURNS jsonb
+LANGUAGE sql VOLATILE AS $$
+    SELECT coalesce(jsonb_object_agg(c.parent::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb)
+                                                      FROM timepart.partition_stats(c.parent) s)), '{}'::jsonb)
+    FROM timepart._managed(parent) c
+$$;
+
+-- health's document from statistics already read (NULL: read them here).
+CREATE OR REPLACE FUNCTION timepart._health(parent regclass, as_of timestamptz, per_table jsonb)
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    tables regclass[];
+    alerts jsonb;
+    stats record;
+    err text;
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    IF _health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = _health.parent) THEN
+        RAISE EXCEPTION 'table % is not managed by timepart', _health.parent;
+    END IF;
+    SELECT array_agg(c.parent ORDER BY c.parent::text) INTO tables
+    FROM timepart._managed(_health.parent) c;
+    per_table := coalesce(per_table, timepart._stats_by_table(_health.parent));
+
+    SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
+    INTO alerts FROM (
+        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of, per_table->(t::text)) x
+        UNION ALL
+        SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE _health.parent IS NULL) e;
+
+    SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
+           (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
+           (array_agg(s.partition_name ORDER BY s.range_start DESC) FILTER (WHERE NOT s.is_default))[1] AS newest
+    INTO stats FROM jsonb_each(per_table) t, jsonb_populate_recordset(NULL::timepart.partition_stats_row, t.value) s;
+
+    RETURN jsonb_build_object(
+        'status', CASE WHEN alerts @> '[{"severity": "critical"}]' THEN 'critical'
+                       WHEN alerts @> '[{"severity": "warning"}]' THEN 'warning' ELSE 'healthy' END,
+        'issues', (SELECT coalesce(jsonb_agg(a->>'message'), '[]') FROM jsonb_array_elements(alerts) a WHERE a->>'severity' <> 'info'),
+        'recommendations', (SELECT coalesce(jsonb_agg(DISTINCT a->>'recommendation'), '[]') FROM jsonb_array_elements(alerts) a),
+        'partition_count', stats.n, 'total_size_mb', stats.mb,
+        'oldest_partition', stats.oldest, 'newest_partition', stats.newest,
+        'tables', (SELECT coalesce(jsonb_agg(t::text), '[]') FROM unnest(coalesce(tables, '{}')) t),
+        'alerts', alerts, 'checked_at', pg_catalog.clock_timestamp());
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+    RETURN jsonb_build_object('status', 'error', 'issues', jsonb_build_array('health evaluation failed: ' || err),
+        'recommendations', jsonb_build_array('Check the table and timepart''s installation; see the server log'),
+        'partition_count', NULL, 'total_size_mb', NULL, 'oldest_partition', NULL, 'newest_partition', NULL,
+        'checked_at', pg_catalog.clock_timestamp());
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.summary(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+/* The seed's /summary: health, per-partition stats, configuration, scheduled jobs with
+   their latest runs, recent log and open alerts. */
+DECLARE
+    per_table jsonb;
+BEGIN
+    IF summary.parent IS NOT NULL THEN
+        PERFORM timepart._config(summary.parent);
+    END IF;
+    -- The statistics once, for health and for the stats below (in partition_stats' order).
+    per_table := timepart._stats_by_table(summary.parent);
+    RETURN jsonb_build_object(
+        'health', timepart._health(summary.parent, as_of, per_table),
+        'stats', (SELECT coalesce(jsonb_agg(r ORDER BY c.parent::text, n), '[]')
+                  FROM timepart._managed(summary.parent) c,
+                       jsonb_array_elements(per_table->(c.parent::text)) WITH ORDINALITY AS x(r, n)),
+        'configuration', (SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object('parent', c.parent::text)), '[]')
+                          FROM timepart.config c WHERE summary.parent IS NULL OR c.parent = summary.parent),
+        'jobs', timepart._jobs_summary(),
+        'recent_log', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]')
+                       FROM (SELECT * FROM timepart.maintenance_log m
+                             WHERE summary.parent IS NULL OR m.parent_table = summary.parent::text
+                             ORDER BY m.created_at DESC, m.id DESC LIMIT 20) l),
+        'open_alerts', (SELECT coalesce(jsonb_agg(to_jsonb(a)), '[]') FROM timepart.open_alerts a
+                        WHERE summary.parent IS NULL OR a.parent_table = summary.parent::text),
+        'generated_at', pg_catalog.clock_timestamp());
 END $$;
 
 -- ==== src/80_email_events.sql
