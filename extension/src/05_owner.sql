@@ -15,11 +15,22 @@
 
 -- The role that called into timepart, seen from inside a SECURITY DEFINER function
 -- (where current_user is the definer): the session's SET ROLE, else the session user.
+-- Code running inside an executor (a table owner's trigger, constraint, policy or index
+-- code, which may call timepart's functions) speaks for nobody: NULL, so no check it
+-- reaches can borrow the session's rights. Only a function of schema timepart can put
+-- "function timepart._as_owner_<oid>(" on the call stack.
 CREATE OR REPLACE FUNCTION timepart._caller() RETURNS name
-LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
-                ELSE pg_catalog.current_setting('role')::name END
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    ctx text;
+BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF ctx ~ 'function timepart\._as_owner_[0-9]+\(' THEN
+        RETURN NULL;
+    END IF;
+    RETURN CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
+                ELSE pg_catalog.current_setting('role')::name END;
+END $$;
 
 -- Whether a role may act on a table: it owns it, is a member of its owner role, or is a
 -- superuser. NULL when the table does not exist.
@@ -50,6 +61,17 @@ $$;
 CREATE OR REPLACE FUNCTION timepart._executor_name(owner_oid oid) RETURNS name
 LANGUAGE sql IMMUTABLE AS $$ SELECT ('_as_owner_' || owner_oid::text)::name $$;
 
+-- The session settings timepart's code relies on, as one text, read the same way inside
+-- an executor before and after the owner's code runs (an SQL expression, spelled out in
+-- the executor's body).
+CREATE OR REPLACE FUNCTION timepart._guarded_settings() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'pg_catalog.concat_ws(pg_catalog.chr(1), ' || string_agg(format('pg_catalog.current_setting(%L, true)', g), ', ' ORDER BY g) || ')'
+    FROM unnest(ARRAY['search_path', 'DateStyle', 'IntervalStyle', 'TimeZone', 'standard_conforming_strings', 'backslash_quote',
+                      'default_tablespace', 'default_table_access_method', 'row_security', 'session_replication_role',
+                      'timepart.log_retention']) g
+$$;
+
 -- The body of an executor for one role. Every name in it is schema-qualified and every
 -- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path.
 CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
@@ -59,6 +81,7 @@ DECLARE
     result pg_catalog.jsonb;
     n pg_catalog.int8;
     escaped pg_catalog.bool := false;
+    settings pg_catalog.text;
 BEGIN
     IF current_user OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
         RAISE EXCEPTION 'timepart: the executor of %% runs as %%', %1$L, current_user USING ERRCODE = '42501';
@@ -74,6 +97,11 @@ BEGIN
         RAISE EXCEPTION 'timepart: the executor of %% is not a security definer', %1$L USING ERRCODE = '42501',
             HINT = 'Someone altered it; timepart refuses to run user code through it.';
     END IF;
+    -- The owner's code must not leave settings behind that timepart's own code, which
+    -- goes on after this returns, would then run with: a plain SET (or set_config(...,
+    -- false)) outlives every function's SET clause. A change is refused, and the abort
+    -- of the step puts the settings back.
+    settings := %2$s;
     IF wants_value THEN
         EXECUTE q INTO result;
     ELSE
@@ -81,8 +109,13 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         result := pg_catalog.jsonb_build_object('rows', n);
     END IF;
+    IF settings OPERATOR(pg_catalog.<>) %2$s THEN
+        RAISE EXCEPTION 'timepart: code of %% changed session settings', %1$L USING ERRCODE = '42501',
+            DETAIL = 'A trigger, constraint, policy or index expression of the table set search_path or another setting timepart relies on.',
+            HINT = 'Use SET LOCAL in a function with its own SET clause, or none at all.';
+    END IF;
     RETURN result;
-END $f$, owner_name)
+END $f$, owner_name, timepart._guarded_settings())
 $body$;
 
 -- A role's executor (its qualified name), created when missing. SECURITY DEFINER (as the extension's owner):
@@ -103,9 +136,18 @@ BEGIN
     sig := pg_catalog.format('timepart.%I(pg_catalog.text, pg_catalog.bool)', fname);
     SELECT p.proowner, p.prosecdef, p.prosrc INTO f FROM pg_catalog.pg_proc p
     WHERE p.pronamespace OPERATOR(pg_catalog.=) 'timepart'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.=) fname;
+    IF FOUND AND f.proowner OPERATOR(pg_catalog.=) owner_oid AND f.prosecdef
+       AND f.prosrc OPERATOR(pg_catalog.<>) timepart._executor_body(owner_name) THEN
+        -- Its owner cannot change the body (no CREATE on schema timepart): an older
+        -- timepart's body, which this one replaces.
+        EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
+                                  'SET search_path = pg_catalog, pg_temp AS %L',
+                                  pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
+                                  timepart._executor_body(owner_name));
+        RETURN pg_catalog.format('timepart.%I', fname);
+    END IF;
     IF FOUND THEN
-        IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef
-           OR f.prosrc OPERATOR(pg_catalog.<>) timepart._executor_body(owner_name) THEN
+        IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef THEN
             RAISE EXCEPTION 'the timepart executor of role % was altered', owner_name USING ERRCODE = '42501',
                 DETAIL = pg_catalog.format('%s: owner %s, security definer %s.', sig, f.proowner::regrole, f.prosecdef),
                 HINT = pg_catalog.format('A superuser can drop it (ALTER EXTENSION timepart DROP FUNCTION %s; DROP FUNCTION %s;); '

@@ -108,14 +108,14 @@ BEGIN
                format('%s%s to %s', w.privilege_type, CASE WHEN w.is_grantable THEN ' with grant option' ELSE '' END,
                       CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END) AS wanted,
                format('GRANT %s ON %s TO %s%s', w.privilege_type, w.oid::regclass,
-                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(w.grantee::regrole::text) END,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END,
                       CASE WHEN w.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
         FROM (SELECT * FROM acl_want EXCEPT SELECT * FROM acl_have) w
         UNION ALL
         SELECT h.oid, 'privilege', format('%s to %s', h.privilege_type,
                                           CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END), NULL,
                format('REVOKE %s ON %s FROM %s', h.privilege_type, h.oid::regclass,
-                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(h.grantee::regrole::text) END)
+                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END)
         FROM (SELECT * FROM acl_have EXCEPT SELECT * FROM acl_want) h
     ),
     col_want AS (
@@ -133,14 +133,14 @@ BEGIN
                format('%s (%s) to %s', w.privilege_type, w.attname,
                       CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END) AS wanted,
                format('GRANT %s (%I) ON %s TO %s%s', w.privilege_type, w.attname, w.oid::regclass,
-                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(w.grantee::regrole::text) END,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END,
                       CASE WHEN w.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
         FROM (SELECT * FROM col_want EXCEPT SELECT * FROM col_have) w
         UNION ALL
         SELECT h.oid, 'column privilege', format('%s (%s) to %s', h.privilege_type, h.attname,
                                                  CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END), NULL,
                format('REVOKE %s (%I) ON %s FROM %s', h.privilege_type, h.attname, h.oid::regclass,
-                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(h.grantee::regrole::text) END)
+                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END)
         FROM (SELECT * FROM col_have EXCEPT SELECT * FROM col_want) h
     ),
     -- Row-level security: enabled and forced as on the parent, with the parent's policies.
@@ -158,7 +158,7 @@ BEGIN
         SELECT pl.polrelid, pl.polname,
                format('AS %s FOR %s TO %s%s%s', CASE WHEN pl.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
                       CASE pl.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
-                      (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r::regrole::text) END, ', ' ORDER BY r)
+                      (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END, ', ' ORDER BY r)
                        FROM unnest(pl.polroles) r),
                       ' USING (' || pg_catalog.pg_get_expr(pl.polqual, pl.polrelid) || ')',
                       ' WITH CHECK (' || pg_catalog.pg_get_expr(pl.polwithcheck, pl.polrelid) || ')') AS def

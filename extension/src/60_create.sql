@@ -152,7 +152,15 @@ DECLARE
                        CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
     part regclass;
     col record;
+    ctx text;
 BEGIN
+    -- Only as a step of _build_partition, whose bounds and name were checked: called on
+    -- its own (it runs as timepart's owner) it would make tables of any name.
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF pg_catalog.split_part(ctx, E'\n', 2) !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
+        RAISE EXCEPTION 'timepart._new_partition_table is a step of making a partition' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart._build_partition only.', HINT = 'Use timepart.create_partition or timepart.maintain.';
+    END IF;
     PERFORM timepart._check_may_maintain(timepart._caller(), parent, 'create its partitions');
     IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
         PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
@@ -170,7 +178,7 @@ BEGIN
                 HINT = 'Grant the owner CREATE on the tablespace, or RESET default_tablespace.';
         END IF;
         EXECUTE ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END;
-        EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', part_schema, part_name, owner_oid::regrole::text);
+        EXECUTE format('ALTER TABLE %I.%I OWNER TO %s', part_schema, part_name, owner_oid::regrole);
     END IF;
     part := format('%I.%I', part_schema, part_name)::regclass;
     IF NOT timepart._partitions_share_identity() THEN

@@ -156,11 +156,10 @@ BEGIN
     RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;
 
--- Whether a session is waiting for a lock on the table (an insert or a read held up by
--- this transaction's lock on it).
+-- Whether another session waits for a lock this transaction holds (an insert at the
+-- parent, a read or write at the default partition).
 CREATE OR REPLACE FUNCTION timepart._traffic_waits(tbl regclass) RETURNS boolean
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql VOLATILE AS $$
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
-                   WHERE l.locktype = 'relation' AND l.relation = tbl AND NOT l.granted
-                     AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))
+                   WHERE NOT l.granted AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(l.pid)))
 $$;

@@ -63,7 +63,10 @@ BEGIN
             HINT = 'Leave as_of out; a dry run (dry_run => true) shows what a later moment would remove.';
     END IF;
     FOR cfg IN SELECT * FROM timepart._managed(parent) LOOP
-        IF retention IS NOT NULL AND (cfg.retention IS NULL OR retention < cfg.retention) THEN
+        -- Compared by the boundary each draws, not as intervals ('360 days' is not
+        -- shorter than '1 year' as an interval, but it keeps fewer days).
+        IF retention IS NOT NULL AND (cfg.retention IS NULL OR timepart._retention_boundary(cfg, retention, now())
+                                                               > timepart._retention_boundary(cfg, cfg.retention, now())) THEN
             RAISE EXCEPTION 'only the owner of % may shorten its retention', cfg.parent USING ERRCODE = '42501',
                 DETAIL = format('Its retention is %s; %s asked for %s. partition_admin cleans up with the configured retention.',
                                 coalesce(cfg.retention::text, 'none (keep everything)'), timepart._caller(), retention),

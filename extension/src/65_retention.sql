@@ -92,7 +92,7 @@ BEGIN
     PERFORM timepart._check_archive_schema(cfg.archive_schema);
     SELECT n.nspowner INTO schema_owner FROM pg_catalog.pg_namespace n WHERE n.nspname = cfg.archive_schema;
     IF NOT FOUND THEN
-        EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %I', cfg.archive_schema, owner_oid::regrole::text);
+        EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %s', cfg.archive_schema, owner_oid::regrole);
     ELSIF schema_owner <> owner_oid THEN
         RAISE EXCEPTION 'archive schema % belongs to %, not to the owner of %', cfg.archive_schema, schema_owner::regrole, tbl
             USING ERRCODE = '42501', DETAIL = format('%s is owned by %s.', tbl, owner_oid::regrole),

@@ -101,8 +101,8 @@ BEGIN
         FROM timepart._managed(partition_stats.parent) c
         -- Exact key values are data: shown to roles that may read the table, or when its
         -- owner allows. Decided once per table.
-        CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
-                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT') AS reveal) v
+        CROSS JOIN LATERAL (SELECT coalesce(c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
+                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT'), false) AS reveal) v
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
         WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
           -- Foreign-table partitions: counting them would read remote data (said below).

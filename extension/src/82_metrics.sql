@@ -92,12 +92,17 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION timepart.growth(regclass) IS 'Rows, bytes and partitions per table and snapshot day, from the statistics history';
 
--- How long the maintenance log keeps its rows: the setting timepart.log_retention (e.g.
--- ALTER DATABASE app SET timepart.log_retention = '30 days'), 90 days when unset.
+-- How long the maintenance log keeps its rows: the setting timepart.log_retention of the
+-- database (ALTER DATABASE app SET timepart.log_retention = '30 days'), 90 days when
+-- unset. Read from the catalog, not the session: a session's SET (anyone's, or a table
+-- owner's code) never decides how much of the audit trail goes.
 CREATE OR REPLACE FUNCTION timepart._log_retention() RETURNS interval
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    setting text := NULLIF(pg_catalog.current_setting('timepart.log_retention', true), '');
+    setting text := (SELECT NULLIF(substr(c, length('timepart.log_retention=') + 1), '')
+                     FROM pg_catalog.pg_db_role_setting r, unnest(r.setconfig) c
+                     WHERE r.setrole = 0 AND r.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+                       AND c LIKE 'timepart.log\_retention=%');
     keep interval;
 BEGIN
     IF setting IS NULL THEN

@@ -338,15 +338,22 @@ CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAU
 LANGUAGE plpgsql AS $$
 DECLARE
     t pg_catalog.regclass;
+    left_over pg_catalog.int4;
 BEGIN
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
         -- A call that held the table for its lock budget while traffic waited says what
         -- is left: commit (traffic goes on) and call again, a bounded number of times.
+        -- One table's refusal does not stop the others (it is a WARNING in the job's log).
         FOR i IN 1..10000 LOOP
-            EXIT WHEN (timepart.maintain(t, premake) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0;
+            BEGIN
+                left_over := (timepart.maintain(t, premake) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'timepart: maintain of % failed: %', t, SQLERRM;
+                left_over := 0;
+            END;
             COMMIT;
+            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
         END LOOP;
-        COMMIT;
     END LOOP;
 END $$;
 COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table in slices of its lock budget when traffic waits, committing after each (the maintain job)';
@@ -355,15 +362,21 @@ CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
 LANGUAGE plpgsql AS $$
 DECLARE
     t pg_catalog.regclass;
+    left_over pg_catalog.int4;
 BEGIN
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
         -- Each call retires for at most the table's lock budget and says what is left:
         -- commit (traffic goes on) and call again, a bounded number of times.
         FOR i IN 1..10000 LOOP
-            EXIT WHEN (timepart.cleanup(t) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0;
+            BEGIN
+                left_over := (timepart.cleanup(t) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'timepart: cleanup of % failed: %', t, SQLERRM;
+                left_over := 0;
+            END;
             COMMIT;
+            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
         END LOOP;
-        COMMIT;
     END LOOP;
 END $$;
 COMMENT ON PROCEDURE timepart.cleanup_each() IS 'cleanup() every managed table in slices of its lock budget, committing after each (the cleanup job)';

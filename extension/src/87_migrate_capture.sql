@@ -50,7 +50,7 @@ BEGIN
     FOR k IN SELECT g.privilege_type, g.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) g
              WHERE c.oid = source AND g.grantee <> c.relowner LOOP
         PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s', k.privilege_type, target,
-                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(k.grantee::regrole::text) END));
+                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE k.grantee::regrole::text END));
     END LOOP;
     -- Column grants, row security and policies, comments, statistics targets, replica
     -- identity, and the triggers (disabled until the swap): 87_migrate_carry.sql.
@@ -94,8 +94,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
    any arguments) does nothing. */
 DECLARE
     m timepart.migrations;
-    keys jsonb := '[]'::jsonb;
-    part jsonb;
+    keys text[] := '{}'::text[];
+    part text[];
 BEGIN
     SELECT * INTO m FROM timepart.migrations x
     WHERE x.source = TG_RELID::regclass AND x.state IN ('copying', 'catching_up');
@@ -103,21 +103,23 @@ BEGIN
        OR TG_NAME NOT LIKE 'timepart\_migrate\_%' THEN
         RETURN NULL;
     END IF;
-    -- The keys are read here (reading runs no user code) and written by the owner's
-    -- executor: the change log is the owner's table, in the owner's stage schema.
+    -- The keys are read here as row text (a type's output function is C, a superuser's:
+    -- no user code; to_jsonb would call a user's cast to json) and turned back into rows
+    -- by the owner's executor (input functions, with the owner's rights): the change log
+    -- is the owner's table, in the owner's stage schema.
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(k)), ''[]'') FROM (SELECT %s FROM old_rows) k',
+        EXECUTE format('SELECT coalesce(array_agg(k::pg_catalog.text), ''{}'') FROM (SELECT %s FROM old_rows) k',
                        timepart._migrate_key_list(m.source, m.row_key)) INTO part;
         keys := keys || part;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(k)), ''[]'') FROM (SELECT %s FROM new_rows) k',
+        EXECUTE format('SELECT coalesce(array_agg(k::pg_catalog.text), ''{}'') FROM (SELECT %s FROM new_rows) k',
                        timepart._migrate_key_list(m.source, m.row_key)) INTO part;
         keys := keys || part;
     END IF;
-    IF jsonb_array_length(keys) > 0 THEN
+    IF cardinality(keys) > 0 THEN
         PERFORM timepart._as_owner(m.source, format(
-            'INSERT INTO %1$I.changes SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::%1$I.changes, %2$L::pg_catalog.jsonb)',
+            'INSERT INTO %1$I.changes SELECT (x::%1$I.changes).* FROM pg_catalog.unnest(%2$L::pg_catalog.text[]) x',
             m.stage_schema, keys));
     END IF;
     RETURN NULL;
@@ -176,6 +178,10 @@ BEGIN
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
     EXECUTE format('CREATE TRIGGER timepart_migrate_truncate BEFORE TRUNCATE ON %s '
                    'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_refuse_truncate()', source);
+    -- They fire under session_replication_role = replica too (a subscriber's apply, a
+    -- bulk load with triggers off): a change missed is a row lost or resurrected.
+    EXECUTE format('ALTER TABLE %1$s ENABLE ALWAYS TRIGGER timepart_migrate_insert, ENABLE ALWAYS TRIGGER timepart_migrate_update, '
+                   'ENABLE ALWAYS TRIGGER timepart_migrate_delete, ENABLE ALWAYS TRIGGER timepart_migrate_truncate', source);
 END $$;
 
 -- The stage schema of a migration, owned by the source's owner (who may lack CREATE on
@@ -190,7 +196,7 @@ BEGIN
         RAISE EXCEPTION 'invalid stage schema %', stage USING ERRCODE = '22023',
             DETAIL = 'A migration stages its copy in timepart_migrate_<oid of the source>.', HINT = 'Use timepart.migrate.';
     END IF;
-    EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %I', stage, owner_oid::regrole::text);
+    EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %s', stage, owner_oid::regrole);
 END $$;
 
 -- Everything before the first batch, in the caller's transaction: the copy, its

@@ -51,9 +51,11 @@ BEGIN
                           ELSE format('moved at the swap, %s as on the source', CASE t.tgenabled WHEN 'D' THEN 'disabled'
                                       WHEN 'R' THEN 'enabled for replicas' WHEN 'A' THEN 'always enabled' ELSE 'enabled' END) END
     FROM pg_catalog.pg_trigger t WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%'
-    UNION ALL SELECT 'publication', p.pubname::text, true,
-                     'moved at the swap, with its column list and row filter'
-                     || CASE WHEN p.pubviaroot THEN '' ELSE '; changes are published under the partitions'' names (publish_via_partition_root is off)' END
+    UNION ALL SELECT 'publication', p.pubname::text, p.pubviaroot OR (r.prattrs IS NULL AND r.prqual IS NULL),
+                     CASE WHEN NOT p.pubviaroot AND (r.prattrs IS NOT NULL OR r.prqual IS NOT NULL)
+                          THEN 'refused: PostgreSQL allows a column list or row filter on a partitioned table only with publish_via_partition_root'
+                          ELSE 'moved at the swap, with its column list and row filter'
+                               || CASE WHEN p.pubviaroot THEN '' ELSE '; changes are published under the partitions'' names (publish_via_partition_root is off)' END END
     FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = source
     UNION ALL SELECT 'replica identity', CASE rel.relreplident WHEN 'f' THEN 'full' WHEN 'n' THEN 'nothing' ELSE 'index' END, true,
                      'on the table and every partition'
@@ -102,7 +104,7 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._migrate_carry_statements(source regclass, target regclass) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
     SELECT format('GRANT %s (%I) ON %s TO %s', g.privilege_type, a.attname, target,
-                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.grantee::regrole::text) END)
+                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END)
     FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) g
     WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
       AND g.grantee <> (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source)
@@ -187,6 +189,12 @@ BEGIN
                    AND g.state IN ('copying', 'catching_up')) THEN
         RAISE EXCEPTION 'no migration of % to % is under way', m.source, m.target USING ERRCODE = '22023',
             DETAIL = 'Publications move only at a migration''s swap.', HINT = 'Use CALL timepart.migrate.';
+    END IF;
+    -- Only at the swap: this session holds the source's ACCESS EXCLUSIVE lock then.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'relation' AND l.relation = m.source
+                   AND l.pid = pg_catalog.pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND l.granted) THEN
+        RAISE EXCEPTION 'publications of % move only at the swap', m.source USING ERRCODE = '55000',
+            DETAIL = 'The swap holds the table''s ACCESS EXCLUSIVE lock; this session does not.', HINT = 'Use CALL timepart.migrate.';
     END IF;
     FOR p IN SELECT b.pubname,
                     (SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a

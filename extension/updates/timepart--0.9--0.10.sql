@@ -10,11 +10,162 @@ DROP FUNCTION IF EXISTS timepart._migrate_checksum(regclass, text);
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.10'::text $$;
 
+-- ==== src/05_owner.sql
+-- Running work on a user's table with the table owner's rights, and only those.
+--
+-- Every statement timepart runs on a user's table (DDL, row moves, counts) may make
+-- PostgreSQL run code the owner controls: triggers, constraints, defaults, generated
+-- columns, index expressions and predicates (the planner folds those too), policies.
+-- So none of them runs as the caller. Each goes through the owner's executor: a
+-- SECURITY DEFINER function owned by the table's owner, created by timepart, that
+-- refuses to run unless it really runs as that owner with no way to change role
+-- (inside a security-definer function PostgreSQL refuses SET ROLE and SET SESSION
+-- AUTHORIZATION). This is how VACUUM, ANALYZE and REINDEX run index code, from SQL.
+--
+-- The owner may ALTER its executor (it owns it) but cannot replace its body (no CREATE
+-- on schema timepart); the body checks its own context on every call, so an executor
+-- turned into SECURITY INVOKER, or given other settings, refuses to run.
+
+-- The role that called into timepart, seen from inside a SECURITY DEFINER function
+-- (where current_user is the definer): the session's SET ROLE, else the session user.
+-- Code running inside an executor (a table owner's trigger, constraint, policy or index
+-- code, which may call timepart's functions) speaks for nobody: NULL, so no check it
+-- reaches can borrow the session's rights. Only a function of schema timepart can put
+-- "function timepart._as_owner_<oid>(" on the call stack.
+CREATE OR REPLACE FUNCTION timepart._caller() RETURNS name
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    ctx text;
+BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF ctx ~ 'function timepart\._as_owner_[0-9]+\(' THEN
+        RETURN NULL;
+    END IF;
+    RETURN CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
+                ELSE pg_catalog.current_setting('role')::name END;
+END $$;
+
 -- Whether a role has partition_admin's rights (false when the role does not exist).
 CREATE OR REPLACE FUNCTION timepart._is_admin(who name) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(pg_catalog.pg_has_role(who, pg_catalog.to_regrole('partition_admin'), 'USAGE'), false)
 $$;
+
+-- The session settings timepart's code relies on, as one text, read the same way inside
+-- an executor before and after the owner's code runs (an SQL expression, spelled out in
+-- the executor's body).
+CREATE OR REPLACE FUNCTION timepart._guarded_settings() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'pg_catalog.concat_ws(pg_catalog.chr(1), ' || string_agg(format('pg_catalog.current_setting(%L, true)', g), ', ' ORDER BY g) || ')'
+    FROM unnest(ARRAY['search_path', 'DateStyle', 'IntervalStyle', 'TimeZone', 'standard_conforming_strings', 'backslash_quote',
+                      'default_tablespace', 'default_table_access_method', 'row_security', 'session_replication_role',
+                      'timepart.log_retention']) g
+$$;
+
+-- The body of an executor for one role. Every name in it is schema-qualified and every
+-- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path.
+CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
+LANGUAGE sql STABLE AS $body$
+    SELECT pg_catalog.format($f$
+DECLARE
+    result pg_catalog.jsonb;
+    n pg_catalog.int8;
+    escaped pg_catalog.bool := false;
+    settings pg_catalog.text;
+BEGIN
+    IF current_user OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
+        RAISE EXCEPTION 'timepart: the executor of %% runs as %%', %1$L, current_user USING ERRCODE = '42501';
+    END IF;
+    -- Only a security-definer context refuses a role change: prove we are in one.
+    BEGIN
+        PERFORM pg_catalog.set_config('role', 'none', true);
+        escaped := true;
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    IF escaped THEN
+        RAISE EXCEPTION 'timepart: the executor of %% is not a security definer', %1$L USING ERRCODE = '42501',
+            HINT = 'Someone altered it; timepart refuses to run user code through it.';
+    END IF;
+    -- The owner's code must not leave settings behind that timepart's own code, which
+    -- goes on after this returns, would then run with: a plain SET (or set_config(...,
+    -- false)) outlives every function's SET clause. A change is refused, and the abort
+    -- of the step puts the settings back.
+    settings := %2$s;
+    IF wants_value THEN
+        EXECUTE q INTO result;
+    ELSE
+        EXECUTE q;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        result := pg_catalog.jsonb_build_object('rows', n);
+    END IF;
+    IF settings OPERATOR(pg_catalog.<>) %2$s THEN
+        RAISE EXCEPTION 'timepart: code of %% changed session settings', %1$L USING ERRCODE = '42501',
+            DETAIL = 'A trigger, constraint, policy or index expression of the table set search_path or another setting timepart relies on.',
+            HINT = 'Use SET LOCAL in a function with its own SET clause, or none at all.';
+    END IF;
+    RETURN result;
+END $f$, owner_name, timepart._guarded_settings())
+$body$;
+
+-- A role's executor (its qualified name), created when missing. SECURITY DEFINER (as the extension's owner):
+-- only it may create a function owned by another role. Refuses an executor someone
+-- tampered with (it is re-created only by dropping it).
+CREATE OR REPLACE FUNCTION timepart._executor(owner_oid oid) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    fname name := timepart._executor_name(owner_oid);
+    owner_name name := (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) owner_oid);
+    f record;
+    sig text;
+BEGIN
+    IF owner_name IS NULL THEN
+        RAISE EXCEPTION 'role with oid % does not exist', owner_oid USING ERRCODE = '42704',
+            DETAIL = 'timepart runs work on a table with its owner''s rights.', HINT = 'Check the table''s owner.';
+    END IF;
+    sig := pg_catalog.format('timepart.%I(pg_catalog.text, pg_catalog.bool)', fname);
+    SELECT p.proowner, p.prosecdef, p.prosrc INTO f FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace OPERATOR(pg_catalog.=) 'timepart'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.=) fname;
+    IF FOUND AND f.proowner OPERATOR(pg_catalog.=) owner_oid AND f.prosecdef
+       AND f.prosrc OPERATOR(pg_catalog.<>) timepart._executor_body(owner_name) THEN
+        -- Its owner cannot change the body (no CREATE on schema timepart): an older
+        -- timepart's body, which this one replaces.
+        EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
+                                  'SET search_path = pg_catalog, pg_temp AS %L',
+                                  pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
+                                  timepart._executor_body(owner_name));
+        RETURN pg_catalog.format('timepart.%I', fname);
+    END IF;
+    IF FOUND THEN
+        IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef THEN
+            RAISE EXCEPTION 'the timepart executor of role % was altered', owner_name USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('%s: owner %s, security definer %s.', sig, f.proowner::regrole, f.prosecdef),
+                HINT = pg_catalog.format('A superuser can drop it (ALTER EXTENSION timepart DROP FUNCTION %s; DROP FUNCTION %s;); '
+                                         'timepart makes it again.', sig, sig);
+        END IF;
+        RETURN pg_catalog.format('timepart.%I', fname);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
+                              'SET search_path = pg_catalog, pg_temp AS %L',
+                              pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
+                              timepart._executor_body(owner_name));
+    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
+    IF owner_name OPERATOR(pg_catalog.<>) current_user THEN
+        BEGIN
+            EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', sig, owner_name);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE EXCEPTION 'timepart cannot act with the rights of role %', owner_name USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('timepart''s owner %s is not a superuser and cannot give role %s a function.',
+                                           current_user, owner_name),
+                HINT = 'Install timepart as a superuser, or manage only tables owned by the role that installed it.';
+        END;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'timepart') THEN
+        -- DROP EXTENSION takes it along.
+        EXECUTE pg_catalog.format('ALTER EXTENSION timepart ADD FUNCTION %s', sig);
+    END IF;
+    RETURN pg_catalog.format('timepart.%I', fname);
+END $$;
 
 -- How each partition of a table (or just `part`) differs from what it should be, one row
 -- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
@@ -70,14 +221,14 @@ BEGIN
                format('%s%s to %s', w.privilege_type, CASE WHEN w.is_grantable THEN ' with grant option' ELSE '' END,
                       CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END) AS wanted,
                format('GRANT %s ON %s TO %s%s', w.privilege_type, w.oid::regclass,
-                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(w.grantee::regrole::text) END,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END,
                       CASE WHEN w.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
         FROM (SELECT * FROM acl_want EXCEPT SELECT * FROM acl_have) w
         UNION ALL
         SELECT h.oid, 'privilege', format('%s to %s', h.privilege_type,
                                           CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END), NULL,
                format('REVOKE %s ON %s FROM %s', h.privilege_type, h.oid::regclass,
-                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(h.grantee::regrole::text) END)
+                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END)
         FROM (SELECT * FROM acl_have EXCEPT SELECT * FROM acl_want) h
     ),
     col_want AS (
@@ -95,14 +246,14 @@ BEGIN
                format('%s (%s) to %s', w.privilege_type, w.attname,
                       CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END) AS wanted,
                format('GRANT %s (%I) ON %s TO %s%s', w.privilege_type, w.attname, w.oid::regclass,
-                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(w.grantee::regrole::text) END,
+                      CASE WHEN w.grantee = 0 THEN 'PUBLIC' ELSE w.grantee::regrole::text END,
                       CASE WHEN w.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) AS statement
         FROM (SELECT * FROM col_want EXCEPT SELECT * FROM col_have) w
         UNION ALL
         SELECT h.oid, 'column privilege', format('%s (%s) to %s', h.privilege_type, h.attname,
                                                  CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END), NULL,
                format('REVOKE %s (%I) ON %s FROM %s', h.privilege_type, h.attname, h.oid::regclass,
-                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(h.grantee::regrole::text) END)
+                      CASE WHEN h.grantee = 0 THEN 'PUBLIC' ELSE h.grantee::regrole::text END)
         FROM (SELECT * FROM col_have EXCEPT SELECT * FROM col_want) h
     ),
     -- Row-level security: enabled and forced as on the parent, with the parent's policies.
@@ -120,7 +271,7 @@ BEGIN
         SELECT pl.polrelid, pl.polname,
                format('AS %s FOR %s TO %s%s%s', CASE WHEN pl.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
                       CASE pl.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
-                      (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r::regrole::text) END, ', ' ORDER BY r)
+                      (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END, ', ' ORDER BY r)
                        FROM unnest(pl.polroles) r),
                       ' USING (' || pg_catalog.pg_get_expr(pl.polqual, pl.polrelid) || ')',
                       ' WITH CHECK (' || pg_catalog.pg_get_expr(pl.polwithcheck, pl.polrelid) || ')') AS def
@@ -284,7 +435,15 @@ DECLARE
                        CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
     part regclass;
     col record;
+    ctx text;
 BEGIN
+    -- Only as a step of _build_partition, whose bounds and name were checked: called on
+    -- its own (it runs as timepart's owner) it would make tables of any name.
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF pg_catalog.split_part(ctx, E'\n', 2) !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
+        RAISE EXCEPTION 'timepart._new_partition_table is a step of making a partition' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart._build_partition only.', HINT = 'Use timepart.create_partition or timepart.maintain.';
+    END IF;
     PERFORM timepart._check_may_maintain(timepart._caller(), parent, 'create its partitions');
     IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
         PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
@@ -302,7 +461,7 @@ BEGIN
                 HINT = 'Grant the owner CREATE on the tablespace, or RESET default_tablespace.';
         END IF;
         EXECUTE ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END;
-        EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', part_schema, part_name, owner_oid::regrole::text);
+        EXECUTE format('ALTER TABLE %I.%I OWNER TO %s', part_schema, part_name, owner_oid::regrole);
     END IF;
     part := format('%I.%I', part_schema, part_name)::regclass;
     IF NOT timepart._partitions_share_identity() THEN
@@ -446,13 +605,12 @@ BEGIN
     RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;
 
--- Whether a session is waiting for a lock on the table (an insert or a read held up by
--- this transaction's lock on it).
+-- Whether another session waits for a lock this transaction holds (an insert at the
+-- parent, a read or write at the default partition).
 CREATE OR REPLACE FUNCTION timepart._traffic_waits(tbl regclass) RETURNS boolean
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql VOLATILE AS $$
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
-                   WHERE l.locktype = 'relation' AND l.relation = tbl AND NOT l.granted
-                     AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()))
+                   WHERE NOT l.granted AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(l.pid)))
 $$;
 
 -- ==== src/63_admin.sql
@@ -521,7 +679,10 @@ BEGIN
             HINT = 'Leave as_of out; a dry run (dry_run => true) shows what a later moment would remove.';
     END IF;
     FOR cfg IN SELECT * FROM timepart._managed(parent) LOOP
-        IF retention IS NOT NULL AND (cfg.retention IS NULL OR retention < cfg.retention) THEN
+        -- Compared by the boundary each draws, not as intervals ('360 days' is not
+        -- shorter than '1 year' as an interval, but it keeps fewer days).
+        IF retention IS NOT NULL AND (cfg.retention IS NULL OR timepart._retention_boundary(cfg, retention, now())
+                                                               > timepart._retention_boundary(cfg, cfg.retention, now())) THEN
             RAISE EXCEPTION 'only the owner of % may shorten its retention', cfg.parent USING ERRCODE = '42501',
                 DETAIL = format('Its retention is %s; %s asked for %s. partition_admin cleans up with the configured retention.',
                                 coalesce(cfg.retention::text, 'none (keep everything)'), timepart._caller(), retention),
@@ -580,6 +741,29 @@ BEGIN
     PERFORM timepart._config(parent);
     PERFORM timepart._check_owner_reach(parent);
     RETURN timepart._create_partition(parent, range_start, range_end);
+END $$;
+
+-- The archive schema of a table, owned by the table's owner: created so when missing,
+-- refused when someone else owns it or when it is named like a role (a role's "$user"
+-- schema would put archived tables on that role's search_path). SECURITY DEFINER: the
+-- table's owner may lack CREATE on the database.
+CREATE OR REPLACE FUNCTION timepart._archive_schema(tbl regclass) RETURNS name
+LANGUAGE plpgsql AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+    schema_owner oid;
+BEGIN
+    PERFORM timepart._check_archive_schema(cfg.archive_schema);
+    SELECT n.nspowner INTO schema_owner FROM pg_catalog.pg_namespace n WHERE n.nspname = cfg.archive_schema;
+    IF NOT FOUND THEN
+        EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %s', cfg.archive_schema, owner_oid::regrole);
+    ELSIF schema_owner <> owner_oid THEN
+        RAISE EXCEPTION 'archive schema % belongs to %, not to the owner of %', cfg.archive_schema, schema_owner::regrole, tbl
+            USING ERRCODE = '42501', DETAIL = format('%s is owned by %s.', tbl, owner_oid::regrole),
+                  HINT = 'Archive into a schema the table''s owner owns, or one that does not exist yet (timepart creates it).';
+    END IF;
+    RETURN cfg.archive_schema;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.cleanup(parent regclass DEFAULT NULL, retention interval DEFAULT NULL,
@@ -705,8 +889,8 @@ BEGIN
         FROM timepart._managed(partition_stats.parent) c
         -- Exact key values are data: shown to roles that may read the table, or when its
         -- owner allows. Decided once per table.
-        CROSS JOIN LATERAL (SELECT c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
-                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT') AS reveal) v
+        CROSS JOIN LATERAL (SELECT coalesce(c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
+                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT'), false) AS reveal) v
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
         WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
           -- Foreign-table partitions: counting them would read remote data (said below).
@@ -1041,6 +1225,34 @@ BEGIN
     RETURN tbl;
 END $$;
 
+-- How long the maintenance log keeps its rows: the setting timepart.log_retention of the
+-- database (ALTER DATABASE app SET timepart.log_retention = '30 days'), 90 days when
+-- unset. Read from the catalog, not the session: a session's SET (anyone's, or a table
+-- owner's code) never decides how much of the audit trail goes.
+CREATE OR REPLACE FUNCTION timepart._log_retention() RETURNS interval
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    setting text := (SELECT NULLIF(substr(c, length('timepart.log_retention=') + 1), '')
+                     FROM pg_catalog.pg_db_role_setting r, unnest(r.setconfig) c
+                     WHERE r.setrole = 0 AND r.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+                       AND c LIKE 'timepart.log\_retention=%');
+    keep interval;
+BEGIN
+    IF setting IS NULL THEN
+        RETURN interval '90 days';
+    END IF;
+    BEGIN
+        keep := setting::interval;
+    EXCEPTION WHEN OTHERS THEN
+        keep := NULL;
+    END;
+    IF keep IS NULL OR keep < interval '1 day' THEN
+        RAISE EXCEPTION 'timepart.log_retention must be an interval of at least 1 day' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', setting), HINT = 'E.g. ALTER DATABASE app SET timepart.log_retention = ''30 days''; or RESET it for 90 days.';
+    END IF;
+    RETURN keep;
+END $$;
+
 -- The managed tables the current role may maintain (it owns them, is a member of their
 -- owner, a superuser or a partition_admin), in a stable order: what the job procedures work through.
 -- PL/pgSQL so that it runs on a pinned search_path: the procedures call it from the caller's.
@@ -1155,19 +1367,48 @@ CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAU
 LANGUAGE plpgsql AS $$
 DECLARE
     t pg_catalog.regclass;
+    left_over pg_catalog.int4;
 BEGIN
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
         -- A call that held the table for its lock budget while traffic waited says what
         -- is left: commit (traffic goes on) and call again, a bounded number of times.
+        -- One table's refusal does not stop the others (it is a WARNING in the job's log).
         FOR i IN 1..10000 LOOP
-            EXIT WHEN (timepart.maintain(t, premake) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4 OPERATOR(pg_catalog.=) 0;
+            BEGIN
+                left_over := (timepart.maintain(t, premake) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'timepart: maintain of % failed: %', t, SQLERRM;
+                left_over := 0;
+            END;
             COMMIT;
+            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
         END LOOP;
-        COMMIT;
     END LOOP;
 END $$;
 
 COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table in slices of its lock budget when traffic waits, committing after each (the maintain job)';
+
+CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
+LANGUAGE plpgsql AS $$
+DECLARE
+    t pg_catalog.regclass;
+    left_over pg_catalog.int4;
+BEGIN
+    FOR t IN SELECT j FROM timepart._job_tables() j LOOP
+        -- Each call retires for at most the table's lock budget and says what is left:
+        -- commit (traffic goes on) and call again, a bounded number of times.
+        FOR i IN 1..10000 LOOP
+            BEGIN
+                left_over := (timepart.cleanup(t) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'timepart: cleanup of % failed: %', t, SQLERRM;
+                left_over := 0;
+            END;
+            COMMIT;
+            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
+        END LOOP;
+    END LOOP;
+END $$;
 
 -- The refusals that need no scan of the rows. Returns the key's type.
 CREATE OR REPLACE FUNCTION timepart._migrate_check(source regclass, key_column name, partition_interval interval, time_zone text)
@@ -1268,12 +1509,54 @@ BEGIN
     FOR k IN SELECT g.privilege_type, g.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) g
              WHERE c.oid = source AND g.grantee <> c.relowner LOOP
         PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s', k.privilege_type, target,
-                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(k.grantee::regrole::text) END));
+                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE k.grantee::regrole::text END));
     END LOOP;
     -- Column grants, row security and policies, comments, statistics targets, replica
     -- identity, and the triggers (disabled until the swap): 87_migrate_carry.sql.
     PERFORM timepart._migrate_carry(source, target);
     RETURN target;
+END $$;
+
+-- Records the key of every row written to the source into the change log. Runs with
+-- the owner's rights, so writers need no access to the stage schema.
+CREATE OR REPLACE FUNCTION timepart._migrate_capture() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+/* Runs as timepart's owner so any writer of the source can log its changes (through
+   the table owner's executor). Nobody may attach it elsewhere (EXECUTE is timepart's
+   alone), and it takes nothing from its caller: the change table and key columns come from the
+   running migration of the table it fires on, so a trigger planted elsewhere (with
+   any arguments) does nothing. */
+DECLARE
+    m timepart.migrations;
+    keys text[] := '{}'::text[];
+    part text[];
+BEGIN
+    SELECT * INTO m FROM timepart.migrations x
+    WHERE x.source = TG_RELID::regclass AND x.state IN ('copying', 'catching_up');
+    IF NOT FOUND OR TG_TABLE_NAME <> (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = m.source)
+       OR TG_NAME NOT LIKE 'timepart\_migrate\_%' THEN
+        RETURN NULL;
+    END IF;
+    -- The keys are read here as row text (a type's output function is C, a superuser's:
+    -- no user code; to_jsonb would call a user's cast to json) and turned back into rows
+    -- by the owner's executor (input functions, with the owner's rights): the change log
+    -- is the owner's table, in the owner's stage schema.
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        EXECUTE format('SELECT coalesce(array_agg(k::pg_catalog.text), ''{}'') FROM (SELECT %s FROM old_rows) k',
+                       timepart._migrate_key_list(m.source, m.row_key)) INTO part;
+        keys := keys || part;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        EXECUTE format('SELECT coalesce(array_agg(k::pg_catalog.text), ''{}'') FROM (SELECT %s FROM new_rows) k',
+                       timepart._migrate_key_list(m.source, m.row_key)) INTO part;
+        keys := keys || part;
+    END IF;
+    IF cardinality(keys) > 0 THEN
+        PERFORM timepart._as_owner(m.source, format(
+            'INSERT INTO %1$I.changes SELECT (x::%1$I.changes).* FROM pg_catalog.unnest(%2$L::pg_catalog.text[]) x',
+            m.stage_schema, keys));
+    END IF;
+    RETURN NULL;
 END $$;
 
 -- Installs the change log and its triggers on the source.
@@ -1289,6 +1572,41 @@ BEGIN
         PERFORM timepart._as_owner(source, format('CREATE INDEX ON %s (%s)', log_table, keys));
     END IF;
     PERFORM timepart._migrate_triggers(source);
+END $$;
+
+-- The capture triggers, created by timepart's owner: only it may execute the trigger
+-- functions. The caller must be allowed to act on the table (owner, member, superuser).
+CREATE OR REPLACE FUNCTION timepart._migrate_triggers(source regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), source, 'migrate it');
+    EXECUTE format('CREATE TRIGGER timepart_migrate_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
+    EXECUTE format('CREATE TRIGGER timepart_migrate_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
+    EXECUTE format('CREATE TRIGGER timepart_migrate_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()', source);
+    EXECUTE format('CREATE TRIGGER timepart_migrate_truncate BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_refuse_truncate()', source);
+    -- They fire under session_replication_role = replica too (a subscriber's apply, a
+    -- bulk load with triggers off): a change missed is a row lost or resurrected.
+    EXECUTE format('ALTER TABLE %1$s ENABLE ALWAYS TRIGGER timepart_migrate_insert, ENABLE ALWAYS TRIGGER timepart_migrate_update, '
+                   'ENABLE ALWAYS TRIGGER timepart_migrate_delete, ENABLE ALWAYS TRIGGER timepart_migrate_truncate', source);
+END $$;
+
+-- The stage schema of a migration, owned by the source's owner (who may lack CREATE on
+-- the database, hence timepart's owner makes it). Same check as above.
+CREATE OR REPLACE FUNCTION timepart._migrate_stage_schema(source regclass, stage name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source);
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), source, 'migrate it');
+    IF stage IS DISTINCT FROM timepart._fit_name('timepart_migrate', source::oid::text) THEN
+        RAISE EXCEPTION 'invalid stage schema %', stage USING ERRCODE = '22023',
+            DETAIL = 'A migration stages its copy in timepart_migrate_<oid of the source>.', HINT = 'Use timepart.migrate.';
+    END IF;
+    EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %s', stage, owner_oid::regrole);
 END $$;
 
 -- Everything before the first batch, in the caller's transaction: the copy, its
@@ -1391,9 +1709,11 @@ BEGIN
                           ELSE format('moved at the swap, %s as on the source', CASE t.tgenabled WHEN 'D' THEN 'disabled'
                                       WHEN 'R' THEN 'enabled for replicas' WHEN 'A' THEN 'always enabled' ELSE 'enabled' END) END
     FROM pg_catalog.pg_trigger t WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%'
-    UNION ALL SELECT 'publication', p.pubname::text, true,
-                     'moved at the swap, with its column list and row filter'
-                     || CASE WHEN p.pubviaroot THEN '' ELSE '; changes are published under the partitions'' names (publish_via_partition_root is off)' END
+    UNION ALL SELECT 'publication', p.pubname::text, p.pubviaroot OR (r.prattrs IS NULL AND r.prqual IS NULL),
+                     CASE WHEN NOT p.pubviaroot AND (r.prattrs IS NOT NULL OR r.prqual IS NOT NULL)
+                          THEN 'refused: PostgreSQL allows a column list or row filter on a partitioned table only with publish_via_partition_root'
+                          ELSE 'moved at the swap, with its column list and row filter'
+                               || CASE WHEN p.pubviaroot THEN '' ELSE '; changes are published under the partitions'' names (publish_via_partition_root is off)' END END
     FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication p ON p.oid = r.prpubid WHERE r.prrelid = source
     UNION ALL SELECT 'replica identity', CASE rel.relreplident WHEN 'f' THEN 'full' WHEN 'n' THEN 'nothing' ELSE 'index' END, true,
                      'on the table and every partition'
@@ -1443,7 +1763,7 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._migrate_carry_statements(source regclass, target regclass) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
     SELECT format('GRANT %s (%I) ON %s TO %s', g.privilege_type, a.attname, target,
-                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.grantee::regrole::text) END)
+                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END)
     FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) g
     WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
       AND g.grantee <> (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source)
@@ -1528,6 +1848,12 @@ BEGIN
                    AND g.state IN ('copying', 'catching_up')) THEN
         RAISE EXCEPTION 'no migration of % to % is under way', m.source, m.target USING ERRCODE = '22023',
             DETAIL = 'Publications move only at a migration''s swap.', HINT = 'Use CALL timepart.migrate.';
+    END IF;
+    -- Only at the swap: this session holds the source's ACCESS EXCLUSIVE lock then.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'relation' AND l.relation = m.source
+                   AND l.pid = pg_catalog.pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND l.granted) THEN
+        RAISE EXCEPTION 'publications of % move only at the swap', m.source USING ERRCODE = '55000',
+            DETAIL = 'The swap holds the table''s ACCESS EXCLUSIVE lock; this session does not.', HINT = 'Use CALL timepart.migrate.';
     END IF;
     FOR p IN SELECT b.pubname,
                     (SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
@@ -1672,6 +1998,14 @@ DECLARE
 BEGIN
     PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM lock_wait) * 1000)::bigint::text || 'ms', true);
     EXECUTE format('LOCK TABLE ONLY %s IN EXCLUSIVE MODE', m.source);
+    -- Every change since the copy began went through the capture triggers: they must all
+    -- still be there and enabled, or the copy may have missed one.
+    IF (SELECT count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE 'timepart\_migrate\_%'
+        AND t.tgenabled IN ('A', 'O')) <> 4 THEN
+        RAISE EXCEPTION 'the change capture of % was disabled or dropped; nothing was swapped', m.source USING ERRCODE = 'XX001',
+            DETAIL = 'A change made meanwhile may be missing from the partitioned copy.',
+            HINT = format('SELECT timepart.migrate_abort(%L) removes the copy; then migrate again.', m.source::text);
+    END IF;
     LOOP
         n := timepart._migrate_catch_up(m, 1000000);
         last_changes := last_changes + n;

@@ -4,10 +4,11 @@
 -- owner's (CHECK constraint, index expression, default), the admin's (planted look-alike
 -- functions and operators on its search_path), and the private route called directly.
 \ir setup.psql
-SELECT plan(31);
+SELECT plan(34);
 CREATE ROLE tp_owner LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_admin LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_outsider LOGIN;
+CREATE ROLE "Tp_Reader";
 CREATE SCHEMA own AUTHORIZATION tp_owner;
 CREATE SCHEMA adm AUTHORIZATION tp_admin;
 GRANT CREATE ON SCHEMA public TO tp_owner;
@@ -39,6 +40,8 @@ SELECT timepart.add_index_template('own.ev', 'expr_idx', '(own.imm(''index'', n)
 INSERT INTO own.ev (ts) VALUES (now());            -- waits in the default partition
 CREATE TABLE own.loose (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);   -- never registered
 SELECT timepart.create_email_events_table();
+CREATE TABLE own.days (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT timepart.manage('own.days', '1 day', 2, retention => '1 year');
 GRANT USAGE ON SCHEMA own TO tp_admin;   -- to name its tables (regclass); no right on the tables
 RESET ROLE;
 DELETE FROM public.ran;
@@ -105,8 +108,21 @@ SELECT throws_ok($$SELECT timepart._admin_run('cleanup', 'own.ev', NULL, '1 mont
 SELECT throws_ok($$SELECT timepart._as_owner('own.ev', 'DROP TABLE own.ev')$$, '42501', NULL,
                  'and the owner''s executor is out of the admin''s reach');
 SELECT throws_ok($$SELECT timepart.sync_partitions('own.ev')$$, '42501', NULL, 'sync_partitions stays the owner''s');
+SELECT throws_ok($$SELECT timepart._new_partition_table('own.ev', 'ev_2099_01')$$, '42501',
+                 'timepart._new_partition_table is a step of making a partition', 'nor make tables of any name through a step called on its own');
+SELECT throws_ok($$SELECT timepart.cleanup('own.days', '360 days')$$, '42501', 'only the owner of own.days may shorten its retention',
+                 'a retention that only looks as long (360 days against 1 year of daily partitions) is refused');
 RESET search_path;
 RESET ROLE;
+
+-- A grant to a role whose name needs quotes is handed down like any other.
+SET ROLE tp_owner;
+GRANT SELECT ON own.days TO "Tp_Reader";
+SELECT timepart.maintain('own.days', 4);
+RESET ROLE;
+SELECT ok(has_table_privilege('Tp_Reader', (SELECT max(inhrelid::regclass::text) FROM pg_inherits WHERE inhparent = 'own.days'::regclass
+                                             AND inhrelid::regclass::text ~ 'days_2'), 'SELECT'),
+          'a partition made after a grant to "Tp_Reader" carries it');
 
 -- Who ran what: the owner's code ran, as the owner only; the admin's planted code never.
 SELECT ok(EXISTS (SELECT 1 FROM public.ran WHERE via = 'check') AND EXISTS (SELECT 1 FROM public.ran WHERE via = 'index'),

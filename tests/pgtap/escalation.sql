@@ -3,7 +3,7 @@
 -- only as the attacker (the table's owner), never as the superuser who runs timepart,
 -- and the integrity attacks are refused with nothing changed.
 \ir setup.psql
-SELECT plan(46);
+SELECT plan(55);
 CREATE ROLE tp_evil LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_victim LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_mon LOGIN IN ROLE partition_monitor;
@@ -180,5 +180,49 @@ RESET ROLE;
 SELECT is(has_table_privilege('tp_mon', 'timepart.stats_history', 'SELECT'), false, 'nor the exact figures in the stats history');
 
 SELECT is((SELECT rolsuper FROM public.escalated), false, 'after everything, the attacker is no superuser');
+-- 7. The owner's code inside its executor changes session settings (a plain SET outlives
+-- every SET clause): refused, and put back, so timepart's code never runs on its path.
+SET ROLE tp_evil;
+CREATE FUNCTION evil.flip(x bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $f$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'evil, pg_catalog', false);
+    PERFORM pg_catalog.set_config('timepart.log_retention', '1 day', false);
+    RETURN x;
+END $f$;
+CREATE FUNCTION evil.format(text, text) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN PERFORM evil.esc('format on a flipped path'); RETURN 'x'; END $f$;
+CREATE TABLE evil.g (id bigint, ts timestamptz NOT NULL, CHECK (evil.flip(id) IS NOT NULL)) PARTITION BY RANGE (ts);
+SELECT timepart.manage('evil.g', '1 month', 1, as_of => '2024-03-15');
+INSERT INTO evil.g VALUES (1, '2024-08-03');
+RESET search_path;                    -- the owner's own insert flipped its own session
+RESET timepart.log_retention;
+-- The owner's code tries timepart's checks from inside its executor: it speaks for nobody.
+CREATE FUNCTION evil.borrow(x bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $f$
+BEGIN
+    BEGIN
+        PERFORM timepart._migrate_triggers('public.victim_ev');
+        PERFORM evil.esc('borrowed the caller');
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+    RETURN x;
+END $f$;
+CREATE TABLE evil.b (id bigint, ts timestamptz NOT NULL, CHECK (evil.borrow(id) IS NOT NULL)) PARTITION BY RANGE (ts);
+SELECT timepart.manage('evil.b', '1 month', 1, as_of => '2024-03-15');
+INSERT INTO evil.b VALUES (1, '2024-08-03');
+RESET ROLE;
+DELETE FROM public.attempts;
+SELECT is(timepart.maintain('evil.g', 1, '2024-08-15')->>'success', 'false', 'a move whose owner code sets search_path is refused');
+SELECT ok((SELECT error FROM timepart.maintenance_log WHERE parent_table = 'evil.g' AND NOT success ORDER BY id DESC LIMIT 1)
+          ~ 'changed session settings', 'and the log says why');
+SELECT is(current_setting('search_path'), '"$user", public', 'the session''s search_path is as it was');
+SELECT is(current_setting('timepart.log_retention', true), '', 'and so is timepart.log_retention');
+SELECT is((SELECT count(*) FROM public.attempts WHERE via = 'format on a flipped path'), 0::bigint,
+          'timepart never ran a look-alike from the owner''s path');
+SELECT is(timepart.maintain('evil.b', 1, '2024-08-15')->>'success', 'true', 'a move whose owner code calls timepart goes on');
+SELECT is((SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.victim_ev'::regclass AND tgname LIKE 'timepart_migrate%'), 0::bigint,
+          'but the owner''s code could not borrow the caller''s rights to put triggers on another table');
+SELECT is((SELECT count(*) FROM public.attempts WHERE via = 'borrowed the caller'), 0::bigint, 'the call was refused');
+SELECT is((SELECT rolsuper FROM public.escalated), false, 'no escalation through session settings or borrowed rights');
+
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,7 +1,7 @@
 -- timepart.metrics: Prometheus-shaped samples (name, labels, value) for every promised
 -- metric, with values that follow the table; growth(); the bounded maintenance log.
 \ir setup.psql
-SELECT plan(23);
+SELECT plan(24);
 
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 3, as_of => now());
@@ -67,9 +67,12 @@ SELECT is((SELECT record_count FROM timepart.growth('ev') WHERE snapshot_date = 
 ALTER TABLE timepart.maintenance_log DISABLE TRIGGER maintenance_log_written_by_timepart;
 UPDATE timepart.maintenance_log SET created_at = now() - interval '100 days' WHERE operation_type = 'manage';
 ALTER TABLE timepart.maintenance_log ENABLE TRIGGER maintenance_log_written_by_timepart;
-SET LOCAL timepart.log_retention = '200 days';
+SELECT format('ALTER DATABASE %I SET timepart.log_retention = ''200 days''', current_database()) \gexec
 SELECT is(timepart.purge_log(), 0::bigint, 'with a 200-day retention, 100-day-old rows stay');
+SET LOCAL timepart.log_retention = '1 day';
+SELECT is(timepart.purge_log(), 0::bigint, 'a session''s own setting does not shorten it (the database''s counts)');
 RESET timepart.log_retention;
+SELECT format('ALTER DATABASE %I RESET timepart.log_retention', current_database()) \gexec
 SELECT is(timepart.purge_log(), (SELECT count(*) FROM timepart.maintenance_log WHERE created_at < now() - interval '90 days'),
           'by default, rows older than 90 days go');
 SELECT throws_ok($$SELECT timepart.purge_log(NULL, now() + interval '1 year')$$, '22023', NULL, 'a future moment is refused');

@@ -149,3 +149,38 @@ def test_what_cannot_be_carried_is_refused_before_anything_changes(roles, connec
     assert err.value.diag.message_hint.startswith("SELECT * FROM timepart.migrate_carried")
     assert one(conn, "SELECT count(*) FROM pg_class") == before
     assert one(conn, "SELECT relkind FROM pg_class WHERE oid = %s::regclass", name) == "r"
+
+
+def test_the_change_capture_runs_no_code_of_the_owner_as_timepart(dsn, roles, connect):
+    """The capture trigger runs as timepart's owner: it reads the changed rows' keys as
+    text, so an owner's cast of its own type to json (which to_jsonb would call) never
+    runs there."""
+    conn = connect()
+    o = roles["owner"]
+    conn.execute(f"SET ROLE {o}")
+    conn.execute("CREATE TYPE cap_kind AS ENUM ('a', 'b')")
+    conn.execute("CREATE TABLE cap_seen (who name)")
+    conn.execute("GRANT INSERT ON cap_seen TO PUBLIC")
+    conn.execute("""CREATE FUNCTION cap_to_json(cap_kind) RETURNS json LANGUAGE plpgsql AS $f$
+                    BEGIN INSERT INTO cap_seen VALUES (current_user); RETURN to_json($1::text); END $f$""")
+    conn.execute("CREATE CAST (cap_kind AS json) WITH FUNCTION cap_to_json(cap_kind)")
+    conn.execute("CREATE TABLE cap (kind cap_kind NOT NULL, created_at timestamptz NOT NULL)")   # no key: the whole row is
+    conn.execute("INSERT INTO cap SELECT 'a', '2024-01-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 3000) g")
+    conn.execute("RESET ROLE")
+    stop = threading.Event()
+
+    def writer():
+        with psycopg.connect(dsn, autocommit=True) as w:
+            w.execute(f"SET ROLE {o}")
+            while not stop.is_set():
+                w.execute("INSERT INTO cap VALUES ('b', '2024-02-01')")
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        conn.execute("CALL timepart.migrate('cap', 'created_at', batch_size => 200)")
+    finally:
+        stop.set()
+        thread.join()
+    assert one(conn, "SELECT relkind FROM pg_class WHERE oid = 'cap'::regclass") == "p"
+    assert one(conn, "SELECT count(*) FROM cap_seen WHERE who <> %s", o) == 0
+    assert one(conn, "SELECT count(*) FROM cap WHERE kind = 'b'") > 0
