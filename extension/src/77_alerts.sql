@@ -155,6 +155,10 @@ BEGIN
             pg_catalog.clock_timestamp());
         n := n + 1;
     END LOOP;
+    -- Alerts name their table as text (schema-qualified): those of a table that is gone
+    -- are resolved with it, whenever it went.
+    UPDATE timepart.alerts a SET resolved_at = pg_catalog.clock_timestamp()
+    WHERE a.resolved_at IS NULL AND a.parent_table LIKE '%.%' AND pg_catalog.to_regclass(a.parent_table) IS NULL;
     RETURN n;
 END $$;
 

@@ -942,6 +942,32 @@ BEGIN
     ORDER BY j.parent::text, j.range_start NULLS FIRST;
 END $$;
 
+-- A managed table dropped by hand leaves its configuration behind: it is forgotten (with
+-- its index templates), its open alerts resolved, and that is logged. check_alerts, the
+-- daily health job, does it. Returns how many were forgotten.
+CREATE OR REPLACE FUNCTION timepart._forget_orphans() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    gone record;
+    n integer := 0;
+BEGIN
+    FOR gone IN DELETE FROM timepart.config c WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.parent)
+                RETURNING c.parent::oid AS table_oid, c.key_column, c.partition_interval LOOP
+        UPDATE timepart.alerts a SET resolved_at = pg_catalog.clock_timestamp()
+        WHERE a.resolved_at IS NULL AND a.parent_table = gone.table_oid::text;
+        PERFORM timepart._log('forget', NULL, NULL, true,
+            jsonb_build_object('table_oid', gone.table_oid, 'key_column', gone.key_column, 'partition_interval', gone.partition_interval,
+                               'reason', 'the table was dropped; its configuration and index templates are forgotten'), NULL,
+            pg_catalog.clock_timestamp());
+        n := n + 1;
+    END LOOP;
+    -- Alerts name their table as text (schema-qualified): those of a table that is gone
+    -- are resolved with it, whenever it went.
+    UPDATE timepart.alerts a SET resolved_at = pg_catalog.clock_timestamp()
+    WHERE a.resolved_at IS NULL AND a.parent_table LIKE '%.%' AND pg_catalog.to_regclass(a.parent_table) IS NULL;
+    RETURN n;
+END $$;
+
 CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
 RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,
                value numeric, threshold numeric, first_seen timestamptz, last_seen timestamptz, is_new boolean)

@@ -3,7 +3,7 @@
 -- hand-made partitions, a partition detached by hand, a table dropped by hand, calls with
 -- fewer arguments, NULLs, foreign-table partitions.
 \ir setup.psql
-SELECT plan(36);
+SELECT plan(38);
 
 -- Years of daily partitions (made by hand here, fast): the guard counts what a run
 -- would create, not the table's history.
@@ -96,8 +96,14 @@ SELECT ok(NOT EXISTS (SELECT 1 FROM timepart._evaluate('ev', now()) e WHERE e.al
 -- A managed table dropped by hand: its configuration is forgotten, and that is logged.
 CREATE TABLE gone (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('gone', '1 month', 1, as_of => now());
+SELECT count(*) FROM timepart.check_alerts('gone', now());
+INSERT INTO gone VALUES (now() + interval '5 years');   -- waits in the default partition: an open alert
+SELECT count(*) FROM timepart.check_alerts('gone', now());
+SELECT ok(EXISTS (SELECT 1 FROM timepart.alerts WHERE parent_table = 'public.gone' AND resolved_at IS NULL), 'the table has an open alert');
 DROP TABLE gone;
 SELECT count(*) FROM timepart.check_alerts();
+SELECT ok(NOT EXISTS (SELECT 1 FROM timepart.alerts WHERE parent_table = 'public.gone' AND resolved_at IS NULL),
+          'a dropped table''s open alerts are resolved');
 SELECT is((SELECT count(*) FROM timepart.config c WHERE NOT EXISTS (SELECT 1 FROM pg_class r WHERE r.oid = c.parent)), 0::bigint,
           'check_alerts forgets the configuration of a dropped table');
 SELECT ok(EXISTS (SELECT 1 FROM timepart.maintenance_log WHERE operation_type = 'forget'), 'and logs it');

@@ -5,6 +5,7 @@ exactly once, with writes going on across the swap), publications, replica ident
 comments, storage options and statistics targets; and what it cannot carry is refused
 before anything changes."""
 import threading
+import time
 import uuid
 
 import psycopg
@@ -173,7 +174,8 @@ def test_the_change_capture_runs_no_code_of_the_owner_as_timepart(dsn, roles, co
         with psycopg.connect(dsn, autocommit=True) as w:
             w.execute(f"SET ROLE {o}")
             while not stop.is_set():
-                w.execute("INSERT INTO cap VALUES ('b', '2024-02-01')")
+                w.execute("INSERT INTO cap VALUES ('b', '2024-02-01'::timestamptz + random() * interval '20 days')")
+                time.sleep(0.002)
     thread = threading.Thread(target=writer)
     thread.start()
     try:
