@@ -55,7 +55,7 @@ BEGIN
         -- Inserts wait at the parent (within the lock budget) rather than at the default
         -- partition: one routed to the default before the new partition exists would fail
         -- its partition check once we commit; one waiting at the parent is routed afresh.
-        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
+        EXECUTE format('LOCK TABLE ONLY %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
         -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
         -- out of the default partition while the last of its old ones move.
         EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);

@@ -47,10 +47,11 @@ BEGIN
         PERFORM timepart._as_owner(source, format('CREATE UNIQUE INDEX %I ON %s USING %I (%s)%s', k.relname, target, k.amname, k.cols,
                        coalesce(' WHERE ' || k.pred, '')));
     END LOOP;
-    FOR k IN SELECT g.privilege_type, g.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) g
+    FOR k IN SELECT g.privilege_type, g.grantee, g.is_grantable FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) g
              WHERE c.oid = source AND g.grantee <> c.relowner LOOP
-        PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s', k.privilege_type, target,
-                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE k.grantee::regrole::text END));
+        PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s%s', k.privilege_type, target,
+                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE k.grantee::regrole::text END,
+                       CASE WHEN k.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END));
     END LOOP;
     -- Column grants, row security and policies, comments, statistics targets, replica
     -- identity, and the triggers (disabled until the swap): 87_migrate_carry.sql.

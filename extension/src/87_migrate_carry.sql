@@ -103,8 +103,9 @@ END $$;
 -- disabled (_migrate_move_triggers enables them at the swap).
 CREATE OR REPLACE FUNCTION timepart._migrate_carry_statements(source regclass, target regclass) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
-    SELECT format('GRANT %s (%I) ON %s TO %s', g.privilege_type, a.attname, target,
-                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END)
+    SELECT format('GRANT %s (%I) ON %s TO %s%s', g.privilege_type, a.attname, target,
+                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
     FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) g
     WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
       AND g.grantee <> (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source)

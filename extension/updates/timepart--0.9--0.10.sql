@@ -383,7 +383,7 @@ BEGIN
         -- Inserts wait at the parent (within the lock budget) rather than at the default
         -- partition: one routed to the default before the new partition exists would fail
         -- its partition check once we commit; one waiting at the parent is routed afresh.
-        EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
+        EXECUTE format('LOCK TABLE ONLY %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
         -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
         -- out of the default partition while the last of its old ones move.
         EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
@@ -1532,10 +1532,11 @@ BEGIN
         PERFORM timepart._as_owner(source, format('CREATE UNIQUE INDEX %I ON %s USING %I (%s)%s', k.relname, target, k.amname, k.cols,
                        coalesce(' WHERE ' || k.pred, '')));
     END LOOP;
-    FOR k IN SELECT g.privilege_type, g.grantee FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) g
+    FOR k IN SELECT g.privilege_type, g.grantee, g.is_grantable FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) g
              WHERE c.oid = source AND g.grantee <> c.relowner LOOP
-        PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s', k.privilege_type, target,
-                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE k.grantee::regrole::text END));
+        PERFORM timepart._as_owner(source, format('GRANT %s ON %s TO %s%s', k.privilege_type, target,
+                       CASE WHEN k.grantee = 0 THEN 'PUBLIC' ELSE k.grantee::regrole::text END,
+                       CASE WHEN k.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END));
     END LOOP;
     -- Column grants, row security and policies, comments, statistics targets, replica
     -- identity, and the triggers (disabled until the swap): 87_migrate_carry.sql.
@@ -1788,8 +1789,9 @@ END $$;
 -- disabled (_migrate_move_triggers enables them at the swap).
 CREATE OR REPLACE FUNCTION timepart._migrate_carry_statements(source regclass, target regclass) RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
-    SELECT format('GRANT %s (%I) ON %s TO %s', g.privilege_type, a.attname, target,
-                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END)
+    SELECT format('GRANT %s (%I) ON %s TO %s%s', g.privilege_type, a.attname, target,
+                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
     FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) g
     WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
       AND g.grantee <> (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source)

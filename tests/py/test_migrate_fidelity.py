@@ -51,7 +51,7 @@ def make_table(conn, r, name, extra=""):
     conn.execute(f"ALTER TABLE {name} DISABLE TRIGGER audit_off")
     conn.execute(f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")
     conn.execute(f"CREATE POLICY tenant_one ON {name} FOR SELECT TO {r['rep']} USING (tenant = 1)")
-    conn.execute(f"GRANT SELECT ON {name} TO {r['rep']}; GRANT SELECT (id, note) ON {name} TO {r['reader']}")
+    conn.execute(f"GRANT SELECT ON {name} TO {r['rep']} WITH GRANT OPTION; GRANT SELECT (id, note) ON {name} TO {r['reader']}")
     conn.execute(f"ALTER TABLE {name} REPLICA IDENTITY FULL")
     conn.execute(extra) if extra else None
     conn.execute("RESET ROLE")
@@ -112,6 +112,7 @@ def test_a_superuser_migration_carries_everything_and_triggers_fire_once_across_
     assert sees(conn, roles["rep"], "fid") == ROWS // 3 + len(inserted), "the restricted role sees its tenant only"
     assert one(conn, "SELECT has_column_privilege(%s, 'fid', 'note', 'SELECT') AND NOT has_column_privilege(%s, 'fid', 'tenant', 'SELECT')",
                roles["reader"], roles["reader"])
+    assert one(conn, "SELECT has_table_privilege(%s, 'fid', 'SELECT WITH GRANT OPTION')", roles["rep"])
     assert one(conn, "SELECT obj_description('fid'::regclass, 'pg_class')") == "events"
     assert one(conn, "SELECT col_description('fid'::regclass, 4)") == "free text"
     assert one(conn, "SELECT obj_description(oid, 'pg_constraint') FROM pg_constraint WHERE conrelid = 'fid'::regclass AND contype = 'p'") == "the key"
