@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 operational failure, 2 usage; `health`: 0/1/2/3."""
 import asyncio
 import functools
 import json
+import signal
 from dataclasses import asdict
 
 import click
@@ -331,6 +332,11 @@ def alerts_cmd(ctx, table, follow):
 
 def _follow_alerts(ctx, table):
     async def follow():
+        # Ctrl-C (or SIGTERM) cancels the task, so the wait for a notification ends cleanly
+        # instead of a KeyboardInterrupt landing inside asyncio's callbacks.
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
         conn = await db.connect_async(ctx.obj["dsn"])
         try:
             await PartitionManager(conn).require_installed()
@@ -338,6 +344,8 @@ def _follow_alerts(ctx, table):
                 if table and isinstance(payload, dict) and payload.get("parent_table") not in (None, table):
                     continue
                 click.echo(json.dumps(payload, default=plain) if not isinstance(payload, str) else payload)
+        except asyncio.CancelledError:
+            pass
         finally:
             await conn.close()
     try:
