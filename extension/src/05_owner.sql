@@ -119,8 +119,9 @@ END $f$, owner_name, timepart._guarded_settings())
 $body$;
 
 -- A role's executor (its qualified name), created when missing. SECURITY DEFINER (as the extension's owner):
--- only it may create a function owned by another role. Refuses an executor someone
--- tampered with (it is re-created only by dropping it).
+-- only it may create a function owned by another role. Refuses an executor whose owner or
+-- security someone changed (it is re-created only by dropping it); gives an older
+-- timepart's executor this one's body.
 CREATE OR REPLACE FUNCTION timepart._executor(owner_oid oid) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -128,24 +129,20 @@ DECLARE
     owner_name name := (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) owner_oid);
     f record;
     sig text;
+    body text;
+    ddl text;
 BEGIN
     IF owner_name IS NULL THEN
         RAISE EXCEPTION 'role with oid % does not exist', owner_oid USING ERRCODE = '42704',
             DETAIL = 'timepart runs work on a table with its owner''s rights.', HINT = 'Check the table''s owner.';
     END IF;
     sig := pg_catalog.format('timepart.%I(pg_catalog.text, pg_catalog.bool)', fname);
+    body := timepart._executor_body(owner_name);
+    ddl := pg_catalog.format('CREATE OR REPLACE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
+                             'SET search_path = pg_catalog, pg_temp AS %L',
+                             pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname), body);
     SELECT p.proowner, p.prosecdef, p.prosrc INTO f FROM pg_catalog.pg_proc p
     WHERE p.pronamespace OPERATOR(pg_catalog.=) 'timepart'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.=) fname;
-    IF FOUND AND f.proowner OPERATOR(pg_catalog.=) owner_oid AND f.prosecdef
-       AND f.prosrc OPERATOR(pg_catalog.<>) timepart._executor_body(owner_name) THEN
-        -- Its owner cannot change the body (no CREATE on schema timepart): an older
-        -- timepart's body, which this one replaces.
-        EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
-                                  'SET search_path = pg_catalog, pg_temp AS %L',
-                                  pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
-                                  timepart._executor_body(owner_name));
-        RETURN pg_catalog.format('timepart.%I', fname);
-    END IF;
     IF FOUND THEN
         IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef THEN
             RAISE EXCEPTION 'the timepart executor of role % was altered', owner_name USING ERRCODE = '42501',
@@ -153,12 +150,14 @@ BEGIN
                 HINT = pg_catalog.format('A superuser can drop it (ALTER EXTENSION timepart DROP FUNCTION %s; DROP FUNCTION %s;); '
                                          'timepart makes it again.', sig, sig);
         END IF;
+        -- Its owner cannot change the body (no CREATE on schema timepart): another body is
+        -- an older timepart's, which this one replaces.
+        IF f.prosrc OPERATOR(pg_catalog.<>) body THEN
+            EXECUTE ddl;
+        END IF;
         RETURN pg_catalog.format('timepart.%I', fname);
     END IF;
-    EXECUTE pg_catalog.format('CREATE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
-                              'SET search_path = pg_catalog, pg_temp AS %L',
-                              pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
-                              timepart._executor_body(owner_name));
+    EXECUTE ddl;
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
     IF owner_name OPERATOR(pg_catalog.<>) current_user THEN
         BEGIN

@@ -24,6 +24,8 @@ DECLARE
     moved bigint := 0;
     indexes text[];
     fence name;
+    lo text := timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone);   -- NULL for the default partition
+    hi text := timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone);
 BEGIN
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
@@ -43,14 +45,12 @@ BEGIN
             fence := timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = default_part), 'timepart_fence');
             PERFORM timepart._as_owner(cfg.parent, format(
                 'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NULL OR %I OPERATOR(pg_catalog.<) %s OR %I OPERATOR(pg_catalog.>=) %s) NOT VALID',
-                default_part, fence, cfg.key_column, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+                default_part, fence, cfg.key_column, cfg.key_column, lo, cfg.key_column, hi));
             PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s VALIDATE CONSTRAINT %I', default_part, fence));
             -- The same for the new partition's own check of the rows it now holds.
             PERFORM timepart._as_owner(cfg.parent, format(
                 'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s)',
-                part, fence, cfg.key_column, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+                part, fence, cfg.key_column, cfg.key_column, lo, cfg.key_column, hi));
         END IF;
         -- Inserts wait at the parent (within the lock budget) rather than at the default
         -- partition: one routed to the default before the new partition exists would fail
@@ -69,8 +69,7 @@ BEGIN
         PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part));
     ELSE
         PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
-            cfg.parent, part, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-            timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+            cfg.parent, part, lo, hi));
     END IF;
     IF fence IS NOT NULL THEN
         PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DROP CONSTRAINT %I; ALTER TABLE %s DROP CONSTRAINT %I',

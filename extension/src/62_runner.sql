@@ -119,7 +119,7 @@ BEGIN
     FOR step IN SELECT s FROM jsonb_array_elements(steps) s LOOP
         step_started := pg_catalog.clock_timestamp();
         IF step_started - locked_since > cfg.lock_timeout
-           AND (step->>'action' = 'retire' OR left_over > 0 OR timepart._traffic_waits(cfg.parent)) THEN
+           AND (step->>'action' = 'retire' OR left_over > 0 OR timepart._traffic_waits()) THEN
             left_over := left_over + 1;
             CONTINUE;
         END IF;
@@ -158,7 +158,7 @@ END $$;
 
 -- Whether another session waits for a lock this transaction holds (an insert at the
 -- parent, a read or write at the default partition).
-CREATE OR REPLACE FUNCTION timepart._traffic_waits(tbl regclass) RETURNS boolean
+CREATE OR REPLACE FUNCTION timepart._traffic_waits() RETURNS boolean
 LANGUAGE sql VOLATILE AS $$
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
                    WHERE NOT l.granted AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(l.pid)))

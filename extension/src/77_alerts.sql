@@ -202,31 +202,31 @@ DECLARE
     new_count integer := 0;
     resolved integer;
     checked text[] := '{}'::text[];
+    who name := timepart._caller();   -- runs as timepart's owner: the caller's rights are checked here
 BEGIN
     PERFORM timepart._check_moment(as_of);
     PERFORM timepart._forget_orphans();
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
-        -- Runs as timepart's owner: the caller's rights are checked here.
-        PERFORM timepart._check_may_maintain(timepart._caller(), check_alerts.parent, 'check its alerts');
+        PERFORM timepart._check_may_maintain(who, check_alerts.parent, 'check its alerts');
     END IF;
     -- A partition_admin evaluates other owners' tables as of now only: another moment
     -- would open or resolve their alerts on a state that is not theirs.
     IF as_of <> now() AND EXISTS (SELECT 1 FROM timepart._managed(check_alerts.parent) c
-                                  WHERE NOT coalesce(timepart._may_act(timepart._caller(), c.parent), false)) THEN
+                                  WHERE NOT coalesce(timepart._may_act(who, c.parent), false)) THEN
         RAISE EXCEPTION 'only a table''s owner may check its alerts as of another moment' USING ERRCODE = '42501',
-            DETAIL = format('as_of is %s, now is %s; %s does not own every table checked.', as_of, now(), timepart._caller()),
+            DETAIL = format('as_of is %s, now is %s; %s does not own every table checked.', as_of, now(), who),
             HINT = 'Leave as_of out, or name a table you own.';
     END IF;
     -- Only the tables the caller may maintain (its own; every managed one for a
     -- partition_admin): a table owner outside partition_admin touches no one else's alerts.
     FOR cfg IN SELECT c.* FROM timepart._managed(check_alerts.parent) c
-               WHERE timepart._may_maintain(timepart._caller(), c.parent) LOOP
+               WHERE timepart._may_maintain(who, c.parent) LOOP
         checked := checked || cfg.parent::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
     END LOOP;
     IF check_alerts.parent IS NULL AND NOT EXISTS (SELECT 1 FROM timepart.jobs j JOIN pg_catalog.pg_roles r ON r.rolname = j.scheduled_by
-                                                   WHERE NOT pg_catalog.pg_has_role(timepart._caller(), r.oid, 'USAGE')) THEN
+                                                   WHERE NOT pg_catalog.pg_has_role(who, r.oid, 'USAGE')) THEN
         checked := checked || '(scheduler)'::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate_jobs(as_of) e), '[]'::jsonb);
     END IF;

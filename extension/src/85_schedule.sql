@@ -334,21 +334,23 @@ END $$;
 -- COMMIT carry no SET clause: every name here is qualified instead.
 -- The bodies use no operator and name every function and type with its schema: they
 -- run on the caller's search_path, where anyone with CREATE could plant an operator.
-CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)
+-- One job over every table it may maintain: each call of maintain or cleanup that held a
+-- table for its lock budget says what is left, so commit (traffic goes on) and call
+-- again, a bounded number of times. One table's refusal does not stop the others (it is a
+-- WARNING in the job's log).
+CREATE OR REPLACE PROCEDURE timepart._each(operation pg_catalog.text, premake pg_catalog.int4)
 LANGUAGE plpgsql AS $$
 DECLARE
     t pg_catalog.regclass;
     left_over pg_catalog.int4;
 BEGIN
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
-        -- A call that held the table for its lock budget while traffic waited says what
-        -- is left: commit (traffic goes on) and call again, a bounded number of times.
-        -- One table's refusal does not stop the others (it is a WARNING in the job's log).
         FOR i IN 1..10000 LOOP
             BEGIN
-                left_over := (timepart.maintain(t, premake) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
+                left_over := (CASE WHEN operation OPERATOR(pg_catalog.=) 'maintain' THEN timepart.maintain(t, premake)
+                                   ELSE timepart.cleanup(t) END OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
             EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING 'timepart: maintain of % failed: %', t, SQLERRM;
+                RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
                 left_over := 0;
             END;
             COMMIT;
@@ -356,27 +358,17 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
+
+CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+BEGIN
+    CALL timepart._each('maintain', premake);
+END $$;
 COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table in slices of its lock budget when traffic waits, committing after each (the maintain job)';
 
 CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
 LANGUAGE plpgsql AS $$
-DECLARE
-    t pg_catalog.regclass;
-    left_over pg_catalog.int4;
 BEGIN
-    FOR t IN SELECT j FROM timepart._job_tables() j LOOP
-        -- Each call retires for at most the table's lock budget and says what is left:
-        -- commit (traffic goes on) and call again, a bounded number of times.
-        FOR i IN 1..10000 LOOP
-            BEGIN
-                left_over := (timepart.cleanup(t) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
-            EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING 'timepart: cleanup of % failed: %', t, SQLERRM;
-                left_over := 0;
-            END;
-            COMMIT;
-            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
-        END LOOP;
-    END LOOP;
+    CALL timepart._each('cleanup', NULL);
 END $$;
 COMMENT ON PROCEDURE timepart.cleanup_each() IS 'cleanup() every managed table in slices of its lock budget, committing after each (the cleanup job)';

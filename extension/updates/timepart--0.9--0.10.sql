@@ -109,8 +109,9 @@ END $f$, owner_name, timepart._guarded_settings())
 $body$;
 
 -- A role's executor (its qualified name), created when missing. SECURITY DEFINER (as the extension's owner):
--- only it may create a function owned by another role. Refuses an executor someone
--- tampered with (it is re-created only by dropping it).
+-- only it may create a function owned by another role. Refuses an executor whose owner or
+-- security someone changed (it is re-created only by dropping it); gives an older
+-- timepart's executor this one's body.
 CREATE OR REPLACE FUNCTION timepart._executor(owner_oid oid) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -118,24 +119,20 @@ DECLARE
     owner_name name := (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) owner_oid);
     f record;
     sig text;
+    body text;
+    ddl text;
 BEGIN
     IF owner_name IS NULL THEN
         RAISE EXCEPTION 'role with oid % does not exist', owner_oid USING ERRCODE = '42704',
             DETAIL = 'timepart runs work on a table with its owner''s rights.', HINT = 'Check the table''s owner.';
     END IF;
     sig := pg_catalog.format('timepart.%I(pg_catalog.text, pg_catalog.bool)', fname);
+    body := timepart._executor_body(owner_name);
+    ddl := pg_catalog.format('CREATE OR REPLACE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
+                             'SET search_path = pg_catalog, pg_temp AS %L',
+                             pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname), body);
     SELECT p.proowner, p.prosecdef, p.prosrc INTO f FROM pg_catalog.pg_proc p
     WHERE p.pronamespace OPERATOR(pg_catalog.=) 'timepart'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.=) fname;
-    IF FOUND AND f.proowner OPERATOR(pg_catalog.=) owner_oid AND f.prosecdef
-       AND f.prosrc OPERATOR(pg_catalog.<>) timepart._executor_body(owner_name) THEN
-        -- Its owner cannot change the body (no CREATE on schema timepart): an older
-        -- timepart's body, which this one replaces.
-        EXECUTE pg_catalog.format('CREATE OR REPLACE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
-                                  'SET search_path = pg_catalog, pg_temp AS %L',
-                                  pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
-                                  timepart._executor_body(owner_name));
-        RETURN pg_catalog.format('timepart.%I', fname);
-    END IF;
     IF FOUND THEN
         IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef THEN
             RAISE EXCEPTION 'the timepart executor of role % was altered', owner_name USING ERRCODE = '42501',
@@ -143,12 +140,14 @@ BEGIN
                 HINT = pg_catalog.format('A superuser can drop it (ALTER EXTENSION timepart DROP FUNCTION %s; DROP FUNCTION %s;); '
                                          'timepart makes it again.', sig, sig);
         END IF;
+        -- Its owner cannot change the body (no CREATE on schema timepart): another body is
+        -- an older timepart's, which this one replaces.
+        IF f.prosrc OPERATOR(pg_catalog.<>) body THEN
+            EXECUTE ddl;
+        END IF;
         RETURN pg_catalog.format('timepart.%I', fname);
     END IF;
-    EXECUTE pg_catalog.format('CREATE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
-                              'SET search_path = pg_catalog, pg_temp AS %L',
-                              pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname),
-                              timepart._executor_body(owner_name));
+    EXECUTE ddl;
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
     IF owner_name OPERATOR(pg_catalog.<>) current_user THEN
         BEGIN
@@ -352,6 +351,8 @@ DECLARE
     moved bigint := 0;
     indexes text[];
     fence name;
+    lo text := timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone);   -- NULL for the default partition
+    hi text := timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone);
 BEGIN
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
@@ -371,14 +372,12 @@ BEGIN
             fence := timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = default_part), 'timepart_fence');
             PERFORM timepart._as_owner(cfg.parent, format(
                 'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NULL OR %I OPERATOR(pg_catalog.<) %s OR %I OPERATOR(pg_catalog.>=) %s) NOT VALID',
-                default_part, fence, cfg.key_column, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+                default_part, fence, cfg.key_column, cfg.key_column, lo, cfg.key_column, hi));
             PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s VALIDATE CONSTRAINT %I', default_part, fence));
             -- The same for the new partition's own check of the rows it now holds.
             PERFORM timepart._as_owner(cfg.parent, format(
                 'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s)',
-                part, fence, cfg.key_column, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-                cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+                part, fence, cfg.key_column, cfg.key_column, lo, cfg.key_column, hi));
         END IF;
         -- Inserts wait at the parent (within the lock budget) rather than at the default
         -- partition: one routed to the default before the new partition exists would fail
@@ -397,8 +396,7 @@ BEGIN
         PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part));
     ELSE
         PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
-            cfg.parent, part, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-            timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)));
+            cfg.parent, part, lo, hi));
     END IF;
     IF fence IS NOT NULL THEN
         PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DROP CONSTRAINT %I; ALTER TABLE %s DROP CONSTRAINT %I',
@@ -568,7 +566,7 @@ BEGIN
     FOR step IN SELECT s FROM jsonb_array_elements(steps) s LOOP
         step_started := pg_catalog.clock_timestamp();
         IF step_started - locked_since > cfg.lock_timeout
-           AND (step->>'action' = 'retire' OR left_over > 0 OR timepart._traffic_waits(cfg.parent)) THEN
+           AND (step->>'action' = 'retire' OR left_over > 0 OR timepart._traffic_waits()) THEN
             left_over := left_over + 1;
             CONTINUE;
         END IF;
@@ -607,7 +605,7 @@ END $$;
 
 -- Whether another session waits for a lock this transaction holds (an insert at the
 -- parent, a read or write at the default partition).
-CREATE OR REPLACE FUNCTION timepart._traffic_waits(tbl regclass) RETURNS boolean
+CREATE OR REPLACE FUNCTION timepart._traffic_waits() RETURNS boolean
 LANGUAGE sql VOLATILE AS $$
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
                    WHERE NOT l.granted AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(l.pid)))
@@ -986,31 +984,31 @@ DECLARE
     new_count integer := 0;
     resolved integer;
     checked text[] := '{}'::text[];
+    who name := timepart._caller();   -- runs as timepart's owner: the caller's rights are checked here
 BEGIN
     PERFORM timepart._check_moment(as_of);
     PERFORM timepart._forget_orphans();
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
-        -- Runs as timepart's owner: the caller's rights are checked here.
-        PERFORM timepart._check_may_maintain(timepart._caller(), check_alerts.parent, 'check its alerts');
+        PERFORM timepart._check_may_maintain(who, check_alerts.parent, 'check its alerts');
     END IF;
     -- A partition_admin evaluates other owners' tables as of now only: another moment
     -- would open or resolve their alerts on a state that is not theirs.
     IF as_of <> now() AND EXISTS (SELECT 1 FROM timepart._managed(check_alerts.parent) c
-                                  WHERE NOT coalesce(timepart._may_act(timepart._caller(), c.parent), false)) THEN
+                                  WHERE NOT coalesce(timepart._may_act(who, c.parent), false)) THEN
         RAISE EXCEPTION 'only a table''s owner may check its alerts as of another moment' USING ERRCODE = '42501',
-            DETAIL = format('as_of is %s, now is %s; %s does not own every table checked.', as_of, now(), timepart._caller()),
+            DETAIL = format('as_of is %s, now is %s; %s does not own every table checked.', as_of, now(), who),
             HINT = 'Leave as_of out, or name a table you own.';
     END IF;
     -- Only the tables the caller may maintain (its own; every managed one for a
     -- partition_admin): a table owner outside partition_admin touches no one else's alerts.
     FOR cfg IN SELECT c.* FROM timepart._managed(check_alerts.parent) c
-               WHERE timepart._may_maintain(timepart._caller(), c.parent) LOOP
+               WHERE timepart._may_maintain(who, c.parent) LOOP
         checked := checked || cfg.parent::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
     END LOOP;
     IF check_alerts.parent IS NULL AND NOT EXISTS (SELECT 1 FROM timepart.jobs j JOIN pg_catalog.pg_roles r ON r.rolname = j.scheduled_by
-                                                   WHERE NOT pg_catalog.pg_has_role(timepart._caller(), r.oid, 'USAGE')) THEN
+                                                   WHERE NOT pg_catalog.pg_has_role(who, r.oid, 'USAGE')) THEN
         checked := checked || '(scheduler)'::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate_jobs(as_of) e), '[]'::jsonb);
     END IF;
@@ -1389,21 +1387,23 @@ END $$;
 -- COMMIT carry no SET clause: every name here is qualified instead.
 -- The bodies use no operator and name every function and type with its schema: they
 -- run on the caller's search_path, where anyone with CREATE could plant an operator.
-CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)
+-- One job over every table it may maintain: each call of maintain or cleanup that held a
+-- table for its lock budget says what is left, so commit (traffic goes on) and call
+-- again, a bounded number of times. One table's refusal does not stop the others (it is a
+-- WARNING in the job's log).
+CREATE OR REPLACE PROCEDURE timepart._each(operation pg_catalog.text, premake pg_catalog.int4)
 LANGUAGE plpgsql AS $$
 DECLARE
     t pg_catalog.regclass;
     left_over pg_catalog.int4;
 BEGIN
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
-        -- A call that held the table for its lock budget while traffic waited says what
-        -- is left: commit (traffic goes on) and call again, a bounded number of times.
-        -- One table's refusal does not stop the others (it is a WARNING in the job's log).
         FOR i IN 1..10000 LOOP
             BEGIN
-                left_over := (timepart.maintain(t, premake) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
+                left_over := (CASE WHEN operation OPERATOR(pg_catalog.=) 'maintain' THEN timepart.maintain(t, premake)
+                                   ELSE timepart.cleanup(t) END OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
             EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING 'timepart: maintain of % failed: %', t, SQLERRM;
+                RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
                 left_over := 0;
             END;
             COMMIT;
@@ -1412,28 +1412,18 @@ BEGIN
     END LOOP;
 END $$;
 
+CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+BEGIN
+    CALL timepart._each('maintain', premake);
+END $$;
+
 COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table in slices of its lock budget when traffic waits, committing after each (the maintain job)';
 
 CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
 LANGUAGE plpgsql AS $$
-DECLARE
-    t pg_catalog.regclass;
-    left_over pg_catalog.int4;
 BEGIN
-    FOR t IN SELECT j FROM timepart._job_tables() j LOOP
-        -- Each call retires for at most the table's lock budget and says what is left:
-        -- commit (traffic goes on) and call again, a bounded number of times.
-        FOR i IN 1..10000 LOOP
-            BEGIN
-                left_over := (timepart.cleanup(t) OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
-            EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING 'timepart: cleanup of % failed: %', t, SQLERRM;
-                left_over := 0;
-            END;
-            COMMIT;
-            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
-        END LOOP;
-    END LOOP;
+    CALL timepart._each('cleanup', NULL);
 END $$;
 
 -- The refusals that need no scan of the rows. Returns the key's type.
