@@ -70,7 +70,7 @@ $$;
 -- Label of a partition from its own bounds (a table whose interval changed holds both
 -- kinds): YYYY_MM when it runs from a 1st to a 1st, YYYY_MM_DD otherwise.
 CREATE OR REPLACE FUNCTION timepart._bounds_label(range_start timestamptz, range_end timestamptz, time_zone text)
-RETURNS text LANGUAGE sql IMMUTABLE AS $$
+RETURNS text LANGUAGE sql STABLE AS $$  -- STABLE as to_char is: so the planner inlines it
     SELECT pg_catalog.to_char(range_start AT TIME ZONE time_zone,
            CASE WHEN pg_catalog.date_trunc('month', range_start AT TIME ZONE time_zone) = range_start AT TIME ZONE time_zone
                  AND pg_catalog.date_trunc('month', range_end AT TIME ZONE time_zone) = range_end AT TIME ZONE time_zone

@@ -55,10 +55,11 @@ BEGIN
     RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
 END $$;
 
--- The first (or last) bound of the ANALYZE histogram of a column, as text; NULL without one.
-CREATE OR REPLACE FUNCTION timepart._histogram_end(schema_name name, table_name name, column_name name, last boolean)
-RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN last THEN e[array_length(e, 1)] ELSE e[1] END
+-- The first and last bounds of the ANALYZE histogram of a column, as text (NULL without
+-- one): both ends in one lookup, so the pg_stats view is planned once.
+CREATE OR REPLACE FUNCTION timepart._histogram_ends(schema_name name, table_name name, column_name name)
+RETURNS text[] LANGUAGE sql STABLE AS $$
+    SELECT ARRAY[e[1], e[array_length(e, 1)]]
     FROM (SELECT st.histogram_bounds::text::text[] AS e FROM pg_catalog.pg_stats st
           WHERE st.schemaname = schema_name AND st.tablename = table_name AND st.attname = column_name) h
 $$;
@@ -82,6 +83,8 @@ LANGUAGE plpgsql VOLATILE AS $$
    exact figures for a sealed partition unchanged since, or a live partition under
    10 MB counted now; false: estimates (row count from statistics, size from relpages,
    oldest and newest from the ANALYZE histogram). */
+DECLARE
+    who name := timepart._caller();  -- once: it reads the call stack
 BEGIN
     IF partition_stats.parent IS NOT NULL THEN
         PERFORM timepart._config(partition_stats.parent);
@@ -95,14 +98,16 @@ BEGIN
         RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
     END IF;
     RETURN QUERY
-    WITH parts AS (
-        SELECT c.*, v.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
-               (p.is_default OR p.range_end > now()) AS live
+    -- Exact key values are data: shown to roles that may read the table, or when its
+    -- owner allows. Decided once per table (materialized, so not once per partition).
+    WITH tables AS MATERIALIZED (
+        SELECT c.parent, c.time_zone, c.key_column, c.key_type, coalesce(c.monitor_sees_values OR timepart._may_act(who, c.parent)
+                             OR pg_catalog.has_table_privilege(who, c.parent, 'SELECT'), false) AS reveal
         FROM timepart._managed(partition_stats.parent) c
-        -- Exact key values are data: shown to roles that may read the table, or when its
-        -- owner allows. Decided once per table.
-        CROSS JOIN LATERAL (SELECT coalesce(c.monitor_sees_values OR timepart._may_act(timepart._caller(), c.parent)
-                                   OR pg_catalog.has_table_privilege(timepart._caller(), c.parent, 'SELECT'), false) AS reveal) v
+    ), parts AS (
+        SELECT c.parent, c.time_zone, c.key_column, c.key_type, c.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
+               (p.is_default OR p.range_end > now()) AS live
+        FROM tables c
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
         WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
           -- Foreign-table partitions: counting them would read remote data (said below).
@@ -141,14 +146,16 @@ BEGIN
            -- Else oldest and newest from the ANALYZE histogram of the key: approximate, no
            -- scan, and looked up only for the partitions that need it.
            CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
-                ELSE timepart._bound_value(timepart._histogram_end(j.schema_name, j.partition_name, j.key_column, false),
-                                           j.key_type, j.time_zone) END,
+                ELSE timepart._bound_value(h.e[1], j.key_type, j.time_zone) END,
            CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
-                ELSE timepart._bound_value(timepart._histogram_end(j.schema_name, j.partition_name, j.key_column, true),
-                                           j.key_type, j.time_zone) END,
+                ELSE timepart._bound_value(h.e[2], j.key_type, j.time_zone) END,
            coalesce(ix.n, 0)::int,
            j.is_default, j.sealed OR j.x_rows IS NOT NULL
     FROM judged j
+    -- The histogram only where it is shown (OFFSET 0: looked up once per row, not per use).
+    LEFT JOIN LATERAL (SELECT CASE WHEN j.reveal AND NOT j.sealed AND j.x_rows IS NULL
+                                   THEN timepart._histogram_ends(j.schema_name, j.partition_name, j.key_column) END AS e
+                       OFFSET 0) h ON true
     -- Index counts in one pass over pg_index, not one scan per partition.
     LEFT JOIN (SELECT i.indrelid, count(*) AS n FROM pg_catalog.pg_index i GROUP BY i.indrelid) ix ON ix.indrelid = j.partition_oid
     ORDER BY j.parent::text, j.range_start NULLS FIRST;

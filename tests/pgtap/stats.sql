@@ -1,6 +1,6 @@
 -- partition_stats / snapshot_stats / the seed's get_email_events_partition_stats.
 \ir setup.psql
-SELECT plan(13);
+SELECT plan(17);
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 1, as_of => '2024-03-15');
 INSERT INTO ev SELECT g, '2024-03-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 100) g;
@@ -9,6 +9,17 @@ SELECT is((SELECT string_agg(period, ',' ORDER BY range_start NULLS FIRST) FROM 
           'default,2024_03,2024_04', 'one row per partition, periods labelled YYYY_MM and default');
 SELECT is((SELECT exact FROM timepart.partition_stats('ev') WHERE period = '2024_03'), false,
           'a past partition with no snapshot is an estimate');
+-- Without a snapshot, oldest and newest come from the ANALYZE histogram's ends; a role
+-- that may not read the table sees none.
+ANALYZE ev;
+SELECT results_eq($$SELECT oldest_record, newest_record, exact FROM timepart.partition_stats('ev') WHERE period = '2024_03'$$,
+    $$VALUES ('2024-03-01 01:00+00'::timestamptz, '2024-03-05 04:00+00'::timestamptz, false)$$,
+    'an estimate takes oldest and newest from the histogram');
+CREATE ROLE stats_watcher IN ROLE partition_monitor;
+SET LOCAL ROLE stats_watcher;
+SELECT results_eq($$SELECT count(*) FILTER (WHERE oldest_record IS NULL AND newest_record IS NULL), count(*) FROM timepart.partition_stats('ev')$$,
+    $$VALUES (3::bigint, 3::bigint)$$, 'a monitor that may not read the table sees no key values');
+RESET ROLE;
 SELECT is(timepart.snapshot_stats(), 3, 'snapshot_stats stores one row per partition');
 SELECT results_eq($$SELECT record_count, oldest_record, newest_record, exact FROM timepart.partition_stats('ev') WHERE period = '2024_03'$$,
     $$VALUES (100::bigint, '2024-03-01 01:00+00'::timestamptz, '2024-03-05 04:00+00'::timestamptz, true)$$,
@@ -31,6 +42,25 @@ INSERT INTO live SELECT now() FROM generate_series(1, 7);
 SELECT results_eq($$SELECT record_count, exact FROM timepart.partition_stats('live') WHERE range_start <= now() AND range_end > now()$$,
     $$VALUES (7::bigint, true)$$, 'a small live partition is counted exactly');
 SELECT is((SELECT index_count FROM timepart.partition_stats('ev') WHERE period = '2024_03'), 0, 'index_count is reported');
+
+-- Bounds are read from the catalog as printed: MINVALUE and MAXVALUE, the default
+-- partition, timestamp and date keys in the table's time zone.
+CREATE TABLE hb (ts timestamp NOT NULL) PARTITION BY RANGE (ts);
+CREATE TABLE hb_old PARTITION OF hb FOR VALUES FROM (MINVALUE) TO ('2024-01-01');
+CREATE TABLE hb_jan PARTITION OF hb FOR VALUES FROM ('2024-01-01') TO ('2024-02-01 12:30');
+CREATE TABLE hb_rest PARTITION OF hb FOR VALUES FROM ('2024-02-01 12:30') TO (MAXVALUE);
+CREATE TABLE hb_def PARTITION OF hb DEFAULT;
+SELECT results_eq($$SELECT partition_name, range_start, range_end, is_default FROM timepart._partitions('hb', 'Europe/Berlin')$$,
+    $$VALUES ('hb_def'::name, NULL::timestamptz, NULL::timestamptz, true),
+             ('hb_old', '-infinity', '2023-12-31 23:00+00', false),
+             ('hb_jan', '2023-12-31 23:00+00', '2024-02-01 11:30+00', false),
+             ('hb_rest', '2024-02-01 11:30+00', 'infinity', false)$$,
+    'timestamp bounds, MINVALUE, MAXVALUE and the default partition are read from the catalog');
+CREATE TABLE hd (d date NOT NULL) PARTITION BY RANGE (d);
+CREATE TABLE "hd 1" PARTITION OF hd FOR VALUES FROM ('2024-03-01') TO ('2024-03-02');
+SELECT results_eq($$SELECT partition_name, range_start, range_end FROM timepart._partitions('hd', 'America/New_York')$$,
+    $$VALUES ('hd 1'::name, '2024-03-01 05:00+00'::timestamptz, '2024-03-02 05:00+00'::timestamptz)$$,
+    'date bounds are midnight in the table''s time zone');
 
 -- The seed's call, verbatim.
 SELECT timepart.create_email_events_table('public', '2024-03-15');
