@@ -32,13 +32,15 @@ LANGUAGE sql VOLATILE AS $$
          + pg_catalog.pg_stat_get_xact_tuples_updated(rel) + pg_catalog.pg_stat_get_xact_tuples_deleted(rel)
 $$;
 
--- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last VACUUM/ANALYZE.
-CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid) RETURNS bigint
+-- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last
+-- VACUUM/ANALYZE. heap_bytes, when known, stands in for the table's own relpages.
+CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid, heap_bytes bigint DEFAULT NULL) RETURNS bigint
 LANGUAGE sql STABLE AS $$
-    SELECT (c.relpages::bigint + coalesce(t.relpages, 0)
-            + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i
-                        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = rel), 0)::bigint)
-           * pg_catalog.current_setting('block_size')::bigint
+    SELECT coalesce(heap_bytes, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint)
+           + (coalesce(t.relpages, 0)
+              + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i
+                          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = rel), 0)::bigint)
+             * pg_catalog.current_setting('block_size')::bigint
     FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
     WHERE c.oid = rel
 $$;
@@ -93,9 +95,12 @@ BEGIN
     -- (largest) lock budget of the tables read, never indefinitely.
     PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
-    IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
-               JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
-        RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
+    -- First whether the database has any foreign-table partition at all (cheap to plan).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.relkind = 'f' AND r.relispartition) THEN
+        IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
+                   JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
+            RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
+        END IF;
     END IF;
     RETURN QUERY
     -- Exact key values are data: shown to roles that may read the table, or when its
@@ -117,9 +122,17 @@ BEGIN
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
         ORDER BY h.partition_oid, h.snapshot_date DESC
     ), sized AS (
-        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes,
-               CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
-        FROM parts p
+        -- A live partition with an empty heap (the future ones) and only B-tree indexes is
+        -- sized from the catalog, to the byte: its indexes are as their build or last VACUUM
+        -- left them, and opening them all costs a session's first call more than the rest
+        -- of the statistics. (Other index types keep a free space map the catalog omits.)
+        SELECT p.*, CASE WHEN p.heap_bytes = 0 AND NOT EXISTS (
+                             SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                             WHERE i.indrelid = p.partition_oid AND ic.relam <> 403)  -- 403: btree's fixed oid
+                         THEN timepart._estimated_bytes(p.partition_oid, 0)
+                         WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
+        FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
+              FROM parts p OFFSET 0) p
     ), judged AS (
         SELECT p.*, s.record_count AS s_rows, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
                (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at

@@ -50,8 +50,11 @@ BEGIN
     IF default_part IS NOT NULL THEN
         BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-            default_rows := timepart._as_owner(tbl, format(
-                'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part), true)::text::bigint;
+            -- An empty heap holds no rows: no count (nor the owner's executor) needed.
+            IF pg_catalog.pg_relation_size(default_part) > 0 THEN
+                default_rows := timepart._as_owner(tbl, format(
+                    'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part), true)::text::bigint;
+            END IF;
         EXCEPTION WHEN lock_not_available THEN
             default_rows := 0;  -- counted again at the next check
         END;

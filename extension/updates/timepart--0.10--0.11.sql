@@ -2,6 +2,7 @@
 -- extension/pending.sql, the differences from the released chain, and the hardening call.
 
 -- ---- gone, or changed in a way CREATE OR REPLACE cannot do
+DROP FUNCTION IF EXISTS timepart._estimated_bytes(oid);
 DROP FUNCTION IF EXISTS timepart._histogram_end(name, name, name, boolean);
 
 -- ---- new and changed
@@ -52,6 +53,19 @@ LANGUAGE sql STABLE AS $$
     ORDER BY 4 NULLS FIRST
 $$;
 
+-- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last
+-- VACUUM/ANALYZE. heap_bytes, when known, stands in for the table's own relpages.
+CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid, heap_bytes bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(heap_bytes, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint)
+           + (coalesce(t.relpages, 0)
+              + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i
+                          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = rel), 0)::bigint)
+             * pg_catalog.current_setting('block_size')::bigint
+    FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
+    WHERE c.oid = rel
+$$;
+
 -- The first and last bounds of the ANALYZE histogram of a column, as text (NULL without
 -- one): both ends in one lookup, so the pg_stats view is planned once.
 CREATE OR REPLACE FUNCTION timepart._histogram_ends(schema_name name, table_name name, column_name name)
@@ -81,9 +95,12 @@ BEGIN
     -- (largest) lock budget of the tables read, never indefinitely.
     PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
-    IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
-               JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
-        RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
+    -- First whether the database has any foreign-table partition at all (cheap to plan).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.relkind = 'f' AND r.relispartition) THEN
+        IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
+                   JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
+            RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
+        END IF;
     END IF;
     RETURN QUERY
     -- Exact key values are data: shown to roles that may read the table, or when its
@@ -105,9 +122,13 @@ BEGIN
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
         ORDER BY h.partition_oid, h.snapshot_date DESC
     ), sized AS (
-        SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes,
-               CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
-        FROM parts p
+        -- A live partition with an empty heap (the future ones) is sized from the catalog:
+        -- its indexes were never written since their build or last VACUUM, and opening
+        -- them all costs a session's first call more than the rest of the statistics.
+        SELECT p.*, CASE WHEN p.heap_bytes > 0 THEN pg_catalog.pg_total_relation_size(p.partition_oid)
+                         WHEN p.live THEN timepart._estimated_bytes(p.partition_oid, 0) END AS live_bytes
+        FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
+              FROM parts p OFFSET 0) p
     ), judged AS (
         SELECT p.*, s.record_count AS s_rows, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
                (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
@@ -147,6 +168,117 @@ BEGIN
     -- Index counts in one pass over pg_index, not one scan per partition.
     LEFT JOIN (SELECT i.indrelid, count(*) AS n FROM pg_catalog.pg_index i GROUP BY i.indrelid) ix ON ix.indrelid = j.partition_oid
     ORDER BY j.parent::text, j.range_start NULLS FIRST;
+END $$;
+
+-- The alerts one table raises at a moment. Pure: reads, never writes (so health()
+-- works on a replica too). stats: the table's partition_stats rows as JSON when the
+-- caller has them already.
+CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz, stats jsonb DEFAULT NULL)
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text,
+               recommendation text, value numeric, threshold numeric)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    time_zone text := cfg.time_zone;
+    cur timestamptz := timepart._period_of(cfg, as_of);
+    month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE time_zone);
+    old_before timestamptz := ((as_of AT TIME ZONE time_zone) - cfg.alert_old_age) AT TIME ZONE time_zone;
+    max_mb numeric := round(cfg.alert_max_size_bytes / 1048576.0, 2);
+    default_part regclass;
+    default_rows bigint := 0;
+BEGIN
+    -- Rows waiting in the default partition, counted up to a bound so a huge default stays cheap.
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = tbl;
+    IF default_part IS NOT NULL THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            -- An empty heap holds no rows: no count (nor the owner's executor) needed.
+            IF pg_catalog.pg_relation_size(default_part) > 0 THEN
+                default_rows := timepart._as_owner(tbl, format(
+                    'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part), true)::text::bigint;
+            END IF;
+        EXCEPTION WHEN lock_not_available THEN
+            default_rows := 0;  -- counted again at the next check
+        END;
+    END IF;
+
+    RETURN QUERY
+    WITH s AS MATERIALIZED (
+        SELECT * FROM timepart.partition_stats(tbl) WHERE stats IS NULL
+        UNION ALL
+        SELECT * FROM jsonb_populate_recordset(NULL::timepart.partition_stats_row, stats) WHERE stats IS NOT NULL),
+    growth AS (
+        SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE time_zone
+                                              AND s.range_start < month_start AT TIME ZONE time_zone) AS last_month,
+               sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '2 months') AT TIME ZONE time_zone
+                                              AND s.range_start < (month_start - interval '1 month') AT TIME ZONE time_zone) AS month_before
+        FROM s WHERE NOT s.is_default
+    ), future AS (
+        SELECT count(*) AS n FROM s WHERE NOT s.is_default AND s.range_start > as_of
+    ), old AS (
+        SELECT count(*) AS n, (array_agg(s.partition_name ORDER BY s.range_start))[1] AS oldest
+        FROM s WHERE NOT s.is_default AND s.range_end <= old_before
+    )
+    SELECT 'partition_too_large', 'warning', tbl::text, s.partition_name,
+           format('%s is %s MB, over %s MB', s.partition_name, s.size_mb, max_mb),
+           'Use a shorter partition interval, or archive old data', s.size_mb, max_mb
+    FROM s WHERE s.size_mb > max_mb
+    UNION ALL
+    SELECT 'partition_too_many_rows', 'warning', tbl::text, s.partition_name,
+           format('%s holds %s rows, over %s', s.partition_name, s.record_count, cfg.alert_max_rows),
+           'Use a shorter partition interval', s.record_count, cfg.alert_max_rows
+    FROM s WHERE s.record_count > cfg.alert_max_rows
+    UNION ALL
+    SELECT 'missing_current_partition', 'critical', tbl::text, '',
+           format('no partition of %s covers the current period starting %s', tbl, cur),
+           'Create it now: run timepart.maintain()', 0, 1
+    WHERE NOT EXISTS (SELECT 1 FROM s WHERE NOT s.is_default AND s.range_start <= as_of AND s.range_end > as_of)
+    UNION ALL
+    SELECT 'insufficient_future_partitions', 'warning', tbl::text, '',
+           format('%s has %s future partition(s), fewer than %s', tbl, f.n, cfg.alert_min_future),
+           'Run timepart.maintain() and check that its scheduled job runs', f.n, cfg.alert_min_future
+    FROM future f WHERE f.n < cfg.alert_min_future
+    UNION ALL
+    SELECT 'old_partitions', 'info', tbl::text, o.oldest,
+           format('%s has %s partition(s) older than %s', tbl, o.n, cfg.alert_old_age),
+           'Consider archival: set a retention and run timepart.cleanup()', o.n, 0
+    FROM old o WHERE o.n > 0
+    UNION ALL
+    SELECT 'high_growth', 'info', tbl::text, '',
+           format('%s grew %s%% month over month (%s to %s rows)', tbl,
+                  round((g.last_month - g.month_before) / g.month_before * 100), g.month_before, g.last_month),
+           'Plan capacity: storage, retention and partition interval',
+           round((g.last_month - g.month_before) / g.month_before, 3), cfg.alert_growth_ratio
+    FROM growth g WHERE g.month_before > 0 AND (g.last_month - g.month_before) / g.month_before > cfg.alert_growth_ratio
+    UNION ALL
+    SELECT 'rows_in_default_partition', 'warning', tbl::text, default_part::text,
+           format('%s%s row(s) wait in the default partition %s', CASE WHEN default_rows >= 1000000 THEN 'at least ' ELSE '' END,
+                  default_rows, default_part),
+           'Run timepart.maintain() to move them into partitions; rows past the premake horizon or the retention boundary stay',
+           default_rows, 0
+    WHERE default_rows > 0
+    UNION ALL
+    SELECT 'maintenance_failing', 'warning', tbl::text, '',
+           format('the last maintain run of %s failed: %s', tbl, l.error),
+           'Read timepart.get_maintenance_log() for the failed step and fix its cause (a table in the way of a partition name: '
+           'a partition detached by hand?); the alert resolves with the next successful run', 1, 0
+    FROM (SELECT m.success, m.error FROM timepart.maintenance_log m
+          WHERE m.parent_table = tbl::text AND m.operation_type = 'maintain' ORDER BY m.id DESC LIMIT 1) l
+    WHERE NOT l.success
+    UNION ALL
+    SELECT 'partition_drift', 'warning', tbl::text, d.partition_name,
+           format('%s differs from %s: %s', d.partition_name, tbl, d.properties),
+           format('See SELECT * FROM timepart.sync_partitions(%L, dry_run => true); run it without dry_run to apply', tbl::text),
+           d.n, 0
+    FROM (SELECT (SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = x.partition_oid) AS partition_name,
+                 string_agg(DISTINCT x.property, ', ') AS properties,
+                 count(*)::numeric AS n
+          FROM timepart._partition_drift(tbl) x GROUP BY x.partition_oid) d
+    UNION ALL
+    SELECT 'missing_index', 'warning', tbl::text, m.partition_name,
+           format('%s lacks templated index(es) %s', m.partition_name, m.missing),
+           'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0
+    FROM timepart._missing_indexes(tbl) m;
 END $$;
 
 SELECT timepart._harden();

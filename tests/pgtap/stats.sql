@@ -1,6 +1,6 @@
 -- partition_stats / snapshot_stats / the seed's get_email_events_partition_stats.
 \ir setup.psql
-SELECT plan(17);
+SELECT plan(19);
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 1, as_of => '2024-03-15');
 INSERT INTO ev SELECT g, '2024-03-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 100) g;
@@ -42,6 +42,17 @@ INSERT INTO live SELECT now() FROM generate_series(1, 7);
 SELECT results_eq($$SELECT record_count, exact FROM timepart.partition_stats('live') WHERE range_start <= now() AND range_end > now()$$,
     $$VALUES (7::bigint, true)$$, 'a small live partition is counted exactly');
 SELECT is((SELECT index_count FROM timepart.partition_stats('ev') WHERE period = '2024_03'), 0, 'index_count is reported');
+-- An empty live partition is sized from the catalog (its indexes are not opened), to the byte.
+SELECT timepart.add_index_template('live', 'ts_idx', 'ts');
+SELECT is((SELECT array_agg(timepart._estimated_bytes(p.partition_oid, 0)) FROM timepart._partitions('live') p WHERE p.range_start > now()),
+          (SELECT array_agg(pg_total_relation_size(p.partition_oid)) FROM timepart._partitions('live') p WHERE p.range_start > now()),
+          'an empty partition''s size from the catalog is what pg_total_relation_size says');
+-- A BRIN index keeps a free space map the catalog does not show: such partitions are measured.
+SELECT timepart.add_index_template('live', 'ts_brin', 'ts', method => 'brin');
+SELECT is((SELECT array_agg(round(s.size_mb * 1048576)) FROM timepart.partition_stats('live') s WHERE s.range_start > now()),
+          (SELECT array_agg(round(round(pg_total_relation_size(p.partition_oid) / 1048576.0, 2) * 1048576))
+           FROM timepart._partitions('live') p WHERE p.range_start > now()),
+          'a partition with a BRIN index is sized by PostgreSQL');
 
 -- Bounds are read from the catalog as printed: MINVALUE and MAXVALUE, the default
 -- partition, timestamp and date keys in the table's time zone.
