@@ -157,6 +157,21 @@ BEGIN
         END IF;
         RETURN pg_catalog.format('timepart.%I', fname);
     END IF;
+    -- A new executor only for a role whose tables timepart works on (a registered table,
+    -- a partition of one, a table being migrated), or one the caller may act as: nobody
+    -- hands an arbitrary role a function it would then have to be rid of.
+    IF NOT coalesce(pg_catalog.pg_has_role(timepart._caller(), owner_oid, 'USAGE'), false)
+       AND NOT EXISTS (SELECT 1 FROM timepart.config g JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.parent
+                       WHERE c.relowner OPERATOR(pg_catalog.=) owner_oid)
+       AND NOT EXISTS (SELECT 1 FROM timepart.migrations m JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.source
+                       WHERE c.relowner OPERATOR(pg_catalog.=) owner_oid)
+       AND NOT EXISTS (SELECT 1 FROM timepart.config g JOIN pg_catalog.pg_inherits i ON i.inhparent OPERATOR(pg_catalog.=) g.parent
+                       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+                       WHERE c.relowner OPERATOR(pg_catalog.=) owner_oid) THEN
+        RAISE EXCEPTION 'timepart has no table of role % to work on', owner_name USING ERRCODE = '42501',
+            DETAIL = 'An executor is made only for the owner of a registered or migrating table, or for a role the caller may act as.',
+            HINT = 'Register the table with timepart.manage() (as its owner) first.';
+    END IF;
     EXECUTE ddl;
     EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
     IF owner_name OPERATOR(pg_catalog.<>) current_user THEN

@@ -144,10 +144,17 @@ DECLARE
     cfg timepart.config := timepart._config(parent);
     space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
                    WHERE c.oid = parent);
-    -- Born with what cannot change later without a rewrite: logged-ness, the parent's
-    -- tablespace, the configured storage options.
-    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY)%s',
-                       CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent,
+    -- The table's access method, not the session's default_table_access_method (which
+    -- may be a partition_admin's): the parent's (17+), else the one most partitions use.
+    am name := (SELECT a.amname FROM pg_catalog.pg_am a WHERE a.oid = coalesce(
+                    (SELECT NULLIF(c.relam, 0) FROM pg_catalog.pg_class c WHERE c.oid = parent),
+                    (SELECT c.relam FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                     WHERE i.inhparent = parent AND c.relkind = 'r' GROUP BY c.relam ORDER BY count(*) DESC, c.relam LIMIT 1),
+                    (SELECT a.oid FROM pg_catalog.pg_am a WHERE a.amname = 'heap')));
+    -- Born with what cannot change later without a rewrite: logged-ness, the access
+    -- method, the parent's tablespace, the configured storage options.
+    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY) USING %I%s',
+                       CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent, am,
                        CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
     part regclass;
     col record;

@@ -122,11 +122,15 @@ BEGIN
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
         ORDER BY h.partition_oid, h.snapshot_date DESC
     ), sized AS (
-        -- A live partition with an empty heap (the future ones) is sized from the catalog:
-        -- its indexes were never written since their build or last VACUUM, and opening
-        -- them all costs a session's first call more than the rest of the statistics.
-        SELECT p.*, CASE WHEN p.heap_bytes > 0 THEN pg_catalog.pg_total_relation_size(p.partition_oid)
-                         WHEN p.live THEN timepart._estimated_bytes(p.partition_oid, 0) END AS live_bytes
+        -- A live partition with an empty heap (the future ones) and only B-tree indexes is
+        -- sized from the catalog, to the byte: its indexes are as their build or last VACUUM
+        -- left them, and opening them all costs a session's first call more than the rest
+        -- of the statistics. (Other index types keep a free space map the catalog omits.)
+        SELECT p.*, CASE WHEN p.heap_bytes = 0 AND NOT EXISTS (
+                             SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                             WHERE i.indrelid = p.partition_oid AND ic.relam <> 403)  -- 403: btree's fixed oid
+                         THEN timepart._estimated_bytes(p.partition_oid, 0)
+                         WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
         FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
               FROM parts p OFFSET 0) p
     ), judged AS (

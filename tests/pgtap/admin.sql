@@ -4,7 +4,7 @@
 -- owner's (CHECK constraint, index expression, default), the admin's (planted look-alike
 -- functions and operators on its search_path), and the private route called directly.
 \ir setup.psql
-SELECT plan(34);
+SELECT plan(37);
 CREATE ROLE tp_owner LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_admin LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_outsider LOGIN;
@@ -107,6 +107,9 @@ SELECT throws_ok($$SELECT timepart._admin_run('cleanup', 'own.ev', NULL, '1 mont
                  'the admin route called directly keeps the same limits');
 SELECT throws_ok($$SELECT timepart._as_owner('own.ev', 'DROP TABLE own.ev')$$, '42501', NULL,
                  'and the owner''s executor is out of the admin''s reach');
+SELECT throws_ok($$SELECT timepart._executor('tp_outsider'::regrole)$$, '42501', 'timepart has no table of role tp_outsider to work on',
+                 'nor hand an executor to a role with no table under timepart');
+SELECT throws_ok($$SELECT timepart._executor('postgres'::regrole)$$, '42501', NULL, 'nor to a superuser');
 SELECT throws_ok($$SELECT timepart.sync_partitions('own.ev')$$, '42501', NULL, 'sync_partitions stays the owner''s');
 SELECT throws_ok($$SELECT timepart._new_partition_table('own.ev', 'ev_2099_01')$$, '42501',
                  'timepart._new_partition_table is a step of making a partition', 'nor make tables of any name through a step called on its own');
@@ -132,6 +135,8 @@ SELECT is((SELECT array_agg(DISTINCT who) FROM public.ran WHERE via IN ('check',
 SELECT is((SELECT count(*) FROM public.ran WHERE via LIKE 'planted%'), 0::bigint,
           'the admin''s look-alike format(), = and to_regclass() never ran');
 SELECT is((SELECT count(*) FROM public.supers), 0::bigint, 'neither the owner nor the admin became a superuser');
+SELECT is((SELECT array_agg(p.proowner::regrole::text ORDER BY 1) FROM pg_proc p WHERE p.pronamespace = 'timepart'::regnamespace
+           AND p.proname ~ '^_as_owner_'), ARRAY['tp_owner'], 'the only executor is the table owner''s');
 
 -- Someone outside partition_admin runs nothing.
 SET ROLE tp_outsider;

@@ -5,7 +5,7 @@
 -- alert for later changes. (The tablespace: tests/py/test_inherit.py, since CREATE
 -- TABLESPACE cannot run in this file's transaction.)
 \ir setup.psql
-SELECT plan(30);
+SELECT plan(33);
 
 CREATE ROLE tp_reader;
 CREATE ROLE tp_clerk;
@@ -111,6 +111,30 @@ SELECT is((SELECT count(*) FROM timepart.sync_partitions('ev', dry_run => true) 
           'older logged partitions are reported, not rewritten');
 SELECT throws_ok($$SELECT timepart.configure('ev', '{"partition_unlogged": null}')$$, '22023', 'partition_unlogged must be true or false',
                  'a NULL partition_unlogged is refused');
+
+-- The access method is the table's, never the session's default_table_access_method.
+CREATE ACCESS METHOD heap_too TYPE TABLE HANDLER heap_tableam_handler;
+CREATE TABLE am_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT timepart.manage('am_ev', '1 month', 1, as_of => '2024-03-15');
+SET LOCAL default_table_access_method = heap_too;
+SELECT timepart.create_partition('am_ev', '2024-06-01', '2024-07-01');
+SELECT is((SELECT array_agg(DISTINCT a.amname::text) FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid JOIN pg_am a ON a.oid = c.relam
+           WHERE h.inhparent = 'am_ev'::regclass), ARRAY['heap'], 'a session''s default access method does not reach new partitions');
+RESET default_table_access_method;
+CREATE TABLE am_too (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+CREATE TABLE am_too_2024_03 PARTITION OF am_too FOR VALUES FROM ('2024-03-01') TO ('2024-04-01') USING heap_too;
+SELECT timepart.manage('am_too', '1 month', 1, default_partition => false, as_of => '2024-03-15');
+SELECT is((SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = 'am_too_2024_04'::regclass), 'heap_too',
+          'new partitions take the access method their siblings use');
+SELECT current_setting('server_version_num')::int >= 170000 AS pg17 \gset
+\if :pg17
+ALTER TABLE am_ev SET ACCESS METHOD heap_too;
+SELECT timepart.create_partition('am_ev', '2024-07-01', '2024-08-01');
+SELECT is((SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.oid = 'am_ev_2024_07'::regclass), 'heap_too',
+          'the access method the parent names (17+) comes first');
+\else
+SELECT skip('a partitioned table names an access method from PostgreSQL 17 on');
+\endif
 
 SELECT * FROM finish();
 ROLLBACK;
