@@ -136,12 +136,34 @@ LANGUAGE sql STABLE AS $$
     FROM pg_catalog.pg_class c, LATERAL (VALUES ('ENABLE', c.relrowsecurity), ('FORCE', c.relforcerowsecurity)) v(w, is_set)
     WHERE c.oid = source AND v.is_set
     UNION ALL
+    -- A trigger's definition with the copy's name at the one place the table is named:
+    -- right after the head (name, timing, events, columns) PostgreSQL prints, rebuilt
+    -- here, so a name or column that looks like " ON table " is never the one replaced.
+    -- Were the head not where expected, the statement is NULL and _migrate_carry refuses.
     SELECT s FROM pg_catalog.pg_trigger t,
-           LATERAL (SELECT pg_catalog.pg_get_triggerdef(t.oid) AS def, ' ON ' || source::text || ' ' AS was) d,
-           LATERAL (VALUES (overlay(d.def PLACING ' ON ' || target::text || ' ' FROM pg_catalog.strpos(d.def, d.was)
-                                               FOR pg_catalog.length(d.was))),
+           LATERAL (SELECT pg_catalog.pg_get_triggerdef(t.oid) AS def,
+                           (SELECT format(' ON %I.%I ', n.nspname, c.relname) FROM pg_catalog.pg_class c
+                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source) AS was,
+                           pg_catalog.length(timepart._trigger_head(t.oid)) AS at) d,
+           LATERAL (VALUES (CASE WHEN pg_catalog.substr(d.def, d.at + 1, pg_catalog.length(d.was)) = d.was
+                                 THEN overlay(d.def PLACING ' ON ' || target::text || ' ' FROM d.at + 1 FOR pg_catalog.length(d.was)) END),
                            (format('ALTER TABLE %s DISABLE TRIGGER %I', target, t.tgname))) x(s)
     WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%'
+$$;
+
+-- What pg_get_triggerdef prints before " ON <table> ": CREATE [CONSTRAINT ]TRIGGER, the
+-- quoted name, the timing, and the events with UPDATE's columns (ruleutils' order).
+CREATE OR REPLACE FUNCTION timepart._trigger_head(trigger_oid oid) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT 'CREATE ' || CASE WHEN t.tgconstraint <> 0 THEN 'CONSTRAINT ' ELSE '' END || 'TRIGGER ' || pg_catalog.quote_ident(t.tgname) || ' '
+           || CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END || ' '
+           || pg_catalog.concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+                                   CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' || coalesce(' OF ' || (
+                                       SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.n)
+                                       FROM unnest(t.tgattr::int2[]) WITH ORDINALITY k(attnum, n)
+                                       JOIN pg_catalog.pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = k.attnum), '') END,
+                                   CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END)
+    FROM pg_catalog.pg_trigger t WHERE t.oid = trigger_oid
 $$;
 
 -- Gives the copy what _migrate_carry_statements lists, with the owner's rights.
@@ -151,6 +173,11 @@ DECLARE
     q text;
 BEGIN
     FOR q IN SELECT * FROM timepart._migrate_carry_statements(source, target) LOOP
+        IF q IS NULL THEN
+            RAISE EXCEPTION 'cannot carry a trigger of % to the partitioned copy', source USING ERRCODE = '0A000',
+                DETAIL = 'Its definition does not read as PostgreSQL prints trigger definitions.',
+                HINT = 'Drop the trigger before the migration and create it on the table afterwards.';
+        END IF;
         PERFORM timepart._as_owner(source, q);
     END LOOP;
 END $$;

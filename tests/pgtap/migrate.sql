@@ -1,7 +1,7 @@
 -- migrate_plan() and every refusal of migrate(). The procedure's copy COMMITs, so it
 -- cannot run in this rolled-back transaction; tests/py/test_migrate.py runs it for real.
 \ir setup.psql
-SELECT plan(31);
+SELECT plan(33);
 
 CREATE TABLE ev (id bigint, created_at timestamptz NOT NULL, kind text, PRIMARY KEY (id, created_at));
 INSERT INTO ev SELECT g, timestamptz '2024-01-31 00:00+00' + g * interval '1 hour', 'k' FROM generate_series(0, 99) g;
@@ -103,6 +103,21 @@ SELECT results_eq($$SELECT item, name, carried FROM timepart.migrate_carried('ev
                   'statistics targets are carried; extended statistics are listed as not carried');
 SELECT lives_ok($$SELECT * FROM timepart.migrate_plan('ev_stats', 'at')$$, 'what is only listed as not carried does not refuse');
 SELECT throws_ok($$SELECT * FROM timepart.migrate_carried(NULL)$$, '22004', 'source table must not be NULL', 'migrate_carried refuses NULL');
+
+-- A trigger is re-created on the copy where its definition names the table, however its
+-- name, columns and condition read (each here looks like " ON ev_trg ").
+CREATE TABLE ev_trg (id int, "c ON ev_trg d" int, at timestamptz NOT NULL);
+CREATE TABLE ev_trg_copy (LIKE ev_trg);
+CREATE FUNCTION trg_fn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER "t ON ev_trg z" BEFORE INSERT OR UPDATE OF "c ON ev_trg d", id ON ev_trg
+    FOR EACH ROW WHEN (NEW IS DISTINCT FROM NULL OR ' ON ev_trg ' <> '') EXECUTE FUNCTION trg_fn();
+CREATE TRIGGER plain AFTER DELETE OR TRUNCATE ON ev_trg FOR EACH STATEMENT EXECUTE FUNCTION trg_fn();
+SELECT results_eq($$SELECT s FROM timepart._migrate_carry_statements('ev_trg', 'ev_trg_copy') s WHERE s LIKE 'CREATE%' ORDER BY 1$$,
+    $$VALUES ('CREATE TRIGGER "t ON ev_trg z" BEFORE INSERT OR UPDATE OF "c ON ev_trg d", id ON ev_trg_copy FOR EACH ROW '
+              'WHEN (((new.* IS DISTINCT FROM NULL) OR ('' ON ev_trg ''::text <> ''''::text))) EXECUTE FUNCTION trg_fn()'),
+             ('CREATE TRIGGER plain AFTER DELETE OR TRUNCATE ON ev_trg_copy FOR EACH STATEMENT EXECUTE FUNCTION trg_fn()')$$,
+    'a trigger is carried to the copy whatever its name, columns and condition say');
+SELECT lives_ok($$SELECT timepart._migrate_carry('ev_trg', 'ev_trg_copy')$$, 'and the statements run');
 
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname LIKE 'timepart_migrate%')
           AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname LIKE 'timepart_migrate%')
