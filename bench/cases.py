@@ -192,10 +192,13 @@ def _first_calls(conn, label):
     out = []
     for sql, name in (("SELECT count(*) FROM timepart.partition_stats()", "partition_stats"),
                       ("SELECT timepart.health()", "health"), ("SELECT length(timepart.summary()::text)", "summary")):
-        with psycopg.connect(conn.info.dsn, autocommit=True) as fresh:
-            took = timed(fresh, sql)
-        out.append(Row(f"{name}, {label}, first call in a new session (single shot)", ms(took), "", "", "", "",
-                       "<= 50 ms", met(took <= 50)))
+        took = []
+        for _ in range(7):
+            with psycopg.connect(conn.info.dsn, autocommit=True) as fresh:
+                took.append(timed(fresh, sql))
+        median = statistics.median(took)
+        out.append(Row(f"{name}, {label}, first call in a new session (median of 7 sessions; slowest {ms(max(took))})",
+                       ms(median), "", "", "", "", "<= 50 ms", met(median <= 50)))
     return out
 
 

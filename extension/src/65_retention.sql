@@ -21,7 +21,7 @@ LANGUAGE sql STABLE AS $$
          (SELECT timepart._retention_boundary(cfg, retention, as_of) AS boundary) b
     WHERE NOT p.is_default AND p.range_start < b.boundary
       -- Foreign-table partitions are someone else's storage: retention leaves them (said in cleanup).
-      AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid) <> 'f'
+      AND p.relkind <> 'f'
     ORDER BY p.range_start
 $$;
 

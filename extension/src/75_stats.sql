@@ -95,8 +95,8 @@ BEGIN
     -- (largest) lock budget of the tables read, never indefinitely.
     PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
-    -- First whether the database has any foreign-table partition at all (cheap to plan).
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.relkind = 'f' AND r.relispartition) THEN
+    -- First whether the database has any foreign table at all (pg_foreign_table is small).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table) THEN
         IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
                    JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
             RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
@@ -116,7 +116,7 @@ BEGIN
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
         WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
           -- Foreign-table partitions: counting them would read remote data (said below).
-          AND (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = p.partition_oid) <> 'f'
+          AND p.relkind <> 'f'
     ), snap AS (
         SELECT DISTINCT ON (h.partition_oid) h.*
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
@@ -126,9 +126,11 @@ BEGIN
         -- sized from the catalog, to the byte: its indexes are as their build or last VACUUM
         -- left them, and opening them all costs a session's first call more than the rest
         -- of the statistics. (Other index types keep a free space map the catalog omits.)
-        SELECT p.*, CASE WHEN p.heap_bytes = 0 AND NOT EXISTS (
-                             SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-                             WHERE i.indrelid = p.partition_oid AND ic.relam <> 403)  -- 403: btree's fixed oid
+        -- (A scalar subquery: looked up only for those, never over all of pg_index.)
+        SELECT p.*, CASE WHEN p.live AND p.heap_bytes = 0 AND (
+                             SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
+                             FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                             WHERE i.indrelid = p.partition_oid) IS NOT FALSE
                          THEN timepart._estimated_bytes(p.partition_oid, 0)
                          WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
         FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
@@ -169,8 +171,9 @@ BEGIN
     LEFT JOIN LATERAL (SELECT CASE WHEN j.reveal AND NOT j.sealed AND j.x_rows IS NULL
                                    THEN timepart._histogram_ends(j.schema_name, j.partition_name, j.key_column) END AS e
                        OFFSET 0) h ON true
-    -- Index counts in one pass over pg_index, not one scan per partition.
-    LEFT JOIN (SELECT i.indrelid, count(*) AS n FROM pg_catalog.pg_index i GROUP BY i.indrelid) ix ON ix.indrelid = j.partition_oid
+    -- Index counts from the index on pg_index.indrelid, partition by partition: the cost
+    -- grows with the table's partitions, not with every index of the database.
+    LEFT JOIN LATERAL (SELECT count(*) AS n FROM pg_catalog.pg_index i WHERE i.indrelid = j.partition_oid) ix ON true
     ORDER BY j.parent::text, j.range_start NULLS FIRST;
 END $$;
 COMMENT ON FUNCTION timepart.partition_stats(regclass) IS
@@ -197,7 +200,7 @@ BEGIN
     FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
              FROM timepart._managed() c
              CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x
-             WHERE (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = x.partition_oid) <> 'f' LOOP
+             WHERE x.relkind <> 'f' LOOP
         SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
         ORDER BY h.snapshot_date DESC LIMIT 1;
         IF FOUND AND prev.changes_seen = p.changes THEN

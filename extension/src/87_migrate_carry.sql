@@ -98,6 +98,21 @@ BEGIN
     END IF;
 END $$;
 
+-- What pg_get_triggerdef prints before " ON <table> ": CREATE [CONSTRAINT ]TRIGGER, the
+-- quoted name, the timing, and the events with UPDATE's columns (ruleutils' order).
+CREATE OR REPLACE FUNCTION timepart._trigger_head(trigger_oid oid) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT 'CREATE ' || CASE WHEN t.tgconstraint <> 0 THEN 'CONSTRAINT ' ELSE '' END || 'TRIGGER ' || pg_catalog.quote_ident(t.tgname) || ' '
+           || CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END || ' '
+           || pg_catalog.concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+                                   CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' || coalesce(' OF ' || (
+                                       SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.n)
+                                       FROM unnest(t.tgattr::int2[]) WITH ORDINALITY k(attnum, n)
+                                       JOIN pg_catalog.pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = k.attnum), '') END,
+                                   CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END)
+    FROM pg_catalog.pg_trigger t WHERE t.oid = trigger_oid
+$$;
+
 -- The statements that give the copy (the partitioned table, before any partition is
 -- made) what the source has besides its columns and constraints. Triggers come
 -- disabled (_migrate_move_triggers enables them at the swap).
@@ -149,21 +164,6 @@ LANGUAGE sql STABLE AS $$
                                  THEN overlay(d.def PLACING ' ON ' || target::text || ' ' FROM d.at + 1 FOR pg_catalog.length(d.was)) END),
                            (format('ALTER TABLE %s DISABLE TRIGGER %I', target, t.tgname))) x(s)
     WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%'
-$$;
-
--- What pg_get_triggerdef prints before " ON <table> ": CREATE [CONSTRAINT ]TRIGGER, the
--- quoted name, the timing, and the events with UPDATE's columns (ruleutils' order).
-CREATE OR REPLACE FUNCTION timepart._trigger_head(trigger_oid oid) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT 'CREATE ' || CASE WHEN t.tgconstraint <> 0 THEN 'CONSTRAINT ' ELSE '' END || 'TRIGGER ' || pg_catalog.quote_ident(t.tgname) || ' '
-           || CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END || ' '
-           || pg_catalog.concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
-                                   CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' || coalesce(' OF ' || (
-                                       SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.n)
-                                       FROM unnest(t.tgattr::int2[]) WITH ORDINALITY k(attnum, n)
-                                       JOIN pg_catalog.pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = k.attnum), '') END,
-                                   CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END)
-    FROM pg_catalog.pg_trigger t WHERE t.oid = trigger_oid
 $$;
 
 -- Gives the copy what _migrate_carry_statements lists, with the owner's rights.

@@ -4,10 +4,84 @@
 -- ---- gone, or changed in a way CREATE OR REPLACE cannot do
 DROP FUNCTION IF EXISTS timepart._estimated_bytes(oid);
 DROP FUNCTION IF EXISTS timepart._histogram_end(name, name, name, boolean);
+DROP FUNCTION IF EXISTS timepart._partitions(regclass, text);
 
 -- ---- new and changed
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.11'::text $$;
+
+-- A role's executor (its qualified name), created when missing. SECURITY DEFINER (as the extension's owner):
+-- only it may create a function owned by another role. Refuses an executor whose owner or
+-- security someone changed (it is re-created only by dropping it); gives an older
+-- timepart's executor this one's body.
+CREATE OR REPLACE FUNCTION timepart._executor(owner_oid oid) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    fname name := timepart._executor_name(owner_oid);
+    owner_name name := (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) owner_oid);
+    f record;
+    sig text;
+    body text;
+    ddl text;
+BEGIN
+    IF owner_name IS NULL THEN
+        RAISE EXCEPTION 'role with oid % does not exist', owner_oid USING ERRCODE = '42704',
+            DETAIL = 'timepart runs work on a table with its owner''s rights.', HINT = 'Check the table''s owner.';
+    END IF;
+    sig := pg_catalog.format('timepart.%I(pg_catalog.text, pg_catalog.bool)', fname);
+    body := timepart._executor_body(owner_name);
+    ddl := pg_catalog.format('CREATE OR REPLACE FUNCTION %s RETURNS pg_catalog.jsonb LANGUAGE plpgsql SECURITY DEFINER '
+                             'SET search_path = pg_catalog, pg_temp AS %L',
+                             pg_catalog.format('timepart.%I(q pg_catalog.text, wants_value pg_catalog.bool)', fname), body);
+    SELECT p.proowner, p.prosecdef, p.prosrc INTO f FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace OPERATOR(pg_catalog.=) 'timepart'::pg_catalog.regnamespace AND p.proname OPERATOR(pg_catalog.=) fname;
+    IF FOUND THEN
+        IF f.proowner OPERATOR(pg_catalog.<>) owner_oid OR NOT f.prosecdef THEN
+            RAISE EXCEPTION 'the timepart executor of role % was altered', owner_name USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('%s: owner %s, security definer %s.', sig, f.proowner::regrole, f.prosecdef),
+                HINT = pg_catalog.format('A superuser can drop it (ALTER EXTENSION timepart DROP FUNCTION %s; DROP FUNCTION %s;); '
+                                         'timepart makes it again.', sig, sig);
+        END IF;
+        -- Its owner cannot change the body (no CREATE on schema timepart): another body is
+        -- an older timepart's, which this one replaces.
+        IF f.prosrc OPERATOR(pg_catalog.<>) body THEN
+            EXECUTE ddl;
+        END IF;
+        RETURN pg_catalog.format('timepart.%I', fname);
+    END IF;
+    -- A new executor only for a role whose tables timepart works on (a registered table,
+    -- a partition of one, a table being migrated), or one the caller may act as: nobody
+    -- hands an arbitrary role a function it would then have to be rid of.
+    IF NOT coalesce(pg_catalog.pg_has_role(timepart._caller(), owner_oid, 'USAGE'), false)
+       AND NOT EXISTS (SELECT 1 FROM timepart.config g JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) g.parent
+                       WHERE c.relowner OPERATOR(pg_catalog.=) owner_oid)
+       AND NOT EXISTS (SELECT 1 FROM timepart.migrations m JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.source
+                       WHERE c.relowner OPERATOR(pg_catalog.=) owner_oid)
+       AND NOT EXISTS (SELECT 1 FROM timepart.config g JOIN pg_catalog.pg_inherits i ON i.inhparent OPERATOR(pg_catalog.=) g.parent
+                       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+                       WHERE c.relowner OPERATOR(pg_catalog.=) owner_oid) THEN
+        RAISE EXCEPTION 'timepart has no table of role % to work on', owner_name USING ERRCODE = '42501',
+            DETAIL = 'An executor is made only for the owner of a registered or migrating table, or for a role the caller may act as.',
+            HINT = 'Register the table with timepart.manage() (as its owner) first.';
+    END IF;
+    EXECUTE ddl;
+    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', sig);
+    IF owner_name OPERATOR(pg_catalog.<>) current_user THEN
+        BEGIN
+            EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', sig, owner_name);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE EXCEPTION 'timepart cannot act with the rights of role %', owner_name USING ERRCODE = '42501',
+                DETAIL = pg_catalog.format('timepart''s owner %s is not a superuser and cannot give role %s a function.',
+                                           current_user, owner_name),
+                HINT = 'Install timepart as a superuser, or manage only tables owned by the role that installed it.';
+        END;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'timepart') THEN
+        -- DROP EXTENSION takes it along.
+        EXECUTE pg_catalog.format('ALTER EXTENSION timepart ADD FUNCTION %s', sig);
+    END IF;
+    RETURN pg_catalog.format('timepart.%I', fname);
+END $$;
 
 -- Label of a partition from its own bounds (a table whose interval changed holds both
 -- kinds): YYYY_MM when it runs from a 1st to a 1st, YYYY_MM_DD otherwise.
@@ -24,19 +98,22 @@ $$;
 -- partition has NULL bounds.
 CREATE OR REPLACE FUNCTION timepart._partitions(tbl regclass, time_zone text DEFAULT 'UTC')
 RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
-               range_start timestamptz, range_end timestamptz, is_default boolean)
+               range_start timestamptz, range_end timestamptz, is_default boolean, relkind "char")
 LANGUAGE sql STABLE AS $$
     WITH printed AS MATERIALIZED (
-        SELECT c.oid, n.nspname, c.relname,
+        SELECT c.oid, n.nspname, c.relname, c.relkind,
                pg_catalog.pg_get_expr(c.relpartbound, 0) AS e  -- 0: bounds are constants; no partition is opened or locked
         FROM pg_catalog.pg_inherits i
-        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+        -- Each partition by its oid (OFFSET 0 keeps the lookup per row): never a scan of
+        -- all of pg_class, which in a database of many tables costs more than the rest.
+        CROSS JOIN LATERAL (SELECT c.oid, c.relname, c.relnamespace, c.relkind, c.relpartbound FROM pg_catalog.pg_class c
+                            WHERE c.oid = i.inhrelid OFFSET 0) c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE i.inhparent = tbl
     ), parts AS MATERIALIZED (
         -- "FOR VALUES FROM ('lower') TO ('upper')", or DEFAULT. Plain string functions: a
         -- regular expression here cost more than everything else at 1,000 partitions.
-        SELECT p.oid, p.nspname, p.relname,
+        SELECT p.oid, p.nspname, p.relname, p.relkind,
                CASE WHEN p.e <> 'DEFAULT' THEN ARRAY[
                    pg_catalog.btrim(pg_catalog.split_part(pg_catalog.substr(p.e, 18), ') TO (', 1), ''''),
                    pg_catalog.btrim(pg_catalog.rtrim(pg_catalog.split_part(p.e, ') TO (', 2), ')'), '''')] END AS b
@@ -48,9 +125,98 @@ LANGUAGE sql STABLE AS $$
         WHERE p.partrelid = tbl
     )
     SELECT p.oid, p.nspname, p.relname,
-           timepart._bound_value(p.b[1], k.key_type, time_zone), timepart._bound_value(p.b[2], k.key_type, time_zone), p.b IS NULL
+           timepart._bound_value(p.b[1], k.key_type, time_zone), timepart._bound_value(p.b[2], k.key_type, time_zone), p.b IS NULL, p.relkind
     FROM parts p CROSS JOIN key k
     ORDER BY 4 NULLS FIRST
+$$;
+
+-- The empty table a partition starts as, in the parent's schema, owned by the parent's
+-- owner. Made by that owner's executor when it may create tables there; else by
+-- timepart's owner (SECURITY DEFINER), which then hands it over: CREATE TABLE (LIKE)
+-- copies definitions and runs no user code. Everything after runs as the owner.
+-- Identity columns are the parent's alone: since 17 the attached partition shares them;
+-- before, the partition's column takes its values from the parent's sequence, so a row
+-- inserted straight into a partition never repeats an id.
+CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
+    part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = parent);
+    cfg timepart.config := timepart._config(parent);
+    space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
+                   WHERE c.oid = parent);
+    -- The table's access method, not the session's default_table_access_method (which
+    -- may be a partition_admin's): the parent's (17+), else the one most partitions use.
+    am name := (SELECT a.amname FROM pg_catalog.pg_am a WHERE a.oid = coalesce(
+                    (SELECT NULLIF(c.relam, 0) FROM pg_catalog.pg_class c WHERE c.oid = parent),
+                    (SELECT c.relam FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                     WHERE i.inhparent = parent AND c.relkind = 'r' GROUP BY c.relam ORDER BY count(*) DESC, c.relam LIMIT 1),
+                    (SELECT a.oid FROM pg_catalog.pg_am a WHERE a.amname = 'heap')));
+    -- Born with what cannot change later without a rewrite: logged-ness, the access
+    -- method, the parent's tablespace, the configured storage options.
+    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY) USING %I%s',
+                       CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent, am,
+                       CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
+    part regclass;
+    col record;
+    ctx text;
+BEGIN
+    -- Only as a step of _build_partition, whose bounds and name were checked: called on
+    -- its own (it runs as timepart's owner) it would make tables of any name.
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF pg_catalog.split_part(ctx, E'\n', 2) !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
+        RAISE EXCEPTION 'timepart._new_partition_table is a step of making a partition' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart._build_partition only.', HINT = 'Use timepart.create_partition or timepart.maintain.';
+    END IF;
+    PERFORM timepart._check_may_maintain(timepart._caller(), parent, 'create its partitions');
+    IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
+        PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
+    ELSE
+        -- Made by timepart's owner, for whom no tablespace is out of bounds: the one the
+        -- session's default_tablespace names (the caller's setting) must be the table
+        -- owner's to use, and it is named outright.
+        space := coalesce(space, NULLIF(pg_catalog.current_setting('default_tablespace'), ''));
+        IF space IS NOT NULL AND space <> (SELECT t.spcname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_tablespace t
+                                             ON t.oid = d.dattablespace WHERE d.datname = pg_catalog.current_database())
+           AND NOT pg_catalog.has_tablespace_privilege(owner_oid, space, 'CREATE') THEN
+            RAISE EXCEPTION 'permission denied for tablespace %', space USING ERRCODE = '42501',
+                DETAIL = format('The partition would go to tablespace %s, where %s, which owns %s, may not create tables.',
+                                space, owner_oid::regrole, parent),
+                HINT = 'Grant the owner CREATE on the tablespace, or RESET default_tablespace.';
+        END IF;
+        EXECUTE ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END;
+        EXECUTE format('ALTER TABLE %I.%I OWNER TO %s', part_schema, part_name, owner_oid::regrole);
+    END IF;
+    part := format('%I.%I', part_schema, part_name)::regclass;
+    IF NOT timepart._partitions_share_identity() THEN
+        FOR col IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(parent::text, a.attname) AS seq
+                   FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = parent AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> '' LOOP
+            PERFORM timepart._as_owner(parent, format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)',
+                                                      part, col.attname, col.seq));
+        END LOOP;
+    END IF;
+    -- The parent's privileges, row security and policies, comment and replica identity,
+    -- all before the partition is attached and visible (55_look.sql).
+    PERFORM timepart._match_parent(parent, part);
+    RETURN part;
+END $$;
+
+-- Every partition judged against the boundary, by its bounds: 'retire' (ends at or
+-- before it), 'straddles' (starts before it, ends after: kept and reported).
+CREATE OR REPLACE FUNCTION timepart._plan_retention(cfg timepart.config, retention interval, as_of timestamptz)
+RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
+               range_start timestamptz, range_end timestamptz, verdict text)
+LANGUAGE sql STABLE AS $$
+    SELECT p.partition_oid, p.schema_name, p.partition_name, p.range_start, p.range_end,
+           CASE WHEN p.range_end <= b.boundary THEN 'retire' ELSE 'straddles' END
+    FROM timepart._partitions(cfg.parent, cfg.time_zone) p,
+         (SELECT timepart._retention_boundary(cfg, retention, as_of) AS boundary) b
+    WHERE NOT p.is_default AND p.range_start < b.boundary
+      -- Foreign-table partitions are someone else's storage: retention leaves them (said in cleanup).
+      AND p.relkind <> 'f'
+    ORDER BY p.range_start
 $$;
 
 -- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last
@@ -95,8 +261,8 @@ BEGIN
     -- (largest) lock budget of the tables read, never indefinitely.
     PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
         WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
-    -- First whether the database has any foreign-table partition at all (cheap to plan).
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.relkind = 'f' AND r.relispartition) THEN
+    -- First whether the database has any foreign table at all (pg_foreign_table is small).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table) THEN
         IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
                    JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
             RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
@@ -116,7 +282,7 @@ BEGIN
         CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
         WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
           -- Foreign-table partitions: counting them would read remote data (said below).
-          AND (SELECT r.relkind FROM pg_catalog.pg_class r WHERE r.oid = p.partition_oid) <> 'f'
+          AND p.relkind <> 'f'
     ), snap AS (
         SELECT DISTINCT ON (h.partition_oid) h.*
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
@@ -126,9 +292,11 @@ BEGIN
         -- sized from the catalog, to the byte: its indexes are as their build or last VACUUM
         -- left them, and opening them all costs a session's first call more than the rest
         -- of the statistics. (Other index types keep a free space map the catalog omits.)
-        SELECT p.*, CASE WHEN p.heap_bytes = 0 AND NOT EXISTS (
-                             SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-                             WHERE i.indrelid = p.partition_oid AND ic.relam <> 403)  -- 403: btree's fixed oid
+        -- (A scalar subquery: looked up only for those, never over all of pg_index.)
+        SELECT p.*, CASE WHEN p.live AND p.heap_bytes = 0 AND (
+                             SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
+                             FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                             WHERE i.indrelid = p.partition_oid) IS NOT FALSE
                          THEN timepart._estimated_bytes(p.partition_oid, 0)
                          WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
         FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
@@ -169,9 +337,65 @@ BEGIN
     LEFT JOIN LATERAL (SELECT CASE WHEN j.reveal AND NOT j.sealed AND j.x_rows IS NULL
                                    THEN timepart._histogram_ends(j.schema_name, j.partition_name, j.key_column) END AS e
                        OFFSET 0) h ON true
-    -- Index counts in one pass over pg_index, not one scan per partition.
-    LEFT JOIN (SELECT i.indrelid, count(*) AS n FROM pg_catalog.pg_index i GROUP BY i.indrelid) ix ON ix.indrelid = j.partition_oid
+    -- Index counts from the index on pg_index.indrelid, partition by partition: the cost
+    -- grows with the table's partitions, not with every index of the database.
+    LEFT JOIN LATERAL (SELECT count(*) AS n FROM pg_catalog.pg_index i WHERE i.indrelid = j.partition_oid) ix ON true
     ORDER BY j.parent::text, j.range_start NULLS FIRST;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.snapshot_stats(as_of timestamptz DEFAULT now()) RETURNS integer
+LANGUAGE plpgsql AS $$
+/* Stores today's exact figures for every partition of every managed table (the
+   seed's daily statistics generation). A partition whose change counters have not
+   moved since its last snapshot is not counted again. Returns the rows stored. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    p record;
+    prev timepart.stats_history;
+    rows bigint;
+    oldest timestamptz;
+    newest timestamptz;
+    stored integer := 0;
+    counted integer := 0;
+    skipped text[] := '{}'::text[];
+    cfg timepart.config;
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
+             FROM timepart._managed() c
+             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x
+             WHERE x.relkind <> 'f' LOOP
+        SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
+        ORDER BY h.snapshot_date DESC LIMIT 1;
+        IF FOUND AND prev.changes_seen = p.changes THEN
+            rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
+        ELSE
+            cfg := timepart._config(p.parent);
+            BEGIN
+                -- A partition someone holds locked is skipped (its last figures stay), not waited for.
+                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+                SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
+                FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
+            EXCEPTION WHEN lock_not_available THEN
+                skipped := skipped || p.partition_name::text;
+                CONTINUE;
+            END;
+            counted := counted + 1;
+        END IF;
+        INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
+                                                 range_end, record_count, size_bytes, oldest_record, newest_record, changes_seen)
+        VALUES ((as_of AT TIME ZONE 'UTC')::date, p.parent, p.partition_oid, p.partition_name, p.range_start, p.range_end,
+                rows, pg_catalog.pg_total_relation_size(p.partition_oid), oldest, newest, p.changes)
+        ON CONFLICT (snapshot_date, partition_oid) DO UPDATE SET record_count = excluded.record_count,
+            size_bytes = excluded.size_bytes, oldest_record = excluded.oldest_record, newest_record = excluded.newest_record,
+            changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;
+        stored := stored + 1;
+    END LOOP;
+    PERFORM timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
+                          jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
+                          CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
+                          started);
+    RETURN stored;
 END $$;
 
 -- The alerts one table raises at a moment. Pure: reads, never writes (so health()
@@ -283,6 +507,90 @@ BEGIN
            format('%s lacks templated index(es) %s', m.partition_name, m.missing),
            'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0
     FROM timepart._missing_indexes(tbl) m;
+END $$;
+
+-- What pg_get_triggerdef prints before " ON <table> ": CREATE [CONSTRAINT ]TRIGGER, the
+-- quoted name, the timing, and the events with UPDATE's columns (ruleutils' order).
+CREATE OR REPLACE FUNCTION timepart._trigger_head(trigger_oid oid) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT 'CREATE ' || CASE WHEN t.tgconstraint <> 0 THEN 'CONSTRAINT ' ELSE '' END || 'TRIGGER ' || pg_catalog.quote_ident(t.tgname) || ' '
+           || CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END || ' '
+           || pg_catalog.concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+                                   CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' || coalesce(' OF ' || (
+                                       SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.n)
+                                       FROM unnest(t.tgattr::int2[]) WITH ORDINALITY k(attnum, n)
+                                       JOIN pg_catalog.pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = k.attnum), '') END,
+                                   CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END)
+    FROM pg_catalog.pg_trigger t WHERE t.oid = trigger_oid
+$$;
+
+-- The statements that give the copy (the partitioned table, before any partition is
+-- made) what the source has besides its columns and constraints. Triggers come
+-- disabled (_migrate_move_triggers enables them at the swap).
+CREATE OR REPLACE FUNCTION timepart._migrate_carry_statements(source regclass, target regclass) RETURNS SETOF text
+LANGUAGE sql STABLE AS $$
+    SELECT format('GRANT %s (%I) ON %s TO %s%s', g.privilege_type, a.attname, target,
+                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+    FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) g
+    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+      AND g.grantee <> (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source)
+    UNION ALL
+    SELECT format('COMMENT ON TABLE %s IS %L', target, pg_catalog.obj_description(source, 'pg_class'))
+    WHERE pg_catalog.obj_description(source, 'pg_class') IS NOT NULL
+    UNION ALL
+    SELECT format('COMMENT ON CONSTRAINT %I ON %s IS %L', k.conname, target, pg_catalog.obj_description(k.oid, 'pg_constraint'))
+    FROM pg_catalog.pg_constraint k
+    WHERE k.conrelid = source AND k.contype IN ('p', 'u', 'f') AND pg_catalog.obj_description(k.oid, 'pg_constraint') IS NOT NULL
+    UNION ALL
+    SELECT format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', target, a.attname, a.attstattarget)
+    FROM pg_catalog.pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget >= 0
+    UNION ALL
+    SELECT format('ALTER TABLE %s REPLICA IDENTITY %s', target, CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'
+           ELSE (SELECT format('USING INDEX %I', i.relname) FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+                 WHERE x.indrelid = source AND x.indisreplident) END)
+    FROM pg_catalog.pg_class c WHERE c.oid = source AND c.relreplident <> 'd'
+    UNION ALL
+    SELECT format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.policyname, target, p.permissive, p.cmd,
+                  (SELECT string_agg(CASE WHEN r = 'public' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r) END, ', ') FROM unnest(p.roles) r),
+                  ' USING (' || p.qual || ')', ' WITH CHECK (' || p.with_check || ')')
+    FROM pg_catalog.pg_policies p
+    WHERE p.schemaname = (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source)
+      AND p.tablename = (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source)
+    UNION ALL
+    SELECT format('ALTER TABLE %s %s ROW LEVEL SECURITY', target, w)
+    FROM pg_catalog.pg_class c, LATERAL (VALUES ('ENABLE', c.relrowsecurity), ('FORCE', c.relforcerowsecurity)) v(w, is_set)
+    WHERE c.oid = source AND v.is_set
+    UNION ALL
+    -- A trigger's definition with the copy's name at the one place the table is named:
+    -- right after the head (name, timing, events, columns) PostgreSQL prints, rebuilt
+    -- here, so a name or column that looks like " ON table " is never the one replaced.
+    -- Were the head not where expected, the statement is NULL and _migrate_carry refuses.
+    SELECT s FROM pg_catalog.pg_trigger t,
+           LATERAL (SELECT pg_catalog.pg_get_triggerdef(t.oid) AS def,
+                           (SELECT format(' ON %I.%I ', n.nspname, c.relname) FROM pg_catalog.pg_class c
+                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source) AS was,
+                           pg_catalog.length(timepart._trigger_head(t.oid)) AS at) d,
+           LATERAL (VALUES (CASE WHEN pg_catalog.substr(d.def, d.at + 1, pg_catalog.length(d.was)) = d.was
+                                 THEN overlay(d.def PLACING ' ON ' || target::text || ' ' FROM d.at + 1 FOR pg_catalog.length(d.was)) END),
+                           (format('ALTER TABLE %s DISABLE TRIGGER %I', target, t.tgname))) x(s)
+    WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%'
+$$;
+
+-- Gives the copy what _migrate_carry_statements lists, with the owner's rights.
+CREATE OR REPLACE FUNCTION timepart._migrate_carry(source regclass, target regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+BEGIN
+    FOR q IN SELECT * FROM timepart._migrate_carry_statements(source, target) LOOP
+        IF q IS NULL THEN
+            RAISE EXCEPTION 'cannot carry a trigger of % to the partitioned copy', source USING ERRCODE = '0A000',
+                DETAIL = 'Its definition does not read as PostgreSQL prints trigger definitions.',
+                HINT = 'Drop the trigger before the migration and create it on the table afterwards.';
+        END IF;
+        PERFORM timepart._as_owner(source, q);
+    END LOOP;
 END $$;
 
 SELECT timepart._harden();
