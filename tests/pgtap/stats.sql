@@ -1,6 +1,6 @@
 -- partition_stats / snapshot_stats / the seed's get_email_events_partition_stats.
 \ir setup.psql
-SELECT plan(19);
+SELECT plan(20);
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 1, as_of => '2024-03-15');
 INSERT INTO ev SELECT g, '2024-03-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 100) g;
@@ -15,6 +15,8 @@ ANALYZE ev;
 SELECT results_eq($$SELECT oldest_record, newest_record, exact FROM timepart.partition_stats('ev') WHERE period = '2024_03'$$,
     $$VALUES ('2024-03-01 01:00+00'::timestamptz, '2024-03-05 04:00+00'::timestamptz, false)$$,
     'an estimate takes oldest and newest from the histogram');
+SELECT is(timepart._statistic_ends('ev_2024_03'::regclass, 'ts'), timepart._histogram_ends('public', 'ev_2024_03', 'ts'),
+          'pg_statistic read directly gives the histogram ends pg_stats gives');
 CREATE ROLE stats_watcher IN ROLE partition_monitor;
 SET LOCAL ROLE stats_watcher;
 SELECT results_eq($$SELECT count(*) FILTER (WHERE oldest_record IS NULL AND newest_record IS NULL), count(*) FROM timepart.partition_stats('ev')$$,
