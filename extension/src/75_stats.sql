@@ -38,8 +38,8 @@ CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid, heap_bytes bigint 
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(heap_bytes, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint)
            + (coalesce(t.relpages, 0)
-              + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i
-                          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = rel), 0)::bigint)
+              + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i  -- the table's and its TOAST table's indexes
+                          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid IN (rel, c.reltoastrelid)), 0)::bigint)
              * pg_catalog.current_setting('block_size')::bigint
     FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
     WHERE c.oid = rel

@@ -44,10 +44,15 @@ INSERT INTO live SELECT now() FROM generate_series(1, 7);
 SELECT results_eq($$SELECT record_count, exact FROM timepart.partition_stats('live') WHERE range_start <= now() AND range_end > now()$$,
     $$VALUES (7::bigint, true)$$, 'a small live partition is counted exactly');
 SELECT is((SELECT index_count FROM timepart.partition_stats('ev') WHERE period = '2024_03'), 0, 'index_count is reported');
--- An empty live partition is sized from the catalog (its indexes are not opened), to the byte.
+-- An empty live partition is sized from the catalog (its indexes are not opened), to the
+-- byte: its indexes, its TOAST table and the TOAST table's index.
 SELECT timepart.add_index_template('live', 'ts_idx', 'ts');
-SELECT is((SELECT array_agg(timepart._estimated_bytes(p.partition_oid, 0)) FROM timepart._partitions('live') p WHERE p.range_start > now()),
-          (SELECT array_agg(pg_total_relation_size(p.partition_oid)) FROM timepart._partitions('live') p WHERE p.range_start > now()),
+CREATE TABLE live_notes (ts timestamptz NOT NULL, note text, PRIMARY KEY (ts)) PARTITION BY RANGE (ts);
+SELECT timepart.manage('live_notes', '1 day', 2);
+SELECT is((SELECT array_agg(timepart._estimated_bytes(p.partition_oid, 0) ORDER BY p.partition_name)
+           FROM (SELECT * FROM timepart._partitions('live') UNION ALL SELECT * FROM timepart._partitions('live_notes')) p WHERE p.range_start > now()),
+          (SELECT array_agg(pg_total_relation_size(p.partition_oid) ORDER BY p.partition_name)
+           FROM (SELECT * FROM timepart._partitions('live') UNION ALL SELECT * FROM timepart._partitions('live_notes')) p WHERE p.range_start > now()),
           'an empty partition''s size from the catalog is what pg_total_relation_size says');
 -- A BRIN index keeps a free space map the catalog does not show: such partitions are measured.
 SELECT timepart.add_index_template('live', 'ts_brin', 'ts', method => 'brin');
