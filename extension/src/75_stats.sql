@@ -74,7 +74,8 @@ RETURNS text[] LANGUAGE sql STABLE AS $$
     FROM (SELECT (CASE 2 WHEN s.stakind1 THEN s.stavalues1 WHEN s.stakind2 THEN s.stavalues2 WHEN s.stakind3 THEN s.stavalues3
                          WHEN s.stakind4 THEN s.stavalues4 WHEN s.stakind5 THEN s.stavalues5 END)::text::text[] AS e  -- 2: a histogram
           FROM pg_catalog.pg_statistic s JOIN pg_catalog.pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum
-          WHERE s.starelid = rel AND a.attname = column_name AND NOT s.stainherit) h
+          -- A partition that is itself partitioned has only the inherited row.
+          WHERE s.starelid = rel AND a.attname = column_name ORDER BY s.stainherit LIMIT 1) h
 $$;
 
 -- Live partitions up to this size are counted exactly on every read (a few ms at most).
@@ -134,15 +135,17 @@ BEGIN
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
         ORDER BY h.partition_oid, h.snapshot_date DESC
     ), sized AS (
-        -- A live partition with an empty heap (the future ones) and only B-tree indexes is
-        -- sized from the catalog, to the byte: its indexes are as their build or last VACUUM
-        -- left them, and opening them all costs a session's first call more than the rest
-        -- of the statistics. (Other index types keep a free space map the catalog omits.)
-        -- (A scalar subquery: looked up only for those, never over all of pg_index.)
-        SELECT p.*, CASE WHEN p.live AND p.heap_bytes = 0 AND (
-                             SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
-                             FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-                             WHERE i.indrelid = p.partition_oid) IS NOT FALSE
+        -- A live partition never written (the future ones: empty heap, no changes), logged,
+        -- with only B-tree indexes is sized from the catalog, to the byte: its indexes are
+        -- as their build left them, and opening them all costs a session's first call more
+        -- than the rest of the statistics. Written-to ones may have free space maps,
+        -- unlogged ones init forks, other index types maps of their own: those are measured.
+        -- (Scalar subqueries: looked up only for those, never over all of pg_index.)
+        SELECT p.*, CASE WHEN p.live AND p.heap_bytes = 0 AND p.changes = 0
+                              AND (SELECT c.relpersistence = 'p' FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid)
+                              AND (SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
+                                   FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                                   WHERE i.indrelid = p.partition_oid) IS NOT FALSE
                          THEN timepart._estimated_bytes(p.partition_oid, 0)
                          WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
         FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes

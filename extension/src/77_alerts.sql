@@ -50,8 +50,10 @@ BEGIN
     IF default_part IS NOT NULL THEN
         BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-            -- An empty heap holds no rows: no count (nor the owner's executor) needed.
-            IF pg_catalog.pg_relation_size(default_part) > 0 THEN
+            -- An empty heap holds no rows: no count (nor the owner's executor) needed. A
+            -- default partition that is itself partitioned has no heap: always counted.
+            IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = default_part) <> 'r'
+               OR pg_catalog.pg_relation_size(default_part) > 0 THEN
                 default_rows := timepart._as_owner(tbl, format(
                     'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part), true)::text::bigint;
             END IF;

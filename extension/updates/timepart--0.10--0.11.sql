@@ -146,13 +146,16 @@ DECLARE
     cfg timepart.config := timepart._config(parent);
     space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
                    WHERE c.oid = parent);
-    -- The table's access method, not the session's default_table_access_method (which
-    -- may be a partition_admin's): the parent's (17+), else the one most partitions use.
+    -- The table's access method, not what a SET of the session (a partition_admin's, say)
+    -- made default_table_access_method: the parent's (17+), else the one most partitions
+    -- use, else the default the session started with (server, database, role), else heap.
     am name := (SELECT a.amname FROM pg_catalog.pg_am a WHERE a.oid = coalesce(
                     (SELECT NULLIF(c.relam, 0) FROM pg_catalog.pg_class c WHERE c.oid = parent),
                     (SELECT c.relam FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
                      WHERE i.inhparent = parent AND c.relkind = 'r' GROUP BY c.relam ORDER BY count(*) DESC, c.relam LIMIT 1),
-                    (SELECT a.oid FROM pg_catalog.pg_am a WHERE a.amname = 'heap')));
+                    (SELECT d.oid FROM pg_catalog.pg_am d JOIN pg_catalog.pg_settings g ON g.reset_val = d.amname
+                     WHERE g.name = 'default_table_access_method' AND d.amtype = 't'),
+                    (SELECT h.oid FROM pg_catalog.pg_am h WHERE h.amname = 'heap')));
     -- Born with what cannot change later without a rewrite: logged-ness, the access
     -- method, the parent's tablespace, the configured storage options.
     ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY) USING %I%s',
@@ -225,8 +228,8 @@ CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid, heap_bytes bigint 
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(heap_bytes, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint)
            + (coalesce(t.relpages, 0)
-              + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i
-                          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = rel), 0)::bigint)
+              + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i  -- the table's and its TOAST table's indexes
+                          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid IN (rel, c.reltoastrelid)), 0)::bigint)
              * pg_catalog.current_setting('block_size')::bigint
     FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
     WHERE c.oid = rel
@@ -249,7 +252,8 @@ RETURNS text[] LANGUAGE sql STABLE AS $$
     FROM (SELECT (CASE 2 WHEN s.stakind1 THEN s.stavalues1 WHEN s.stakind2 THEN s.stavalues2 WHEN s.stakind3 THEN s.stavalues3
                          WHEN s.stakind4 THEN s.stavalues4 WHEN s.stakind5 THEN s.stavalues5 END)::text::text[] AS e  -- 2: a histogram
           FROM pg_catalog.pg_statistic s JOIN pg_catalog.pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum
-          WHERE s.starelid = rel AND a.attname = column_name AND NOT s.stainherit) h
+          -- A partition that is itself partitioned has only the inherited row.
+          WHERE s.starelid = rel AND a.attname = column_name ORDER BY s.stainherit LIMIT 1) h
 $$;
 
 CREATE OR REPLACE FUNCTION timepart.partition_stats(parent regclass DEFAULT NULL)
@@ -300,15 +304,17 @@ BEGIN
         FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
         ORDER BY h.partition_oid, h.snapshot_date DESC
     ), sized AS (
-        -- A live partition with an empty heap (the future ones) and only B-tree indexes is
-        -- sized from the catalog, to the byte: its indexes are as their build or last VACUUM
-        -- left them, and opening them all costs a session's first call more than the rest
-        -- of the statistics. (Other index types keep a free space map the catalog omits.)
-        -- (A scalar subquery: looked up only for those, never over all of pg_index.)
-        SELECT p.*, CASE WHEN p.live AND p.heap_bytes = 0 AND (
-                             SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
-                             FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-                             WHERE i.indrelid = p.partition_oid) IS NOT FALSE
+        -- A live partition never written (the future ones: empty heap, no changes), logged,
+        -- with only B-tree indexes is sized from the catalog, to the byte: its indexes are
+        -- as their build left them, and opening them all costs a session's first call more
+        -- than the rest of the statistics. Written-to ones may have free space maps,
+        -- unlogged ones init forks, other index types maps of their own: those are measured.
+        -- (Scalar subqueries: looked up only for those, never over all of pg_index.)
+        SELECT p.*, CASE WHEN p.live AND p.heap_bytes = 0 AND p.changes = 0
+                              AND (SELECT c.relpersistence = 'p' FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid)
+                              AND (SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
+                                   FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                                   WHERE i.indrelid = p.partition_oid) IS NOT FALSE
                          THEN timepart._estimated_bytes(p.partition_oid, 0)
                          WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
         FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
@@ -433,8 +439,10 @@ BEGIN
     IF default_part IS NOT NULL THEN
         BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-            -- An empty heap holds no rows: no count (nor the owner's executor) needed.
-            IF pg_catalog.pg_relation_size(default_part) > 0 THEN
+            -- An empty heap holds no rows: no count (nor the owner's executor) needed. A
+            -- default partition that is itself partitioned has no heap: always counted.
+            IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = default_part) <> 'r'
+               OR pg_catalog.pg_relation_size(default_part) > 0 THEN
                 default_rows := timepart._as_owner(tbl, format(
                     'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part), true)::text::bigint;
             END IF;

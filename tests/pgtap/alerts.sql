@@ -1,6 +1,6 @@
 -- Alert rules: each fires on a situation built for it, then resolves when fixed.
 \ir setup.psql
-SELECT plan(28);
+SELECT plan(29);
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 3, as_of => '2024-04-15');
 SELECT timepart.create_partition('ev', '2024-02-01', '2024-03-01');
@@ -69,6 +69,15 @@ SELECT is(pg_temp.open('missing_current_partition'), 0::bigint, 'missing_current
 SELECT is((SELECT count(*) FROM timepart.maintenance_log WHERE operation_type = 'check_alerts'), 11::bigint, 'every check is logged');
 SELECT throws_ok($$SELECT * FROM timepart.check_alerts('pg_class')$$, '22023', 'table pg_class is not managed by timepart',
                  'an unmanaged table is refused');
+
+-- A default partition that is itself partitioned has no heap of its own: its rows are counted.
+CREATE TABLE subdef (ts timestamptz NOT NULL, k int NOT NULL) PARTITION BY RANGE (ts);
+SELECT timepart.manage('subdef', '1 month', 1, default_partition => false, as_of => '2024-03-15');
+CREATE TABLE subdef_default PARTITION OF subdef DEFAULT PARTITION BY LIST (k);
+CREATE TABLE subdef_default_any PARTITION OF subdef_default DEFAULT;
+INSERT INTO subdef VALUES ('2031-01-01', 1);
+SELECT is((SELECT value FROM timepart._evaluate('subdef', '2024-03-15') WHERE alert_type = 'rows_in_default_partition'), 1::numeric,
+          'rows in a partitioned default partition are counted');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,6 +1,6 @@
 -- partition_stats / snapshot_stats / the seed's get_email_events_partition_stats.
 \ir setup.psql
-SELECT plan(20);
+SELECT plan(21);
 CREATE TABLE ev (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 SELECT timepart.manage('ev', '1 month', 1, as_of => '2024-03-15');
 INSERT INTO ev SELECT g, '2024-03-01'::timestamptz + g * interval '1 hour' FROM generate_series(1, 100) g;
@@ -54,6 +54,14 @@ SELECT is((SELECT array_agg(timepart._estimated_bytes(p.partition_oid, 0) ORDER 
           (SELECT array_agg(pg_total_relation_size(p.partition_oid) ORDER BY p.partition_name)
            FROM (SELECT * FROM timepart._partitions('live') UNION ALL SELECT * FROM timepart._partitions('live_notes')) p WHERE p.range_start > now()),
           'an empty partition''s size from the catalog is what pg_total_relation_size says');
+-- An unlogged partition's indexes have init forks the catalog does not show: measured.
+CREATE TABLE unlogged_ev (ts timestamptz NOT NULL PRIMARY KEY) PARTITION BY RANGE (ts);
+SELECT timepart.manage('unlogged_ev', '1 day', 2);
+SELECT timepart.configure('unlogged_ev', '{"partition_unlogged": true}');
+SELECT timepart.create_partition('unlogged_ev', '2099-01-01', '2099-01-02');
+SELECT is((SELECT round(size_mb * 1048576) FROM timepart.partition_stats('unlogged_ev') WHERE partition_name = 'unlogged_ev_2099_01_01'),
+          round(round(pg_total_relation_size('unlogged_ev_2099_01_01') / 1048576.0, 2) * 1048576),
+          'an unlogged partition is sized by PostgreSQL (its init forks count)');
 -- A BRIN index keeps a free space map the catalog does not show: such partitions are measured.
 SELECT timepart.add_index_template('live', 'ts_brin', 'ts', method => 'brin');
 SELECT is((SELECT array_agg(round(s.size_mb * 1048576)) FROM timepart.partition_stats('live') s WHERE s.range_start > now()),
