@@ -172,8 +172,13 @@ CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
 RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
     -- In sets: every (partition, template) pair against every attached partition index.
     WITH t AS MATERIALIZED (
-        SELECT it.suffix, timepart._template_parent_index(tbl, it.suffix) AS parent_idx
-        FROM timepart.index_templates it WHERE it.parent = tbl
+        -- Each template's index on the parent, by its name (as _template_parent_index finds it).
+        SELECT it.suffix, ix.oid AS parent_idx
+        FROM timepart.index_templates it
+        JOIN pg_catalog.pg_class p ON p.oid = tbl
+        LEFT JOIN pg_catalog.pg_class ix ON ix.relnamespace = p.relnamespace
+             AND ix.relname = timepart._fit_name(p.relname, it.suffix) AND ix.relkind = 'I'
+        WHERE it.parent = tbl
     ), attached AS MATERIALIZED (
         SELECT i.indrelid AS partition_oid, h.inhparent AS parent_idx
         FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index i ON i.indexrelid = h.inhrelid

@@ -41,7 +41,8 @@ BEGIN
     INTO alerts FROM (
         SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of, per_table->(t::text)) x
         UNION ALL
-        SELECT j.* FROM timepart._evaluate_jobs(as_of) j WHERE _health.parent IS NULL) e;
+        SELECT j.* FROM timepart._evaluate_jobs(as_of) j
+        WHERE _health.parent IS NULL AND EXISTS (SELECT 1 FROM timepart.jobs)) e;  -- no jobs: not even called
 
     SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
            (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
@@ -86,7 +87,7 @@ BEGIN
                        jsonb_array_elements(per_table->(c.parent::text)) WITH ORDINALITY AS x(r, n)),
         'configuration', (SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object('parent', c.parent::text)), '[]')
                           FROM timepart.config c WHERE summary.parent IS NULL OR c.parent = summary.parent),
-        'jobs', timepart._jobs_summary(),
+        'jobs', CASE WHEN EXISTS (SELECT 1 FROM timepart.jobs) THEN timepart._jobs_summary() ELSE '[]'::jsonb END,
         'recent_log', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]')
                        FROM (SELECT * FROM timepart.maintenance_log m
                              WHERE summary.parent IS NULL OR m.parent_table = summary.parent::text

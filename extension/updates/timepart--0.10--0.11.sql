@@ -530,6 +530,108 @@ BEGIN
     FROM timepart._missing_indexes(tbl) m;
 END $$;
 
+-- Partitions lacking a templated index (not attached to the template's parent index).
+CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
+RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
+    -- In sets: every (partition, template) pair against every attached partition index.
+    WITH t AS MATERIALIZED (
+        -- Each template's index on the parent, by its name (as _template_parent_index finds it).
+        SELECT it.suffix, ix.oid AS parent_idx
+        FROM timepart.index_templates it
+        JOIN pg_catalog.pg_class p ON p.oid = tbl
+        LEFT JOIN pg_catalog.pg_class ix ON ix.relnamespace = p.relnamespace
+             AND ix.relname = timepart._fit_name(p.relname, it.suffix) AND ix.relkind = 'I'
+        WHERE it.parent = tbl
+    ), attached AS MATERIALIZED (
+        SELECT i.indrelid AS partition_oid, h.inhparent AS parent_idx
+        FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index i ON i.indexrelid = h.inhrelid
+        WHERE h.inhparent IN (SELECT t.parent_idx FROM t)
+    ), parts AS MATERIALIZED (
+        SELECT i.inhrelid AS partition_oid, c.relname FROM pg_catalog.pg_inherits i
+        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = tbl AND c.relkind <> 'f'
+    )
+    SELECT p.relname::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
+    FROM parts p CROSS JOIN t
+    LEFT JOIN attached a ON a.partition_oid = p.partition_oid AND a.parent_idx = t.parent_idx
+    WHERE a.partition_oid IS NULL
+    GROUP BY p.relname
+$$;
+
+-- health's document from statistics already read (NULL: read them here).
+CREATE OR REPLACE FUNCTION timepart._health(parent regclass, as_of timestamptz, per_table jsonb)
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    tables regclass[];
+    alerts jsonb;
+    stats record;
+    err text;
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    IF _health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = _health.parent) THEN
+        RAISE EXCEPTION 'table % is not managed by timepart', _health.parent;
+    END IF;
+    SELECT array_agg(c.parent ORDER BY c.parent::text) INTO tables
+    FROM timepart._managed(_health.parent) c;
+    per_table := coalesce(per_table, timepart._stats_by_table(_health.parent));
+
+    SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
+    INTO alerts FROM (
+        SELECT x.* FROM unnest(coalesce(tables, '{}')) t, timepart._evaluate(t, as_of, per_table->(t::text)) x
+        UNION ALL
+        SELECT j.* FROM timepart._evaluate_jobs(as_of) j
+        WHERE _health.parent IS NULL AND EXISTS (SELECT 1 FROM timepart.jobs)) e;  -- no jobs: not even called
+
+    SELECT count(*) FILTER (WHERE NOT s.is_default) AS n, coalesce(round(sum(s.size_mb), 2), 0) AS mb,
+           (array_agg(s.partition_name ORDER BY s.range_start) FILTER (WHERE NOT s.is_default))[1] AS oldest,
+           (array_agg(s.partition_name ORDER BY s.range_start DESC) FILTER (WHERE NOT s.is_default))[1] AS newest
+    INTO stats FROM jsonb_each(per_table) t, jsonb_populate_recordset(NULL::timepart.partition_stats_row, t.value) s;
+
+    RETURN jsonb_build_object(
+        'status', CASE WHEN alerts @> '[{"severity": "critical"}]' THEN 'critical'
+                       WHEN alerts @> '[{"severity": "warning"}]' THEN 'warning' ELSE 'healthy' END,
+        'issues', (SELECT coalesce(jsonb_agg(a->>'message'), '[]') FROM jsonb_array_elements(alerts) a WHERE a->>'severity' <> 'info'),
+        'recommendations', (SELECT coalesce(jsonb_agg(DISTINCT a->>'recommendation'), '[]') FROM jsonb_array_elements(alerts) a),
+        'partition_count', stats.n, 'total_size_mb', stats.mb,
+        'oldest_partition', stats.oldest, 'newest_partition', stats.newest,
+        'tables', (SELECT coalesce(jsonb_agg(t::text), '[]') FROM unnest(coalesce(tables, '{}')) t),
+        'alerts', alerts, 'checked_at', pg_catalog.clock_timestamp());
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+    RETURN jsonb_build_object('status', 'error', 'issues', jsonb_build_array('health evaluation failed: ' || err),
+        'recommendations', jsonb_build_array('Check the table and timepart''s installation; see the server log'),
+        'partition_count', NULL, 'total_size_mb', NULL, 'oldest_partition', NULL, 'newest_partition', NULL,
+        'checked_at', pg_catalog.clock_timestamp());
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.summary(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+/* The seed's /summary: health, per-partition stats, configuration, scheduled jobs with
+   their latest runs, recent log and open alerts. */
+DECLARE
+    per_table jsonb;
+BEGIN
+    IF summary.parent IS NOT NULL THEN
+        PERFORM timepart._config(summary.parent);
+    END IF;
+    -- The statistics once, for health and for the stats below (in partition_stats' order).
+    per_table := timepart._stats_by_table(summary.parent);
+    RETURN jsonb_build_object(
+        'health', timepart._health(summary.parent, as_of, per_table),
+        'stats', (SELECT coalesce(jsonb_agg(r ORDER BY c.parent::text, n), '[]')
+                  FROM timepart._managed(summary.parent) c,
+                       jsonb_array_elements(per_table->(c.parent::text)) WITH ORDINALITY AS x(r, n)),
+        'configuration', (SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object('parent', c.parent::text)), '[]')
+                          FROM timepart.config c WHERE summary.parent IS NULL OR c.parent = summary.parent),
+        'jobs', CASE WHEN EXISTS (SELECT 1 FROM timepart.jobs) THEN timepart._jobs_summary() ELSE '[]'::jsonb END,
+        'recent_log', (SELECT coalesce(jsonb_agg(to_jsonb(l)), '[]')
+                       FROM (SELECT * FROM timepart.maintenance_log m
+                             WHERE summary.parent IS NULL OR m.parent_table = summary.parent::text
+                             ORDER BY m.created_at DESC, m.id DESC LIMIT 20) l),
+        'open_alerts', (SELECT coalesce(jsonb_agg(to_jsonb(a)), '[]') FROM timepart.open_alerts a
+                        WHERE summary.parent IS NULL OR a.parent_table = summary.parent::text),
+        'generated_at', pg_catalog.clock_timestamp());
+END $$;
+
 -- What pg_get_triggerdef prints before " ON <table> ": CREATE [CONSTRAINT ]TRIGGER, the
 -- quoted name, the timing, and the events with UPDATE's columns (ruleutils' order).
 CREATE OR REPLACE FUNCTION timepart._trigger_head(trigger_oid oid) RETURNS text
