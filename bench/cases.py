@@ -98,17 +98,22 @@ def _stats_and_health(conn, label, runs, stats_goal, health_goal, as_of):
     return out + _scrapes(conn, label, runs)
 
 
+def _in_fresh_sessions(conn, sql, n):
+    """Milliseconds `sql` takes as the first statement of each of `n` new sessions."""
+    took = []
+    for _ in range(n):
+        with psycopg.connect(conn.info.dsn, autocommit=True) as fresh:
+            took.append(timed(fresh, sql))
+    return took
+
+
 def _scrapes(conn, label, runs):
     """What a Prometheus scrape of timepart.metrics costs: warm (an exporter's persistent
     connection, median of `runs`) and the first one of a new session (median of 5)."""
     sql = "SELECT name, labels, value FROM timepart.metrics"
     conn.execute(sql).fetchall()
     warm = median_of(conn, sql, runs)
-    firsts = []
-    for _ in range(5):
-        with psycopg.connect(conn.info.dsn, autocommit=True) as fresh:
-            firsts.append(timed(fresh, sql))
-    first = statistics.median(firsts)
+    first = statistics.median(_in_fresh_sessions(conn, sql, 5))
     return [Row(f"metrics (a scrape), {label}, warm", ms(warm), goal="<= 50 ms", met=met(warm <= 50)),
             Row(f"metrics (a scrape), {label}, first in a new session (median of 5)", ms(first))]
 
@@ -199,10 +204,7 @@ def _first_calls(conn, label):
     out = []
     for sql, name in (("SELECT count(*) FROM timepart.partition_stats()", "partition_stats"),
                       ("SELECT timepart.health()", "health"), ("SELECT length(timepart.summary()::text)", "summary")):
-        took = []
-        for _ in range(7):
-            with psycopg.connect(conn.info.dsn, autocommit=True) as fresh:
-                took.append(timed(fresh, sql))
+        took = _in_fresh_sessions(conn, sql, 7)
         median = statistics.median(took)
         out.append(Row(f"{name}, {label}, first call in a new session (median of 7 sessions; slowest {ms(max(took))})",
                        ms(median), "", "", "", "", "<= 50 ms", met(median <= 50)))

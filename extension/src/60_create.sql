@@ -135,6 +135,21 @@ END $$;
 -- Identity columns are the parent's alone: since 17 the attached partition shares them;
 -- before, the partition's column takes its values from the parent's sequence, so a row
 -- inserted straight into a partition never repeats an id.
+-- The access method a new partition gets: the table's, never what a SET of the session (a
+-- partition_admin's, say) made default_table_access_method. The parent's (17+), else the
+-- one most partitions use, else the default the session started with (server, database,
+-- role), else heap.
+CREATE OR REPLACE FUNCTION timepart._partition_access_method(parent regclass) RETURNS name
+LANGUAGE sql STABLE AS $$
+    SELECT a.amname FROM pg_catalog.pg_am a WHERE a.oid = coalesce(
+        (SELECT NULLIF(c.relam, 0) FROM pg_catalog.pg_class c WHERE c.oid = parent),
+        (SELECT c.relam FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = parent AND c.relkind = 'r' GROUP BY c.relam ORDER BY count(*) DESC, c.relam LIMIT 1),
+        (SELECT d.oid FROM pg_catalog.pg_am d JOIN pg_catalog.pg_settings g ON g.reset_val = d.amname
+         WHERE g.name = 'default_table_access_method' AND d.amtype = 't'),
+        (SELECT h.oid FROM pg_catalog.pg_am h WHERE h.amname = 'heap'))
+$$;
+
 CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -144,16 +159,7 @@ DECLARE
     cfg timepart.config := timepart._config(parent);
     space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
                    WHERE c.oid = parent);
-    -- The table's access method, not what a SET of the session (a partition_admin's, say)
-    -- made default_table_access_method: the parent's (17+), else the one most partitions
-    -- use, else the default the session started with (server, database, role), else heap.
-    am name := (SELECT a.amname FROM pg_catalog.pg_am a WHERE a.oid = coalesce(
-                    (SELECT NULLIF(c.relam, 0) FROM pg_catalog.pg_class c WHERE c.oid = parent),
-                    (SELECT c.relam FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-                     WHERE i.inhparent = parent AND c.relkind = 'r' GROUP BY c.relam ORDER BY count(*) DESC, c.relam LIMIT 1),
-                    (SELECT d.oid FROM pg_catalog.pg_am d JOIN pg_catalog.pg_settings g ON g.reset_val = d.amname
-                     WHERE g.name = 'default_table_access_method' AND d.amtype = 't'),
-                    (SELECT h.oid FROM pg_catalog.pg_am h WHERE h.amname = 'heap')));
+    am name := timepart._partition_access_method(parent);
     -- Born with what cannot change later without a rewrite: logged-ness, the access
     -- method, the parent's tablespace, the configured storage options.
     ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY) USING %I%s',
