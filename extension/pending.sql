@@ -1,4 +1,4 @@
 -- Hand-written statements for the next release's upgrade script: ALTER TABLE, renames,
 -- data changes; what tools/sqldelta.py cannot derive from the source. `make delta`
 -- puts them first in updates/timepart--<previous>--<new>.sql; empty this file (keep
--- these lines) once that version is released. (0.10's went into timepart--0.9--0.10.sql.)
+-- these lines) once that version is released. (0.11's went into timepart--0.10--0.11.sql.)

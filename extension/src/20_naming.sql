@@ -1,11 +1,11 @@
 -- Periods and names: where a period starts, what a partition is called, how a
 -- bound is written. Pure functions; "now" is always a parameter.
 
--- Longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
-CREATE OR REPLACE FUNCTION timepart._fit_name(base text, suffix text) RETURNS name
+-- Longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes). _fit_name's slow path.
+CREATE OR REPLACE FUNCTION timepart._fit_long_name(base text, suffix text) RETURNS name
 LANGUAGE plpgsql STABLE STRICT AS $$
-/* base || '_' || suffix, kept within 63 bytes: when too long, base is cut at a
-   character boundary and an 8-hex hash of the full name keeps it unique. */
+/* base || '_' || suffix cut to 63 bytes: base is cut at a character boundary and an
+   8-hex hash of the full name keeps it unique. */
 DECLARE
     full_name text := base || '_' || suffix;
     tag text := '_' || left(pg_catalog.md5(full_name), 8);
@@ -27,6 +27,15 @@ BEGIN
     END LOOP;
     RETURN (cut || tag || '_' || suffix)::name;
 END $$;
+
+-- base || '_' || suffix, kept within 63 bytes: when too long, base is cut and a hash of
+-- the full name keeps it unique. One SQL expression (NULL in, NULL out), so the planner
+-- inlines it: a query that matches names by it calls no function for a short name.
+CREATE OR REPLACE FUNCTION timepart._fit_name(base text, suffix text) RETURNS name
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN pg_catalog.octet_length(base || '_' || suffix) <= 63 THEN (base || '_' || suffix)::name
+                ELSE timepart._fit_long_name(base, suffix) END
+$$;
 COMMENT ON FUNCTION timepart._fit_name(text, text) IS 'base_suffix within 63 bytes, deterministic (cut + hash) when longer';
 
 -- The period containing a moment, in the table's time zone. Month intervals align
@@ -79,8 +88,10 @@ $$;
 
 -- The period of a managed table containing a moment: natural boundaries, or counted
 -- from interval_anchor once the interval was changed.
+-- STABLE, not IMMUTABLE: the planner must not compute it while planning a query that
+-- only needs it in a message that is rarely built (a session's first health call).
 CREATE OR REPLACE FUNCTION timepart._period_of(cfg timepart.config, at_time timestamptz) RETURNS timestamptz
-LANGUAGE plpgsql IMMUTABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     partition_interval interval := cfg.partition_interval;
     time_zone text := cfg.time_zone;

@@ -33,8 +33,9 @@ LANGUAGE sql VOLATILE AS $$
 $$;
 
 -- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last
--- VACUUM/ANALYZE. heap_bytes, when known, stands in for the table's own relpages.
-CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid, heap_bytes bigint DEFAULT NULL) RETURNS bigint
+-- VACUUM/ANALYZE. heap_bytes, when known, stands in for the table's own relpages. A
+-- one-row set so the planner inlines it (a scalar SQL function is planned on every call).
+CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid, heap_bytes bigint DEFAULT NULL) RETURNS TABLE (bytes bigint)
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(heap_bytes, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint)
            + (coalesce(t.relpages, 0)
@@ -57,10 +58,11 @@ BEGIN
     RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
 END $$;
 
--- The first and last bounds of the ANALYZE histogram of a column, as text (NULL without
--- one): both ends in one lookup, so the pg_stats view is planned once.
+-- The first and last bounds of the ANALYZE histogram of a column, as text (no row without
+-- one): both ends in one lookup, so the pg_stats view is planned once. Sets, like the
+-- next one, so the planner inlines them.
 CREATE OR REPLACE FUNCTION timepart._histogram_ends(schema_name name, table_name name, column_name name)
-RETURNS text[] LANGUAGE sql STABLE AS $$
+RETURNS TABLE (ends text[]) LANGUAGE sql STABLE AS $$
     SELECT ARRAY[e[1], e[array_length(e, 1)]]
     FROM (SELECT st.histogram_bounds::text::text[] AS e FROM pg_catalog.pg_stats st
           WHERE st.schemaname = schema_name AND st.tablename = table_name AND st.attname = column_name) h
@@ -69,7 +71,7 @@ $$;
 -- The same read straight from pg_statistic, for an owner who may (a superuser): the
 -- pg_stats view costs a session's first statistics call several milliseconds to plan.
 CREATE OR REPLACE FUNCTION timepart._statistic_ends(rel oid, column_name name)
-RETURNS text[] LANGUAGE sql STABLE AS $$
+RETURNS TABLE (ends text[]) LANGUAGE sql STABLE AS $$
     SELECT ARRAY[e[1], e[array_length(e, 1)]]
     FROM (SELECT (CASE 2 WHEN s.stakind1 THEN s.stavalues1 WHEN s.stakind2 THEN s.stavalues2 WHEN s.stakind3 THEN s.stavalues3
                          WHEN s.stakind4 THEN s.stavalues4 WHEN s.stakind5 THEN s.stavalues5 END)::text::text[] AS e  -- 2: a histogram
@@ -146,7 +148,7 @@ BEGIN
                               AND (SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
                                    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
                                    WHERE i.indrelid = p.partition_oid) IS NOT FALSE
-                         THEN timepart._estimated_bytes(p.partition_oid, 0)
+                         THEN (SELECT e.bytes FROM timepart._estimated_bytes(p.partition_oid, 0) e)
                          WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
         FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
               FROM parts p OFFSET 0) p
@@ -172,7 +174,7 @@ BEGIN
                 ELSE greatest(pg_catalog.pg_stat_get_live_tuples(j.partition_oid),
                               (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
            round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
-                       ELSE timepart._estimated_bytes(j.partition_oid) END) / 1048576.0, 2),
+                       ELSE (SELECT e.bytes FROM timepart._estimated_bytes(j.partition_oid) e) END) / 1048576.0, 2),
            -- Else oldest and newest from the ANALYZE histogram of the key: approximate, no
            -- scan, and looked up only for the partitions that need it.
            CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
@@ -184,8 +186,9 @@ BEGIN
     FROM judged j
     -- The histogram only where it is shown (OFFSET 0: looked up once per row, not per use).
     LEFT JOIN LATERAL (SELECT CASE WHEN NOT j.reveal OR j.sealed OR j.x_rows IS NOT NULL THEN NULL
-                                   WHEN statistic THEN timepart._statistic_ends(j.partition_oid, j.key_column)
-                                   ELSE timepart._histogram_ends(j.schema_name, j.partition_name, j.key_column) END AS e
+                                   WHEN statistic THEN (SELECT e.ends FROM timepart._statistic_ends(j.partition_oid, j.key_column) e)
+                                   ELSE (SELECT e.ends FROM timepart._histogram_ends(j.schema_name, j.partition_name, j.key_column) e)
+                              END AS e
                        OFFSET 0) h ON true
     -- Index counts from the index on pg_index.indrelid, partition by partition: the cost
     -- grows with the table's partitions, not with every index of the database.

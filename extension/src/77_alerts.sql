@@ -38,7 +38,6 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cfg timepart.config := timepart._config(tbl);
     time_zone text := cfg.time_zone;
-    cur timestamptz := timepart._period_of(cfg, as_of);
     month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE time_zone);
     old_before timestamptz := ((as_of AT TIME ZONE time_zone) - cfg.alert_old_age) AT TIME ZONE time_zone;
     max_mb numeric := round(cfg.alert_max_size_bytes / 1048576.0, 2);
@@ -90,7 +89,7 @@ BEGIN
     FROM s WHERE s.record_count > cfg.alert_max_rows
     UNION ALL
     SELECT 'missing_current_partition', 'critical', tbl::text, '',
-           format('no partition of %s covers the current period starting %s', tbl, cur),
+           format('no partition of %s covers the current period starting %s', tbl, timepart._period_of(cfg, as_of)),  -- only then
            'Create it now: run timepart.maintain()', 0, 1
     WHERE NOT EXISTS (SELECT 1 FROM s WHERE NOT s.is_default AND s.range_start <= as_of AND s.range_end > as_of)
     UNION ALL

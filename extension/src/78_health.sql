@@ -33,9 +33,9 @@ BEGIN
     IF _health.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = _health.parent) THEN
         RAISE EXCEPTION 'table % is not managed by timepart', _health.parent;
     END IF;
-    SELECT array_agg(c.parent ORDER BY c.parent::text) INTO tables
-    FROM timepart._managed(_health.parent) c;
     per_table := coalesce(per_table, timepart._stats_by_table(_health.parent));
+    -- The tables are the statistics' keys (each table's name as text), in the same order.
+    SELECT array_agg(t.k::regclass ORDER BY t.k) INTO tables FROM jsonb_object_keys(per_table) t(k);
 
     SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END), '[]')
     INTO alerts FROM (
@@ -82,9 +82,8 @@ BEGIN
     per_table := timepart._stats_by_table(summary.parent);
     RETURN jsonb_build_object(
         'health', timepart._health(summary.parent, as_of, per_table),
-        'stats', (SELECT coalesce(jsonb_agg(r ORDER BY c.parent::text, n), '[]')
-                  FROM timepart._managed(summary.parent) c,
-                       jsonb_array_elements(per_table->(c.parent::text)) WITH ORDINALITY AS x(r, n)),
+        'stats', (SELECT coalesce(jsonb_agg(x.r ORDER BY t.key, x.n), '[]')
+                  FROM jsonb_each(per_table) t, jsonb_array_elements(t.value) WITH ORDINALITY AS x(r, n)),
         'configuration', (SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object('parent', c.parent::text)), '[]')
                           FROM timepart.config c WHERE summary.parent IS NULL OR c.parent = summary.parent),
         'jobs', CASE WHEN EXISTS (SELECT 1 FROM timepart.jobs) THEN timepart._jobs_summary() ELSE '[]'::jsonb END,

@@ -1,6 +1,6 @@
 -- Names: hostile identifiers are quoted everywhere; names over 63 bytes stay unique and deterministic.
 \ir setup.psql
-SELECT plan(9);
+SELECT plan(15);
 
 CREATE SCHEMA "My ""Odd"" Schema; x";
 CREATE TABLE "My ""Odd"" Schema; x"."Events ""Q""; DROP TABLE x" (id int, "Created At" timestamptz NOT NULL)
@@ -28,6 +28,17 @@ SELECT is(timepart._fit_name(repeat('é', 40), '2024_03_15'), timepart._fit_name
           'a cut name is deterministic');
 SELECT isnt(timepart._fit_name(repeat('é', 40), '2024_03_15'), timepart._fit_name(repeat('é', 40), '2024_03_16'),
           'two cut names for two periods differ');
+SELECT is(timepart._fit_name(repeat('a', 55), '2024_03'), (repeat('a', 55) || '_2024_03')::name, 'a name of exactly 63 bytes is kept');
+SELECT is(timepart._fit_name(repeat('a', 56), '2024_03'), timepart._fit_long_name(repeat('a', 56), '2024_03'),
+          'one byte more takes the cut-and-hash path');
+SELECT is(octet_length(timepart._fit_name(repeat('a', 56), '2024_03')), 63, 'and fits in 63 bytes');
+SELECT is(timepart._fit_name(NULL, '2024_03'), NULL, 'no base, no name');
+-- A template on the long-named table: its indexes are found by their cut names.
+SELECT timepart.add_index_template('"événements_très_longs_pour_tester_la_limite_de_soixante_trois_o"', 'ts_idx', 'ts');
+SELECT is((SELECT count(*) FROM timepart._missing_indexes('"événements_très_longs_pour_tester_la_limite_de_soixante_trois_o"')),
+          0::bigint, 'no index is reported missing under a cut name');
+SELECT is((SELECT count(*) FROM jsonb_array_elements(timepart.health('"événements_très_longs_pour_tester_la_limite_de_soixante_trois_o"', '2024-03-15')->'alerts') a
+           WHERE a->>'alert_type' = 'missing_index'), 0::bigint, 'nor does health');
 
 SELECT * FROM finish();
 ROLLBACK;

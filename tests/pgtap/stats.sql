@@ -15,7 +15,7 @@ ANALYZE ev;
 SELECT results_eq($$SELECT oldest_record, newest_record, exact FROM timepart.partition_stats('ev') WHERE period = '2024_03'$$,
     $$VALUES ('2024-03-01 01:00+00'::timestamptz, '2024-03-05 04:00+00'::timestamptz, false)$$,
     'an estimate takes oldest and newest from the histogram');
-SELECT is(timepart._statistic_ends('ev_2024_03'::regclass, 'ts'), timepart._histogram_ends('public', 'ev_2024_03', 'ts'),
+SELECT is((SELECT ends FROM timepart._statistic_ends('ev_2024_03'::regclass, 'ts')), (SELECT ends FROM timepart._histogram_ends('public', 'ev_2024_03', 'ts')),
           'pg_statistic read directly gives the histogram ends pg_stats gives');
 CREATE ROLE stats_watcher IN ROLE partition_monitor;
 SET LOCAL ROLE stats_watcher;
@@ -49,7 +49,7 @@ SELECT is((SELECT index_count FROM timepart.partition_stats('ev') WHERE period =
 SELECT timepart.add_index_template('live', 'ts_idx', 'ts');
 CREATE TABLE live_notes (ts timestamptz NOT NULL, note text, PRIMARY KEY (ts)) PARTITION BY RANGE (ts);
 SELECT timepart.manage('live_notes', '1 day', 2);
-SELECT is((SELECT array_agg(timepart._estimated_bytes(p.partition_oid, 0) ORDER BY p.partition_name)
+SELECT is((SELECT array_agg((SELECT e.bytes FROM timepart._estimated_bytes(p.partition_oid, 0) e) ORDER BY p.partition_name)
            FROM (SELECT * FROM timepart._partitions('live') UNION ALL SELECT * FROM timepart._partitions('live_notes')) p WHERE p.range_start > now()),
           (SELECT array_agg(pg_total_relation_size(p.partition_oid) ORDER BY p.partition_name)
            FROM (SELECT * FROM timepart._partitions('live') UNION ALL SELECT * FROM timepart._partitions('live_notes')) p WHERE p.range_start > now()),
