@@ -54,13 +54,37 @@ BEGIN
     END;
 END $$;
 
--- Every difference of a table's partitions (or just `part`) from what they should be, one
--- row each with its fixing statement: _partition_drift's full query, in a function of its
--- own so that a session compiles it only when the probe there finds something.
-CREATE OR REPLACE FUNCTION timepart._partition_drift_rows(tbl regclass, part regclass)
+-- How each partition of a table (or just `part`) differs from what it should be, one row
+-- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
+-- reported and left). `attached`: whether the partition is attached yet (a replica
+-- identity index only maps to a partition's index once it is).
+-- PL/pgSQL (RETURN QUERY) so its plan is cached: a new partition asks once or twice.
+CREATE OR REPLACE FUNCTION timepart._partition_drift(tbl regclass, part regclass DEFAULT NULL)
 RETURNS TABLE (partition_oid oid, property text, current_value text, wanted text, statement text)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+    -- Most tables hand nothing down and their partitions hold nothing of their own: one
+    -- catalog probe then says there is no difference, without planning the query below.
+    -- Each relation looked up by its oid: never a scan of all of pg_class, pg_attribute or
+    -- pg_description, which in a database of many tables costs more than the rest.
+    IF NOT EXISTS (
+        SELECT 1
+        FROM (SELECT tbl::oid AS oid UNION ALL SELECT part::oid WHERE part IS NOT NULL
+              UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE part IS NULL AND i.inhparent = tbl) r
+        CROSS JOIN LATERAL (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = r.oid OFFSET 0) c
+        WHERE (c.oid = tbl OR c.relkind = 'r')
+          AND (c.relacl IS NOT NULL OR c.relrowsecurity OR c.relforcerowsecurity OR c.relreplident <> 'd'
+               OR (c.oid <> tbl AND (c.reloptions IS NOT NULL OR c.relpersistence = 'u'
+                                     OR c.reltablespace <> (SELECT p.reltablespace FROM pg_catalog.pg_class p WHERE p.oid = tbl)))
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attacl IS NOT NULL)
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid)
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_description d
+                          WHERE d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0)))
+       AND NOT EXISTS (SELECT 1 FROM timepart.config g WHERE g.parent = tbl
+                       AND (g.partition_unlogged
+                            OR (g.partition_options <> '{}' AND timepart._table_options(g) <> '{}'::jsonb))) THEN
+        RETURN;
+    END IF;
     RETURN QUERY
     WITH cfg AS (SELECT c.* FROM timepart.config c WHERE c.parent = tbl),
     par AS (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = tbl),
@@ -203,40 +227,6 @@ BEGIN
     SELECT * FROM acl UNION ALL SELECT * FROM col UNION ALL SELECT * FROM rls UNION ALL SELECT * FROM pol
     UNION ALL SELECT * FROM ident UNION ALL SELECT * FROM comment UNION ALL SELECT * FROM options UNION ALL SELECT * FROM rewrite
     ORDER BY 1, 2, 5;
-END $$;
-
--- How each partition of a table (or just `part`) differs from what it should be, one row
--- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
--- reported and left). `attached`: whether the partition is attached yet (a replica
--- identity index only maps to a partition's index once it is).
--- PL/pgSQL (RETURN QUERY) so its plan is cached: a new partition asks once or twice.
-CREATE OR REPLACE FUNCTION timepart._partition_drift(tbl regclass, part regclass DEFAULT NULL)
-RETURNS TABLE (partition_oid oid, property text, current_value text, wanted text, statement text)
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    -- Most tables hand nothing down and their partitions hold nothing of their own: one
-    -- catalog probe then says there is no difference, without planning the query below.
-    -- Each relation looked up by its oid: never a scan of all of pg_class, pg_attribute or
-    -- pg_description, which in a database of many tables costs more than the rest.
-    IF NOT EXISTS (
-        SELECT 1
-        FROM (SELECT tbl::oid AS oid UNION ALL SELECT part::oid WHERE part IS NOT NULL
-              UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE part IS NULL AND i.inhparent = tbl) r
-        CROSS JOIN LATERAL (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = r.oid OFFSET 0) c
-        WHERE (c.oid = tbl OR c.relkind = 'r')
-          AND (c.relacl IS NOT NULL OR c.relrowsecurity OR c.relforcerowsecurity OR c.relreplident <> 'd'
-               OR (c.oid <> tbl AND (c.reloptions IS NOT NULL OR c.relpersistence = 'u'
-                                     OR c.reltablespace <> (SELECT p.reltablespace FROM pg_catalog.pg_class p WHERE p.oid = tbl)))
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attacl IS NOT NULL)
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid)
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_description d
-                          WHERE d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0)))
-       AND NOT EXISTS (SELECT 1 FROM timepart.config g WHERE g.parent = tbl
-                       AND (g.partition_unlogged
-                            OR (coalesce(g.partition_options, '{}') <> '{}' AND timepart._table_options(g) <> '{}'::jsonb))) THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM timepart._partition_drift_rows(tbl, part);
 END $$;
 
 -- Makes a partition just made look like its parent: every difference _partition_drift

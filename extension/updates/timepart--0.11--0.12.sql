@@ -10,43 +10,6 @@ DROP FUNCTION IF EXISTS timepart._statistic_ends(oid, name);
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.12'::text $$;
 
--- ==== src/05_owner.sql
--- Running work on a user's table with the table owner's rights, and only those.
---
--- Every statement timepart runs on a user's table (DDL, row moves, counts) may make
--- PostgreSQL run code the owner controls: triggers, constraints, defaults, generated
--- columns, index expressions and predicates (the planner folds those too), policies.
--- So none of them runs as the caller. Each goes through the owner's executor: a
--- SECURITY DEFINER function owned by the table's owner, created by timepart, that
--- refuses to run unless it really runs as that owner with no way to change role
--- (inside a security-definer function PostgreSQL refuses SET ROLE and SET SESSION
--- AUTHORIZATION). This is how VACUUM, ANALYZE and REINDEX run index code, from SQL.
---
--- The owner may ALTER its executor (it owns it) but cannot replace its body (no CREATE
--- on schema timepart); the body checks its own context on every call, so an executor
--- turned into SECURITY INVOKER, or given other settings, refuses to run.
-
--- The role that called into timepart, seen from inside a SECURITY DEFINER function
--- (where current_user is the definer): the session's SET ROLE, else the session user.
--- Code running inside an executor (a table owner's trigger, constraint, policy or index
--- code, which may call timepart's functions) speaks for nobody: NULL, so no check it
--- reaches can borrow the session's rights. Only a function of schema timepart can put
--- "function timepart._as_owner_<oid>(" on the call stack.
-CREATE OR REPLACE FUNCTION timepart._caller() RETURNS name
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    ctx text;
-BEGIN
-    GET DIAGNOSTICS ctx = PG_CONTEXT;
-    -- A plain search, not a regular expression (compiling one costs a session's first call);
-    -- a false match only takes rights away.
-    IF pg_catalog.strpos(ctx, 'function timepart._as_owner_') > 0 THEN
-        RETURN NULL;
-    END IF;
-    RETURN CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
-                ELSE pg_catalog.current_setting('role')::name END;
-END $$;
-
 -- ==== src/20_naming.sql
 -- Periods and names: where a period starts, what a partition is called, how a
 -- bound is written. Pure functions; "now" is always a parameter.
@@ -116,13 +79,37 @@ BEGIN
     RETURN (a + pg_catalog.make_interval(days => n::int)) AT TIME ZONE time_zone;
 END $$;
 
--- Every difference of a table's partitions (or just `part`) from what they should be, one
--- row each with its fixing statement: _partition_drift's full query, in a function of its
--- own so that a session compiles it only when the probe there finds something.
-CREATE OR REPLACE FUNCTION timepart._partition_drift_rows(tbl regclass, part regclass)
+-- How each partition of a table (or just `part`) differs from what it should be, one row
+-- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
+-- reported and left). `attached`: whether the partition is attached yet (a replica
+-- identity index only maps to a partition's index once it is).
+-- PL/pgSQL (RETURN QUERY) so its plan is cached: a new partition asks once or twice.
+CREATE OR REPLACE FUNCTION timepart._partition_drift(tbl regclass, part regclass DEFAULT NULL)
 RETURNS TABLE (partition_oid oid, property text, current_value text, wanted text, statement text)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
+    -- Most tables hand nothing down and their partitions hold nothing of their own: one
+    -- catalog probe then says there is no difference, without planning the query below.
+    -- Each relation looked up by its oid: never a scan of all of pg_class, pg_attribute or
+    -- pg_description, which in a database of many tables costs more than the rest.
+    IF NOT EXISTS (
+        SELECT 1
+        FROM (SELECT tbl::oid AS oid UNION ALL SELECT part::oid WHERE part IS NOT NULL
+              UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE part IS NULL AND i.inhparent = tbl) r
+        CROSS JOIN LATERAL (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = r.oid OFFSET 0) c
+        WHERE (c.oid = tbl OR c.relkind = 'r')
+          AND (c.relacl IS NOT NULL OR c.relrowsecurity OR c.relforcerowsecurity OR c.relreplident <> 'd'
+               OR (c.oid <> tbl AND (c.reloptions IS NOT NULL OR c.relpersistence = 'u'
+                                     OR c.reltablespace <> (SELECT p.reltablespace FROM pg_catalog.pg_class p WHERE p.oid = tbl)))
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attacl IS NOT NULL)
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid)
+               OR EXISTS (SELECT 1 FROM pg_catalog.pg_description d
+                          WHERE d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0)))
+       AND NOT EXISTS (SELECT 1 FROM timepart.config g WHERE g.parent = tbl
+                       AND (g.partition_unlogged
+                            OR (g.partition_options <> '{}' AND timepart._table_options(g) <> '{}'::jsonb))) THEN
+        RETURN;
+    END IF;
     RETURN QUERY
     WITH cfg AS (SELECT c.* FROM timepart.config c WHERE c.parent = tbl),
     par AS (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = tbl),
@@ -265,40 +252,6 @@ BEGIN
     SELECT * FROM acl UNION ALL SELECT * FROM col UNION ALL SELECT * FROM rls UNION ALL SELECT * FROM pol
     UNION ALL SELECT * FROM ident UNION ALL SELECT * FROM comment UNION ALL SELECT * FROM options UNION ALL SELECT * FROM rewrite
     ORDER BY 1, 2, 5;
-END $$;
-
--- How each partition of a table (or just `part`) differs from what it should be, one row
--- per difference, with the statement that fixes it (NULL: only a rewrite would, so it is
--- reported and left). `attached`: whether the partition is attached yet (a replica
--- identity index only maps to a partition's index once it is).
--- PL/pgSQL (RETURN QUERY) so its plan is cached: a new partition asks once or twice.
-CREATE OR REPLACE FUNCTION timepart._partition_drift(tbl regclass, part regclass DEFAULT NULL)
-RETURNS TABLE (partition_oid oid, property text, current_value text, wanted text, statement text)
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    -- Most tables hand nothing down and their partitions hold nothing of their own: one
-    -- catalog probe then says there is no difference, without planning the query below.
-    -- Each relation looked up by its oid: never a scan of all of pg_class, pg_attribute or
-    -- pg_description, which in a database of many tables costs more than the rest.
-    IF NOT EXISTS (
-        SELECT 1
-        FROM (SELECT tbl::oid AS oid UNION ALL SELECT part::oid WHERE part IS NOT NULL
-              UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE part IS NULL AND i.inhparent = tbl) r
-        CROSS JOIN LATERAL (SELECT c.* FROM pg_catalog.pg_class c WHERE c.oid = r.oid OFFSET 0) c
-        WHERE (c.oid = tbl OR c.relkind = 'r')
-          AND (c.relacl IS NOT NULL OR c.relrowsecurity OR c.relforcerowsecurity OR c.relreplident <> 'd'
-               OR (c.oid <> tbl AND (c.reloptions IS NOT NULL OR c.relpersistence = 'u'
-                                     OR c.reltablespace <> (SELECT p.reltablespace FROM pg_catalog.pg_class p WHERE p.oid = tbl)))
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND a.attacl IS NOT NULL)
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid)
-               OR EXISTS (SELECT 1 FROM pg_catalog.pg_description d
-                          WHERE d.objoid = c.oid AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0)))
-       AND NOT EXISTS (SELECT 1 FROM timepart.config g WHERE g.parent = tbl
-                       AND (g.partition_unlogged
-                            OR (coalesce(g.partition_options, '{}') <> '{}' AND timepart._table_options(g) <> '{}'::jsonb))) THEN
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT * FROM timepart._partition_drift_rows(tbl, part);
 END $$;
 
 -- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last
