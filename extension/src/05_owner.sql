@@ -61,19 +61,9 @@ $$;
 CREATE OR REPLACE FUNCTION timepart._executor_name(owner_oid oid) RETURNS name
 LANGUAGE sql IMMUTABLE AS $$ SELECT ('_as_owner_' || owner_oid::text)::name $$;
 
--- The session settings timepart's code relies on, as one text, read the same way inside
--- an executor before and after the owner's code runs (an SQL expression, spelled out in
--- the executor's body).
-CREATE OR REPLACE FUNCTION timepart._guarded_settings() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT 'pg_catalog.concat_ws(pg_catalog.chr(1), ' || string_agg(format('pg_catalog.current_setting(%L, true)', g), ', ' ORDER BY g) || ')'
-    FROM unnest(ARRAY['search_path', 'DateStyle', 'IntervalStyle', 'TimeZone', 'standard_conforming_strings', 'backslash_quote',
-                      'default_tablespace', 'default_table_access_method', 'row_security', 'session_replication_role',
-                      'timepart.log_retention']) g
-$$;
-
 -- The body of an executor for one role. Every name in it is schema-qualified and every
--- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path.
+-- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path. What the
+-- owner's code may leave in the session is checked around the call (06_room.sql).
 CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
 LANGUAGE sql STABLE AS $body$
     SELECT pg_catalog.format($f$
@@ -81,7 +71,6 @@ DECLARE
     result pg_catalog.jsonb;
     n pg_catalog.int8;
     escaped pg_catalog.bool := false;
-    settings pg_catalog.text;
 BEGIN
     IF current_user OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
         RAISE EXCEPTION 'timepart: the executor of %% runs as %%', %1$L, current_user USING ERRCODE = '42501';
@@ -97,11 +86,6 @@ BEGIN
         RAISE EXCEPTION 'timepart: the executor of %% is not a security definer', %1$L USING ERRCODE = '42501',
             HINT = 'Someone altered it; timepart refuses to run user code through it.';
     END IF;
-    -- The owner's code must not leave settings behind that timepart's own code, which
-    -- goes on after this returns, would then run with: a plain SET (or set_config(...,
-    -- false)) outlives every function's SET clause. A change is refused, and the abort
-    -- of the step puts the settings back.
-    settings := %2$s;
     IF wants_value THEN
         EXECUTE q INTO result;
     ELSE
@@ -109,13 +93,8 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         result := pg_catalog.jsonb_build_object('rows', n);
     END IF;
-    IF settings OPERATOR(pg_catalog.<>) %2$s THEN
-        RAISE EXCEPTION 'timepart: code of %% changed session settings', %1$L USING ERRCODE = '42501',
-            DETAIL = 'A trigger, constraint, policy or index expression of the table set search_path or another setting timepart relies on.',
-            HINT = 'Use SET LOCAL in a function with its own SET clause, or none at all.';
-    END IF;
     RETURN result;
-END $f$, owner_name, timepart._guarded_settings())
+END $f$, owner_name)
 $body$;
 
 -- A role's executor (its qualified name), created when missing. SECURITY DEFINER (as the extension's owner):
@@ -191,18 +170,16 @@ BEGIN
     RETURN pg_catalog.format('timepart.%I', fname);
 END $$;
 
--- Runs one statement on a user's table with the rights of the table's owner. wants_value:
--- the statement returns one jsonb value, which comes back; else {"rows": n}.
-CREATE OR REPLACE FUNCTION timepart._as_owner(tbl regclass, q text, wants_value boolean DEFAULT false) RETURNS jsonb
+-- The executor that runs a statement on a table with its owner's rights (created when
+-- missing), after checking the role running timepart may act on the table.
+CREATE OR REPLACE FUNCTION timepart._owner_executor(tbl regclass) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
-    result jsonb;
 BEGIN
     IF owner_oid IS NULL THEN
         RAISE EXCEPTION 'relation % does not exist', tbl USING ERRCODE = '42P01';
     END IF;
     PERFORM timepart._check_may_act(current_user, tbl, 'run this on it');
-    EXECUTE pg_catalog.format('SELECT %s($1, $2)', timepart._executor(owner_oid)) INTO result USING q, wants_value;
-    RETURN result;
+    RETURN timepart._executor(owner_oid);
 END $$;

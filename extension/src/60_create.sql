@@ -95,10 +95,10 @@ DECLARE
     waiting boolean;
 BEGIN
     -- Usually nothing waits there: a cheap probe spares the move statement.
-    waiting := timepart._as_owner(cfg.parent, format(
+    waiting := timepart._read_as_owner(cfg.parent, format(
         'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
         default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)), true)::text::boolean;
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)))::text::boolean;
     IF NOT waiting THEN
         RETURN 0;
     END IF;

@@ -161,9 +161,9 @@ BEGIN
     IF default_part IS NOT NULL THEN
         BEGIN
             PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-            default_old := timepart._as_owner(cfg.parent, format(
+            default_old := timepart._read_as_owner(cfg.parent, format(
                 'SELECT pg_catalog.to_jsonb(count(*)) FROM %s WHERE %I OPERATOR(pg_catalog.<) %s', default_part, cfg.key_column,
-                timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)), true)::text::bigint;
+                timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)))::text::bigint;
         EXCEPTION WHEN lock_not_available THEN
             errors := errors || to_jsonb(format('%s: could not count its rows past the boundary within the lock budget', default_part));
         END;

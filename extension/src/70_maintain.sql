@@ -57,11 +57,11 @@ BEGIN
         -- Only rows inside the window count: a stray ancient or far-future row stays
         -- where it is (the rows_in_default_partition alert reports it).
         PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-        default_min := (timepart._as_owner(tbl, format(
+        default_min := (timepart._read_as_owner(tbl, format(
             'SELECT pg_catalog.to_jsonb(min(%I)::pg_catalog.timestamptz) FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s',
             cfg.key_column, default_part,
             cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, time_zone),
-            cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, time_zone)), true) #>> '{}')::timestamptz;
+            cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, time_zone))) #>> '{}')::timestamptz;
         IF cfg.key_type <> 'timestamptz'::regtype AND default_min IS NOT NULL THEN
             default_min := (default_min AT TIME ZONE current_setting('TimeZone')) AT TIME ZONE time_zone;
         END IF;

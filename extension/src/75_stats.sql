@@ -51,9 +51,9 @@ $$;
 CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name)
 RETURNS TABLE (record_count bigint, oldest timestamptz, newest timestamptz) LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    r jsonb := timepart._as_owner(rel::regclass, format(
+    r jsonb := timepart._read_as_owner(rel::regclass, format(
         'SELECT pg_catalog.jsonb_build_array(count(*), min(%I)::pg_catalog.timestamptz, max(%I)::pg_catalog.timestamptz) FROM %s',
-        key_column, key_column, rel::regclass), true);
+        key_column, key_column, rel::regclass));
 BEGIN
     RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
 END $$;
@@ -265,7 +265,7 @@ BEGIN
     WHERE h.partition_oid = rel AND h.changes_seen = timepart._changes(rel)
     ORDER BY h.snapshot_date DESC LIMIT 1;
     IF n IS NULL THEN
-        n := timepart._as_owner(rel::regclass, format('SELECT pg_catalog.to_jsonb(count(*)) FROM %s', rel::regclass), true)::text::bigint;
+        n := timepart._read_as_owner(rel::regclass, format('SELECT pg_catalog.to_jsonb(count(*)) FROM %s', rel::regclass))::text::bigint;
     END IF;
     RETURN n;
 END $$;

@@ -53,8 +53,8 @@ BEGIN
             -- default partition that is itself partitioned has no heap: always counted.
             IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = default_part) <> 'r'
                OR pg_catalog.pg_relation_size(default_part) > 0 THEN
-                default_rows := timepart._as_owner(tbl, format(
-                    'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part), true)::text::bigint;
+                default_rows := timepart._read_as_owner(tbl, format(
+                    'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part))::text::bigint;
             END IF;
         EXCEPTION WHEN lock_not_available THEN
             default_rows := 0;  -- counted again at the next check

@@ -176,18 +176,18 @@ BEGIN
     counted := estimate < 100000;
     -- Every read of the source runs with its owner's rights (05_owner.sql).
     IF counted THEN
-        r := timepart._as_owner(source, format('SELECT pg_catalog.jsonb_build_array(count(*), count(*) FILTER (WHERE %I IS NULL) '
+        r := timepart._read_as_owner(source, format('SELECT pg_catalog.jsonb_build_array(count(*), count(*) FILTER (WHERE %I IS NULL) '
                                                'OPERATOR(pg_catalog.>) 0, min(%s), max(%s)) FROM ONLY %s',
-                                               key_column, key_expr, key_expr, source), true);
+                                               key_column, key_expr, key_expr, source));
         row_count := (r->>0)::bigint; has_nulls := (r->>1)::boolean; oldest := (r->>2)::timestamptz; newest := (r->>3)::timestamptz;
         RETURN;
     END IF;
     row_count := estimate::bigint;
     -- Separate queries, so an index on the key answers each without a scan.
-    has_nulls := timepart._as_owner(source, format('SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM ONLY %s WHERE %I IS NULL))',
-                                                   source, key_column), true)::text::boolean;
-    r := timepart._as_owner(source, format('SELECT pg_catalog.jsonb_build_array(min(%1$I)::pg_catalog.text, max(%1$I)::pg_catalog.text) FROM ONLY %2$s',
-                                           key_column, source), true);
+    has_nulls := timepart._read_as_owner(source, format('SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM ONLY %s WHERE %I IS NULL))',
+                                                   source, key_column))::text::boolean;
+    r := timepart._read_as_owner(source, format('SELECT pg_catalog.jsonb_build_array(min(%1$I)::pg_catalog.text, max(%1$I)::pg_catalog.text) FROM ONLY %2$s',
+                                           key_column, source));
     IF key_type = 'timestamptz'::regtype THEN
         oldest := (r->>0)::timestamptz; newest := (r->>1)::timestamptz;
     ELSE
@@ -231,11 +231,11 @@ BEGIN
     FROM pg_catalog.generate_series(timepart._period_start(oldest, partition_interval, time_zone) AT TIME ZONE time_zone,
                                     timepart._period_start(newest, partition_interval, time_zone) AT TIME ZONE time_zone, partition_interval) g;
     IF counted THEN
-        SELECT array_agg(x::bigint) INTO bucket_rows FROM jsonb_array_elements_text(timepart._as_owner(source, format(
+        SELECT array_agg(x::bigint) INTO bucket_rows FROM jsonb_array_elements_text(timepart._read_as_owner(source, format(
             'SELECT pg_catalog.to_jsonb(pg_catalog.array_agg(coalesce(b.n, 0) ORDER BY i)) FROM pg_catalog.generate_series(1, %s) i '
             'LEFT JOIN (SELECT pg_catalog.width_bucket(%s, %L::pg_catalog.timestamptz[]) AS w, count(*) AS n FROM ONLY %s GROUP BY 1) b '
             'ON b.w OPERATOR(pg_catalog.=) i',
-            cardinality(starts), timepart._migrate_key_expr(key_column, key_type, time_zone), starts::text, source), true)) x;
+            cardinality(starts), timepart._migrate_key_expr(key_column, key_type, time_zone), starts::text, source))) x;
     ELSE
         SELECT s.histogram_bounds::text::text[] INTO hist FROM pg_catalog.pg_stats s
         JOIN pg_catalog.pg_class c ON c.relname = s.tablename JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname

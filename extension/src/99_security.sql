@@ -233,6 +233,8 @@ DECLARE
     f record;
     roles_exist boolean := (SELECT count(*) = 2 FROM pg_catalog.pg_roles WHERE rolname IN ('partition_admin', 'partition_monitor'));
 BEGIN
+    -- The owner's room compares this server's settings (06_room.sql).
+    PERFORM timepart._make_settings_digest();
     FOR f IN
         SELECT p.oid::regprocedure AS sig, n.nspname || '.' || p.proname AS qname, l.lanname, p.prokind, n.nspname
         FROM pg_catalog.pg_proc p

@@ -213,7 +213,7 @@ RESET ROLE;
 DELETE FROM public.attempts;
 SELECT is(timepart.maintain('evil.g', 1, '2024-08-15')->>'success', 'false', 'a move whose owner code sets search_path is refused');
 SELECT ok((SELECT error FROM timepart.maintenance_log WHERE parent_table = 'evil.g' AND NOT success ORDER BY id DESC LIMIT 1)
-          ~ 'changed session settings', 'and the log says why');
+          ~ 'tried to leave something in this session', 'and the log says why');
 SELECT is(current_setting('search_path'), '"$user", public', 'the session''s search_path is as it was');
 SELECT is(current_setting('timepart.log_retention', true), '', 'and so is timepart.log_retention');
 SELECT is((SELECT count(*) FROM public.attempts WHERE via = 'format on a flipped path'), 0::bigint,
