@@ -45,7 +45,21 @@ def statements(text):
             out.append("".join(buf).strip() + ";"); buf = []; i += 1
         else:
             buf.append(c); i += 1
-    return [s for s in out if code(s).strip(" \n;")]
+    return _atomic([s for s in out if code(s).strip(" \n;")])
+
+
+def _atomic(stmts):
+    """Joins the statements of a SQL-standard function body (BEGIN ATOMIC ... END) back
+    into the CREATE FUNCTION they belong to: their semicolons do not end it."""
+    def bare(stmt):  # the statement without its quoted text
+        return re.sub(r"(\$[A-Za-z_]*\$).*?\1|'(?:[^']|'')*'", "''", code(stmt), flags=re.S)
+    out = []
+    for s in stmts:
+        if out and re.search(r"\bBEGIN\s+ATOMIC\b", bare(out[-1]), re.I) and not re.search(r"(^|\n)\s*END\s*;$", bare(out[-1]), re.I):
+            out[-1] = out[-1] + "\n" + s
+        else:
+            out.append(s)
+    return out
 
 
 def code(stmt):

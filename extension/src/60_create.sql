@@ -112,6 +112,15 @@ BEGIN
                  WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
             HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
     END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (default_part, part)) THEN
+        -- A rule would turn the DELETE or the INSERT into statements of the owner's choosing.
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has rules', range_start, range_end,
+            cfg.parent USING ERRCODE = '55000',
+            DETAIL = format('Moving them is a DELETE and an INSERT, which these rules would rewrite: %s.',
+                (SELECT string_agg(format('%s on %s', r.rulename, r.ev_class::regclass), ', ' ORDER BY r.rulename)
+                 FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (default_part, part))),
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
         RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
             range_start, range_end, cfg.parent USING ERRCODE = '55000',
@@ -322,7 +331,13 @@ BEGIN
     END IF;
     part_name := timepart._partition_name(parent, range_start, cfg.partition_interval, cfg.time_zone);
     PERFORM timepart._check_name_free(parent, part_name);
-    PERFORM pg_catalog.pg_advisory_xact_lock(timepart._lock_key(parent));
+    IF NOT timepart._runner_lock(parent, cfg.lock_timeout) THEN
+        PERFORM timepart._log('create_partition', parent, part_name, false, '{"skipped": "another run holds the table"}',
+                              'skipped: another run holds the table', started);
+        RAISE EXCEPTION 'could not create partition %: another run holds %', part_name, parent USING ERRCODE = '55P03',
+            DETAIL = format('Waited %s (the table''s lock budget) for a maintenance run of %s to finish.', cfg.lock_timeout, parent),
+            HINT = 'Run it again when that run is over.';
+    END IF;
     result := timepart._attempt(cfg, 'build', part_name, range_start, range_end);
     IF NOT (result->>'ok')::boolean THEN
         PERFORM timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
@@ -350,12 +365,6 @@ BEGIN
             HINT = 'Rename or drop that relation, or attach it yourself if it holds this period''s rows.';
     END IF;
 END $$;
-
--- One advisory lock key per managed table, shared by every operation on it.
-CREATE OR REPLACE FUNCTION timepart._lock_key(parent regclass) RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT (pg_catalog.hashtext('timepart')::bigint << 32) | parent::oid::bigint
-$$;
 
 -- The period of a managed table that contains a moment: the bounds create_partition
 -- accepts for it. For callers holding a moment with a time of day (the seed's

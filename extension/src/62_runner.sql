@@ -1,5 +1,5 @@
 -- The one runner of maintain and cleanup. _run takes the tables one at a time (the
--- replica exit, the per-table advisory lock, the result shape); _run_steps takes one
+-- replica exit, the per-table runner lock, the result shape); _run_steps takes one
 -- table's partition steps one at a time (each logged, the back-off on a lock timeout).
 
 -- The managed tables (all, or one), in a stable order. A configuration whose table
@@ -12,7 +12,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Runs `operation` ('maintain' or 'cleanup') on every managed table, or one. Each table
--- is taken under its advisory lock, or skipped (another run holds it); nothing runs on a
+-- is taken under its runner lock (61_runners.sql), or skipped (another run holds it); nothing runs on a
 -- replica. Returns the seed's shape: success, created_partitions, dropped_partitions,
 -- errors, execution_time_ms, plus moved_rows, skipped (tables), tables (each one's result)
 -- and left_partitions (retirements left for the next call, see _run_steps).
@@ -64,9 +64,11 @@ BEGIN
     FOR cfg IN SELECT * FROM timepart._managed(_run.parent) WHERE NOT pg_catalog.pg_is_in_recovery() LOOP
         IF operation = 'cleanup' AND coalesce(_run.retention, cfg.retention) IS NULL THEN
             res := jsonb_build_object('table', cfg.parent::text, 'skipped', 'no retention configured');
-        ELSIF NOT pg_catalog.pg_try_advisory_xact_lock(timepart._lock_key(cfg.parent)) THEN
+        ELSIF NOT timepart._runner_lock(cfg.parent, interval '0') THEN
+            -- Not a success: nothing was done. A table held for long raises maintenance_skipped.
             RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
-            PERFORM timepart._log(operation, cfg.parent, NULL, true, '{"skipped": "another run holds the table"}', NULL, started);
+            PERFORM timepart._log(operation, cfg.parent, NULL, false, '{"skipped": "another run holds the table"}',
+                                  'skipped: another run holds the table', started);
             skipped := skipped || to_jsonb(cfg.parent::text);
             res := jsonb_build_object('table', cfg.parent::text, 'skipped', 'another run holds the table');
         ELSIF operation = 'maintain' THEN

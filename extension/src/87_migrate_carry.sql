@@ -212,9 +212,15 @@ DECLARE
     p record;
     moved jsonb := '[]'::jsonb;
 BEGIN
+    -- The caller must own both tables, and they must be the two ends of a migration that
+    -- timepart recorded (its rows are written only by timepart), the copy the source's
+    -- owner's: a publication is never handed a table of anyone else's.
     PERFORM timepart._check_may_act(timepart._caller(), m.source, 'migrate it');
-    IF NOT EXISTS (SELECT 1 FROM timepart.migrations g WHERE g.id = m.id AND g.source = m.source AND g.target = m.target
-                   AND g.state IN ('copying', 'catching_up')) THEN
+    PERFORM timepart._check_may_act(timepart._caller(), m.target, 'migrate into it');
+    IF NOT EXISTS (SELECT 1 FROM timepart.migrations g JOIN pg_catalog.pg_class s ON s.oid = g.source
+                   JOIN pg_catalog.pg_class t ON t.oid = g.target
+                   WHERE g.id = m.id AND g.source = m.source AND g.target = m.target AND t.relowner = s.relowner
+                   AND t.relkind = 'p' AND g.state IN ('copying', 'catching_up')) THEN
         RAISE EXCEPTION 'no migration of % to % is under way', m.source, m.target USING ERRCODE = '22023',
             DETAIL = 'Publications move only at a migration''s swap.', HINT = 'Use CALL timepart.migrate.';
     END IF;

@@ -18,6 +18,23 @@ LANGUAGE sql STABLE AS $$
     FROM pg_catalog.pg_class c WHERE c.oid = source
 $$;
 
+-- The copy and the catch-up write the copy and the change log and read the source; a rule
+-- on one of them (its owner may add one at any time) would rewrite those statements.
+CREATE OR REPLACE FUNCTION timepart._migrate_check_rules(m timepart.migrations) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found text;
+BEGIN
+    SELECT string_agg(format('%s on %s', r.rulename, r.ev_class::regclass), ', ' ORDER BY r.rulename) INTO found
+    FROM pg_catalog.pg_rewrite r
+    WHERE r.ev_class IN (m.source, m.target, pg_catalog.to_regclass(format('%I.changes', m.stage_schema)));
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'a rule was added to a table the migration of % writes or reads', m.source USING ERRCODE = '55000',
+            DETAIL = format('Rules: %s. They would rewrite the copy''s statements.', found),
+            HINT = format('Drop the rules, then CALL timepart.migrate again; or SELECT timepart.migrate_abort(%L).', m.source::text);
+    END IF;
+END $$;
+
 -- Copies one batch of whole blocks and advances the progress row, in the caller's
 -- transaction, so both commit together. A rewritten source (new filenode: VACUUM FULL,
 -- CLUSTER) has moved its rows: the copy starts again; the change log stays valid.
@@ -30,6 +47,7 @@ DECLARE
     r jsonb;
     cols text := timepart._column_list(m.source);
 BEGIN
+    PERFORM timepart._migrate_check_rules(m);
     EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', m.source);
     IF pg_catalog.pg_relation_filenode(m.source) <> m.source_filenode THEN
         RAISE NOTICE 'timepart.migrate: % was rewritten; copying it again from the start', m.source;
@@ -108,6 +126,7 @@ DECLARE
     inserted bigint;
     r jsonb;
 BEGIN
+    PERFORM timepart._migrate_check_rules(m);
     r := timepart._as_owner(m.source, format($q$
         WITH d AS (DELETE FROM %1$I.changes c WHERE c.ctid = ANY (ARRAY(SELECT ctid FROM %1$I.changes LIMIT %2$s)) RETURNING %3$s),
         gone AS (DELETE FROM %4$s a USING d b WHERE %5$s RETURNING a.*),

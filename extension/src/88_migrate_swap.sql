@@ -140,7 +140,7 @@ BEGIN
         PERFORM timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
         COMMIT;
         IF state OPERATOR(pg_catalog.<>) '55P03' OR attempt OPERATOR(pg_catalog.>=) 20 THEN
-            PERFORM pg_catalog.pg_advisory_unlock(timepart._lock_key(m.source));
+            PERFORM timepart._runner_session_unlock(m.source);
             RAISE EXCEPTION '%', err USING ERRCODE = state, DETAIL = detail,
                 HINT = CASE WHEN state OPERATOR(pg_catalog.=) '55P03' THEN pg_catalog.format('Gave up after %s lock waits of %s. CALL timepart.migrate again when traffic allows; the copy is kept.', attempt, lock_wait) ELSE hint END;
         END IF;

@@ -31,7 +31,7 @@ BEGIN
             || ARRAY(SELECT timepart._partition_name(source, p.range_start, partition_interval, time_zone)::text
                      FROM timepart._migrate_periods(source, key_column, key_type, partition_interval, time_zone, f.oldest, f.newest, 0, false) p));
     END IF;
-    IF NOT pg_catalog.pg_try_advisory_lock(timepart._lock_key(source)) THEN
+    IF NOT timepart._runner_session_lock(source) THEN
         RAISE EXCEPTION 'another session is migrating %', source USING ERRCODE = '55006',
             DETAIL = 'Only one run at a time copies a table.', HINT = 'Wait for it to finish, or end that session to take over.';
     END IF;
@@ -53,7 +53,7 @@ BEGIN
             END;
         END LOOP;
     EXCEPTION WHEN OTHERS THEN
-        PERFORM pg_catalog.pg_advisory_unlock(timepart._lock_key(source));
+        PERFORM timepart._runner_session_unlock(source);
         RAISE;
     END;
     RETURN NULL;  -- not reached: the loop returns or raises
@@ -117,7 +117,7 @@ BEGIN
     PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
         (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) 'source' FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
     COMMIT;
-    PERFORM pg_catalog.pg_advisory_unlock(timepart._lock_key(m.source));
+    PERFORM timepart._runner_session_unlock(m.source);
 END $$;
 COMMENT ON PROCEDURE timepart.migrate(regclass, name, interval, integer, integer, interval, text) IS
     'Converts an unpartitioned table into a managed partitioned one online, in resumable batches; the old table is kept as <name>_unpartitioned_old';
@@ -136,7 +136,7 @@ BEGIN
         RAISE NOTICE 'no migration of % is under way', source;
         RETURN false;
     END IF;
-    IF NOT pg_catalog.pg_try_advisory_xact_lock(timepart._lock_key(source)) THEN
+    IF NOT timepart._runner_lock(source, interval '0') THEN
         RAISE EXCEPTION 'a session is migrating % right now', source USING ERRCODE = '55006',
             DETAIL = 'It holds the table''s migration lock.', HINT = 'Cancel that CALL first (pg_cancel_backend), then abort.';
     END IF;

@@ -62,8 +62,10 @@ END $$;
 
 -- Tables only timepart's own functions write: the statement must come straight from a
 -- PL/pgSQL function in schema timepart (the nearest function on the call stack), not
--- from a client, a DO block, a user's function or a trigger. On the log, who and when
--- are set here, by the server.
+-- from a client, a DO block, a user's function or a trigger; and no table owner's code
+-- may be running (an executor on the stack): a rule action has no frame of its own, so
+-- an owner's DO INSTEAD rule would otherwise pass as the executor's own statement. On
+-- the log, who and when are set here, by the server.
 CREATE OR REPLACE FUNCTION timepart._written_by_timepart() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -76,7 +78,7 @@ BEGIN
     WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
     -- Nobody writes these rows but timepart, and a superuser: pg_restore puts a dump's log
     -- and migration rows back as they were (who and when included); a superuser may trim.
-    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' THEN
+    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' OR ctx ~ 'function timepart\._as_owner_[0-9]+\(' THEN
         IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
             RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
         END IF;
@@ -207,7 +209,8 @@ LANGUAGE sql IMMUTABLE AS $$
                  'timepart.snapshot_stats', 'timepart.check_alerts',
                  'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
                  'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
-                 'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition']
+                 'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition',
+                 'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock']
 $$;
 
 -- Functions nobody but timepart's owner may execute: trigger functions (which must not
@@ -283,6 +286,8 @@ BEGIN
         GRANT SELECT ON ALL TABLES IN SCHEMA timepart TO partition_monitor;
         -- Exact key values are data: monitors read them through partition_stats, which hides them.
         REVOKE SELECT ON timepart.stats_history FROM partition_monitor;
+        -- Who holds a table is timepart's business only.
+        REVOKE SELECT ON timepart.runners FROM partition_monitor;
         GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
         -- Operations run as the caller, so an admin writes what they write, and no more:
         -- its own tables' configuration, templates and migrations (the guard checks

@@ -10,7 +10,7 @@ CREATE FUNCTION pg_temp.timepart_shape() RETURNS TABLE (kind text, ident text, d
     WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'timepart'),
     members AS (SELECT d.classid, d.objid FROM pg_depend d, ext WHERE d.refobjid = ext.oid AND d.deptype = 'e')
     SELECT 'function', p.oid::regprocedure::text,
-           concat_ws(' | ', pg_get_function_result(p.oid), md5(p.prosrc), p.provolatile, p.prosecdef, p.proconfig::text,
+           concat_ws(' | ', pg_get_function_result(p.oid), md5(p.prosrc || coalesce(pg_get_function_sqlbody(p.oid), '')), p.provolatile, p.prosecdef, p.proconfig::text,
                      obj_description(p.oid, 'pg_proc'), p.proacl::text, p.prolang)
     FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
     -- Executors are made per table owner at run time (05_owner.sql), not by a script.

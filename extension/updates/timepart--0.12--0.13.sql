@@ -1,0 +1,1443 @@
+-- timepart 0.12 -> 0.13: assembled by `make delta` (tools/sqldelta.py) from
+-- extension/pending.sql, the differences from the released chain, and the hardening call.
+
+-- ---- gone, or changed in a way CREATE OR REPLACE cannot do
+DROP FUNCTION IF EXISTS timepart._lock_key(regclass);
+DROP FUNCTION IF EXISTS timepart._guarded_settings();
+
+-- ---- new and changed
+CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT '0.13'::text $$;
+
+-- The body of an executor for one role. Every name in it is schema-qualified and every
+-- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path. What the
+-- owner's code may leave in the session is checked around the call (06_room.sql).
+CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
+LANGUAGE sql STABLE AS $body$
+    SELECT pg_catalog.format($f$
+DECLARE
+    result pg_catalog.jsonb;
+    n pg_catalog.int8;
+    escaped pg_catalog.bool := false;
+BEGIN
+    IF current_user OPERATOR(pg_catalog.<>) %1$L::pg_catalog.name THEN
+        RAISE EXCEPTION 'timepart: the executor of %% runs as %%', %1$L, current_user USING ERRCODE = '42501';
+    END IF;
+    -- Only a security-definer context refuses a role change: prove we are in one.
+    BEGIN
+        PERFORM pg_catalog.set_config('role', 'none', true);
+        escaped := true;
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;
+    END;
+    IF escaped THEN
+        RAISE EXCEPTION 'timepart: the executor of %% is not a security definer', %1$L USING ERRCODE = '42501',
+            HINT = 'Someone altered it; timepart refuses to run user code through it.';
+    END IF;
+    IF wants_value THEN
+        EXECUTE q INTO result;
+    ELSE
+        EXECUTE q;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        result := pg_catalog.jsonb_build_object('rows', n);
+    END IF;
+    RETURN result;
+END $f$, owner_name)
+$body$;
+
+-- The executor that runs a statement on a table with its owner's rights (created when
+-- missing), after checking the role running timepart may act on the table.
+CREATE OR REPLACE FUNCTION timepart._owner_executor(tbl regclass) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl);
+BEGIN
+    IF owner_oid IS NULL THEN
+        RAISE EXCEPTION 'relation % does not exist', tbl USING ERRCODE = '42P01';
+    END IF;
+    PERFORM timepart._check_may_act(current_user, tbl, 'run this on it');
+    RETURN timepart._executor(owner_oid);
+END $$;
+
+-- ==== src/06_room.sql
+-- The owner's room: every statement on a user's table runs through its owner's executor
+-- (05_owner.sql), and what the owner's code could leave in this session is checked
+-- around the call. Inside a security-definer function PostgreSQL switches the user and
+-- nothing else, so a trigger, constraint, default, policy or index expression of the
+-- owner could otherwise leave temporary objects (which shadow relation and type names),
+-- prepared statements, cursors, settings, LISTENs or session advisory locks behind, for
+-- the caller (a superuser, a monitor, an application) to use next.
+--
+-- A read (_read_as_owner) always runs in a sub-transaction that is rolled back: whatever
+-- the owner's code did that is transactional (temporary objects, settings, LISTEN,
+-- cursors, transaction locks) is undone whatever it was. A write (_as_owner) keeps its
+-- changes, so the session's state is compared before and after, and a difference fails
+-- the step and undoes it. What no rollback undoes (prepared statements, session advisory
+-- locks) is put back by _room_sweep: added ones are removed, and a removed one fails the
+-- step. LISTEN and UNLISTEN take effect only at commit and cannot be seen before: after
+-- a write, the session's committed channels are listened to again, and nothing else.
+
+-- The session's settings that a role can change at run time (contexts user and
+-- superuser, plus timepart's own), as one array. The body is generated from this
+-- server's settings by _make_settings_digest (run by _harden at every install and
+-- upgrade): a list of current_setting calls costs some 50 microseconds, a read of
+-- pg_settings twenty times that. This stand-in reads pg_settings.
+CREATE OR REPLACE FUNCTION timepart._settings_now() RETURNS text[]
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT pg_catalog.array_agg(pg_catalog.current_setting(s.name, true) ORDER BY s.name) FROM pg_catalog.pg_settings s
+    WHERE s.context OPERATOR(pg_catalog.=) ANY (ARRAY['user', 'superuser']::pg_catalog.text[])
+       OR s.name OPERATOR(pg_catalog.~~) 'timepart.%';
+END;
+
+-- The names _settings_now reads, in its order (for saying which one changed).
+CREATE OR REPLACE FUNCTION timepart._settings_names() RETURNS text[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pg_catalog.array_agg(s.name::pg_catalog.text ORDER BY s.name) FROM pg_catalog.pg_settings s
+    WHERE s.context OPERATOR(pg_catalog.=) ANY (ARRAY['user', 'superuser']::pg_catalog.text[])
+       OR s.name OPERATOR(pg_catalog.~~) 'timepart.%';
+END;
+
+-- Writes _settings_now and _settings_names as fixed lists of this server's settings.
+-- Settings of context superuser are read only by roles that may read them all (some,
+-- such as session_preload_libraries, are hidden from others); other roles cannot change
+-- them either, unless granted SET on them.
+CREATE OR REPLACE FUNCTION timepart._make_settings_digest() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    names text[];
+    reads text;
+BEGIN
+    SELECT array_agg(x.n ORDER BY x.n), string_agg(CASE WHEN x.su THEN format('CASE WHEN p.priv THEN pg_catalog.current_setting(%L, true) END', x.n)
+                                                   ELSE format('pg_catalog.current_setting(%L, true)', x.n) END, ', ' ORDER BY x.n)
+    INTO names, reads
+    FROM (SELECT s.name::text AS n, s.context = 'superuser' AS su FROM pg_catalog.pg_settings s WHERE s.context IN ('user', 'superuser')
+          UNION SELECT 'timepart.log_retention', false) x;
+    EXECUTE format('CREATE OR REPLACE FUNCTION timepart._settings_now() RETURNS text[] LANGUAGE sql VOLATILE '
+                   'BEGIN ATOMIC SELECT ARRAY[%s]::pg_catalog.text[] FROM (SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r '
+                   'WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER), false) OR pg_catalog.pg_has_role(CURRENT_USER, %L, %L) AS priv) p; END',
+                   reads, 'pg_read_all_settings', 'USAGE');
+    EXECUTE format('CREATE OR REPLACE FUNCTION timepart._settings_names() RETURNS text[] LANGUAGE sql IMMUTABLE RETURN %L::pg_catalog.text[]',
+                   names);
+END $$;
+
+-- The objects in this session's temporary schema (relations, types, functions, operators,
+-- collations, conversions, text search configurations and dictionaries, statistics), as
+-- one text: '' while the session has no temporary schema, the usual case.
+CREATE OR REPLACE FUNCTION timepart._temp_objects() RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    temp oid := pg_catalog.pg_my_temp_schema();
+BEGIN
+    IF temp = 0 THEN
+        RETURN '';
+    END IF;
+    RETURN temp::text || ':' || coalesce((SELECT pg_catalog.md5(string_agg(x.o::text, ',' ORDER BY x.o)) FROM (
+        SELECT c.oid AS o FROM pg_catalog.pg_class c WHERE c.relnamespace = temp
+        UNION ALL SELECT t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace = temp
+        UNION ALL SELECT p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = temp
+        UNION ALL SELECT o.oid FROM pg_catalog.pg_operator o WHERE o.oprnamespace = temp
+        UNION ALL SELECT l.oid FROM pg_catalog.pg_collation l WHERE l.collnamespace = temp
+        UNION ALL SELECT v.oid FROM pg_catalog.pg_conversion v WHERE v.connamespace = temp
+        UNION ALL SELECT f.oid FROM pg_catalog.pg_ts_config f WHERE f.cfgnamespace = temp
+        UNION ALL SELECT d.oid FROM pg_catalog.pg_ts_dict d WHERE d.dictnamespace = temp
+        UNION ALL SELECT s.oid FROM pg_catalog.pg_statistic_ext s WHERE s.stxnamespace = temp) x), '');
+END $$;
+
+-- The session's state the owner's code must not change: what no rollback undoes
+-- (prepared statements, cursors, advisory locks), and with settings true also what a
+-- rollback does (settings, temporary objects). SQL without a SET clause of its own, so it
+-- reads the settings its caller runs with.
+CREATE OR REPLACE FUNCTION timepart._room_state(settings boolean) RETURNS jsonb
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'prepared statements', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(p.name, p.prepare_time,
+                                                                     pg_catalog.md5(p.statement)) ORDER BY p.name), '[]')
+                                FROM pg_catalog.pg_prepared_statements p),
+        'cursors', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.name, c.creation_time) ORDER BY c.name), '[]')
+                    FROM pg_catalog.pg_cursors c),
+        'advisory locks', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(l.classid, l.objid, l.objsubid, l.mode)
+                                                                ORDER BY l.classid, l.objid, l.objsubid, l.mode), '[]')
+                           FROM pg_catalog.pg_locks l
+                           WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+                             AND l.granted))
+        OPERATOR(pg_catalog.||) CASE WHEN settings THEN pg_catalog.jsonb_build_object('settings', pg_catalog.to_jsonb(timepart._settings_now()),
+                                                                                      'temporary objects', timepart._temp_objects())
+                                     ELSE '{}'::pg_catalog.jsonb END;
+END;
+
+-- What changed between two states, in words (NULL: nothing).
+CREATE OR REPLACE FUNCTION timepart._room_changes(before jsonb, after jsonb) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    said text[] := '{}'::text[];
+    k text;
+    added text;
+    removed text;
+BEGIN
+    IF before = after THEN
+        RETURN NULL;
+    END IF;
+    FOR k IN SELECT b.key FROM jsonb_each(before) b WHERE b.value IS DISTINCT FROM after->b.key ORDER BY b.key LOOP
+        IF k = 'settings' THEN
+            said := array_append(said, format('settings changed: %s', (
+                SELECT string_agg(n.name, ', ' ORDER BY n.i) FROM unnest(timepart._settings_names()) WITH ORDINALITY n(name, i)
+                WHERE before->k->>(n.i::int - 1) IS DISTINCT FROM after->k->>(n.i::int - 1))));
+        ELSIF k = 'temporary objects' THEN
+            said := array_append(said, 'temporary objects were created or dropped');
+        ELSE
+            SELECT string_agg(x->>0, ', ') INTO added FROM jsonb_array_elements(after->k) x WHERE NOT before->k @> jsonb_build_array(x);
+            SELECT string_agg(x->>0, ', ') INTO removed FROM jsonb_array_elements(before->k) x WHERE NOT after->k @> jsonb_build_array(x);
+            said := array_append(said, format('%s%s%s', k, ' added or replaced: ' || added, ' removed: ' || removed));
+        END IF;
+    END LOOP;
+    RETURN array_to_string(said, '; ');
+END $$;
+
+-- Takes (take) or releases a session advisory lock given as pg_locks shows it: one bigint
+-- key (objsubid 1) or two integer keys (objsubid 2). Returns what the call returned.
+CREATE OR REPLACE FUNCTION timepart._advisory(classid bigint, objid bigint, objsubid int, shared boolean, take boolean)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    k1 int := (classid - CASE WHEN classid > 2147483647 THEN 4294967296 ELSE 0 END)::int;
+    k2 int := (objid - CASE WHEN objid > 2147483647 THEN 4294967296 ELSE 0 END)::int;
+    k bigint := (classid << 32) | objid;
+BEGIN
+    IF objsubid = 1 THEN
+        RETURN CASE WHEN take AND shared THEN pg_catalog.pg_try_advisory_lock_shared(k) WHEN take THEN pg_catalog.pg_try_advisory_lock(k)
+                    WHEN shared THEN pg_catalog.pg_advisory_unlock_shared(k) ELSE pg_catalog.pg_advisory_unlock(k) END;
+    END IF;
+    RETURN CASE WHEN take AND shared THEN pg_catalog.pg_try_advisory_lock_shared(k1, k2) WHEN take THEN pg_catalog.pg_try_advisory_lock(k1, k2)
+                WHEN shared THEN pg_catalog.pg_advisory_unlock_shared(k1, k2) ELSE pg_catalog.pg_advisory_unlock(k1, k2) END;
+END $$;
+
+-- After a rollback: removes the prepared statements and session advisory locks the
+-- owner's code added (a rollback leaves both), and takes back the advisory locks it
+-- released, where it can.
+CREATE OR REPLACE FUNCTION timepart._room_sweep(before jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    n int;
+    ok boolean;
+BEGIN
+    FOR r IN SELECT p.name FROM pg_catalog.pg_prepared_statements p
+             WHERE NOT before->'prepared statements' @> jsonb_build_array(jsonb_build_array(p.name, p.prepare_time, pg_catalog.md5(p.statement))) LOOP
+        EXECUTE format('DEALLOCATE %I', r.name);
+    END LOOP;
+    FOR r IN SELECT l.c, l.o, l.sub, l.mode, bool_or(l.held) AS held FROM (
+                 SELECT (x->>0)::bigint AS c, (x->>1)::bigint AS o, (x->>2)::int AS sub, x->>3 AS mode, false AS held
+                 FROM jsonb_array_elements(before->'advisory locks') x
+                 UNION ALL
+                 SELECT l.classid::bigint, l.objid::bigint, l.objsubid::int, l.mode, true
+                 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted) l
+             GROUP BY l.c, l.o, l.sub, l.mode HAVING count(*) = 1 LOOP
+        -- Held now and not before: the owner's code took it; let go (as often as it was taken).
+        -- Held before and not now: the owner's code released it; take it back.
+        n := 0;
+        LOOP
+            ok := timepart._advisory(r.c, r.o, r.sub, r.mode = 'ShareLock', NOT r.held);
+            n := n + 1;
+            EXIT WHEN NOT ok OR NOT r.held OR n >= 1000;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- After a write: the session listens to the channels it listened to before, and to no
+-- other (what the owner's code did with LISTEN or UNLISTEN would take effect at commit).
+CREATE OR REPLACE FUNCTION timepart._room_listen(channels text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    ch text;
+BEGIN
+    UNLISTEN *;
+    FOREACH ch IN ARRAY channels LOOP
+        EXECUTE format('LISTEN %I', ch);
+    END LOOP;
+END $$;
+
+-- The refusal for owner code that tried to leave something in this session.
+CREATE OR REPLACE FUNCTION timepart._room_refuse(tbl regclass, changed text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'code of the owner of % tried to leave something in this session', tbl USING ERRCODE = '42501',
+        DETAIL = changed || '. A trigger, rule, constraint, default, policy or index expression of the table ran with '
+                 'its owner''s rights and did this; the step was undone.',
+        HINT = 'Owner code that timepart runs may not create temporary objects, prepare statements, open cursors, change '
+               'settings (use SET LOCAL in a function with its own SET clause), LISTEN or take session advisory locks.';
+END $$;
+
+-- Runs one statement that changes a user's table with the rights of the table's owner.
+-- wants_value: the statement returns one jsonb value, which comes back; else {"rows": n}.
+CREATE OR REPLACE FUNCTION timepart._as_owner(tbl regclass, q text, wants_value boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    executor text := timepart._owner_executor(tbl);
+    before jsonb := timepart._room_state(true);
+    channels text[] := ARRAY(SELECT pg_catalog.pg_listening_channels());
+    result jsonb;
+    changed text;
+BEGIN
+    BEGIN
+        EXECUTE format('SELECT %s($1, $2)', executor) INTO result USING q, wants_value;
+        changed := timepart._room_changes(before, timepart._room_state(true));
+        IF changed IS NOT NULL THEN
+            PERFORM timepart._room_refuse(tbl, changed);
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM timepart._room_sweep(before);
+        RAISE;
+    END;
+    PERFORM timepart._room_listen(channels);
+    RETURN result;
+END $$;
+
+-- Runs one query that only reads a user's table with the rights of the table's owner,
+-- and returns its one jsonb value. Whatever the owner's code did meanwhile is rolled back.
+CREATE OR REPLACE FUNCTION timepart._read_as_owner(tbl regclass, q text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    executor text := timepart._owner_executor(tbl);
+    before jsonb := timepart._room_state(false);
+    result jsonb;
+    done boolean := false;
+    changed text;
+BEGIN
+    BEGIN
+        EXECUTE format('SELECT %s($1, true)', executor) INTO result USING q;
+        done := true;
+        RAISE EXCEPTION USING ERRCODE = 'TP001';  -- undo all of it
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM timepart._room_sweep(before);
+        IF NOT done OR SQLSTATE <> 'TP001' THEN
+            RAISE;
+        END IF;
+    END;
+    changed := timepart._room_changes(before, timepart._room_state(false));
+    IF changed IS NOT NULL THEN
+        PERFORM timepart._room_refuse(tbl, changed);
+    END IF;
+    RETURN result;
+END $$;
+
+-- Moves the rows of [range_start, range_end) waiting in the default partition into the
+-- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
+-- moving would fire something of the user's: foreign-key actions on referencing tables,
+-- or triggers on the default partition (a move is a DELETE and an INSERT).
+CREATE OR REPLACE FUNCTION timepart._move_waiting_rows(cfg timepart.config, default_part regclass, part regclass,
+                                                       range_start timestamptz, range_end timestamptz)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    cols text;
+    waiting boolean;
+BEGIN
+    -- Usually nothing waits there: a cheap probe spares the move statement.
+    waiting := timepart._read_as_owner(cfg.parent, format(
+        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)))::text::boolean;
+    IF NOT waiting THEN
+        RETURN 0;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D') THEN
+        -- The user's triggers there (cloned from the parent's, row or statement) would
+        -- fire as if rows were deleted.
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
+            cfg.parent USING ERRCODE = '55000',
+            DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
+                (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
+                 WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (default_part, part)) THEN
+        -- A rule would turn the DELETE or the INSERT into statements of the owner's choosing.
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has rules', range_start, range_end,
+            cfg.parent USING ERRCODE = '55000',
+            DETAIL = format('Moving them is a DELETE and an INSERT, which these rules would rewrite: %s.',
+                (SELECT string_agg(format('%s on %s', r.rulename, r.ev_class::regclass), ', ' ORDER BY r.rulename)
+                 FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (default_part, part))),
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
+            range_start, range_end, cfg.parent USING ERRCODE = '55000',
+            DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    cols := timepart._column_list(cfg.parent);
+    -- User code (constraints, index expressions) runs with the owner's rights only.
+    RETURN (timepart._as_owner(cfg.parent, format(
+        'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
+        'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
+        part, cols, cols))->>'rows')::bigint;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    part_name name;
+    existing text;
+    result jsonb;
+BEGIN
+    existing := timepart._check_range(cfg, range_start, range_end);
+    IF existing IS NOT NULL THEN
+        RAISE NOTICE 'partition % already exists', existing;
+        RETURN existing;
+    END IF;
+    part_name := timepart._partition_name(parent, range_start, cfg.partition_interval, cfg.time_zone);
+    PERFORM timepart._check_name_free(parent, part_name);
+    IF NOT timepart._runner_lock(parent, cfg.lock_timeout) THEN
+        PERFORM timepart._log('create_partition', parent, part_name, false, '{"skipped": "another run holds the table"}',
+                              'skipped: another run holds the table', started);
+        RAISE EXCEPTION 'could not create partition %: another run holds %', part_name, parent USING ERRCODE = '55P03',
+            DETAIL = format('Waited %s (the table''s lock budget) for a maintenance run of %s to finish.', cfg.lock_timeout, parent),
+            HINT = 'Run it again when that run is over.';
+    END IF;
+    result := timepart._attempt(cfg, 'build', part_name, range_start, range_end);
+    IF NOT (result->>'ok')::boolean THEN
+        PERFORM timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
+        RAISE EXCEPTION 'could not create partition %: %', part_name, result->>'error'
+            USING ERRCODE = coalesce(result->>'sqlstate', 'P0001'),
+                  DETAIL = format('Range %s to %s, %s attempt(s).', range_start, range_end, result->>'attempts'),
+                  HINT = 'A lock wait gives up after the table''s lock_timeout; run it again when traffic allows.';
+    END IF;
+    PERFORM timepart._log('create_partition', parent, part_name, true,
+        result || jsonb_build_object('range_start', range_start, 'range_end', range_end), NULL, started);
+    RETURN format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+                            ON n.oid = c.relnamespace WHERE c.oid = parent), part_name);
+END $$;
+
+-- ==== src/61_runners.sql
+-- One runner per table. maintain, cleanup and create_partition hold a row lock on the
+-- table's row of timepart.runners for their transaction; a migration, which commits as
+-- it goes, records its session there and holds a session advisory lock whose key is
+-- drawn at random and meaningful only with that session's pid. Nobody but timepart's
+-- owner may lock or write these rows, so no role outside timepart can hold a table's
+-- maintenance up (an advisory lock alone can be taken by anyone who knows its key).
+
+CREATE TABLE timepart.runners (
+    parent          regclass PRIMARY KEY,
+    session_pid     integer,
+    session_key     bigint,
+    session_since   timestamptz
+);
+
+COMMENT ON TABLE timepart.runners IS 'Who runs timepart on a table now: a row lock for one transaction, or a migration''s session';
+
+-- Whether a migration's session holds the table (its backend is alive and holds the key).
+CREATE OR REPLACE FUNCTION timepart._runner_session_alive(r timepart.runners) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT r.session_pid IS NOT NULL AND EXISTS (
+        SELECT 1 FROM pg_catalog.pg_locks l
+        WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.pid OPERATOR(pg_catalog.=) r.session_pid AND l.granted
+          AND l.objsubid OPERATOR(pg_catalog.=) 1
+          AND ((l.classid::pg_catalog.int8 OPERATOR(pg_catalog.<<) 32) OPERATOR(pg_catalog.|) l.objid::pg_catalog.int8)
+              OPERATOR(pg_catalog.=) r.session_key);
+END;
+
+-- Takes the table's runner lock for this transaction, waiting at most `wait` (0: not at
+-- all). False when another run holds it. As timepart's owner (SECURITY DEFINER): only it
+-- may lock the row; the caller must be allowed to run maintenance on the table.
+CREATE OR REPLACE FUNCTION timepart._runner_lock(tbl regclass, wait interval) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    r timepart.runners;
+    old_timeout text := pg_catalog.current_setting('lock_timeout');
+BEGIN
+    PERFORM timepart._check_may_maintain(timepart._caller(), tbl, 'run maintenance on it');
+    IF wait IS NULL OR wait < interval '0' THEN
+        RAISE EXCEPTION 'a lock wait must be zero or more' USING ERRCODE = '22023', DETAIL = format('Got %s.', coalesce(wait::text, 'NULL')),
+            HINT = 'Pass the table''s lock budget.';
+    END IF;
+    PERFORM pg_catalog.set_config('lock_timeout', greatest(1, extract(epoch FROM wait) * 1000)::bigint::text || 'ms', true);
+    BEGIN
+        INSERT INTO timepart.runners AS x (parent) VALUES (tbl) ON CONFLICT (parent) DO NOTHING;
+        IF wait = interval '0' THEN
+            SELECT * INTO r FROM timepart.runners x WHERE x.parent = tbl FOR UPDATE SKIP LOCKED;
+        ELSE
+            SELECT * INTO r FROM timepart.runners x WHERE x.parent = tbl FOR UPDATE;
+        END IF;
+    EXCEPTION WHEN lock_not_available THEN
+        r := NULL;
+    END;
+    PERFORM pg_catalog.set_config('lock_timeout', old_timeout, true);
+    RETURN r.parent IS NOT NULL AND NOT timepart._runner_session_alive(r);
+END $$;
+
+-- A migration's hold on its table for the whole session (its transactions commit as it
+-- goes). False when another session holds it. Only the table's owner may.
+CREATE OR REPLACE FUNCTION timepart._runner_session_lock(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    key bigint;
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), tbl, 'migrate it');
+    IF NOT timepart._runner_lock(tbl, interval '0') THEN
+        RETURN false;
+    END IF;
+    -- A random key, tried until one is free (a key someone else holds is skipped).
+    LOOP
+        key := (pg_catalog.random() * 9.2e18)::bigint;
+        EXIT WHEN pg_catalog.pg_try_advisory_lock(key);
+    END LOOP;
+    UPDATE timepart.runners x SET session_pid = pg_catalog.pg_backend_pid(), session_key = key,
+        session_since = pg_catalog.clock_timestamp()
+    WHERE x.parent = tbl;
+    RETURN true;
+END $$;
+
+-- Lets go of this session's hold on a table (a no-op when it has none).
+CREATE OR REPLACE FUNCTION timepart._runner_session_unlock(tbl regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r timepart.runners;
+BEGIN
+    SELECT * INTO r FROM timepart.runners x WHERE x.parent = tbl AND x.session_pid = pg_catalog.pg_backend_pid();
+    IF FOUND THEN
+        PERFORM pg_catalog.pg_advisory_unlock(r.session_key);
+        UPDATE timepart.runners x SET session_pid = NULL, session_key = NULL, session_since = NULL WHERE x.parent = tbl;
+    END IF;
+END $$;
+
+-- Runs `operation` ('maintain' or 'cleanup') on every managed table, or one. Each table
+-- is taken under its runner lock (61_runners.sql), or skipped (another run holds it); nothing runs on a
+-- replica. Returns the seed's shape: success, created_partitions, dropped_partitions,
+-- errors, execution_time_ms, plus moved_rows, skipped (tables), tables (each one's result)
+-- and left_partitions (retirements left for the next call, see _run_steps).
+CREATE OR REPLACE FUNCTION timepart._run(operation text, parent regclass, premake integer, retention interval,
+                                         dry_run boolean, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+    res jsonb;
+    created jsonb := '[]'::jsonb;
+    dropped jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    skipped jsonb := '[]'::jsonb;
+    tables jsonb := '[]'::jsonb;
+    moved bigint := 0;
+    left_over integer := 0;
+    newest timestamptz;
+BEGIN
+    IF _run.parent IS NOT NULL THEN
+        PERFORM timepart._config(_run.parent);
+    END IF;
+    -- cleanup removes data. Refused for every table before any change: a moment further
+    -- past the newest partition (or now) than maintain would reach (premake + 1 periods, at
+    -- least a month: a typo, a clock gone wrong, and every partition would look old), and a
+    -- retention shorter than one partition. Moments near the partitions stay allowed, so
+    -- tests and soaks can move time.
+    IF operation = 'cleanup' THEN
+        FOR cfg IN SELECT * FROM timepart._managed(_run.parent) LOOP
+            newest := (SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end))
+                       FROM timepart._partitions(cfg.parent, cfg.time_zone) p WHERE NOT p.is_default);
+            -- A table without partitions has nothing a moment could remove: newest is NULL.
+            IF newest IS NOT NULL AND as_of > greatest(now(), newest) + greatest(cfg.partition_interval * (cfg.premake + 1), interval '1 month') THEN
+                RAISE EXCEPTION 'cleanup refuses a moment past the partitions of %', cfg.parent USING ERRCODE = '22023',
+                    DETAIL = format('as_of is %s; the newest partition of %s ends %s.', as_of, cfg.parent, newest),
+                    HINT = 'Leave as_of out to clean up as of now; a dry run (dry_run => true) shows what a moment would remove.';
+            END IF;
+            IF _run.retention IS NOT NULL AND _run.retention < cfg.partition_interval THEN
+                RAISE EXCEPTION 'retention is shorter than one partition of %', cfg.parent USING ERRCODE = '22023',
+                    DETAIL = format('Retention %s, partition interval %s.', _run.retention, cfg.partition_interval),
+                    HINT = 'Keep at least one partition interval, e.g. 12 months for monthly partitions.';
+            END IF;
+        END LOOP;
+    END IF;
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RAISE NOTICE 'timepart: this server is a replica; % runs on the primary', operation;
+        skipped := '["replica"]';
+    END IF;
+    FOR cfg IN SELECT * FROM timepart._managed(_run.parent) WHERE NOT pg_catalog.pg_is_in_recovery() LOOP
+        IF operation = 'cleanup' AND coalesce(_run.retention, cfg.retention) IS NULL THEN
+            res := jsonb_build_object('table', cfg.parent::text, 'skipped', 'no retention configured');
+        ELSIF NOT timepart._runner_lock(cfg.parent, interval '0') THEN
+            -- Not a success: nothing was done. A table held for long raises maintenance_skipped.
+            RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
+            PERFORM timepart._log(operation, cfg.parent, NULL, false, '{"skipped": "another run holds the table"}',
+                                  'skipped: another run holds the table', started);
+            skipped := skipped || to_jsonb(cfg.parent::text);
+            res := jsonb_build_object('table', cfg.parent::text, 'skipped', 'another run holds the table');
+        ELSIF operation = 'maintain' THEN
+            res := timepart._maintain_table(cfg, coalesce(_run.premake, cfg.premake), as_of);
+        ELSE
+            res := timepart._cleanup_table(cfg, coalesce(_run.retention, cfg.retention), dry_run, as_of);
+        END IF;
+        created := created || coalesce(res->'created', '[]'::jsonb);
+        dropped := dropped || coalesce(res->'removed', '[]'::jsonb);
+        errors := errors || coalesce(res->'errors', '[]'::jsonb);
+        moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
+        left_over := left_over + coalesce((res->>'left')::integer, 0);
+        tables := tables || res;
+    END LOOP;
+    RETURN jsonb_build_object('success', jsonb_array_length(errors) = 0, 'created_partitions', created,
+        'dropped_partitions', dropped, 'errors', errors,
+        'execution_time_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1),
+        'moved_rows', moved, 'skipped', skipped, 'tables', tables, 'left_partitions', left_over)
+        || CASE WHEN operation = 'cleanup' THEN jsonb_build_object('dry_run', dry_run) ELSE '{}'::jsonb END;
+END $$;
+
+-- One table's cleanup, under its advisory lock (taken by _run). Never raises:
+-- failures come back in "errors" and the log.
+CREATE OR REPLACE FUNCTION timepart._cleanup_table(cfg timepart.config, retention interval, dry_run boolean, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    boundary timestamptz := timepart._retention_boundary(cfg, retention, as_of);
+    plan jsonb;
+    res jsonb;
+    removed jsonb := '[]'::jsonb;
+    kept jsonb;
+    errors jsonb := '[]'::jsonb;
+    default_part regclass;
+    default_old bigint := 0;
+    left_over integer := 0;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = cfg.parent AND c.relkind = 'f') THEN
+        RAISE NOTICE 'timepart: cleanup of % skips its foreign-table partitions', cfg.parent;
+    END IF;
+    -- Row counts first (exact: the snapshot's when still valid), before any lock is taken.
+    SELECT coalesce(jsonb_agg(jsonb_build_object('partition', r.partition_name, 'action', 'retire',
+                                  'range_start', r.range_start, 'range_end', r.range_end, 'boundary', boundary,
+                                  'record_count', timepart._record_count(r.partition_oid)) ORDER BY r.range_start)
+                        FILTER (WHERE r.verdict = 'retire'), '[]'::jsonb),
+           coalesce(jsonb_agg(jsonb_build_object('partition', r.partition_name, 'reason',
+                                  format('its range %s to %s reaches past the retention boundary %s', r.range_start, r.range_end, boundary))
+                              ORDER BY r.range_start) FILTER (WHERE r.verdict = 'straddles'), '[]'::jsonb)
+    INTO plan, kept FROM timepart._plan_retention(cfg, retention, as_of) r;
+    IF dry_run THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_array(p->'partition', p->'record_count')), '[]'::jsonb) INTO removed
+        FROM jsonb_array_elements(plan) p;
+    ELSE
+        res := timepart._run_steps(cfg, 'cleanup_partition', plan, 'old partitions');
+        SELECT coalesce(jsonb_agg(jsonb_build_array(p->'partition', p->'record_count')), '[]'::jsonb) INTO removed
+        FROM jsonb_array_elements(plan) p WHERE res->'done' ? (p->>'partition');
+        errors := res->'errors';
+        left_over := (res->>'left')::integer;
+    END IF;
+    -- Rows past the boundary waiting in the default partition are reported, never deleted.
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
+    IF default_part IS NOT NULL THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            default_old := timepart._read_as_owner(cfg.parent, format(
+                'SELECT pg_catalog.to_jsonb(count(*)) FROM %s WHERE %I OPERATOR(pg_catalog.<) %s', default_part, cfg.key_column,
+                timepart._bound_literal(boundary, cfg.key_type, cfg.time_zone)))::text::bigint;
+        EXCEPTION WHEN lock_not_available THEN
+            errors := errors || to_jsonb(format('%s: could not count its rows past the boundary within the lock budget', default_part));
+        END;
+    END IF;
+    res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
+                              'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,
+                              'default_rows_past_retention', default_old, 'left', left_over);
+    PERFORM timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
+                          jsonb_array_length(errors) = 0, res, NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
+    IF jsonb_array_length(kept) > 0 OR default_old > 0 THEN
+        RAISE WARNING 'timepart: % keeps data past its retention boundary %', cfg.parent, boundary
+            USING DETAIL = format('%s partition(s) reach past the boundary; %s row(s) past it wait in the default partition.',
+                                  jsonb_array_length(kept), default_old),
+                  HINT = 'Run maintain to move default rows into partitions; split or drop straddling partitions yourself.';
+    END IF;
+    RETURN res;
+END $$;
+
+-- ==== src/70_maintain.sql
+-- Maintain: plan what partitions a table should have at a moment (pure), then
+-- make them, each in its own sub-transaction, every outcome logged.
+
+-- The periods a table lacks at a moment: from the oldest partition (or the oldest row
+-- waiting in the default partition) to `premake` periods past the current one, never
+-- before the retention boundary nor more than premake + 1000 periods back. A period a
+-- hand-made partition covers in part yields the pieces it leaves uncovered (whole =
+-- false), so no hole stays next to it. Refuses a moment far past the newest partition.
+CREATE OR REPLACE FUNCTION timepart._plan_partitions(tbl regclass, premake integer, as_of timestamptz)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, reason text, whole boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    partition_interval interval := cfg.partition_interval;
+    time_zone text := cfg.time_zone;
+    cap integer := premake + 1000;
+    cur timestamptz := timepart._period_of(cfg, as_of);
+    horizon timestamptz := timepart._period_add(cur, partition_interval, premake + 1, time_zone);
+    -- Rows or partitions further back than this are not filled in: reported, left alone.
+    window_start timestamptz := timepart._period_add(cur, partition_interval, -cap, time_zone);
+    floor_start timestamptz := '-infinity'::timestamptz;
+    first_start timestamptz := cur;
+    oldest timestamptz;
+    newest timestamptz;
+    default_part regclass;
+    default_min timestamptz;
+    starts timestamptz[];
+    ends timestamptz[];
+    period_days numeric := pg_catalog.date_part('day', partition_interval)
+                           + 31 * (pg_catalog.date_part('year', partition_interval) * 12 + pg_catalog.date_part('month', partition_interval));
+BEGIN
+    IF cfg.retention IS NOT NULL THEN
+        floor_start := timepart._period_of(cfg, ((cur AT TIME ZONE time_zone) - cfg.retention) AT TIME ZONE time_zone);
+    END IF;
+    floor_start := greatest(floor_start, window_start);
+    SELECT array_agg(p.range_start) FILTER (WHERE NOT p.is_default),
+           array_agg(p.range_end) FILTER (WHERE NOT p.is_default),
+           min(p.range_start) FILTER (WHERE NOT p.is_default AND pg_catalog.isfinite(p.range_start)),
+           max(p.range_end) FILTER (WHERE NOT p.is_default AND pg_catalog.isfinite(p.range_end)),
+           max(p.partition_oid) FILTER (WHERE p.is_default)::regclass
+    INTO starts, ends, oldest, newest, default_part
+    FROM timepart._partitions(tbl, time_zone) p;
+    -- A moment far past the newest partition (a typo, a clock gone wrong) must not make
+    -- thousands of tables: refuse before generating anything. What a run would create
+    -- is counted, not the table's history.
+    IF newest IS NOT NULL AND extract(epoch FROM horizon - newest) / 86400 / period_days > cap THEN
+        RAISE EXCEPTION 'maintain would create more than % partitions of %', cap, tbl USING ERRCODE = '22023',
+            DETAIL = format('The newest partition ends %s; as_of %s asks for partitions up to %s in periods of %s.',
+                            newest, as_of, horizon, partition_interval),
+            HINT = 'Check as_of; create far-away periods with timepart.create_partition().';
+    END IF;
+    IF oldest IS NOT NULL THEN
+        first_start := least(first_start, timepart._period_of(cfg, greatest(oldest, floor_start)));
+    END IF;
+    IF default_part IS NOT NULL THEN
+        -- Reading the default partition waits for its lock within the table's budget too.
+        -- Only rows inside the window count: a stray ancient or far-future row stays
+        -- where it is (the rows_in_default_partition alert reports it).
+        PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+        default_min := (timepart._read_as_owner(tbl, format(
+            'SELECT pg_catalog.to_jsonb(min(%I)::pg_catalog.timestamptz) FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s',
+            cfg.key_column, default_part,
+            cfg.key_column, timepart._bound_literal(greatest(floor_start, '1900-01-01'), cfg.key_type, time_zone),
+            cfg.key_column, timepart._bound_literal(horizon, cfg.key_type, time_zone))) #>> '{}')::timestamptz;
+        IF cfg.key_type <> 'timestamptz'::regtype AND default_min IS NOT NULL THEN
+            default_min := (default_min AT TIME ZONE current_setting('TimeZone')) AT TIME ZONE time_zone;
+        END IF;
+        IF default_min IS NOT NULL THEN
+            first_start := least(first_start, timepart._period_of(cfg, default_min));
+        END IF;
+    END IF;
+    first_start := greatest(first_start, timepart._period_of(cfg, floor_start));
+
+    RETURN QUERY
+    WITH periods AS (
+        SELECT g AT TIME ZONE time_zone AS s, (g + partition_interval) AT TIME ZONE time_zone AS e
+        FROM pg_catalog.generate_series(first_start AT TIME ZONE time_zone, (horizon AT TIME ZONE time_zone) - partition_interval, partition_interval) g
+    ), existing AS (
+        SELECT x.s, x.e FROM unnest(starts, ends) AS x(s, e)
+    ), missing AS (
+        SELECT pr.s, pr.e, EXISTS (SELECT 1 FROM existing x WHERE x.s < pr.e AND x.e > pr.s) AS partial
+        FROM periods pr WHERE NOT EXISTS (SELECT 1 FROM existing x WHERE x.s = pr.s AND x.e = pr.e)
+    ), cuts AS (
+        -- The parts of a period that partitions cover (partitions never overlap each other).
+        SELECT m.s AS ps, m.e AS pe, greatest(x.s, m.s) AS os, least(x.e, m.e) AS oe
+        FROM missing m JOIN existing x ON x.s < m.e AND x.e > m.s WHERE m.partial
+    ), pieces AS (
+        SELECT c.ps, coalesce(lag(c.oe) OVER w, c.ps) AS s, c.os AS e FROM cuts c WINDOW w AS (PARTITION BY c.ps ORDER BY c.os)
+        UNION ALL
+        SELECT c.ps, max(c.oe), c.pe FROM cuts c GROUP BY c.ps, c.pe
+    )
+    SELECT m.s, m.e, CASE WHEN m.s > cur THEN 'premake' WHEN m.s = cur THEN 'current' ELSE 'gap' END, true
+    FROM missing m WHERE NOT m.partial
+    UNION ALL
+    SELECT p.s, p.e, 'hole', false FROM pieces p
+    -- A hole lies between partitions, or in the current and later periods, or where rows
+    -- wait in the default partition: not before the oldest partition for its own sake.
+    WHERE p.s < p.e AND (p.s >= oldest OR p.ps >= cur OR (p.s <= default_min AND p.e > default_min))
+    ORDER BY 1;
+END $$;
+
+-- Exact rows, oldest and newest of one partition (a scan: only for small ones).
+-- Read with the owner's rights: planning the scan runs the owner's index code.
+CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name)
+RETURNS TABLE (record_count bigint, oldest timestamptz, newest timestamptz) LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r jsonb := timepart._read_as_owner(rel::regclass, format(
+        'SELECT pg_catalog.jsonb_build_array(count(*), min(%I)::pg_catalog.timestamptz, max(%I)::pg_catalog.timestamptz) FROM %s',
+        key_column, key_column, rel::regclass));
+BEGIN
+    RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
+END $$;
+
+-- Exact rows of a partition: the snapshot's count while the partition has not changed
+-- since, else a count(*).
+CREATE OR REPLACE FUNCTION timepart._record_count(rel oid) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    SELECT h.record_count INTO n FROM timepart.stats_history h
+    WHERE h.partition_oid = rel AND h.changes_seen = timepart._changes(rel)
+    ORDER BY h.snapshot_date DESC LIMIT 1;
+    IF n IS NULL THEN
+        n := timepart._read_as_owner(rel::regclass, format('SELECT pg_catalog.to_jsonb(count(*)) FROM %s', rel::regclass))::text::bigint;
+    END IF;
+    RETURN n;
+END $$;
+
+-- The alerts one table raises at a moment. Pure: reads, never writes (so health()
+-- works on a replica too). stats: the table's partition_stats rows as JSON when the
+-- caller has them already.
+CREATE OR REPLACE FUNCTION timepart._evaluate(tbl regclass, as_of timestamptz, stats jsonb DEFAULT NULL)
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text,
+               recommendation text, value numeric, threshold numeric)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    time_zone text := cfg.time_zone;
+    month_start timestamp := pg_catalog.date_trunc('month', as_of AT TIME ZONE time_zone);
+    old_before timestamptz := ((as_of AT TIME ZONE time_zone) - cfg.alert_old_age) AT TIME ZONE time_zone;
+    max_mb numeric := round(cfg.alert_max_size_bytes / 1048576.0, 2);
+    default_part regclass;
+    default_rows bigint := 0;
+BEGIN
+    -- Rows waiting in the default partition, counted up to a bound so a huge default stays cheap.
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = tbl;
+    IF default_part IS NOT NULL THEN
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            -- An empty heap holds no rows: no count (nor the owner's executor) needed. A
+            -- default partition that is itself partitioned has no heap: always counted.
+            IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = default_part) <> 'r'
+               OR pg_catalog.pg_relation_size(default_part) > 0 THEN
+                default_rows := timepart._read_as_owner(tbl, format(
+                    'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part))::text::bigint;
+            END IF;
+        EXCEPTION WHEN lock_not_available THEN
+            default_rows := 0;  -- counted again at the next check
+        END;
+    END IF;
+
+    RETURN QUERY
+    WITH s AS MATERIALIZED (
+        SELECT * FROM timepart.partition_stats(tbl) WHERE stats IS NULL
+        UNION ALL
+        SELECT * FROM jsonb_populate_recordset(NULL::timepart.partition_stats_row, stats) WHERE stats IS NOT NULL),
+    growth AS (
+        SELECT sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '1 month') AT TIME ZONE time_zone
+                                              AND s.range_start < month_start AT TIME ZONE time_zone) AS last_month,
+               sum(s.record_count) FILTER (WHERE s.range_start >= (month_start - interval '2 months') AT TIME ZONE time_zone
+                                              AND s.range_start < (month_start - interval '1 month') AT TIME ZONE time_zone) AS month_before
+        FROM s WHERE NOT s.is_default
+    ), future AS (
+        SELECT count(*) AS n FROM s WHERE NOT s.is_default AND s.range_start > as_of
+    ), old AS (
+        SELECT count(*) AS n, (array_agg(s.partition_name ORDER BY s.range_start))[1] AS oldest
+        FROM s WHERE NOT s.is_default AND s.range_end <= old_before
+    )
+    SELECT 'partition_too_large', 'warning', tbl::text, s.partition_name,
+           format('%s is %s MB, over %s MB', s.partition_name, s.size_mb, max_mb),
+           'Use a shorter partition interval, or archive old data', s.size_mb, max_mb
+    FROM s WHERE s.size_mb > max_mb
+    UNION ALL
+    SELECT 'partition_too_many_rows', 'warning', tbl::text, s.partition_name,
+           format('%s holds %s rows, over %s', s.partition_name, s.record_count, cfg.alert_max_rows),
+           'Use a shorter partition interval', s.record_count, cfg.alert_max_rows
+    FROM s WHERE s.record_count > cfg.alert_max_rows
+    UNION ALL
+    SELECT 'missing_current_partition', 'critical', tbl::text, '',
+           format('no partition of %s covers the current period starting %s', tbl, timepart._period_of(cfg, as_of)),  -- only then
+           'Create it now: run timepart.maintain()', 0, 1
+    WHERE NOT EXISTS (SELECT 1 FROM s WHERE NOT s.is_default AND s.range_start <= as_of AND s.range_end > as_of)
+    UNION ALL
+    SELECT 'insufficient_future_partitions', 'warning', tbl::text, '',
+           format('%s has %s future partition(s), fewer than %s', tbl, f.n, cfg.alert_min_future),
+           'Run timepart.maintain() and check that its scheduled job runs', f.n, cfg.alert_min_future
+    FROM future f WHERE f.n < cfg.alert_min_future
+    UNION ALL
+    SELECT 'old_partitions', 'info', tbl::text, o.oldest,
+           format('%s has %s partition(s) older than %s', tbl, o.n, cfg.alert_old_age),
+           'Consider archival: set a retention and run timepart.cleanup()', o.n, 0
+    FROM old o WHERE o.n > 0
+    UNION ALL
+    SELECT 'high_growth', 'info', tbl::text, '',
+           format('%s grew %s%% month over month (%s to %s rows)', tbl,
+                  round((g.last_month - g.month_before) / g.month_before * 100), g.month_before, g.last_month),
+           'Plan capacity: storage, retention and partition interval',
+           round((g.last_month - g.month_before) / g.month_before, 3), cfg.alert_growth_ratio
+    FROM growth g WHERE g.month_before > 0 AND (g.last_month - g.month_before) / g.month_before > cfg.alert_growth_ratio
+    UNION ALL
+    SELECT 'rows_in_default_partition', 'warning', tbl::text, default_part::text,
+           format('%s%s row(s) wait in the default partition %s', CASE WHEN default_rows >= 1000000 THEN 'at least ' ELSE '' END,
+                  default_rows, default_part),
+           'Run timepart.maintain() to move them into partitions; rows past the premake horizon or the retention boundary stay',
+           default_rows, 0
+    WHERE default_rows > 0
+    UNION ALL
+    SELECT 'maintenance_failing', 'warning', tbl::text, '',
+           format('the last maintain run of %s failed: %s', tbl, l.error),
+           'Read timepart.get_maintenance_log() for the failed step and fix its cause (a table in the way of a partition name: '
+           'a partition detached by hand?); the alert resolves with the next successful run', 1, 0
+    FROM (SELECT m.success, m.error FROM timepart.maintenance_log m
+          WHERE m.parent_table = tbl::text AND m.operation_type = 'maintain' ORDER BY m.id DESC LIMIT 1) l
+    WHERE NOT l.success
+    UNION ALL
+    SELECT 'partition_drift', 'warning', tbl::text, d.partition_name,
+           format('%s differs from %s: %s', d.partition_name, tbl, d.properties),
+           format('See SELECT * FROM timepart.sync_partitions(%L, dry_run => true); run it without dry_run to apply', tbl::text),
+           d.n, 0
+    FROM (SELECT (SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = x.partition_oid) AS partition_name,
+                 string_agg(DISTINCT x.property, ', ') AS properties,
+                 count(*)::numeric AS n
+          FROM timepart._partition_drift(tbl) x GROUP BY x.partition_oid) d
+    UNION ALL
+    SELECT 'missing_index', 'warning', tbl::text, m.partition_name,
+           format('%s lacks templated index(es) %s', m.partition_name, m.missing),
+           'Back-fill them with timepart.add_index_template() (same arguments), or create them by hand', m.n, 0
+    FROM timepart._missing_indexes(tbl) m;
+END $$;
+
+-- What the rows look like: how many (counted when small or never analyzed, else
+-- pg_class.reltuples), whether the key has NULLs, its oldest and newest value.
+CREATE OR REPLACE FUNCTION timepart._migrate_facts(source regclass, key_column name, key_type regtype, time_zone text,
+                                                   OUT row_count bigint, OUT counted boolean, OUT has_nulls boolean,
+                                                   OUT oldest timestamptz, OUT newest timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    estimate real := (SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = source);
+    key_expr text := timepart._migrate_key_expr(key_column, key_type, time_zone);
+    r jsonb;
+BEGIN
+    counted := estimate < 100000;
+    -- Every read of the source runs with its owner's rights (05_owner.sql).
+    IF counted THEN
+        r := timepart._read_as_owner(source, format('SELECT pg_catalog.jsonb_build_array(count(*), count(*) FILTER (WHERE %I IS NULL) '
+                                               'OPERATOR(pg_catalog.>) 0, min(%s), max(%s)) FROM ONLY %s',
+                                               key_column, key_expr, key_expr, source));
+        row_count := (r->>0)::bigint; has_nulls := (r->>1)::boolean; oldest := (r->>2)::timestamptz; newest := (r->>3)::timestamptz;
+        RETURN;
+    END IF;
+    row_count := estimate::bigint;
+    -- Separate queries, so an index on the key answers each without a scan.
+    has_nulls := timepart._read_as_owner(source, format('SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM ONLY %s WHERE %I IS NULL))',
+                                                   source, key_column))::text::boolean;
+    r := timepart._read_as_owner(source, format('SELECT pg_catalog.jsonb_build_array(min(%1$I)::pg_catalog.text, max(%1$I)::pg_catalog.text) FROM ONLY %2$s',
+                                           key_column, source));
+    IF key_type = 'timestamptz'::regtype THEN
+        oldest := (r->>0)::timestamptz; newest := (r->>1)::timestamptz;
+    ELSE
+        oldest := (r->>0)::timestamp; newest := (r->>1)::timestamp;
+    END IF;
+    IF key_type <> 'timestamptz'::regtype THEN
+        -- min/max came back in the session's time zone; they meant local time in tz.
+        oldest := (oldest AT TIME ZONE pg_catalog.current_setting('TimeZone')) AT TIME ZONE time_zone;
+        newest := (newest AT TIME ZONE pg_catalog.current_setting('TimeZone')) AT TIME ZONE time_zone;
+    END IF;
+END $$;
+
+-- The periods from the oldest to the newest key value, with rows per period: counted
+-- exactly (one scan) or estimated from the key's histogram in pg_stats.
+CREATE OR REPLACE FUNCTION timepart._migrate_periods(source regclass, key_column name, key_type regtype, partition_interval interval,
+                                                     time_zone text, oldest timestamptz, newest timestamptz,
+                                                     row_count bigint, counted boolean)
+RETURNS TABLE (range_start timestamptz, range_end timestamptz, rows bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    starts timestamptz[];
+    bucket_rows bigint[];
+    hist text[];
+BEGIN
+    IF oldest IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(g AT TIME ZONE time_zone ORDER BY g) INTO starts
+    FROM pg_catalog.generate_series(timepart._period_start(oldest, partition_interval, time_zone) AT TIME ZONE time_zone,
+                                    timepart._period_start(newest, partition_interval, time_zone) AT TIME ZONE time_zone, partition_interval) g;
+    IF counted THEN
+        SELECT array_agg(x::bigint) INTO bucket_rows FROM jsonb_array_elements_text(timepart._read_as_owner(source, format(
+            'SELECT pg_catalog.to_jsonb(pg_catalog.array_agg(coalesce(b.n, 0) ORDER BY i)) FROM pg_catalog.generate_series(1, %s) i '
+            'LEFT JOIN (SELECT pg_catalog.width_bucket(%s, %L::pg_catalog.timestamptz[]) AS w, count(*) AS n FROM ONLY %s GROUP BY 1) b '
+            'ON b.w OPERATOR(pg_catalog.=) i',
+            cardinality(starts), timepart._migrate_key_expr(key_column, key_type, time_zone), starts::text, source))) x;
+    ELSE
+        SELECT s.histogram_bounds::text::text[] INTO hist FROM pg_catalog.pg_stats s
+        JOIN pg_catalog.pg_class c ON c.relname = s.tablename JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname
+        WHERE c.oid = source AND s.attname = key_column;
+        -- Each histogram bound stands for an equal share of the rows.
+        SELECT array_agg(round(coalesce(b.n, 0)::numeric * row_count / greatest(cardinality(hist), 1))::bigint ORDER BY i)
+        INTO bucket_rows
+        FROM pg_catalog.generate_series(1, cardinality(starts)) i
+        LEFT JOIN (SELECT pg_catalog.width_bucket(CASE key_type WHEN 'timestamptz'::regtype THEN h::timestamptz
+                                                      WHEN 'timestamp'::regtype THEN h::timestamp AT TIME ZONE time_zone
+                                                      ELSE h::date::timestamp AT TIME ZONE time_zone END, starts) AS w, count(*) AS n
+                   FROM unnest(hist) h GROUP BY 1) b ON b.w = i;
+    END IF;
+    RETURN QUERY SELECT u.s, timepart._period_add(u.s, partition_interval, 1, time_zone), u.n
+                 FROM unnest(starts, bucket_rows) AS u(s, n) ORDER BY u.s;
+END $$;
+
+-- At the swap: the copy joins every publication the source is in by name, with the same
+-- column list and row filter, and the old table leaves them. As timepart's owner (SECURITY
+-- DEFINER): the publications may belong to someone else, and ALTER PUBLICATION runs no
+-- user code (a row filter may call built-in immutable functions only).
+CREATE OR REPLACE FUNCTION timepart._migrate_publications(m timepart.migrations) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    p record;
+    moved jsonb := '[]'::jsonb;
+BEGIN
+    -- The caller must own both tables, and they must be the two ends of a migration that
+    -- timepart recorded (its rows are written only by timepart), the copy the source's
+    -- owner's: a publication is never handed a table of anyone else's.
+    PERFORM timepart._check_may_act(timepart._caller(), m.source, 'migrate it');
+    PERFORM timepart._check_may_act(timepart._caller(), m.target, 'migrate into it');
+    IF NOT EXISTS (SELECT 1 FROM timepart.migrations g JOIN pg_catalog.pg_class s ON s.oid = g.source
+                   JOIN pg_catalog.pg_class t ON t.oid = g.target
+                   WHERE g.id = m.id AND g.source = m.source AND g.target = m.target AND t.relowner = s.relowner
+                   AND t.relkind = 'p' AND g.state IN ('copying', 'catching_up')) THEN
+        RAISE EXCEPTION 'no migration of % to % is under way', m.source, m.target USING ERRCODE = '22023',
+            DETAIL = 'Publications move only at a migration''s swap.', HINT = 'Use CALL timepart.migrate.';
+    END IF;
+    -- Only at the swap: this session holds the source's ACCESS EXCLUSIVE lock then.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'relation' AND l.relation = m.source
+                   AND l.pid = pg_catalog.pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND l.granted) THEN
+        RAISE EXCEPTION 'publications of % move only at the swap', m.source USING ERRCODE = '55000',
+            DETAIL = 'The swap holds the table''s ACCESS EXCLUSIVE lock; this session does not.', HINT = 'Use CALL timepart.migrate.';
+    END IF;
+    FOR p IN SELECT b.pubname,
+                    (SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = r.prrelid AND a.attnum = ANY (r.prattrs::int2[])) AS cols,
+                    pg_catalog.pg_get_expr(r.prqual, r.prrelid) AS qual
+             FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication b ON b.oid = r.prpubid
+             WHERE r.prrelid = m.source ORDER BY b.pubname LOOP
+        EXECUTE format('ALTER PUBLICATION %I ADD TABLE %s%s%s', p.pubname, m.target, ' (' || p.cols || ')', ' WHERE (' || p.qual || ')');
+        EXECUTE format('ALTER PUBLICATION %I DROP TABLE %s', p.pubname, m.source);
+        moved := moved || to_jsonb('publication ' || p.pubname);
+    END LOOP;
+    RETURN moved;
+END $$;
+
+-- The copy and the catch-up write the copy and the change log and read the source; a rule
+-- on one of them (its owner may add one at any time) would rewrite those statements.
+CREATE OR REPLACE FUNCTION timepart._migrate_check_rules(m timepart.migrations) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found text;
+BEGIN
+    SELECT string_agg(format('%s on %s', r.rulename, r.ev_class::regclass), ', ' ORDER BY r.rulename) INTO found
+    FROM pg_catalog.pg_rewrite r
+    WHERE r.ev_class IN (m.source, m.target, pg_catalog.to_regclass(format('%I.changes', m.stage_schema)));
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'a rule was added to a table the migration of % writes or reads', m.source USING ERRCODE = '55000',
+            DETAIL = format('Rules: %s. They would rewrite the copy''s statements.', found),
+            HINT = format('Drop the rules, then CALL timepart.migrate again; or SELECT timepart.migrate_abort(%L).', m.source::text);
+    END IF;
+END $$;
+
+-- Copies one batch of whole blocks and advances the progress row, in the caller's
+-- transaction, so both commit together. A rewritten source (new filenode: VACUUM FULL,
+-- CLUSTER) has moved its rows: the copy starts again; the change log stays valid.
+CREATE OR REPLACE FUNCTION timepart._migrate_batch(m timepart.migrations, batch_size integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    upto bigint;
+    copied bigint;
+    r jsonb;
+    cols text := timepart._column_list(m.source);
+BEGIN
+    PERFORM timepart._migrate_check_rules(m);
+    EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', m.source);
+    IF pg_catalog.pg_relation_filenode(m.source) <> m.source_filenode THEN
+        RAISE NOTICE 'timepart.migrate: % was rewritten; copying it again from the start', m.source;
+        PERFORM timepart._as_owner(m.source, format('TRUNCATE %s', m.target));
+        UPDATE timepart.migrations g SET next_block = 0, rows_copied = 0, target_rows = 0, target_checksum = 0,
+            source_filenode = pg_catalog.pg_relation_filenode(m.source),
+            last_block = pg_catalog.pg_relation_size(m.source) / pg_catalog.current_setting('block_size')::bigint
+        WHERE g.id = m.id;
+        RETURN 0;
+    END IF;
+    upto := least(m.next_block + m.blocks_per_batch, m.last_block);
+    -- A key that is already in the copy belongs to a row changed since the capture
+    -- began (an earlier batch copied its old version): it is in the change log, and
+    -- the catch-up replaces it. So a conflict here is skipped, not an error.
+    -- With the owner's rights: the copy runs the owner's index expressions and constraints.
+    r := timepart._as_owner(m.source, format($q$
+        WITH src AS (SELECT %1$s FROM ONLY %3$s WHERE ctid OPERATOR(pg_catalog.>=) %4$L::pg_catalog.tid
+                                                  AND ctid OPERATOR(pg_catalog.<) %5$L::pg_catalog.tid),
+        ins AS (INSERT INTO %2$s (%1$s) OVERRIDING SYSTEM VALUE SELECT %1$s FROM src ON CONFLICT DO NOTHING RETURNING %1$s)
+        SELECT pg_catalog.jsonb_build_array(
+            (SELECT count(*) FROM ins), (SELECT %6$s FROM ins),
+            (SELECT pg_catalog.jsonb_build_array(count(*), %6$s) FROM src a WHERE NOT EXISTS (SELECT 1 FROM %7$I.changes b WHERE %8$s)),
+            (SELECT pg_catalog.jsonb_build_array(count(*), %6$s) FROM ins a WHERE NOT EXISTS (SELECT 1 FROM %7$I.changes b WHERE %8$s)))$q$,
+        cols, m.target, m.source, format('(%s,0)', m.next_block), format('(%s,0)', upto),
+        timepart._migrate_hash_sum(m.source), m.stage_schema, timepart._migrate_match(m)), true);
+    copied := (r->>0)::bigint;
+    IF (r->2) <> (r->3) THEN
+        RAISE EXCEPTION 'the copy of blocks % to % of % does not match them; nothing of this batch was kept', m.next_block, upto, m.source
+            USING ERRCODE = 'XX001',
+            DETAIL = format('Unchanged rows in the source: %s (count, checksum); copied: %s.', r->2, r->3),
+            HINT = format('Something rewrote rows on their way in (a trigger, a rule?). SELECT timepart.migrate_abort(%L) removes the copy.', m.source::text);
+    END IF;
+    -- Aim the next batch at batch_size rows, from the density seen so far.
+    UPDATE timepart.migrations g SET next_block = upto, rows_copied = g.rows_copied + copied,
+        target_rows = coalesce(g.target_rows, 0) + copied, target_checksum = coalesce(g.target_checksum, 0) + (r->>1)::numeric,
+        blocks_per_batch = CASE WHEN g.rows_copied + copied > 0
+            THEN greatest(1, least(1000000, batch_size::numeric * upto / (g.rows_copied + copied)))::integer
+            ELSE least(1000000, g.blocks_per_batch * 2) END,
+        state = CASE WHEN upto >= m.last_block THEN 'catching_up' ELSE g.state END,
+        updated_at = pg_catalog.clock_timestamp()
+    WHERE g.id = m.id;
+    PERFORM timepart._log('migrate_copy', m.source, m.target::text, true,
+        jsonb_build_object('rows', copied, 'from_block', m.next_block, 'to_block', upto, 'last_block', m.last_block,
+                           'verified_rows', r->2->0),
+        NULL, started);
+    RETURN copied;
+END $$;
+
+-- Applies up to max_changes logged changes: the logged keys' rows in the copy are
+-- replaced by the source's current rows (a key logged twice needs no DISTINCT: the
+-- join deletes each row once and the semi-join inserts each once). The applied log rows are deleted in the same
+-- statement, so a change whose transaction commits later is applied by a later round.
+-- Returns how many log rows were applied.
+CREATE OR REPLACE FUNCTION timepart._migrate_catch_up(m timepart.migrations, max_changes integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    keys text := timepart._migrate_key_list(m.source, m.row_key);
+    cols text := timepart._column_list(m.source);
+    match text := timepart._migrate_match(m);
+    applied bigint;
+    removed bigint;
+    inserted bigint;
+    r jsonb;
+BEGIN
+    PERFORM timepart._migrate_check_rules(m);
+    r := timepart._as_owner(m.source, format($q$
+        WITH d AS (DELETE FROM %1$I.changes c WHERE c.ctid = ANY (ARRAY(SELECT ctid FROM %1$I.changes LIMIT %2$s)) RETURNING %3$s),
+        gone AS (DELETE FROM %4$s a USING d b WHERE %5$s RETURNING a.*),
+        src AS (SELECT %6$s FROM ONLY %7$s a WHERE EXISTS (SELECT 1 FROM d b WHERE %5$s)),
+        ins AS (INSERT INTO %4$s (%6$s) OVERRIDING SYSTEM VALUE SELECT %6$s FROM src RETURNING %6$s)
+        SELECT pg_catalog.jsonb_build_array((SELECT count(*) FROM d), (SELECT count(*) FROM gone), (SELECT count(*) FROM ins),
+                                            (SELECT %8$s FROM gone), (SELECT %8$s FROM ins),
+                                            (SELECT pg_catalog.jsonb_build_array(count(*), %8$s) FROM src),
+                                            (SELECT pg_catalog.jsonb_build_array(count(*), %8$s) FROM ins))$q$,
+        m.stage_schema, max_changes, keys, m.target, match, cols, m.source, timepart._migrate_hash_sum(m.source)), true);
+    applied := (r->>0)::bigint; removed := (r->>1)::bigint; inserted := (r->>2)::bigint;
+    IF (r->5) <> (r->6) THEN
+        RAISE EXCEPTION 'the changes applied to the copy of % do not match the source; nothing of this round was kept', m.source
+            USING ERRCODE = 'XX001',
+            DETAIL = format('Source rows of the %s changed keys: %s (count, checksum); inserted: %s.', applied, r->5, r->6),
+            HINT = format('Something rewrote rows on their way in (a trigger, a rule?). SELECT timepart.migrate_abort(%L) removes the copy.', m.source::text);
+    END IF;
+    IF applied > 0 THEN
+        UPDATE timepart.migrations g SET changes_applied = g.changes_applied + applied, updated_at = pg_catalog.clock_timestamp(),
+            target_rows = coalesce(g.target_rows, 0) + inserted - removed,
+            target_checksum = coalesce(g.target_checksum, 0) + (r->>4)::numeric - (r->>3)::numeric
+        WHERE g.id = m.id;
+        PERFORM timepart._log('migrate_catch_up', m.source, m.target::text, true,
+            jsonb_build_object('changes', applied, 'rows_removed', removed, 'rows_inserted', inserted, 'verified_rows', r->5->0),
+            NULL, started);
+    END IF;
+    RETURN applied;
+END $$;
+
+-- The swap, retried: each attempt is one short transaction; between attempts the
+-- backlog is applied so the next one has little to do. A mismatch or any other
+-- error ends the run (logged first, so the log row survives), the state stays.
+CREATE OR REPLACE PROCEDURE timepart._migrate_swap_retrying(m timepart.migrations, batch_size integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz;
+    lock_wait interval := (SELECT c.lock_timeout FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) m.target);
+    result jsonb;
+    attempt int := 0;
+    err text;
+    state text;
+    detail text;
+    hint text;
+BEGIN
+    LOOP
+        attempt := attempt OPERATOR(pg_catalog.+) 1;
+        started := pg_catalog.clock_timestamp();
+        BEGIN
+            result := timepart._migrate_swap(m, lock_wait);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+        END;
+        IF result IS NOT NULL THEN
+            PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true, result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt), NULL, started);
+            COMMIT;
+            RAISE NOTICE 'timepart.migrate: % is partitioned now (% rows, checksum %, swap took % ms); the old table is %',
+                m.target, result->>'rows', result->>'checksum', result->>'swap_ms', result->>'old_table';
+            RETURN;
+        END IF;
+        PERFORM timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
+        COMMIT;
+        IF state OPERATOR(pg_catalog.<>) '55P03' OR attempt OPERATOR(pg_catalog.>=) 20 THEN
+            PERFORM timepart._runner_session_unlock(m.source);
+            RAISE EXCEPTION '%', err USING ERRCODE = state, DETAIL = detail,
+                HINT = CASE WHEN state OPERATOR(pg_catalog.=) '55P03' THEN pg_catalog.format('Gave up after %s lock waits of %s. CALL timepart.migrate again when traffic allows; the copy is kept.', attempt, lock_wait) ELSE hint END;
+        END IF;
+        RAISE NOTICE 'timepart.migrate: swap attempt % waited too long for a lock; retrying', attempt;
+        PERFORM pg_catalog.pg_sleep(least(2, 0.1 OPERATOR(pg_catalog.*) attempt));
+        PERFORM timepart._migrate_catch_up(m, batch_size);
+        COMMIT;
+    END LOOP;
+END $$;
+
+-- ==== src/89_migrate_run.sql
+-- Migration, 5 of 5: the entry points: starting or resuming a run, its progress, CALL
+-- timepart.migrate and migrate_abort.
+
+-- A run's start: the migration under way for this table (same key and interval), or,
+-- after every check, a new one prepared. NULL when the table was already migrated.
+-- Takes the per-table session lock that keeps a second runner out.
+CREATE OR REPLACE FUNCTION timepart._migrate_begin(source regclass, key_column name, partition_interval interval, batch_size integer,
+                                                   premake integer, retention interval, time_zone text)
+RETURNS timepart.migrations LANGUAGE plpgsql AS $$
+DECLARE
+    m timepart.migrations;
+    key_type regtype;
+    f record;
+    attempt int := 0;
+BEGIN
+    SELECT * INTO m FROM timepart.migrations g WHERE g.source = _migrate_begin.source AND g.state IN ('copying', 'catching_up');
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM timepart.migrations g WHERE g.target = _migrate_begin.source AND g.state = 'done') THEN
+        RAISE NOTICE 'timepart.migrate: % is already migrated', source;
+        RETURN NULL;
+    ELSIF FOUND AND (m.key_column <> key_column OR m.partition_interval <> partition_interval) THEN
+        RAISE EXCEPTION 'a migration of % by % every % is under way', source, m.key_column, m.partition_interval USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s every %s.', key_column, partition_interval),
+            HINT = format('Resume it with the same key and interval, or stop it with SELECT timepart.migrate_abort(%L).', source::text);
+    ELSIF NOT FOUND THEN
+        key_type := timepart._migrate_check(source, key_column, partition_interval, time_zone);
+        PERFORM timepart._check_premake(premake);
+        PERFORM timepart._check_retention(retention);
+        SELECT * INTO f FROM timepart._migrate_facts(source, key_column, key_type, time_zone);
+        PERFORM timepart._migrate_check_nulls(source, key_column, f.has_nulls);
+        PERFORM timepart._migrate_check_names(source, ARRAY[timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source), 'default')::text]
+            || ARRAY(SELECT timepart._partition_name(source, p.range_start, partition_interval, time_zone)::text
+                     FROM timepart._migrate_periods(source, key_column, key_type, partition_interval, time_zone, f.oldest, f.newest, 0, false) p));
+    END IF;
+    IF NOT timepart._runner_session_lock(source) THEN
+        RAISE EXCEPTION 'another session is migrating %', source USING ERRCODE = '55006',
+            DETAIL = 'Only one run at a time copies a table.', HINT = 'Wait for it to finish, or end that session to take over.';
+    END IF;
+    IF m.id IS NOT NULL THEN
+        RAISE NOTICE 'timepart.migrate: resuming % at block % of % (% rows copied)', source, m.next_block, m.last_block, m.rows_copied;
+        RETURN m;
+    END IF;
+    BEGIN
+        LOOP
+            attempt := attempt + 1;
+            BEGIN
+                -- The capture trigger's lock on the source waits at most this long per attempt.
+                PERFORM pg_catalog.set_config('lock_timeout', '200ms', true);
+                RETURN timepart._migrate_prepare(source, key_column, key_type, partition_interval, premake, retention, time_zone, batch_size,
+                                                 f.row_count, f.oldest, f.newest);
+            EXCEPTION WHEN lock_not_available THEN
+                IF attempt >= 20 THEN RAISE; END IF;
+                PERFORM pg_catalog.pg_sleep(least(2, 0.1 * attempt));
+            END;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM timepart._runner_session_unlock(source);
+        RAISE;
+    END;
+    RETURN NULL;  -- not reached: the loop returns or raises
+END $$;
+
+CREATE OR REPLACE PROCEDURE timepart.migrate(source regclass, key_column name, partition_interval interval DEFAULT '1 month',
+                                             batch_size integer DEFAULT 50000, premake integer DEFAULT 6,
+                                             retention interval DEFAULT NULL, time_zone text DEFAULT 'UTC')
+LANGUAGE plpgsql AS $$
+/* Converts an unpartitioned table into a managed partitioned one of the same name
+   while it stays in use: batches of batch_size rows, a COMMIT after each, concurrent
+   writes captured and applied, counts and checksums compared, names swapped in one
+   short transaction. CALL it outside a transaction block; CALL it again to resume. */
+DECLARE
+    m timepart.migrations;
+    run_started timestamptz := pg_catalog.clock_timestamp();
+    rows_at_start bigint;
+    n bigint;
+BEGIN
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(batch_size::text, 'NULL')), HINT = 'Copy e.g. 50000 rows per transaction.';
+    END IF;
+    m := timepart._migrate_begin(source, key_column, partition_interval, batch_size, premake, retention, time_zone);
+    IF m.id IS NULL THEN
+        RETURN;
+    END IF;
+    COMMIT;
+    rows_at_start := m.rows_copied;
+    WHILE m.state OPERATOR(pg_catalog.=) 'copying' LOOP
+        PERFORM timepart._migrate_batch(m, batch_size);
+        COMMIT;
+        SELECT * INTO m FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id;
+        PERFORM timepart._migrate_progress(m, run_started, rows_at_start);
+    END LOOP;
+    LOOP
+        n := timepart._migrate_catch_up(m, batch_size);
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
+    END LOOP;
+    CALL timepart._migrate_swap_retrying(m, batch_size);
+    IF m.retention IS NOT NULL THEN
+        PERFORM timepart.configure(m.target, pg_catalog.jsonb_build_object('retention', m.retention));
+    END IF;
+    PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
+        (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) 'source' FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
+    COMMIT;
+    PERFORM timepart._runner_session_unlock(m.source);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.migrate_abort(source regclass) RETURNS boolean
+LANGUAGE plpgsql AS $$
+/* Stops an unfinished migration: removes the capture triggers, the partitioned copy
+   and its registration. The source table and its rows are untouched. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    m timepart.migrations;
+    t record;
+BEGIN
+    SELECT * INTO m FROM timepart.migrations g WHERE g.source = migrate_abort.source AND g.state IN ('copying', 'catching_up');
+    IF NOT FOUND THEN
+        RAISE NOTICE 'no migration of % is under way', source;
+        RETURN false;
+    END IF;
+    IF NOT timepart._runner_lock(source, interval '0') THEN
+        RAISE EXCEPTION 'a session is migrating % right now', source USING ERRCODE = '55006',
+            DETAIL = 'It holds the table''s migration lock.', HINT = 'Cancel that CALL first (pg_cancel_backend), then abort.';
+    END IF;
+    PERFORM pg_catalog.set_config('lock_timeout', '2s', true);
+    FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid = source AND g.tgname LIKE 'timepart\_migrate\_%' LOOP
+        PERFORM timepart._as_owner(source, format('DROP TRIGGER %I ON %s', t.tgname, source));
+    END LOOP;
+    DELETE FROM timepart.config c WHERE c.parent = m.target;
+    PERFORM timepart._as_owner(source, format('DROP SCHEMA %I CASCADE', m.stage_schema));
+    UPDATE timepart.migrations g SET state = 'aborted', finished_at = pg_catalog.clock_timestamp() WHERE g.id = m.id;
+    PERFORM timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
+    RETURN true;
+END $$;
+
+-- Tables only timepart's own functions write: the statement must come straight from a
+-- PL/pgSQL function in schema timepart (the nearest function on the call stack), not
+-- from a client, a DO block, a user's function or a trigger; and no table owner's code
+-- may be running (an executor on the stack): a rule action has no frame of its own, so
+-- an owner's DO INSTEAD rule would otherwise pass as the executor's own statement. On
+-- the log, who and when are set here, by the server.
+CREATE OR REPLACE FUNCTION timepart._written_by_timepart() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
+    frame text;
+BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    -- The nearest function frame, looking through timepart._log to whatever called it.
+    SELECT x.l INTO frame FROM unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
+    WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
+    -- Nobody writes these rows but timepart, and a superuser: pg_restore puts a dump's log
+    -- and migration rows back as they were (who and when included); a superuser may trim.
+    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' OR ctx ~ 'function timepart\._as_owner_[0-9]+\(' THEN
+        IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+            RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+        END IF;
+        RAISE EXCEPTION 'timepart.% is written only by timepart''s functions', TG_TABLE_NAME USING ERRCODE = '42501',
+            DETAIL = format('A direct %s was refused (from %s).', TG_OP, coalesce(frame, 'a client statement')),
+            HINT = 'Use timepart''s functions; this table records what they did.';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    IF TG_TABLE_NAME = 'maintenance_log' AND TG_OP = 'INSERT' THEN
+        NEW.created_at := pg_catalog.clock_timestamp();
+        NEW.run_by := session_user;
+        NEW.run_as := current_user;
+    END IF;
+    RETURN NEW;
+END $$;
+
+-- Functions that act with timepart's owner's rights: the readers (they read user tables
+-- through executors and timepart's own tables), the writers of timepart's own tables,
+-- the makers of objects handed to an owner, and partition_admin's route (63_admin.sql).
+CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
+                 'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
+                 'timepart.snapshot_stats', 'timepart.check_alerts',
+                 'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
+                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
+                 'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition',
+                 'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock']
+$$;
+
+CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void
+LANGUAGE plpgsql AS $$
+/* Pins search_path, sets SECURITY DEFINER where listed, revokes everything from
+   PUBLIC and grants the two roles their share. Safe to run again. */
+DECLARE
+    f record;
+    roles_exist boolean := (SELECT count(*) = 2 FROM pg_catalog.pg_roles WHERE rolname IN ('partition_admin', 'partition_monitor'));
+BEGIN
+    -- The owner's room compares this server's settings (06_room.sql).
+    PERFORM timepart._make_settings_digest();
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig, n.nspname || '.' || p.proname AS qname, l.lanname, p.prokind, n.nspname
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+        WHERE (n.nspname = 'timepart' AND p.proname NOT LIKE '\_as\_owner\_%') OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
+    LOOP
+        -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
+        -- The seed's names in public neither: they find email_events on the caller's
+        -- search_path (90_compat.sql), name everything else by schema and write no operator.
+        IF f.prokind = 'f' AND f.nspname = 'timepart' AND (f.lanname = 'plpgsql' OR f.qname = ANY (timepart._definer_functions())) THEN
+            -- DateStyle ISO: partition bounds are read back from text, which must not
+            -- depend on the session (in ISO style a timestamptz carries a numeric offset).
+            -- jit off: timepart's queries read catalogs and small tables; compiling them
+            -- cost about a second on a session's first statistics call at 12 x 1M rows.
+            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD'' SET jit = off', f.sig);
+        END IF;
+        IF f.qname = ANY (timepart._definer_functions()) THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
+        ELSIF f.prokind = 'f' THEN
+            EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER', f.sig);
+            IF f.nspname = 'public' THEN
+                EXECUTE format('ALTER FUNCTION %s RESET ALL', f.sig);
+            END IF;
+        END IF;
+        EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+        IF roles_exist THEN
+            EXECUTE format('REVOKE ALL ON %s %s FROM partition_admin, partition_monitor',
+                           CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+        END IF;
+        -- Trigger functions are timepart's alone: nobody may attach them to a table.
+        IF roles_exist AND f.qname <> ALL (timepart._private_functions()) THEN
+            EXECUTE format('GRANT EXECUTE ON %s %s TO partition_admin', CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig);
+            IF f.qname = ANY (timepart._monitor_functions()) THEN
+                EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO partition_monitor', f.sig);
+            END IF;
+        END IF;
+    END LOOP;
+
+    REVOKE ALL ON ALL TABLES IN SCHEMA timepart FROM PUBLIC;
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA timepart FROM PUBLIC;
+    REVOKE ALL ON public.partition_maintenance_log FROM PUBLIC;
+    IF roles_exist THEN
+        GRANT partition_monitor TO partition_admin;
+        GRANT USAGE ON SCHEMA timepart TO partition_admin, partition_monitor;
+        GRANT SELECT ON ALL TABLES IN SCHEMA timepart TO partition_monitor;
+        -- Exact key values are data: monitors read them through partition_stats, which hides them.
+        REVOKE SELECT ON timepart.stats_history FROM partition_monitor;
+        -- Who holds a table is timepart's business only.
+        REVOKE SELECT ON timepart.runners FROM partition_monitor;
+        GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
+        -- Operations run as the caller, so an admin writes what they write, and no more:
+        -- its own tables' configuration, templates and migrations (the guard checks
+        -- ownership on every row), and new log rows (never changing old ones). Alerts,
+        -- stats history and jobs are written only by functions that run as the owner.
+        GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
+        GRANT INSERT, DELETE ON timepart.jobs TO partition_admin;
+        GRANT INSERT ON timepart.maintenance_log TO partition_admin;
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
+    END IF;
+END $$;
+
+SELECT timepart._harden();
