@@ -6,7 +6,8 @@
   3. every statement of the new full script that the released chain does not have
      already, in the new script's order: changed function bodies, new objects, changed
      comments (a re-created function gets its comment again);
-  4. the closing `SELECT timepart._harden();` (grants and ownership for everything).
+  4. the closing `SELECT timepart._harden();` (grants and ownership for everything);
+and opens with the pinned search_path every script runs with (PATH).
 The released state is the base script plus the chain, later statements winning.
 Tables, types, indexes and triggers that exist already are never re-created: their
 changes belong in pending.sql, and tests/pgtap/upgrade.sql proves the result.
@@ -17,6 +18,10 @@ import sys
 from pathlib import Path
 
 HARDEN = "SELECT timepart._harden();"
+# Every script binds the names in its statements (SQL-standard function bodies, defaults,
+# constraints) with pg_catalog first and pg_temp last, whatever the session's path.
+PATH = "SET LOCAL search_path = pg_catalog, pg_temp;"
+PATH_END = "SET LOCAL search_path TO DEFAULT;"  # the rest of an installer's transaction
 
 
 def statements(text):
@@ -156,6 +161,7 @@ def delta(old, new_text, pending, source, target):
     new_keys = {key(s) for s in new}
     out = [f"-- timepart {source} -> {target}: assembled by `make delta` (tools/sqldelta.py) from\n"
            f"-- extension/pending.sql, the differences from the released chain, and the hardening call."]
+    out.append(PATH)
     pending = re.sub(r"\A(\s*--[^\n]*\n)*", "", pending)  # the file's own header stays there
     if pending.strip():
         out.append("-- ---- pending.sql\n" + pending.strip())
@@ -173,7 +179,7 @@ def delta(old, new_text, pending, source, target):
     body, kept_tables = [], []
     for s in new:
         k = key(s)
-        if code(s) == HARDEN:
+        if code(s) in (HARDEN, PATH, PATH_END):
             continue
         comment_of = re.match(r"COMMENT ON (?:FUNCTION|PROCEDURE) ([\w.]+)\(", code(s))
         if k in old and k[0] in ("TABLE", "TYPE", "SCHEMA", "INDEX", "TRIGGER"):
@@ -187,7 +193,7 @@ def delta(old, new_text, pending, source, target):
     if kept_tables:
         print(f"sqldelta: not re-created (they exist): {', '.join(kept_tables)}; changes to them go in pending.sql",
               file=sys.stderr)
-    out.append(HARDEN)
+    out += [HARDEN, PATH_END]
     return "\n\n".join(out) + "\n"
 
 

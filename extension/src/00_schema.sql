@@ -1,5 +1,9 @@
 -- The schema and the version marker. The same file runs under CREATE EXTENSION
 -- and over a plain connection (the installer's script mode), so no psql \quit guard.
+-- The script binds the names of its SQL-standard function bodies, defaults and
+-- constraints with pg_catalog first and pg_temp last, whatever the session's path (SET
+-- LOCAL: CREATE EXTENSION and the installer's transaction both end with it).
+SET LOCAL search_path = pg_catalog, pg_temp;
 CREATE SCHEMA IF NOT EXISTS timepart;
 COMMENT ON SCHEMA timepart IS 'timepart: time-partitioned tables that keep themselves healthy';
 

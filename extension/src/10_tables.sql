@@ -36,7 +36,8 @@ CREATE TABLE timepart.config (
     CONSTRAINT config_retention_positive CHECK (retention IS NULL OR retention > interval '0'),
     CONSTRAINT config_retention_action_known CHECK (retention_action IN ('drop', 'detach', 'archive')),
     CONSTRAINT config_archive_needs_schema CHECK (retention_action <> 'archive' OR archive_schema IS NOT NULL),
-    CONSTRAINT config_lock_timeout_bounded CHECK (lock_timeout > interval '0' AND lock_timeout <= interval '1 minute'),
+    CONSTRAINT config_lock_timeout_bounded CHECK (lock_timeout >= interval '1 millisecond' AND lock_timeout <= interval '1 minute'
+        AND extract(epoch FROM lock_timeout) * 1000 = floor(extract(epoch FROM lock_timeout) * 1000)),
     CONSTRAINT config_lock_retries_bounded CHECK (lock_retries BETWEEN 0 AND 20),
     CONSTRAINT config_alert_thresholds_positive CHECK (alert_max_size_bytes > 0 AND alert_max_rows > 0
         AND alert_min_future >= 0 AND alert_growth_ratio > 0 AND alert_old_age > interval '0')

@@ -73,9 +73,9 @@ LANGUAGE sql STABLE AS $$
     ORDER BY 4 NULLS FIRST
 $$;
 
--- A table's lock budget as a lock_timeout setting. Every function that sets it runs with
--- a SET clause (99_security.sql), so the setting never outlives the call.
+-- A table's lock budget as a lock_timeout setting: whole milliseconds, never 0 (which
+-- PostgreSQL reads as no limit).
 CREATE OR REPLACE FUNCTION timepart._lock_budget(cfg timepart.config) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT (extract(epoch FROM cfg.lock_timeout) * 1000)::bigint::text || 'ms'
+    SELECT greatest(1, ceil(extract(epoch FROM cfg.lock_timeout) * 1000))::bigint::text || 'ms'
 $$;

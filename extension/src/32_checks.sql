@@ -40,8 +40,10 @@ BEGIN
         RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
             DETAIL = 'archive_schema is NULL.', HINT = 'Set archive_schema, e.g. ''archive''; it is created when missing.';
     END IF;
-    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout <= interval '0' OR cfg.lock_timeout > interval '1 minute' THEN
-        RAISE EXCEPTION 'lock_timeout must be between 0 and 1 minute' USING ERRCODE = '22023',
+    -- PostgreSQL's lock_timeout counts whole milliseconds, and 0 means no limit at all.
+    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout < interval '1 millisecond' OR cfg.lock_timeout > interval '1 minute'
+       OR extract(epoch FROM cfg.lock_timeout) * 1000 <> floor(extract(epoch FROM cfg.lock_timeout) * 1000) THEN
+        RAISE EXCEPTION 'lock_timeout must be a whole number of milliseconds from 1 ms to 1 minute' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
             HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
     END IF;

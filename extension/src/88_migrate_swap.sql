@@ -79,7 +79,7 @@ DECLARE
     done timepart.migrations;
     moved jsonb;
 BEGIN
-    PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM lock_wait) * 1000)::bigint::text || 'ms', true);
+    PERFORM pg_catalog.set_config('lock_timeout', greatest(1, ceil(extract(epoch FROM lock_wait) * 1000))::bigint::text || 'ms', true);
     EXECUTE format('LOCK TABLE ONLY %s IN EXCLUSIVE MODE', m.source);
     -- Every change since the copy began went through the capture triggers: they must all
     -- still be there and enabled, or the copy may have missed one.

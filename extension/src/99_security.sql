@@ -300,3 +300,5 @@ BEGIN
     END IF;
 END $$;
 SELECT timepart._harden();
+-- The rest of the installer's transaction (script mode) runs on the session's own path again.
+SET LOCAL search_path TO DEFAULT;

@@ -1,6 +1,17 @@
 -- timepart 0.12 -> 0.13: assembled by `make delta` (tools/sqldelta.py) from
 -- extension/pending.sql, the differences from the released chain, and the hardening call.
 
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+-- ---- pending.sql
+UPDATE timepart.config SET lock_timeout = greatest(interval '1 millisecond',
+    pg_catalog.make_interval(secs => pg_catalog.round(extract(epoch FROM lock_timeout) * 1000) / 1000.0))
+WHERE lock_timeout < interval '1 millisecond'
+   OR extract(epoch FROM lock_timeout) * 1000 <> pg_catalog.floor(extract(epoch FROM lock_timeout) * 1000);
+ALTER TABLE timepart.config DROP CONSTRAINT config_lock_timeout_bounded;
+ALTER TABLE timepart.config ADD CONSTRAINT config_lock_timeout_bounded CHECK (lock_timeout >= interval '1 millisecond'
+    AND lock_timeout <= interval '1 minute' AND extract(epoch FROM lock_timeout) * 1000 = floor(extract(epoch FROM lock_timeout) * 1000));
+
 -- ---- gone, or changed in a way CREATE OR REPLACE cannot do
 DROP FUNCTION IF EXISTS timepart._lock_key(regclass);
 DROP FUNCTION IF EXISTS timepart._guarded_settings();
@@ -320,6 +331,68 @@ BEGIN
         PERFORM timepart._room_refuse(tbl, changed);
     END IF;
     RETURN result;
+END $$;
+
+-- A table's lock budget as a lock_timeout setting: whole milliseconds, never 0 (which
+-- PostgreSQL reads as no limit).
+CREATE OR REPLACE FUNCTION timepart._lock_budget(cfg timepart.config) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT greatest(1, ceil(extract(epoch FROM cfg.lock_timeout) * 1000))::bigint::text || 'ms'
+$$;
+
+-- The refusal for settings that break a rule, with the rule in the message. The
+-- CHECK constraints on timepart.config say the same; this says it with DETAIL and HINT.
+CREATE OR REPLACE FUNCTION timepart._check_settings(cfg timepart.config) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM timepart._check_interval(cfg.partition_interval);
+    PERFORM timepart._check_premake(cfg.premake);
+    PERFORM timepart._check_retention(cfg.retention);
+    IF cfg.retention_action IS NULL OR cfg.retention_action NOT IN ('drop', 'detach', 'archive') THEN
+        RAISE EXCEPTION 'retention_action must be drop, detach or archive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.retention_action, 'NULL')),
+            HINT = 'drop removes old partitions, detach keeps them as tables, archive moves them to archive_schema.';
+    END IF;
+    IF cfg.archive_schema IS NOT NULL THEN
+        PERFORM timepart._check_archive_schema(cfg.archive_schema);
+    END IF;
+    IF cfg.retention_action = 'archive' AND cfg.archive_schema IS NULL THEN
+        RAISE EXCEPTION 'retention_action archive needs an archive_schema' USING ERRCODE = '22023',
+            DETAIL = 'archive_schema is NULL.', HINT = 'Set archive_schema, e.g. ''archive''; it is created when missing.';
+    END IF;
+    -- PostgreSQL's lock_timeout counts whole milliseconds, and 0 means no limit at all.
+    IF cfg.lock_timeout IS NULL OR cfg.lock_timeout < interval '1 millisecond' OR cfg.lock_timeout > interval '1 minute'
+       OR extract(epoch FROM cfg.lock_timeout) * 1000 <> floor(extract(epoch FROM cfg.lock_timeout) * 1000) THEN
+        RAISE EXCEPTION 'lock_timeout must be a whole number of milliseconds from 1 ms to 1 minute' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_timeout::text, 'NULL')),
+            HINT = 'A maintenance step waits at most this long for a lock; 100 ms suits busy tables.';
+    END IF;
+    IF cfg.retention IS NOT NULL AND cfg.retention < cfg.partition_interval THEN
+        RAISE EXCEPTION 'retention is shorter than one partition' USING ERRCODE = '22023',
+            DETAIL = format('Retention %s, partition interval %s: no partition could ever be kept whole.', cfg.retention, cfg.partition_interval),
+            HINT = 'Keep at least one partition interval, e.g. 12 months for monthly partitions.';
+    END IF;
+    IF cfg.default_partition IS NULL THEN
+        RAISE EXCEPTION 'default_partition must be true or false' USING ERRCODE = '22023',
+            DETAIL = 'Got NULL.', HINT = 'true (the default) keeps a default partition that catches rows no partition takes.';
+    END IF;
+    IF cfg.partition_unlogged IS NULL THEN
+        RAISE EXCEPTION 'partition_unlogged must be true or false' USING ERRCODE = '22023',
+            DETAIL = 'Got NULL.', HINT = 'false (the default) keeps partitions crash-safe and replicated.';
+    END IF;
+    IF cfg.lock_retries IS NULL OR cfg.lock_retries NOT BETWEEN 0 AND 20 THEN
+        RAISE EXCEPTION 'lock_retries must be between 0 and 20' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cfg.lock_retries::text, 'NULL')), HINT = 'A few retries (3) suit most tables.';
+    END IF;
+    PERFORM timepart._check_time_zone(cfg.time_zone);
+    IF cfg.alert_max_size_bytes IS NULL OR cfg.alert_max_size_bytes <= 0 OR cfg.alert_max_rows IS NULL OR cfg.alert_max_rows <= 0
+       OR cfg.alert_min_future IS NULL OR cfg.alert_min_future < 0 OR cfg.alert_growth_ratio IS NULL OR cfg.alert_growth_ratio <= 0
+       OR cfg.alert_old_age IS NULL OR cfg.alert_old_age <= interval '0' THEN
+        RAISE EXCEPTION 'alert thresholds must be positive' USING ERRCODE = '22023',
+            DETAIL = format('max size %s bytes, max rows %s, min future %s, growth ratio %s, old age %s.',
+                            cfg.alert_max_size_bytes, cfg.alert_max_rows, cfg.alert_min_future, cfg.alert_growth_ratio, cfg.alert_old_age),
+            HINT = 'The seed''s defaults are 5 GB, 10 million rows, 2 future partitions, 0.5 (50%) and 13 months.';
+    END IF;
 END $$;
 
 -- Moves the rows of [range_start, range_end) waiting in the default partition into the
@@ -1137,6 +1210,49 @@ BEGIN
     RETURN applied;
 END $$;
 
+-- The swap, in the caller's (short) transaction: writes wait (EXCLUSIVE lock), the last
+-- changes are applied and verified, then, under ACCESS EXCLUSIVE, the user's triggers
+-- and publication memberships move to the copy and the names change. A lock wait longer
+-- than lock_wait raises lock_not_available.
+CREATE OR REPLACE FUNCTION timepart._migrate_swap(m timepart.migrations, lock_wait interval) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    schema_name name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = m.source);
+    old_name text;
+    last_changes bigint := 0;
+    n bigint;
+    done timepart.migrations;
+    moved jsonb;
+BEGIN
+    PERFORM pg_catalog.set_config('lock_timeout', greatest(1, ceil(extract(epoch FROM lock_wait) * 1000))::bigint::text || 'ms', true);
+    EXECUTE format('LOCK TABLE ONLY %s IN EXCLUSIVE MODE', m.source);
+    -- Every change since the copy began went through the capture triggers: they must all
+    -- still be there and enabled, or the copy may have missed one.
+    IF (SELECT count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE 'timepart\_migrate\_%'
+        AND t.tgenabled IN ('A', 'O')) <> 4 THEN
+        RAISE EXCEPTION 'the change capture of % was disabled or dropped; nothing was swapped', m.source USING ERRCODE = 'XX001',
+            DETAIL = 'A change made meanwhile may be missing from the partitioned copy.',
+            HINT = format('SELECT timepart.migrate_abort(%L) removes the copy; then migrate again.', m.source::text);
+    END IF;
+    LOOP
+        n := timepart._migrate_catch_up(m, 1000000);
+        last_changes := last_changes + n;
+        EXIT WHEN n = 0;
+    END LOOP;
+    EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', m.source);
+    moved := timepart._migrate_move_triggers(m) || timepart._migrate_publications(m);
+    old_name := timepart._migrate_retire_source(m);
+    PERFORM timepart._migrate_place_target(m, schema_name);
+    -- Every step was verified: the source's figures are the copy's.
+    UPDATE timepart.migrations g SET state = 'done', finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp(),
+        source_rows = g.target_rows, source_checksum = g.target_checksum
+    WHERE g.id = m.id RETURNING * INTO done;
+    RETURN jsonb_build_object('old_table', old_name, 'table', m.target::text, 'rows', done.target_rows,
+        'checksum', done.target_checksum, 'last_changes', last_changes, 'carried', moved,
+        'swap_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1));
+END $$;
+
 -- The swap, retried: each attempt is one short transaction; between attempts the
 -- backlog is applied so the next one has little to do. A mismatch or any other
 -- error ends the run (logged first, so the log row survives), the state stays.
@@ -1441,3 +1557,5 @@ BEGIN
 END $$;
 
 SELECT timepart._harden();
+
+SET LOCAL search_path TO DEFAULT;

@@ -40,7 +40,7 @@ SELECT matches(timepart.maintain('ev', NULL, '294270-01-01')->'errors'->>0, 'mor
 SELECT throws_ok($$SELECT timepart.manage('ev', '10000 years')$$, '22023', 'partition interval is too long', 'an absurd interval is refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', 100000)$$, '22023', 'premake must be between 1 and 1000', 'an absurd premake is refused');
 SELECT throws_ok($$SELECT timepart.configure('ev', NULL)$$, '22023', 'settings must be a JSON object', 'NULL settings are refused');
-SELECT throws_ok($$SELECT timepart.configure('ev', '{"lock_timeout": "1 year"}')$$, '22023', 'lock_timeout must be between 0 and 1 minute',
+SELECT throws_ok($$SELECT timepart.configure('ev', '{"lock_timeout": "1 year"}')$$, '22023', 'lock_timeout must be a whole number of milliseconds from 1 ms to 1 minute',
                  'an absurd lock budget is refused');
 SELECT throws_ok($$SELECT timepart.add_index_template('ev', NULL, 'ts')$$, '22023', 'invalid index template suffix "<NULL>"',
                  'a NULL template suffix is refused');

@@ -1,6 +1,6 @@
 -- manage(): adopting a table, and every refusal with nothing changed.
 \ir setup.psql
-SELECT plan(22);
+SELECT plan(25);
 
 CREATE TABLE plain_t (ts timestamptz);
 CREATE TABLE list_t (ts timestamptz, k int) PARTITION BY LIST (k);
@@ -20,7 +20,14 @@ SELECT throws_ok($$SELECT timepart.manage('ev', '-1 month')$$, '22023', 'partiti
 SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', 0)$$, '22023', 'premake must be between 1 and 1000', 'premake 0 is refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', -3)$$, '22023', 'premake must be between 1 and 1000', 'negative premake is refused');
 SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', 6, '-1 month')$$, '22023', 'retention must be positive', 'negative retention is refused');
-SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', 6, NULL, true, '0')$$, '22023', 'lock_timeout must be between 0 and 1 minute', 'a zero lock budget is refused');
+SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', 6, NULL, true, '0')$$, '22023', 'lock_timeout must be a whole number of milliseconds from 1 ms to 1 minute', 'a zero lock budget is refused');
+-- PostgreSQL counts lock_timeout in whole milliseconds, and 0 is no limit: 0.4 ms would wait forever.
+SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', 6, NULL, true, '0.4 ms')$$, '22023',
+                 'lock_timeout must be a whole number of milliseconds from 1 ms to 1 minute', 'a budget under 1 ms is refused');
+SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', 6, NULL, true, '1.5 ms')$$, '22023',
+                 'lock_timeout must be a whole number of milliseconds from 1 ms to 1 minute', 'a budget of a part of a millisecond is refused');
+SELECT throws_ok($$INSERT INTO timepart.config (parent, key_column, key_type, lock_timeout) VALUES ('ev', 'created_at', 'timestamptz', '0.4 ms')$$,
+                 '23514', NULL, 'a direct INSERT of such a budget is refused by the table''s constraint');
 SELECT throws_ok($$SELECT timepart.manage('ev', '1 month', 6, NULL, true, '100ms', 'Mars/Olympus')$$, '22023', 'unknown time zone "Mars/Olympus"', 'an unknown time zone is refused');
 SELECT throws_ok($$SELECT timepart.manage(NULL)$$, '22004', 'parent table must not be NULL', 'a NULL table is refused');
 SELECT is((SELECT count(*) FROM timepart.config), 0::bigint, 'no refused call left a configuration row');
