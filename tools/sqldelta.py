@@ -22,6 +22,9 @@ HARDEN = "SELECT timepart._harden();"
 # constraints) with pg_catalog first and pg_temp last, whatever the session's path.
 PATH = "SET LOCAL search_path = pg_catalog, pg_temp;"
 PATH_END = "SET LOCAL search_path TO DEFAULT;"  # the rest of an installer's transaction
+# A statement marked so checks a fresh install only (a schema or roles found there); an
+# upgrade finds them as an earlier version left them, and must not run it.
+INSTALL_ONLY = "-- (fresh install only)"
 
 
 def statements(text):
@@ -179,7 +182,7 @@ def delta(old, new_text, pending, source, target):
     body, kept_tables = [], []
     for s in new:
         k = key(s)
-        if code(s) in (HARDEN, PATH, PATH_END):
+        if code(s) in (HARDEN, PATH, PATH_END) or INSTALL_ONLY in s:
             continue
         comment_of = re.match(r"COMMENT ON (?:FUNCTION|PROCEDURE) ([\w.]+)\(", code(s))
         if k in old and k[0] in ("TABLE", "TYPE", "SCHEMA", "INDEX", "TRIGGER"):

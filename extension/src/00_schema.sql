@@ -4,6 +4,19 @@
 -- constraints with pg_catalog first and pg_temp last, whatever the session's path (SET
 -- LOCAL: CREATE EXTENSION and the installer's transaction both end with it).
 SET LOCAL search_path = pg_catalog, pg_temp;
+-- (fresh install only) A schema timepart found before the install is not timepart's:
+-- whoever made it owns it and could replace what timepart puts there.
+DO $$
+DECLARE
+    found_owner text := (SELECT n.nspowner::pg_catalog.regrole::pg_catalog.text FROM pg_catalog.pg_namespace n
+                         WHERE n.nspname OPERATOR(pg_catalog.=) 'timepart');
+BEGIN
+    IF found_owner IS NOT NULL THEN
+        RAISE EXCEPTION 'schema timepart exists already, owned by %', found_owner USING ERRCODE = '42P06',
+            DETAIL = 'timepart makes its own schema: it trusts nothing someone else put there first.',
+            HINT = 'A superuser renames or drops that schema (ALTER SCHEMA timepart RENAME TO ...), then installs timepart.';
+    END IF;
+END $$;
 CREATE SCHEMA IF NOT EXISTS timepart;
 COMMENT ON SCHEMA timepart IS 'timepart: time-partitioned tables that keep themselves healthy';
 

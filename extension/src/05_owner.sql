@@ -32,6 +32,17 @@ BEGIN
                 ELSE pg_catalog.current_setting('role')::name END;
 END $$;
 
+-- The function that called the one whose PG_CONTEXT this is: the nearest function frame
+-- after the first, whatever "SQL statement" lines stand between (plpgsql evaluates a call
+-- as a plain expression or through a query, and after an error caught in a block, the
+-- same call may take the other way).
+CREATE OR REPLACE FUNCTION timepart._calling_function(ctx text) RETURNS text
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT x.l FROM pg_catalog.unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
+    WHERE x.l OPERATOR(pg_catalog.~) '^(PL/pgSQL|SQL) function' ORDER BY x.i LIMIT 1;
+END;
+
 -- Whether a role may act on a table: it owns it, is a member of its owner role, or is a
 -- superuser. NULL when the table does not exist.
 CREATE OR REPLACE FUNCTION timepart._may_act(who name, tbl regclass) RETURNS boolean

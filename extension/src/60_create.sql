@@ -181,7 +181,7 @@ BEGIN
     -- Only as a step of _build_partition, whose bounds and name were checked: called on
     -- its own (it runs as timepart's owner) it would make tables of any name.
     GET DIAGNOSTICS ctx = PG_CONTEXT;
-    IF pg_catalog.split_part(ctx, E'\n', 2) !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
+    IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
         RAISE EXCEPTION 'timepart._new_partition_table is a step of making a partition' USING ERRCODE = '42501',
             DETAIL = 'It is called by timepart._build_partition only.', HINT = 'Use timepart.create_partition or timepart.maintain.';
     END IF;

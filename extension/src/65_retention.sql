@@ -78,24 +78,34 @@ BEGIN
     END LOOP;
 END $$;
 
--- The archive schema of a table, owned by the table's owner: created so when missing,
--- refused when someone else owns it or when it is named like a role (a role's "$user"
--- schema would put archived tables on that role's search_path). SECURITY DEFINER: the
--- table's owner may lack CREATE on the database.
+-- The archive schema of a table. One timepart makes (when it is missing) belongs to
+-- timepart's owner, serves the tables of one owner, who may use it and create in it (its
+-- archived partitions stay its own), and nobody else may: the table's owner cannot hand
+-- it to another role, so even if a role of its name appears one day, it never lands on
+-- that role's search_path as its "$user" schema. One the table's owner made itself is
+-- its own. Any other is refused, and so is a name that is a role's now. SECURITY
+-- DEFINER: the table's owner may lack CREATE on the database.
 CREATE OR REPLACE FUNCTION timepart._archive_schema(tbl regclass) RETURNS name
 LANGUAGE plpgsql AS $$
 DECLARE
     cfg timepart.config := timepart._config(tbl);
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
-    schema_owner oid;
+    mark text := format('timepart: the archive of the tables of role oid %s', owner_oid);
+    ns record;
 BEGIN
+    PERFORM timepart._check_may_maintain(timepart._caller(), tbl, 'clean it up');
     PERFORM timepart._check_archive_schema(cfg.archive_schema);
-    SELECT n.nspowner INTO schema_owner FROM pg_catalog.pg_namespace n WHERE n.nspname = cfg.archive_schema;
+    SELECT n.oid, n.nspowner, pg_catalog.obj_description(n.oid, 'pg_namespace') AS note INTO ns
+    FROM pg_catalog.pg_namespace n WHERE n.nspname = cfg.archive_schema;
     IF NOT FOUND THEN
-        EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %s', cfg.archive_schema, owner_oid::regrole);
-    ELSIF schema_owner <> owner_oid THEN
-        RAISE EXCEPTION 'archive schema % belongs to %, not to the owner of %', cfg.archive_schema, schema_owner::regrole, tbl
-            USING ERRCODE = '42501', DETAIL = format('%s is owned by %s.', tbl, owner_oid::regrole),
+        EXECUTE format('CREATE SCHEMA %I', cfg.archive_schema);
+        EXECUTE format('COMMENT ON SCHEMA %I IS %L', cfg.archive_schema, mark);
+        EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO %s', cfg.archive_schema, owner_oid::regrole);
+    ELSIF ns.nspowner <> owner_oid
+          AND NOT (ns.nspowner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) AND ns.note IS NOT DISTINCT FROM mark) THEN
+        RAISE EXCEPTION 'archive schema % belongs to %, not to the owner of %', cfg.archive_schema, ns.nspowner::regrole, tbl
+            USING ERRCODE = '42501', DETAIL = format('%s is owned by %s; timepart archives only into a schema of that owner''s, '
+                                                     'or one it made for that owner''s tables.', tbl, owner_oid::regrole),
                   HINT = 'Archive into a schema the table''s owner owns, or one that does not exist yet (timepart creates it).';
     END IF;
     RETURN cfg.archive_schema;

@@ -306,19 +306,27 @@ END $$;
 -- DROP EXTENSION timepart takes this database's jobs along: pg_cron would run them and
 -- fail every time. An event trigger (made only when a superuser installs, as event
 -- triggers need) unschedules them as the DROP starts; it goes with the extension.
+-- It fires for every DROP EXTENSION in the database, by any role, so it fails no one's
+-- statement and reads nothing as that role (SECURITY DEFINER, every error a WARNING),
+-- and acts only when timepart is named and the role may drop it: someone else's failing
+-- DROP EXTENSION timepart must not take the jobs (a dblink route commits at once).
 CREATE OR REPLACE FUNCTION timepart._drop_jobs_with_extension() RETURNS event_trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     -- ddl_command_start names no object: the statement says which extension goes.
-    IF pg_catalog.current_query() ~* '\mdrop\s+extension\M' AND pg_catalog.current_query() ~* '\mtimepart\M'
-       AND EXISTS (SELECT 1 FROM timepart.jobs) THEN
-        BEGIN
-            PERFORM timepart.unschedule_jobs();
-        EXCEPTION WHEN OTHERS THEN
-            RAISE WARNING 'timepart: could not unschedule its pg_cron jobs: %', SQLERRM
-                USING HINT = 'Remove them with SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''timepart-%''.';
-        END;
+    IF pg_catalog.current_query() !~* '\mtimepart\M' OR pg_catalog.current_query() !~* '\mdrop\s+extension\M' THEN
+        RETURN;
     END IF;
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'timepart'
+                   AND pg_catalog.pg_has_role(timepart._caller(), e.extowner, 'USAGE'))
+           AND EXISTS (SELECT 1 FROM timepart.jobs) THEN
+            PERFORM timepart.unschedule_jobs();
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'timepart: could not unschedule its pg_cron jobs: %', SQLERRM
+            USING HINT = 'Remove them with SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''timepart-%''.';
+    END;
 END $$;
 DO $$
 BEGIN

@@ -21,17 +21,52 @@
 --   pg_catalog, pg_temp. Small private SQL helpers stay unpinned so the planner can
 --   inline them; they are only called from pinned functions.
 
+-- Roles timepart trusts are the two it made, or that a superuser made for it: no
+-- attribute but NOLOGIN, and every membership in them granted by a superuser or by the
+-- role installing timepart, with ADMIN OPTION held by no one else. A role made first by
+-- a CREATEROLE role keeps ADMIN OPTION on it (16 and later) and could hand it to anyone.
+CREATE OR REPLACE FUNCTION timepart._check_roles() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    found text;
+BEGIN
+    SELECT string_agg(x.problem, '; ' ORDER BY x.problem) INTO found FROM (
+        SELECT format('%s has attributes beyond NOLOGIN', r.rolname) AS problem FROM pg_catalog.pg_roles r
+        WHERE r.rolname IN ('partition_admin', 'partition_monitor')
+          AND (r.rolcanlogin OR r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls)
+        UNION ALL
+        SELECT format('%s was granted to %s by %s%s', r.rolname, m.member::regrole, m.grantor::regrole,
+                      CASE WHEN m.admin_option THEN ' WITH ADMIN OPTION' ELSE '' END)
+        FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.roleid
+        LEFT JOIN pg_catalog.pg_roles g ON g.oid = m.grantor LEFT JOIN pg_catalog.pg_roles w ON w.oid = m.member
+        WHERE r.rolname IN ('partition_admin', 'partition_monitor') AND NOT coalesce(w.rolsuper, false)
+          AND ((m.admin_option AND w.rolname IS DISTINCT FROM current_user)
+               OR (NOT coalesce(g.rolsuper, false) AND g.rolname IS DISTINCT FROM current_user))) x;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'roles partition_admin and partition_monitor exist already, with rights timepart did not give'
+            USING ERRCODE = '42501', DETAIL = found || '.',
+                  HINT = 'A superuser revokes those grants and attributes (REVOKE partition_admin FROM ...; ALTER ROLE ... NOLOGIN), '
+                         'or drops the roles, then installs timepart.';
+    END IF;
+END $$;
+
+-- (fresh install only) The roles: made when missing, checked when found.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'partition_monitor') THEN
-        CREATE ROLE partition_monitor NOLOGIN;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('partition_monitor', 'partition_admin')) THEN
+        PERFORM timepart._check_roles();
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'partition_admin') THEN
-        CREATE ROLE partition_admin NOLOGIN;
-    END IF;
-EXCEPTION WHEN insufficient_privilege THEN
-    RAISE WARNING 'timepart: could not create roles partition_admin and partition_monitor: %', SQLERRM
-        USING HINT = 'Create them as a role with CREATEROLE, then run SELECT timepart._harden();';
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'partition_monitor') THEN
+            CREATE ROLE partition_monitor NOLOGIN;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'partition_admin') THEN
+            CREATE ROLE partition_admin NOLOGIN;
+        END IF;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE WARNING 'timepart: could not create roles partition_admin and partition_monitor: %', SQLERRM
+            USING HINT = 'Create them as a role with CREATEROLE, then run SELECT timepart._harden();';
+    END;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
@@ -210,7 +245,8 @@ LANGUAGE sql IMMUTABLE AS $$
                  'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
                  'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
                  'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition',
-                 'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock']
+                 'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock',
+                 'timepart._drop_jobs_with_extension']
 $$;
 
 -- Functions nobody but timepart's owner may execute: trigger functions (which must not

@@ -20,6 +20,17 @@ DROP FUNCTION IF EXISTS timepart._guarded_settings();
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '0.13'::text $$;
 
+-- The function that called the one whose PG_CONTEXT this is: the nearest function frame
+-- after the first, whatever "SQL statement" lines stand between (plpgsql evaluates a call
+-- as a plain expression or through a query, and after an error caught in a block, the
+-- same call may take the other way).
+CREATE OR REPLACE FUNCTION timepart._calling_function(ctx text) RETURNS text
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT x.l FROM pg_catalog.unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
+    WHERE x.l OPERATOR(pg_catalog.~) '^(PL/pgSQL|SQL) function' ORDER BY x.i LIMIT 1;
+END;
+
 -- The body of an executor for one role. Every name in it is schema-qualified and every
 -- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path. What the
 -- owner's code may leave in the session is checked around the call (06_room.sql).
@@ -447,6 +458,66 @@ BEGIN
         default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
         cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
         part, cols, cols))->>'rows')::bigint;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
+LANGUAGE plpgsql AS $$
+DECLARE
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
+    part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = parent);
+    cfg timepart.config := timepart._config(parent);
+    space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
+                   WHERE c.oid = parent);
+    am name := timepart._partition_access_method(parent);
+    -- Born with what cannot change later without a rewrite: logged-ness, the access
+    -- method, the parent's tablespace, the configured storage options.
+    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY) USING %I%s',
+                       CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent, am,
+                       CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
+    part regclass;
+    col record;
+    ctx text;
+BEGIN
+    -- Only as a step of _build_partition, whose bounds and name were checked: called on
+    -- its own (it runs as timepart's owner) it would make tables of any name.
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
+        RAISE EXCEPTION 'timepart._new_partition_table is a step of making a partition' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart._build_partition only.', HINT = 'Use timepart.create_partition or timepart.maintain.';
+    END IF;
+    PERFORM timepart._check_may_maintain(timepart._caller(), parent, 'create its partitions');
+    IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
+        PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
+    ELSE
+        -- Made by timepart's owner, for whom no tablespace is out of bounds: the one the
+        -- session's default_tablespace names (the caller's setting) must be the table
+        -- owner's to use, and it is named outright.
+        space := coalesce(space, NULLIF(pg_catalog.current_setting('default_tablespace'), ''));
+        IF space IS NOT NULL AND space <> (SELECT t.spcname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_tablespace t
+                                             ON t.oid = d.dattablespace WHERE d.datname = pg_catalog.current_database())
+           AND NOT pg_catalog.has_tablespace_privilege(owner_oid, space, 'CREATE') THEN
+            RAISE EXCEPTION 'permission denied for tablespace %', space USING ERRCODE = '42501',
+                DETAIL = format('The partition would go to tablespace %s, where %s, which owns %s, may not create tables.',
+                                space, owner_oid::regrole, parent),
+                HINT = 'Grant the owner CREATE on the tablespace, or RESET default_tablespace.';
+        END IF;
+        EXECUTE ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END;
+        EXECUTE format('ALTER TABLE %I.%I OWNER TO %s', part_schema, part_name, owner_oid::regrole);
+    END IF;
+    part := format('%I.%I', part_schema, part_name)::regclass;
+    IF NOT timepart._partitions_share_identity() THEN
+        FOR col IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(parent::text, a.attname) AS seq
+                   FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = parent AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> '' LOOP
+            PERFORM timepart._as_owner(parent, format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)',
+                                                      part, col.attname, col.seq));
+        END LOOP;
+    END IF;
+    -- The parent's privileges, row security and policies, comment and replica identity,
+    -- all before the partition is attached and visible (55_look.sql).
+    PERFORM timepart._match_parent(parent, part);
+    RETURN part;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart._create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
@@ -965,6 +1036,32 @@ BEGIN
     FROM timepart._missing_indexes(tbl) m;
 END $$;
 
+-- DROP EXTENSION timepart takes this database's jobs along: pg_cron would run them and
+-- fail every time. An event trigger (made only when a superuser installs, as event
+-- triggers need) unschedules them as the DROP starts; it goes with the extension.
+-- It fires for every DROP EXTENSION in the database, by any role, so it fails no one's
+-- statement and reads nothing as that role (SECURITY DEFINER, every error a WARNING),
+-- and acts only when timepart is named and the role may drop it: someone else's failing
+-- DROP EXTENSION timepart must not take the jobs (a dblink route commits at once).
+CREATE OR REPLACE FUNCTION timepart._drop_jobs_with_extension() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- ddl_command_start names no object: the statement says which extension goes.
+    IF pg_catalog.current_query() !~* '\mtimepart\M' OR pg_catalog.current_query() !~* '\mdrop\s+extension\M' THEN
+        RETURN;
+    END IF;
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'timepart'
+                   AND pg_catalog.pg_has_role(timepart._caller(), e.extowner, 'USAGE'))
+           AND EXISTS (SELECT 1 FROM timepart.jobs) THEN
+            PERFORM timepart.unschedule_jobs();
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'timepart: could not unschedule its pg_cron jobs: %', SQLERRM
+            USING HINT = 'Remove them with SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''timepart-%''.';
+    END;
+END $$;
+
 -- What the rows look like: how many (counted when small or never analyzed, else
 -- pg_class.reltuples), whether the key has NULLs, its oldest and newest value.
 CREATE OR REPLACE FUNCTION timepart._migrate_facts(source regclass, key_column name, key_type regtype, time_zone text,
@@ -1433,6 +1530,59 @@ BEGIN
     RETURN true;
 END $$;
 
+-- ==== src/99_security.sql
+-- Security, in one place: the two roles, who may execute and read what, which
+-- functions act with the owner's rights (SECURITY DEFINER), and a pinned search_path.
+-- Every version script ends by running timepart._harden(), so functions added or
+-- replaced by an upgrade get the same treatment as a fresh install.
+--
+-- The model (README, Security):
+-- * Every statement on a user's table runs through the table owner's executor
+--   (05_owner.sql): user code (triggers, constraints, index expressions, policies)
+--   runs with the owner's rights only, whoever called.
+-- * Operations (manage, maintain, cleanup, create_partition, ...) run as the caller,
+--   who must own the table (or be a member of its owner, or a superuser); the owner
+--   guards on timepart's tables check the old and the new row. A partition_admin who
+--   does not own a registered table runs maintain, cleanup (configured retention) and
+--   create_partition on it through 63_admin.sql, as timepart's owner.
+-- * Reading (partition_stats, health, summary) and snapshot_stats, check_alerts run as
+--   timepart's owner, so monitors need no access to the data; they read user tables
+--   only through executors, and check the caller (_caller()) where rights matter.
+-- * Scheduling runs as the caller. The log and migration state are written only by
+--   timepart's PL/pgSQL functions (_written_by_timepart).
+-- * Every PL/pgSQL function and every public wrapper runs with search_path pinned to
+--   pg_catalog, pg_temp. Small private SQL helpers stay unpinned so the planner can
+--   inline them; they are only called from pinned functions.
+
+-- Roles timepart trusts are the two it made, or that a superuser made for it: no
+-- attribute but NOLOGIN, and every membership in them granted by a superuser or by the
+-- role installing timepart, with ADMIN OPTION held by no one else. A role made first by
+-- a CREATEROLE role keeps ADMIN OPTION on it (16 and later) and could hand it to anyone.
+CREATE OR REPLACE FUNCTION timepart._check_roles() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    found text;
+BEGIN
+    SELECT string_agg(x.problem, '; ' ORDER BY x.problem) INTO found FROM (
+        SELECT format('%s has attributes beyond NOLOGIN', r.rolname) AS problem FROM pg_catalog.pg_roles r
+        WHERE r.rolname IN ('partition_admin', 'partition_monitor')
+          AND (r.rolcanlogin OR r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls)
+        UNION ALL
+        SELECT format('%s was granted to %s by %s%s', r.rolname, m.member::regrole, m.grantor::regrole,
+                      CASE WHEN m.admin_option THEN ' WITH ADMIN OPTION' ELSE '' END)
+        FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.roleid
+        LEFT JOIN pg_catalog.pg_roles g ON g.oid = m.grantor LEFT JOIN pg_catalog.pg_roles w ON w.oid = m.member
+        WHERE r.rolname IN ('partition_admin', 'partition_monitor') AND NOT coalesce(w.rolsuper, false)
+          AND ((m.admin_option AND w.rolname IS DISTINCT FROM current_user)
+               OR (NOT coalesce(g.rolsuper, false) AND g.rolname IS DISTINCT FROM current_user))) x;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'roles partition_admin and partition_monitor exist already, with rights timepart did not give'
+            USING ERRCODE = '42501', DETAIL = found || '.',
+                  HINT = 'A superuser revokes those grants and attributes (REVOKE partition_admin FROM ...; ALTER ROLE ... NOLOGIN), '
+                         'or drops the roles, then installs timepart.';
+    END IF;
+END $$;
+
 -- Tables only timepart's own functions write: the statement must come straight from a
 -- PL/pgSQL function in schema timepart (the nearest function on the call stack), not
 -- from a client, a DO block, a user's function or a trigger; and no table owner's code
@@ -1481,7 +1631,8 @@ LANGUAGE sql IMMUTABLE AS $$
                  'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
                  'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
                  'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition',
-                 'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock']
+                 'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock',
+                 'timepart._drop_jobs_with_extension']
 $$;
 
 CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void

@@ -3,7 +3,7 @@
 -- only as the attacker (the table's owner), never as the superuser who runs timepart,
 -- and the integrity attacks are refused with nothing changed.
 \ir setup.psql
-SELECT plan(55);
+SELECT plan(58);
 CREATE ROLE tp_evil LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_victim LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_mon LOGIN IN ROLE partition_monitor;
@@ -131,7 +131,20 @@ SET ROLE tp_evil;
 SELECT timepart.configure('evil.ev', '{"archive_schema": "evil_archive"}');
 RESET ROLE;
 SELECT ok(jsonb_array_length(timepart.cleanup('evil.ev', as_of => '2025-03-15')->'dropped_partitions') > 0, 'a missing archive schema is created and used');
-SELECT is((SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'evil_archive'), 'tp_evil', 'owned by the table''s owner');
+SELECT is((SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'evil_archive'), 'postgres',
+          'owned by timepart''s owner: the table''s owner cannot hand it to a role of that name one day');
+SELECT ok(has_schema_privilege('tp_evil', 'evil_archive', 'USAGE') AND has_schema_privilege('tp_evil', 'evil_archive', 'CREATE')
+          AND NOT has_schema_privilege('tp_victim', 'evil_archive', 'USAGE'),
+          'the table''s owner uses it and creates in it; nobody else may');
+SELECT is((SELECT array_agg(DISTINCT c.relowner::regrole::text) FROM pg_class c WHERE c.relnamespace = 'evil_archive'::regnamespace),
+          ARRAY['tp_evil'], 'the archived partitions stay the owner''s');
+SET ROLE tp_victim;
+CREATE TABLE public.victim_arc (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
+SELECT timepart.manage('public.victim_arc', '1 month', 1, '1 month', as_of => '2024-03-15');
+SELECT timepart.configure('public.victim_arc', '{"retention_action": "archive", "archive_schema": "evil_archive"}');
+RESET ROLE;
+SELECT ok(jsonb_array_length(timepart.cleanup('public.victim_arc', as_of => '2024-06-15')->'errors') > 0,
+          'another owner''s table is not archived into a schema timepart made for tp_evil''s tables');
 
 -- 5. Scheduling cannot widen rights.
 SET ROLE tp_victim;
