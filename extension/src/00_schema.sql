@@ -21,7 +21,10 @@ CREATE SCHEMA IF NOT EXISTS timepart;
 COMMENT ON SCHEMA timepart IS 'timepart: time-partitioned tables that keep themselves healthy';
 
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '@TIMEPART_VERSION@'::text $$;
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT '@TIMEPART_VERSION@'::text;
+END;
 COMMENT ON FUNCTION timepart.version() IS 'The version of the timepart SQL installed in this database';
 
 -- pg_dump must keep configuration rows; only possible under CREATE EXTENSION.

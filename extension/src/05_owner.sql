@@ -46,9 +46,10 @@ END;
 -- Whether a role may act on a table: it owns it, is a member of its owner role, or is a
 -- superuser. NULL when the table does not exist.
 CREATE OR REPLACE FUNCTION timepart._may_act(who name, tbl regclass) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT pg_catalog.pg_has_role(who, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE')
-$$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pg_catalog.pg_has_role(who, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE');
+END;
 
 -- The refusal when a role may not act on a table; action completes "must be owner of table t to ...".
 CREATE OR REPLACE FUNCTION timepart._check_may_act(who name, tbl regclass, action text) RETURNS void
@@ -64,19 +65,24 @@ END $$;
 
 -- Whether a role has partition_admin's rights (false when the role does not exist).
 CREATE OR REPLACE FUNCTION timepart._is_admin(who name) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(pg_catalog.pg_has_role(who, pg_catalog.to_regrole('partition_admin'), 'USAGE'), false)
-$$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(pg_catalog.pg_has_role(who, pg_catalog.to_regrole('partition_admin'), 'USAGE'), false);
+END;
 
 -- The name of a role's executor.
 CREATE OR REPLACE FUNCTION timepart._executor_name(owner_oid oid) RETURNS name
-LANGUAGE sql IMMUTABLE AS $$ SELECT ('_as_owner_' || owner_oid::text)::name $$;
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT ('_as_owner_' || owner_oid::text)::name;
+END;
 
 -- The body of an executor for one role. Every name in it is schema-qualified and every
 -- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path. What the
 -- owner's code may leave in the session is checked around the call (06_room.sql).
 CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
-LANGUAGE sql STABLE AS $body$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT pg_catalog.format($f$
 DECLARE
     result pg_catalog.jsonb;
@@ -105,8 +111,8 @@ BEGIN
         result := pg_catalog.jsonb_build_object('rows', n);
     END IF;
     RETURN result;
-END $f$, owner_name)
-$body$;
+END $f$, owner_name);
+END;
 
 -- A role's executor (its qualified name), created when missing. SECURITY DEFINER (as the extension's owner):
 -- only it may create a function owned by another role. Refuses an executor whose owner or

@@ -32,10 +32,11 @@ END $$;
 -- the full name keeps it unique. One SQL expression (NULL in, NULL out), so the planner
 -- inlines it: a query that matches names by it calls no function for a short name.
 CREATE OR REPLACE FUNCTION timepart._fit_name(base text, suffix text) RETURNS name
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT CASE WHEN pg_catalog.octet_length(base || '_' || suffix) <= 63 THEN (base || '_' || suffix)::name
-                ELSE timepart._fit_long_name(base, suffix) END
-$$;
+                ELSE timepart._fit_long_name(base, suffix) END;
+END;
 COMMENT ON FUNCTION timepart._fit_name(text, text) IS 'base_suffix within 63 bytes, deterministic (cut + hash) when longer';
 
 -- The period containing a moment, in the table's time zone. Month intervals align
@@ -62,29 +63,33 @@ COMMENT ON FUNCTION timepart._period_start(timestamptz, interval, text) IS 'Star
 
 -- The moment n periods after a period start (n may be negative), in local time.
 CREATE OR REPLACE FUNCTION timepart._period_add(period_start timestamptz, partition_interval interval, n int, time_zone text)
-RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT ((period_start AT TIME ZONE time_zone) + partition_interval * n) AT TIME ZONE time_zone
-$$;
+RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC
+    SELECT ((period_start AT TIME ZONE time_zone) + partition_interval * n) AT TIME ZONE time_zone;
+END;
 
 -- Label of a period as used in partition names: YYYY_MM for month intervals starting
 -- on the 1st, YYYY_MM_DD otherwise.
 CREATE OR REPLACE FUNCTION timepart._period_label(period_start timestamptz, partition_interval interval, time_zone text)
-RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+RETURNS text LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC
     SELECT pg_catalog.to_char(period_start AT TIME ZONE time_zone,
            CASE WHEN pg_catalog.date_part('day', partition_interval) = 0
                  AND pg_catalog.date_trunc('month', period_start AT TIME ZONE time_zone) = period_start AT TIME ZONE time_zone
-                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
-$$;
+                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END);
+END;
 
 -- Label of a partition from its own bounds (a table whose interval changed holds both
 -- kinds): YYYY_MM when it runs from a 1st to a 1st, YYYY_MM_DD otherwise.
 CREATE OR REPLACE FUNCTION timepart._bounds_label(range_start timestamptz, range_end timestamptz, time_zone text)
-RETURNS text LANGUAGE sql STABLE AS $$  -- STABLE as to_char is: so the planner inlines it
+RETURNS text LANGUAGE sql STABLE
+BEGIN ATOMIC
+    -- STABLE as to_char is: so the planner inlines it
     SELECT pg_catalog.to_char(range_start AT TIME ZONE time_zone,
            CASE WHEN pg_catalog.date_trunc('month', range_start AT TIME ZONE time_zone) = range_start AT TIME ZONE time_zone
                  AND pg_catalog.date_trunc('month', range_end AT TIME ZONE time_zone) = range_end AT TIME ZONE time_zone
-                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END)
-$$;
+                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END);
+END;
 
 -- The period of a managed table containing a moment: natural boundaries, or counted
 -- from interval_anchor once the interval was changed.
@@ -117,40 +122,44 @@ END $$;
 
 -- Name of the partition for a period: <parent>_<label>, fitted to 63 bytes.
 CREATE OR REPLACE FUNCTION timepart._partition_name(parent regclass, period_start timestamptz, partition_interval interval, time_zone text)
-RETURNS name LANGUAGE sql STABLE STRICT AS $$
+RETURNS name LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC
     SELECT timepart._fit_name(c.relname, timepart._period_label(period_start, partition_interval, time_zone))
-    FROM pg_catalog.pg_class c WHERE c.oid = parent
-$$;
+    FROM pg_catalog.pg_class c WHERE c.oid = parent;
+END;
 
 -- Name of a partition that fills part of a period (next to a hand-made partition): the
 -- parent's name and both bounds, YYYY_MM_DD (with HH24MI when a bound is not at midnight).
 CREATE OR REPLACE FUNCTION timepart._piece_name(parent regclass, range_start timestamptz, range_end timestamptz, time_zone text)
-RETURNS name LANGUAGE sql STABLE STRICT AS $$
+RETURNS name LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC
     SELECT timepart._fit_name(c.relname, pg_catalog.to_char(range_start AT TIME ZONE time_zone, f) || '_' || pg_catalog.to_char(range_end AT TIME ZONE time_zone, f))
     FROM pg_catalog.pg_class c,
          (SELECT CASE WHEN (range_start AT TIME ZONE time_zone)::time = '00:00' AND (range_end AT TIME ZONE time_zone)::time = '00:00'
                       THEN 'YYYY_MM_DD' ELSE 'YYYY_MM_DD_HH24MI' END AS f) x
-    WHERE c.oid = parent
-$$;
+    WHERE c.oid = parent;
+END;
 
 -- A bound written as a literal of the key's type (timestamptz in UTC with its offset,
 -- local time for timestamp and date keys), independent of DateStyle and TimeZone.
 CREATE OR REPLACE FUNCTION timepart._bound_literal(bound timestamptz, key_type regtype, time_zone text)
-RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$
+RETURNS text LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC
     SELECT pg_catalog.quote_literal(CASE key_type
         WHEN 'timestamptz'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00"')
         WHEN 'timestamp'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD"T"HH24:MI:SS.US')
-        ELSE pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD') END)
-$$;
+        ELSE pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD') END);
+END;
 
 -- True for an interval whose months, days and time have opposite signs ('1 month -29 days'):
 -- its length depends on the calendar, so it is no retention or period.
 CREATE OR REPLACE FUNCTION timepart._mixed_signs(i interval) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT AS $$
+LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC
     SELECT (m > 0 OR d > 0 OR t > 0) AND (m < 0 OR d < 0 OR t < 0)
     FROM (SELECT pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i) AS m,
                  pg_catalog.date_part('day', i) AS d,
                  pg_catalog.date_part('epoch', i - pg_catalog.justify_hours(pg_catalog.make_interval(
                      months => (pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i))::int,
-                     days => pg_catalog.date_part('day', i)::int))) AS t) parts
-$$;
+                     days => pg_catalog.date_part('day', i)::int))) AS t) parts;
+END;

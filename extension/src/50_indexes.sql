@@ -3,12 +3,13 @@
 
 CREATE OR REPLACE FUNCTION timepart._template_sql(t timepart.index_templates, index_name name,
                                                   schema_name name, table_name name, only_parent boolean)
-RETURNS text LANGUAGE sql STABLE AS $$
+RETURNS text LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT format('CREATE INDEX %I ON %s%I.%I USING %I (%s)%s',
                   index_name, CASE WHEN only_parent THEN 'ONLY ' ELSE '' END,
                   schema_name, table_name, t.method, t.columns,
-                  CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE (' || t.where_clause || ')' END)
-$$;
+                  CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE (' || t.where_clause || ')' END);
+END;
 
 -- Creates the templated indexes a partition lacks and attaches each to the parent's
 -- index. Returns the names created. Runs inside the caller's sub-transaction.
@@ -59,11 +60,12 @@ END $$;
 
 -- The partitioned index on the parent that a template's partition indexes attach to.
 CREATE OR REPLACE FUNCTION timepart._template_parent_index(tbl regclass, suffix text) RETURNS regclass
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT c.oid::regclass FROM pg_catalog.pg_class c, pg_catalog.pg_class p
     WHERE p.oid = tbl AND c.relnamespace = p.relnamespace
-      AND c.relname = timepart._fit_name(p.relname, suffix) AND c.relkind = 'I'
-$$;
+      AND c.relname = timepart._fit_name(p.relname, suffix) AND c.relkind = 'I';
+END;
 
 CREATE OR REPLACE FUNCTION timepart.add_index_template(parent regclass, suffix text, columns text,
                                                        where_clause text DEFAULT NULL, method text DEFAULT 'btree')

@@ -9,25 +9,28 @@
 -- The storage options configured for a table's partitions that live on the partition
 -- itself: toast.* options live on its TOAST table and are given at birth only.
 CREATE OR REPLACE FUNCTION timepart._table_options(cfg timepart.config) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}'::jsonb)
-    FROM jsonb_each(coalesce(cfg.partition_options, '{}'::jsonb)) o WHERE o.key NOT LIKE 'toast.%'
-$$;
+    FROM jsonb_each(coalesce(cfg.partition_options, '{}'::jsonb)) o WHERE o.key NOT LIKE 'toast.%';
+END;
 
 -- Those options as the partition's own reloptions text ('fillfactor=90'), sorted.
 CREATE OR REPLACE FUNCTION timepart._partition_reloptions(cfg timepart.config) RETURNS text[]
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT coalesce(array_agg(o.key || '=' || o.value ORDER BY o.key), '{}'::text[])
-    FROM jsonb_each_text(timepart._table_options(cfg)) o
-$$;
+    FROM jsonb_each_text(timepart._table_options(cfg)) o;
+END;
 
 -- The options as a WITH clause body: fillfactor = '90', toast.autovacuum_enabled = 'false'.
 CREATE OR REPLACE FUNCTION timepart._reloptions_sql(options jsonb) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT string_agg(CASE WHEN o.key LIKE 'toast.%' THEN format('toast.%I = %L', substr(o.key, 7), o.value)
                            ELSE format('%I = %L', o.key, o.value) END, ', ' ORDER BY o.key)
-    FROM jsonb_each_text(options) o
-$$;
+    FROM jsonb_each_text(options) o;
+END;
 
 -- The refusal for partition_options PostgreSQL would not take: tried on a throwaway
 -- temporary table, rolled back, so a bad option is refused before anything changes.

@@ -3,11 +3,12 @@
 
 -- The columns rows are copied by (no dropped or generated columns), quoted.
 CREATE OR REPLACE FUNCTION timepart._column_list(tbl regclass) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
     FROM pg_catalog.pg_attribute a
-    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-$$;
+    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+END;
 
 -- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
 -- rows for its range moved out of the default partition, templated indexes, ATTACH.
@@ -149,15 +150,16 @@ END $$;
 -- one most partitions use, else the default the session started with (server, database,
 -- role), else heap.
 CREATE OR REPLACE FUNCTION timepart._partition_access_method(parent regclass) RETURNS name
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT a.amname FROM pg_catalog.pg_am a WHERE a.oid = coalesce(
         (SELECT NULLIF(c.relam, 0) FROM pg_catalog.pg_class c WHERE c.oid = parent),
         (SELECT c.relam FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
          WHERE i.inhparent = parent AND c.relkind = 'r' GROUP BY c.relam ORDER BY count(*) DESC, c.relam LIMIT 1),
         (SELECT d.oid FROM pg_catalog.pg_am d JOIN pg_catalog.pg_settings g ON g.reset_val = d.amname
          WHERE g.name = 'default_table_access_method' AND d.amtype = 't'),
-        (SELECT h.oid FROM pg_catalog.pg_am h WHERE h.amname = 'heap'))
-$$;
+        (SELECT h.oid FROM pg_catalog.pg_am h WHERE h.amname = 'heap'));
+END;
 
 CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
 LANGUAGE plpgsql AS $$

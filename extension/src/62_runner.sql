@@ -5,11 +5,12 @@
 -- The managed tables (all, or one), in a stable order. A configuration whose table
 -- was dropped is not a managed table.
 CREATE OR REPLACE FUNCTION timepart._managed(parent regclass DEFAULT NULL) RETURNS SETOF timepart.config
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
     WHERE _managed.parent IS NULL OR c.parent = _managed.parent
-    ORDER BY c.parent::text
-$$;
+    ORDER BY c.parent::text;
+END;
 
 -- Runs `operation` ('maintain' or 'cleanup') on every managed table, or one. Each table
 -- is taken under its runner lock (61_runners.sql), or skipped (another run holds it); nothing runs on a
@@ -161,7 +162,8 @@ END $$;
 -- Whether another session waits for a lock this transaction holds (an insert at the
 -- parent, a read or write at the default partition).
 CREATE OR REPLACE FUNCTION timepart._traffic_waits() RETURNS boolean
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
-                   WHERE NOT l.granted AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(l.pid)))
-$$;
+                   WHERE NOT l.granted AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(l.pid)));
+END;

@@ -20,10 +20,11 @@
 -- a partition_admin and the table's owner registered it. Registering, reconfiguring and
 -- migrating stay the owner's (_may_act).
 CREATE OR REPLACE FUNCTION timepart._may_maintain(who name, tbl regclass) RETURNS boolean
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT coalesce(timepart._may_act(who, tbl), false)
-        OR (timepart._is_admin(who) AND EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) tbl))
-$$;
+        OR (timepart._is_admin(who) AND EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) tbl));
+END;
 
 CREATE OR REPLACE FUNCTION timepart._check_may_maintain(who name, tbl regclass, action text) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
@@ -41,9 +42,10 @@ END $$;
 -- Whether the caller (current_user: this runs as the caller) needs partition_admin's
 -- route for one table or every managed one: it may not act on one of them itself.
 CREATE OR REPLACE FUNCTION timepart._needs_admin(parent regclass) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM timepart._managed(parent) c WHERE NOT coalesce(timepart._may_act(current_user, c.parent), false))
-$$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM timepart._managed(parent) c WHERE NOT coalesce(timepart._may_act(current_user, c.parent), false));
+END;
 
 -- The admin's limits on a cleanup, checked for every table before any change: the
 -- configured retention or a longer one, as of now or earlier. A dry run changes

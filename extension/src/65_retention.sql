@@ -4,17 +4,19 @@
 -- The retention boundary: start of the current period minus the retention, and never
 -- later than the start of the current period, whatever the retention says.
 CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, retention interval, as_of timestamptz)
-RETURNS timestamptz LANGUAGE sql STABLE AS $$
+RETURNS timestamptz LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - retention) AT TIME ZONE cfg.time_zone,
-                 timepart._period_of(cfg, as_of))
-$$;
+                 timepart._period_of(cfg, as_of));
+END;
 
 -- Every partition judged against the boundary, by its bounds: 'retire' (ends at or
 -- before it), 'straddles' (starts before it, ends after: kept and reported).
 CREATE OR REPLACE FUNCTION timepart._plan_retention(cfg timepart.config, retention interval, as_of timestamptz)
 RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
                range_start timestamptz, range_end timestamptz, verdict text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT p.partition_oid, p.schema_name, p.partition_name, p.range_start, p.range_end,
            CASE WHEN p.range_end <= b.boundary THEN 'retire' ELSE 'straddles' END
     FROM timepart._partitions(cfg.parent, cfg.time_zone) p,
@@ -22,8 +24,8 @@ LANGUAGE sql STABLE AS $$
     WHERE NOT p.is_default AND p.range_start < b.boundary
       -- Foreign-table partitions are someone else's storage: retention leaves them (said in cleanup).
       AND p.relkind <> 'f'
-    ORDER BY p.range_start
-$$;
+    ORDER BY p.range_start;
+END;
 
 -- Removes one partition per the table's retention_action. Runs inside _attempt's
 -- sub-transaction. DETACH needs an ACCESS EXCLUSIVE lock on the parent, which the lock

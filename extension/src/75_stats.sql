@@ -26,25 +26,27 @@ SELECT timepart._config_dump('timepart.stats_history');
 -- Rows inserted, updated and deleted in a table since statistics began, this
 -- transaction's own changes included. Any change makes a stored count stale.
 CREATE OR REPLACE FUNCTION timepart._changes(rel oid) RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
     SELECT pg_catalog.pg_stat_get_tuples_inserted(rel) + pg_catalog.pg_stat_get_tuples_updated(rel)
          + pg_catalog.pg_stat_get_tuples_deleted(rel) + pg_catalog.pg_stat_get_xact_tuples_inserted(rel)
-         + pg_catalog.pg_stat_get_xact_tuples_updated(rel) + pg_catalog.pg_stat_get_xact_tuples_deleted(rel)
-$$;
+         + pg_catalog.pg_stat_get_xact_tuples_updated(rel) + pg_catalog.pg_stat_get_xact_tuples_deleted(rel);
+END;
 
 -- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last
 -- VACUUM/ANALYZE. heap_bytes, when known, stands in for the table's own relpages. A
 -- one-row set so the planner inlines it (a scalar SQL function is planned on every call).
 CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid, heap_bytes bigint DEFAULT NULL) RETURNS TABLE (bytes bigint)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT coalesce(heap_bytes, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint)
            + (coalesce(t.relpages, 0)
               + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i  -- the table's and its TOAST table's indexes
                           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid IN (rel, c.reltoastrelid)), 0)::bigint)
              * pg_catalog.current_setting('block_size')::bigint
     FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
-    WHERE c.oid = rel
-$$;
+    WHERE c.oid = rel;
+END;
 
 -- Exact rows, oldest and newest of one partition (a scan: only for small ones).
 -- Read with the owner's rights: planning the scan runs the owner's index code.
@@ -62,27 +64,32 @@ END $$;
 -- one): both ends in one lookup, so the pg_stats view is planned once. Sets, like the
 -- next one, so the planner inlines them.
 CREATE OR REPLACE FUNCTION timepart._histogram_ends(schema_name name, table_name name, column_name name)
-RETURNS TABLE (ends text[]) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (ends text[]) LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT ARRAY[e[1], e[array_length(e, 1)]]
     FROM (SELECT st.histogram_bounds::text::text[] AS e FROM pg_catalog.pg_stats st
-          WHERE st.schemaname = schema_name AND st.tablename = table_name AND st.attname = column_name) h
-$$;
+          WHERE st.schemaname = schema_name AND st.tablename = table_name AND st.attname = column_name) h;
+END;
 
 -- The same read straight from pg_statistic, for an owner who may (a superuser): the
 -- pg_stats view costs a session's first statistics call several milliseconds to plan.
 CREATE OR REPLACE FUNCTION timepart._statistic_ends(rel oid, column_name name)
-RETURNS TABLE (ends text[]) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (ends text[]) LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT ARRAY[e[1], e[array_length(e, 1)]]
     FROM (SELECT (CASE 2 WHEN s.stakind1 THEN s.stavalues1 WHEN s.stakind2 THEN s.stavalues2 WHEN s.stakind3 THEN s.stavalues3
                          WHEN s.stakind4 THEN s.stavalues4 WHEN s.stakind5 THEN s.stavalues5 END)::text::text[] AS e  -- 2: a histogram
           FROM pg_catalog.pg_statistic s JOIN pg_catalog.pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum
           -- A partition that is itself partitioned has only the inherited row.
-          WHERE s.starelid = rel AND a.attname = column_name ORDER BY s.stainherit LIMIT 1) h
-$$;
+          WHERE s.starelid = rel AND a.attname = column_name ORDER BY s.stainherit LIMIT 1) h;
+END;
 
 -- Live partitions up to this size are counted exactly on every read (a few ms at most).
 CREATE OR REPLACE FUNCTION timepart._exact_limit_bytes() RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$ SELECT 10485760::bigint $$;
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT 10485760::bigint;
+END;
 
 -- The shape of one partition_stats row, for passing rows around as JSON.
 CREATE TYPE timepart.partition_stats_row AS (parent_table text, partition_name text, period text, range_start timestamptz,

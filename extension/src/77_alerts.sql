@@ -168,7 +168,8 @@ END $$;
 
 -- Partitions lacking a templated index (not attached to the template's parent index).
 CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
-RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE
+BEGIN ATOMIC
     -- In sets: every (partition, template) pair against every attached partition index.
     WITH t AS MATERIALIZED (
         -- Each template's index on the parent, by its name (as _template_parent_index finds it).
@@ -190,8 +191,8 @@ RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE
     FROM parts p CROSS JOIN t
     LEFT JOIN attached a ON a.partition_oid = p.partition_oid AND a.parent_idx = t.parent_idx
     WHERE a.partition_oid IS NULL
-    GROUP BY p.relname
-$$;
+    GROUP BY p.relname;
+END;
 
 CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
 RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,

@@ -14,11 +14,12 @@ END $$;
 -- Each managed table's partition_stats (all, or one), as {"table": [rows...]}: health's
 -- rules, its totals and summary's stats share one reading.
 CREATE OR REPLACE FUNCTION timepart._stats_by_table(parent regclass) RETURNS jsonb
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
     SELECT coalesce(jsonb_object_agg(c.parent::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb)
                                                       FROM timepart.partition_stats(c.parent) s)), '{}'::jsonb)
-    FROM timepart._managed(parent) c
-$$;
+    FROM timepart._managed(parent) c;
+END;
 
 -- health's document from statistics already read (NULL: read them here).
 CREATE OR REPLACE FUNCTION timepart._health(parent regclass, as_of timestamptz, per_table jsonb)

@@ -80,11 +80,12 @@ END $$;
 
 -- A connection string to the pg_cron database on this server, as the current user.
 CREATE OR REPLACE FUNCTION timepart._cron_conninfo() RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT format('dbname=%s host=%s port=%s user=%s', pg_catalog.quote_ident(pg_catalog.current_setting('cron.database_name')),
                   split_part(pg_catalog.current_setting('unix_socket_directories'), ',', 1),
-                  pg_catalog.current_setting('port'), pg_catalog.quote_ident(current_user))
-$$;
+                  pg_catalog.current_setting('port'), pg_catalog.quote_ident(current_user));
+END;
 
 -- Runs statements where pg_cron lives, in one transaction there.
 CREATE OR REPLACE FUNCTION timepart._cron_exec(statements text) RETURNS void
@@ -136,11 +137,12 @@ END $$;
 
 -- How long may pass between two runs of a cron schedule before it is overdue.
 CREATE OR REPLACE FUNCTION timepart._expected_every(schedule text) RETURNS interval
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
     SELECT CASE WHEN f[3] <> '*' THEN interval '32 days' WHEN f[5] <> '*' THEN interval '8 days'
                 WHEN f[2] = '*' OR f[2] LIKE '*/%' THEN interval '2 hours' ELSE interval '2 days' END
-    FROM (SELECT pg_catalog.regexp_split_to_array(pg_catalog.btrim(schedule), '\s+') AS f) s
-$$;
+    FROM (SELECT pg_catalog.regexp_split_to_array(pg_catalog.btrim(schedule), '\s+') AS f) s;
+END;
 
 CREATE OR REPLACE FUNCTION timepart.schedule_jobs(maintain_schedule text DEFAULT '17 3 * * 0',
                                                   cleanup_schedule text DEFAULT '37 4 1 * *',

@@ -65,15 +65,19 @@ COMMENT ON COLUMN timepart.migrations.row_key IS 'Columns that identify a row in
 
 -- Rows per second assumed by migrate_plan's time estimate (measured by bench/migrate.py).
 CREATE OR REPLACE FUNCTION timepart._migrate_rate() RETURNS numeric
-LANGUAGE sql IMMUTABLE AS $$ SELECT 40000::numeric $$;
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT 40000::numeric;
+END;
 
 -- The key column as a timestamptz expression (timestamp and date keys are local time in tz).
 CREATE OR REPLACE FUNCTION timepart._migrate_key_expr(key_column name, key_type regtype, time_zone text) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT CASE key_type WHEN 'timestamptz'::regtype THEN pg_catalog.format('%I', key_column)
                          WHEN 'timestamp'::regtype THEN pg_catalog.format('(%I AT TIME ZONE %L)', key_column, time_zone)
-                         ELSE pg_catalog.format('(%I::pg_catalog.timestamp AT TIME ZONE %L)', key_column, time_zone) END
-$$;
+                         ELSE pg_catalog.format('(%I::pg_catalog.timestamp AT TIME ZONE %L)', key_column, time_zone) END;
+END;
 
 -- The refusals that need no scan of the rows. Returns the key's type.
 CREATE OR REPLACE FUNCTION timepart._migrate_check(source regclass, key_column name, partition_interval interval, time_zone text)

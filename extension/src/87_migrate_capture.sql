@@ -4,7 +4,8 @@
 -- An index's key columns as a template column list: each column or (expression) with
 -- its ordering; INCLUDE columns ride along (the template wraps the list in parentheses).
 CREATE OR REPLACE FUNCTION timepart._migrate_index_columns(idx regclass) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT string_agg(CASE WHEN x.indkey[k - 1] = 0 THEN '(' || pg_catalog.pg_get_indexdef(x.indexrelid, k, true) || ')'
                            ELSE pg_catalog.pg_get_indexdef(x.indexrelid, k, true) END
                       || CASE WHEN k > x.indnkeyatts THEN ''
@@ -14,8 +15,8 @@ LANGUAGE sql STABLE AS $$
                       || CASE WHEN k = x.indnkeyatts AND x.indnatts > x.indnkeyatts THEN ') INCLUDE (' WHEN k < x.indnatts THEN ', ' ELSE '' END,
                       '' ORDER BY k)
     FROM pg_catalog.pg_index x, pg_catalog.generate_series(1, x.indnatts) k
-    WHERE x.indexrelid = idx
-$$;
+    WHERE x.indexrelid = idx;
+END;
 
 -- Creates the partitioned copy in the stage schema: same columns, defaults, CHECK and
 -- NOT NULL constraints, identity and generated columns, comments; NOT NULL on the key;
@@ -137,18 +138,20 @@ END $$;
 
 -- The columns that identify a row in the change log: the primary key, else the whole row.
 CREATE OR REPLACE FUNCTION timepart._migrate_row_key(source regclass) RETURNS name[]
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT array_agg(a.attname ORDER BY k.n)
     FROM pg_catalog.pg_constraint c, unnest(c.conkey) WITH ORDINALITY AS k(attnum, n), pg_catalog.pg_attribute a
-    WHERE c.conrelid = source AND c.contype = 'p' AND a.attrelid = source AND a.attnum = k.attnum
-$$;
+    WHERE c.conrelid = source AND c.contype = 'p' AND a.attrelid = source AND a.attnum = k.attnum;
+END;
 
 -- The change log's columns: the row key, or every copied column.
 CREATE OR REPLACE FUNCTION timepart._migrate_key_list(source regclass, row_key name[]) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT CASE WHEN row_key IS NULL THEN timepart._column_list(source)
-                ELSE (SELECT string_agg(pg_catalog.quote_ident(k), ', ' ORDER BY n) FROM unnest(row_key) WITH ORDINALITY AS u(k, n)) END
-$$;
+                ELSE (SELECT string_agg(pg_catalog.quote_ident(k), ', ' ORDER BY n) FROM unnest(row_key) WITH ORDINALITY AS u(k, n)) END;
+END;
 
 -- Installs the change log and its triggers on the source.
 CREATE OR REPLACE FUNCTION timepart._migrate_install_capture(source regclass, stage name, row_key name[]) RETURNS void

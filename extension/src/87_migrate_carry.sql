@@ -101,7 +101,8 @@ END $$;
 -- What pg_get_triggerdef prints before " ON <table> ": CREATE [CONSTRAINT ]TRIGGER, the
 -- quoted name, the timing, and the events with UPDATE's columns (ruleutils' order).
 CREATE OR REPLACE FUNCTION timepart._trigger_head(trigger_oid oid) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT 'CREATE ' || CASE WHEN t.tgconstraint <> 0 THEN 'CONSTRAINT ' ELSE '' END || 'TRIGGER ' || pg_catalog.quote_ident(t.tgname) || ' '
            || CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END || ' '
            || pg_catalog.concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
@@ -110,14 +111,15 @@ LANGUAGE sql STABLE AS $$
                                        FROM unnest(t.tgattr::int2[]) WITH ORDINALITY k(attnum, n)
                                        JOIN pg_catalog.pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = k.attnum), '') END,
                                    CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END)
-    FROM pg_catalog.pg_trigger t WHERE t.oid = trigger_oid
-$$;
+    FROM pg_catalog.pg_trigger t WHERE t.oid = trigger_oid;
+END;
 
 -- The statements that give the copy (the partitioned table, before any partition is
 -- made) what the source has besides its columns and constraints. Triggers come
 -- disabled (_migrate_move_triggers enables them at the swap).
 CREATE OR REPLACE FUNCTION timepart._migrate_carry_statements(source regclass, target regclass) RETURNS SETOF text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT format('GRANT %s (%I) ON %s TO %s%s', g.privilege_type, a.attname, target,
                   CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
                   CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
@@ -163,8 +165,8 @@ LANGUAGE sql STABLE AS $$
            LATERAL (VALUES (CASE WHEN pg_catalog.substr(d.def, d.at + 1, pg_catalog.length(d.was)) = d.was
                                  THEN overlay(d.def PLACING ' ON ' || target::text || ' ' FROM d.at + 1 FOR pg_catalog.length(d.was)) END),
                            (format('ALTER TABLE %s DISABLE TRIGGER %I', target, t.tgname))) x(s)
-    WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%'
-$$;
+    WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%';
+END;
 
 -- Gives the copy what _migrate_carry_statements lists, with the owner's rights.
 CREATE OR REPLACE FUNCTION timepart._migrate_carry(source regclass, target regclass) RETURNS void

@@ -11,12 +11,13 @@
 
 -- How many blocks hold about batch_size rows, from the table's statistics (or its size).
 CREATE OR REPLACE FUNCTION timepart._migrate_batch_blocks(source regclass, batch_size integer) RETURNS integer
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT greatest(1, least(1000000, CASE WHEN c.relpages > 0 AND c.reltuples > 0
                                            THEN batch_size / (c.reltuples / c.relpages)
                                            ELSE batch_size / 50 END))::integer
-    FROM pg_catalog.pg_class c WHERE c.oid = source
-$$;
+    FROM pg_catalog.pg_class c WHERE c.oid = source;
+END;
 
 -- The copy and the catch-up write the copy and the change log and read the source; a rule
 -- on one of them (its owner may add one at any time) would rewrite those statements.
@@ -99,15 +100,16 @@ END $$;
 -- The join condition between a table row (alias a) and a change log row (alias b):
 -- equal primary keys, or equal whole rows compared as text (works for every type).
 CREATE OR REPLACE FUNCTION timepart._migrate_match(m timepart.migrations) RETURNS text
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT CASE WHEN m.row_key IS NULL
                 THEN format('ROW(%1$s)::text = ROW(%2$s)::text',
                             (SELECT string_agg('a.' || pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
                              WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
                             (SELECT string_agg('b.' || pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
                              WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''))
-                ELSE (SELECT string_agg(format('a.%1$I = b.%1$I', k), ' AND ') FROM unnest(m.row_key) k) END
-$$;
+                ELSE (SELECT string_agg(format('a.%1$I = b.%1$I', k), ' AND ') FROM unnest(m.row_key) k) END;
+END;
 
 -- Applies up to max_changes logged changes: the logged keys' rows in the copy are
 -- replaced by the source's current rows (a key logged twice needs no DISTINCT: the
@@ -159,6 +161,7 @@ END $$;
 -- The order-independent checksum of rows (alias-free columns of the source): the sum of
 -- 64-bit hashes of each row as text, 0 for none.
 CREATE OR REPLACE FUNCTION timepart._migrate_hash_sum(source regclass) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT format('coalesce(sum(pg_catalog.hashtextextended(ROW(%s)::pg_catalog.text, 0)), 0)', timepart._column_list(source))
-$$;
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT format('coalesce(sum(pg_catalog.hashtextextended(ROW(%s)::pg_catalog.text, 0)), 0)', timepart._column_list(source));
+END;

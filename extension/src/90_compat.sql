@@ -8,6 +8,29 @@
 -- written, and the work happens in the pinned timepart function it calls. They run as
 -- the caller (SECURITY INVOKER).
 
+-- The seed's names timepart puts in public, and their signatures.
+CREATE OR REPLACE FUNCTION timepart._public_names() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['create_email_events_partition', 'maintain_email_events_partitions', 'cleanup_old_email_events_partitions',
+             'get_email_events_partition_stats', 'get_partition_maintenance_log'];
+
+CREATE OR REPLACE FUNCTION timepart._public_signatures() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['public.create_email_events_partition(date,date)', 'public.maintain_email_events_partitions(integer)',
+             'public.cleanup_old_email_events_partitions(integer)', 'public.get_email_events_partition_stats()',
+             'public.get_partition_maintenance_log(integer)'];
+
+-- The relation of a name in the first of the schemas (the caller's search_path as
+-- current_schemas(false) gives it: pg_temp only where the caller put it, never first).
+CREATE OR REPLACE FUNCTION timepart._on_path(relation_name name, schemas name[]) RETURNS regclass
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT c.oid::regclass FROM unnest(schemas) WITH ORDINALITY s(nsp, i)
+            JOIN pg_catalog.pg_namespace n ON n.nspname = s.nsp
+            JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = relation_name
+            ORDER BY s.i LIMIT 1);
+END $$;
+
 -- The pinned bodies of the seed's names (first: a script-mode install checks the
 -- wrappers' bodies); `on_path` is the caller's email_events.
 
@@ -46,42 +69,111 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION public.create_email_events_partition(start_date date, end_date date)
-RETURNS text LANGUAGE sql AS $$
-    SELECT timepart._seed_create_partition(pg_catalog.to_regclass('email_events'), start_date, end_date)
-$$;
+RETURNS text LANGUAGE sql
+BEGIN ATOMIC
+    SELECT timepart._seed_create_partition(timepart._on_path('email_events', pg_catalog.current_schemas(false)), start_date, end_date);
+END;
 COMMENT ON FUNCTION public.create_email_events_partition(date, date) IS
     'Seed name: creates the email_events partition for [start_date, end_date) with its indexes';
 
 CREATE OR REPLACE FUNCTION public.maintain_email_events_partitions(months_ahead integer DEFAULT 6)
-RETURNS jsonb LANGUAGE sql AS $$
-    SELECT timepart.maintain(timepart._email_events(pg_catalog.to_regclass('email_events')), months_ahead)
-$$;
+RETURNS jsonb LANGUAGE sql
+BEGIN ATOMIC
+    SELECT timepart.maintain(timepart._email_events(timepart._on_path('email_events', pg_catalog.current_schemas(false))), months_ahead);
+END;
 COMMENT ON FUNCTION public.maintain_email_events_partitions(integer) IS
     'Seed name: keeps email_events partitions for the current month and months_ahead more';
 
 CREATE OR REPLACE FUNCTION public.cleanup_old_email_events_partitions(retention_months integer)
-RETURNS TABLE (partition_name text, record_count bigint) LANGUAGE sql AS $$
-    SELECT * FROM timepart._seed_cleanup(pg_catalog.to_regclass('email_events'), retention_months)
-$$;
+RETURNS TABLE (partition_name text, record_count bigint) LANGUAGE sql
+BEGIN ATOMIC
+    SELECT * FROM timepart._seed_cleanup(timepart._on_path('email_events', pg_catalog.current_schemas(false)), retention_months);
+END;
 COMMENT ON FUNCTION public.cleanup_old_email_events_partitions(integer) IS
     'Seed name: removes email_events partitions wholly older than retention_months; returns each with its row count';
 
 CREATE OR REPLACE FUNCTION public.get_email_events_partition_stats()
 RETURNS TABLE (name text, period text, record_count bigint, size_mb numeric, oldest_record timestamptz,
                newest_record timestamptz, range_start timestamptz, range_end timestamptz, exact boolean)
-LANGUAGE sql AS $$
-    SELECT * FROM timepart._seed_stats(pg_catalog.to_regclass('email_events'))
-$$;
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT * FROM timepart._seed_stats(timepart._on_path('email_events', pg_catalog.current_schemas(false)));
+END;
 COMMENT ON FUNCTION public.get_email_events_partition_stats() IS
     'Seed name: per-partition name, period, record_count, size_mb, oldest and newest record of email_events';
 
 CREATE OR REPLACE FUNCTION public.get_partition_maintenance_log(max_rows integer DEFAULT 100)
-RETURNS SETOF timepart.maintenance_log LANGUAGE sql AS $$
-    SELECT * FROM timepart.get_maintenance_log(max_rows)
-$$;
+RETURNS SETOF timepart.maintenance_log LANGUAGE sql
+BEGIN ATOMIC
+    SELECT * FROM timepart.get_maintenance_log(max_rows);
+END;
 COMMENT ON FUNCTION public.get_partition_maintenance_log(integer) IS 'Seed name: the newest maintenance log rows';
 
 CREATE OR REPLACE VIEW public.partition_maintenance_log AS
     SELECT id, operation_type, parent_table, partition_name, success, created_at, details, error, duration, run_by, run_as
     FROM timepart.maintenance_log;
 COMMENT ON VIEW public.partition_maintenance_log IS 'Seed name: the timepart maintenance log';
+
+-- Nobody else may take the seed's names. They are called unqualified, so an overload
+-- in public (PostgreSQL prefers create_email_events_partition(text, text) to timepart's
+-- (date, date) for two quoted literals), or a function or relation of the same name in
+-- a schema earlier on the caller's path (a role's "$user" schema), would run instead,
+-- with the caller's rights. Whatever timepart did not make under those names is a
+-- shadow: the install refuses while there is one, and an event trigger refuses the DDL
+-- that would make one, by anyone.
+CREATE OR REPLACE FUNCTION timepart._seed_shadows() RETURNS SETOF text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    maker oid := (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'timepart');
+BEGIN
+    RETURN QUERY
+    SELECT format('function %s owned by %s', p.oid::regprocedure, p.proowner::regrole)
+    FROM pg_catalog.pg_proc p
+    WHERE p.proname = ANY (timepart._public_names())
+      AND NOT (p.pronamespace = 'public'::regnamespace AND p.proowner = maker
+               AND p.oid::regprocedure::text = ANY (timepart._public_signatures()))
+    UNION ALL
+    SELECT format('%s %s owned by %s', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'relation' END, c.oid::regclass, c.relowner::regrole)
+    FROM pg_catalog.pg_class c
+    WHERE c.relname = 'partition_maintenance_log'
+      AND NOT (c.relnamespace = 'public'::regnamespace AND c.relowner = maker AND c.relkind = 'v');
+END $$;
+
+-- The refusal for a shadow of the seed's names, with what to do.
+CREATE OR REPLACE FUNCTION timepart._refuse_seed_shadows() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    found text := (SELECT string_agg(s, '; ' ORDER BY s) FROM timepart._seed_shadows() s);
+BEGIN
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'the seed''s names are timepart''s' USING ERRCODE = '42723',
+            DETAIL = format('Found: %s. Called unqualified, it would run instead of timepart''s, with the caller''s rights.', found),
+            HINT = 'Drop or rename it: create_email_events_partition, maintain_email_events_partitions, '
+                   'cleanup_old_email_events_partitions, get_email_events_partition_stats, get_partition_maintenance_log and '
+                   'partition_maintenance_log are timepart''s names in this database.';
+    END IF;
+END $$;
+SELECT timepart._refuse_seed_shadows();
+
+-- The event trigger's function: after any DDL that can make a function or a relation, or
+-- move or rename one. As timepart's owner (SECURITY DEFINER): it reads the catalog only,
+-- whoever ran the DDL, and refuses nothing but a shadow.
+CREATE OR REPLACE FUNCTION timepart._guard_seed_names() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._refuse_seed_shadows();
+END $$;
+
+DO $$
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names') THEN
+        CREATE EVENT TRIGGER timepart_seed_names ON ddl_command_end
+            WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE', 'CREATE AGGREGATE',
+                         'ALTER AGGREGATE', 'ALTER ROUTINE', 'CREATE VIEW', 'ALTER VIEW', 'CREATE TABLE',
+                         'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
+                         'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SEQUENCE',
+                         'ALTER SEQUENCE', 'ALTER SCHEMA', 'CREATE SCHEMA', 'CREATE EXTENSION', 'ALTER EXTENSION')
+            EXECUTE FUNCTION timepart._guard_seed_names();
+    END IF;
+END $$;

@@ -10,7 +10,7 @@ LANGUAGE plpgsql STABLE AS $$
 BEGIN
     RETURN QUERY
     SELECT 'EVENT TRIGGER'::text, pg_catalog.quote_ident(e.evtname::text) FROM pg_catalog.pg_event_trigger e
-    WHERE e.evtname = 'timepart_drop_jobs'
+    WHERE e.evtname IN ('timepart_drop_jobs', 'timepart_seed_names')
     UNION ALL
     SELECT 'VIEW'::text, c.oid::regclass::text FROM pg_catalog.pg_class c
     WHERE c.oid = pg_catalog.to_regclass('public.partition_maintenance_log')
@@ -36,7 +36,7 @@ BEGIN
         UNION ALL
         SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = pg_catalog.to_regclass('public.partition_maintenance_log')
         UNION ALL
-        SELECT e.oid FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_drop_jobs'
+        SELECT e.oid FROM pg_catalog.pg_event_trigger e WHERE e.evtname IN ('timepart_drop_jobs', 'timepart_seed_names')
     ), dependents AS (
         -- The schema each dependent lives in: its own, or its table's.
         SELECT d.classid, d.objid, d.objsubid,

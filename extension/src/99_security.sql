@@ -227,18 +227,20 @@ CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timep
 
 -- Which public functions a role may call. Everything else in the schema is private.
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
                  'timepart.metrics', 'timepart.growth', 'timepart.period_of',
                  'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log',
-                 'timepart._email_events', 'timepart._seed_stats']
-$$;
+                 'timepart._email_events', 'timepart._seed_stats', 'timepart._on_path'];
+END;
 
 -- Functions that act with timepart's owner's rights: the readers (they read user tables
 -- through executors and timepart's own tables), the writers of timepart's own tables,
 -- the makers of objects handed to an owner, and partition_admin's route (63_admin.sql).
 CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
                  'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
                  'timepart.snapshot_stats', 'timepart.check_alerts',
@@ -246,23 +248,20 @@ LANGUAGE sql IMMUTABLE AS $$
                  'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
                  'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition',
                  'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock',
-                 'timepart._drop_jobs_with_extension']
-$$;
+                 'timepart._drop_jobs_with_extension', 'timepart._guard_seed_names'];
+END;
 
 -- Functions nobody but timepart's owner may execute: trigger functions (which must not
 -- be attached to anyone's table) and the executor factory's helpers.
 CREATE OR REPLACE FUNCTION timepart._private_functions() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
     SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard', 'timepart._drop_jobs_with_extension',
-                 'timepart._written_by_timepart', 'timepart._template_guard']
-$$;
+                 'timepart._guard_seed_names',
+                 'timepart._written_by_timepart', 'timepart._template_guard'];
+END;
 
--- The seed's names timepart puts in public.
-CREATE OR REPLACE FUNCTION timepart._public_names() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT ARRAY['create_email_events_partition', 'maintain_email_events_partitions', 'cleanup_old_email_events_partitions',
-                 'get_email_events_partition_stats', 'get_partition_maintenance_log']
-$$;
+
 
 CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void
 LANGUAGE plpgsql AS $$

@@ -18,7 +18,10 @@ DROP FUNCTION IF EXISTS timepart._guarded_settings();
 
 -- ---- new and changed
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT '0.13'::text $$;
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT '0.13'::text;
+END;
 
 -- The function that called the one whose PG_CONTEXT this is: the nearest function frame
 -- after the first, whatever "SQL statement" lines stand between (plpgsql evaluates a call
@@ -31,11 +34,34 @@ BEGIN ATOMIC
     WHERE x.l OPERATOR(pg_catalog.~) '^(PL/pgSQL|SQL) function' ORDER BY x.i LIMIT 1;
 END;
 
+-- Whether a role may act on a table: it owns it, is a member of its owner role, or is a
+-- superuser. NULL when the table does not exist.
+CREATE OR REPLACE FUNCTION timepart._may_act(who name, tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pg_catalog.pg_has_role(who, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE');
+END;
+
+-- Whether a role has partition_admin's rights (false when the role does not exist).
+CREATE OR REPLACE FUNCTION timepart._is_admin(who name) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(pg_catalog.pg_has_role(who, pg_catalog.to_regrole('partition_admin'), 'USAGE'), false);
+END;
+
+-- The name of a role's executor.
+CREATE OR REPLACE FUNCTION timepart._executor_name(owner_oid oid) RETURNS name
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT ('_as_owner_' || owner_oid::text)::name;
+END;
+
 -- The body of an executor for one role. Every name in it is schema-qualified and every
 -- operator spelled OPERATOR(pg_catalog.x): its owner can change its search_path. What the
 -- owner's code may leave in the session is checked around the call (06_room.sql).
 CREATE OR REPLACE FUNCTION timepart._executor_body(owner_name name) RETURNS text
-LANGUAGE sql STABLE AS $body$
+LANGUAGE sql STABLE
+BEGIN ATOMIC
     SELECT pg_catalog.format($f$
 DECLARE
     result pg_catalog.jsonb;
@@ -64,8 +90,8 @@ BEGIN
         result := pg_catalog.jsonb_build_object('rows', n);
     END IF;
     RETURN result;
-END $f$, owner_name)
-$body$;
+END $f$, owner_name);
+END;
 
 -- The executor that runs a statement on a table with its owner's rights (created when
 -- missing), after checking the role running timepart may act on the table.
@@ -344,12 +370,167 @@ BEGIN
     RETURN result;
 END $$;
 
+-- base || '_' || suffix, kept within 63 bytes: when too long, base is cut and a hash of
+-- the full name keeps it unique. One SQL expression (NULL in, NULL out), so the planner
+-- inlines it: a query that matches names by it calls no function for a short name.
+CREATE OR REPLACE FUNCTION timepart._fit_name(base text, suffix text) RETURNS name
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN pg_catalog.octet_length(base || '_' || suffix) <= 63 THEN (base || '_' || suffix)::name
+                ELSE timepart._fit_long_name(base, suffix) END;
+END;
+
+-- The moment n periods after a period start (n may be negative), in local time.
+CREATE OR REPLACE FUNCTION timepart._period_add(period_start timestamptz, partition_interval interval, n int, time_zone text)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC
+    SELECT ((period_start AT TIME ZONE time_zone) + partition_interval * n) AT TIME ZONE time_zone;
+END;
+
+-- Label of a period as used in partition names: YYYY_MM for month intervals starting
+-- on the 1st, YYYY_MM_DD otherwise.
+CREATE OR REPLACE FUNCTION timepart._period_label(period_start timestamptz, partition_interval interval, time_zone text)
+RETURNS text LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC
+    SELECT pg_catalog.to_char(period_start AT TIME ZONE time_zone,
+           CASE WHEN pg_catalog.date_part('day', partition_interval) = 0
+                 AND pg_catalog.date_trunc('month', period_start AT TIME ZONE time_zone) = period_start AT TIME ZONE time_zone
+                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END);
+END;
+
+-- Label of a partition from its own bounds (a table whose interval changed holds both
+-- kinds): YYYY_MM when it runs from a 1st to a 1st, YYYY_MM_DD otherwise.
+CREATE OR REPLACE FUNCTION timepart._bounds_label(range_start timestamptz, range_end timestamptz, time_zone text)
+RETURNS text LANGUAGE sql STABLE
+BEGIN ATOMIC
+    -- STABLE as to_char is: so the planner inlines it
+    SELECT pg_catalog.to_char(range_start AT TIME ZONE time_zone,
+           CASE WHEN pg_catalog.date_trunc('month', range_start AT TIME ZONE time_zone) = range_start AT TIME ZONE time_zone
+                 AND pg_catalog.date_trunc('month', range_end AT TIME ZONE time_zone) = range_end AT TIME ZONE time_zone
+                THEN 'YYYY_MM' ELSE 'YYYY_MM_DD' END);
+END;
+
+-- Name of the partition for a period: <parent>_<label>, fitted to 63 bytes.
+CREATE OR REPLACE FUNCTION timepart._partition_name(parent regclass, period_start timestamptz, partition_interval interval, time_zone text)
+RETURNS name LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC
+    SELECT timepart._fit_name(c.relname, timepart._period_label(period_start, partition_interval, time_zone))
+    FROM pg_catalog.pg_class c WHERE c.oid = parent;
+END;
+
+-- Name of a partition that fills part of a period (next to a hand-made partition): the
+-- parent's name and both bounds, YYYY_MM_DD (with HH24MI when a bound is not at midnight).
+CREATE OR REPLACE FUNCTION timepart._piece_name(parent regclass, range_start timestamptz, range_end timestamptz, time_zone text)
+RETURNS name LANGUAGE sql STABLE STRICT
+BEGIN ATOMIC
+    SELECT timepart._fit_name(c.relname, pg_catalog.to_char(range_start AT TIME ZONE time_zone, f) || '_' || pg_catalog.to_char(range_end AT TIME ZONE time_zone, f))
+    FROM pg_catalog.pg_class c,
+         (SELECT CASE WHEN (range_start AT TIME ZONE time_zone)::time = '00:00' AND (range_end AT TIME ZONE time_zone)::time = '00:00'
+                      THEN 'YYYY_MM_DD' ELSE 'YYYY_MM_DD_HH24MI' END AS f) x
+    WHERE c.oid = parent;
+END;
+
+-- A bound written as a literal of the key's type (timestamptz in UTC with its offset,
+-- local time for timestamp and date keys), independent of DateStyle and TimeZone.
+CREATE OR REPLACE FUNCTION timepart._bound_literal(bound timestamptz, key_type regtype, time_zone text)
+RETURNS text LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC
+    SELECT pg_catalog.quote_literal(CASE key_type
+        WHEN 'timestamptz'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00"')
+        WHEN 'timestamp'::regtype THEN pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        ELSE pg_catalog.to_char(bound AT TIME ZONE time_zone, 'YYYY-MM-DD') END);
+END;
+
+-- True for an interval whose months, days and time have opposite signs ('1 month -29 days'):
+-- its length depends on the calendar, so it is no retention or period.
+CREATE OR REPLACE FUNCTION timepart._mixed_signs(i interval) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT
+BEGIN ATOMIC
+    SELECT (m > 0 OR d > 0 OR t > 0) AND (m < 0 OR d < 0 OR t < 0)
+    FROM (SELECT pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i) AS m,
+                 pg_catalog.date_part('day', i) AS d,
+                 pg_catalog.date_part('epoch', i - pg_catalog.justify_hours(pg_catalog.make_interval(
+                     months => (pg_catalog.date_part('year', i) * 12 + pg_catalog.date_part('month', i))::int,
+                     days => pg_catalog.date_part('day', i)::int))) AS t) parts;
+END;
+
+-- ==== src/30_catalog.sql
+-- Reading the catalog: a managed table's configuration and its partitions' bounds,
+-- every partition in one query (never one query per partition).
+
+-- The one place that asks which PostgreSQL this is: every difference between the
+-- supported majors (15 to 18) is a named fact below, read from here.
+CREATE OR REPLACE FUNCTION timepart._server_major() RETURNS integer
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pg_catalog.current_setting('server_version_num')::integer / 10000;
+END;
+
+-- Since 17 a partition shares its parent's identity columns (and must have none of its
+-- own to be attached); before, a partition's identity would be a second sequence.
+CREATE OR REPLACE FUNCTION timepart._partitions_share_identity() RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT timepart._server_major() >= 17;
+END;
+
+-- One bound as the catalog prints it (a literal, MINVALUE or MAXVALUE) to a moment.
+-- A single SQL expression, so the planner inlines it.
+CREATE OR REPLACE FUNCTION timepart._bound_value(printed text, key_type oid, time_zone text)
+RETURNS timestamptz LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN printed = 'MINVALUE' THEN '-infinity'::timestamptz
+                WHEN printed = 'MAXVALUE' THEN 'infinity'::timestamptz
+                WHEN key_type = 'timestamptz'::regtype THEN printed::timestamptz
+                WHEN key_type = 'timestamp'::regtype THEN printed::timestamp AT TIME ZONE time_zone
+                ELSE printed::date::timestamp AT TIME ZONE time_zone END;
+END;
+
+-- Every partition of a parent with its bounds read from the catalog (never from its
+-- name), in one query. MINVALUE/MAXVALUE read as -infinity/infinity; the default
+-- partition has NULL bounds.
+CREATE OR REPLACE FUNCTION timepart._partitions(tbl regclass, time_zone text DEFAULT 'UTC')
+RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
+               range_start timestamptz, range_end timestamptz, is_default boolean, relkind "char")
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    WITH printed AS MATERIALIZED (
+        SELECT c.oid, n.nspname, c.relname, c.relkind,
+               pg_catalog.pg_get_expr(c.relpartbound, 0) AS e  -- 0: bounds are constants; no partition is opened or locked
+        FROM pg_catalog.pg_inherits i
+        -- Each partition by its oid (OFFSET 0 keeps the lookup per row): never a scan of
+        -- all of pg_class, which in a database of many tables costs more than the rest.
+        CROSS JOIN LATERAL (SELECT c.oid, c.relname, c.relnamespace, c.relkind, c.relpartbound FROM pg_catalog.pg_class c
+                            WHERE c.oid = i.inhrelid OFFSET 0) c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE i.inhparent = tbl
+    ), parts AS MATERIALIZED (
+        -- "FOR VALUES FROM ('lower') TO ('upper')", or DEFAULT. Plain string functions: a
+        -- regular expression here cost more than everything else at 1,000 partitions.
+        SELECT p.oid, p.nspname, p.relname, p.relkind,
+               CASE WHEN p.e <> 'DEFAULT' THEN ARRAY[
+                   pg_catalog.btrim(pg_catalog.split_part(pg_catalog.substr(p.e, 18), ') TO (', 1), ''''),
+                   pg_catalog.btrim(pg_catalog.rtrim(pg_catalog.split_part(p.e, ') TO (', 2), ')'), '''')] END AS b
+        FROM printed p
+    ), key AS (
+        SELECT a.atttypid AS key_type
+        FROM pg_catalog.pg_partitioned_table p
+        JOIN pg_catalog.pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+        WHERE p.partrelid = tbl
+    )
+    SELECT p.oid, p.nspname, p.relname,
+           timepart._bound_value(p.b[1], k.key_type, time_zone), timepart._bound_value(p.b[2], k.key_type, time_zone), p.b IS NULL, p.relkind
+    FROM parts p CROSS JOIN key k
+    ORDER BY 4 NULLS FIRST;
+END;
+
 -- A table's lock budget as a lock_timeout setting: whole milliseconds, never 0 (which
 -- PostgreSQL reads as no limit).
 CREATE OR REPLACE FUNCTION timepart._lock_budget(cfg timepart.config) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT greatest(1, ceil(extract(epoch FROM cfg.lock_timeout) * 1000))::bigint::text || 'ms'
-$$;
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT greatest(1, ceil(extract(epoch FROM cfg.lock_timeout) * 1000))::bigint::text || 'ms';
+END;
 
 -- The refusal for settings that break a rule, with the rule in the message. The
 -- CHECK constraints on timepart.config say the same; this says it with DETAIL and HINT.
@@ -406,6 +587,77 @@ BEGIN
     END IF;
 END $$;
 
+-- ==== src/50_indexes.sql
+-- Index templates: every partition gets every template as <partition>_<suffix>,
+-- attached to the template's partitioned index on the parent (<parent>_<suffix>).
+
+CREATE OR REPLACE FUNCTION timepart._template_sql(t timepart.index_templates, index_name name,
+                                                  schema_name name, table_name name, only_parent boolean)
+RETURNS text LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT format('CREATE INDEX %I ON %s%I.%I USING %I (%s)%s',
+                  index_name, CASE WHEN only_parent THEN 'ONLY ' ELSE '' END,
+                  schema_name, table_name, t.method, t.columns,
+                  CASE WHEN t.where_clause IS NULL THEN '' ELSE ' WHERE (' || t.where_clause || ')' END);
+END;
+
+-- The partitioned index on the parent that a template's partition indexes attach to.
+CREATE OR REPLACE FUNCTION timepart._template_parent_index(tbl regclass, suffix text) RETURNS regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT c.oid::regclass FROM pg_catalog.pg_class c, pg_catalog.pg_class p
+    WHERE p.oid = tbl AND c.relnamespace = p.relnamespace
+      AND c.relname = timepart._fit_name(p.relname, suffix) AND c.relkind = 'I';
+END;
+
+-- ==== src/55_look.sql
+-- What a partition inherits from its parent: privileges (table and columns), row-level
+-- security with the parent's policies, replica identity, the table comment and the
+-- configured storage options (partition_options). One function says how each partition
+-- differs from what it should be, with the statement that fixes it: a new partition is
+-- born through it, sync_partitions applies it later, and the partition_drift alert reads it.
+-- Tablespace and logged-ness are given at birth (CREATE TABLE); changing them later
+-- rewrites the table, so for existing partitions they are reported, never applied.
+
+-- The storage options configured for a table's partitions that live on the partition
+-- itself: toast.* options live on its TOAST table and are given at birth only.
+CREATE OR REPLACE FUNCTION timepart._table_options(cfg timepart.config) RETURNS jsonb
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}'::jsonb)
+    FROM jsonb_each(coalesce(cfg.partition_options, '{}'::jsonb)) o WHERE o.key NOT LIKE 'toast.%';
+END;
+
+-- Those options as the partition's own reloptions text ('fillfactor=90'), sorted.
+CREATE OR REPLACE FUNCTION timepart._partition_reloptions(cfg timepart.config) RETURNS text[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(o.key || '=' || o.value ORDER BY o.key), '{}'::text[])
+    FROM jsonb_each_text(timepart._table_options(cfg)) o;
+END;
+
+-- The options as a WITH clause body: fillfactor = '90', toast.autovacuum_enabled = 'false'.
+CREATE OR REPLACE FUNCTION timepart._reloptions_sql(options jsonb) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT string_agg(CASE WHEN o.key LIKE 'toast.%' THEN format('toast.%I = %L', substr(o.key, 7), o.value)
+                           ELSE format('%I = %L', o.key, o.value) END, ', ' ORDER BY o.key)
+    FROM jsonb_each_text(options) o;
+END;
+
+-- ==== src/60_create.sql
+-- Creating partitions: standalone table + indexes, then ATTACH (weak lock on the
+-- parent), every lock wait bounded by the table's lock budget and retried.
+
+-- The columns rows are copied by (no dropped or generated columns), quoted.
+CREATE OR REPLACE FUNCTION timepart._column_list(tbl regclass) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+    FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+END;
+
 -- Moves the rows of [range_start, range_end) waiting in the default partition into the
 -- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
 -- moving would fire something of the user's: foreign-key actions on referencing tables,
@@ -459,6 +711,29 @@ BEGIN
         cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
         part, cols, cols))->>'rows')::bigint;
 END $$;
+
+-- The empty table a partition starts as, in the parent's schema, owned by the parent's
+-- owner. Made by that owner's executor when it may create tables there; else by
+-- timepart's owner (SECURITY DEFINER), which then hands it over: CREATE TABLE (LIKE)
+-- copies definitions and runs no user code. Everything after runs as the owner.
+-- Identity columns are the parent's alone: since 17 the attached partition shares them;
+-- before, the partition's column takes its values from the parent's sequence, so a row
+-- inserted straight into a partition never repeats an id.
+-- The access method a new partition gets: the table's, never what a SET of the session (a
+-- partition_admin's, say) made default_table_access_method. The parent's (17+), else the
+-- one most partitions use, else the default the session started with (server, database,
+-- role), else heap.
+CREATE OR REPLACE FUNCTION timepart._partition_access_method(parent regclass) RETURNS name
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT a.amname FROM pg_catalog.pg_am a WHERE a.oid = coalesce(
+        (SELECT NULLIF(c.relam, 0) FROM pg_catalog.pg_class c WHERE c.oid = parent),
+        (SELECT c.relam FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = parent AND c.relkind = 'r' GROUP BY c.relam ORDER BY count(*) DESC, c.relam LIMIT 1),
+        (SELECT d.oid FROM pg_catalog.pg_am d JOIN pg_catalog.pg_settings g ON g.reset_val = d.amname
+         WHERE g.name = 'default_table_access_method' AND d.amtype = 't'),
+        (SELECT h.oid FROM pg_catalog.pg_am h WHERE h.amname = 'heap'));
+END;
 
 CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
 LANGUAGE plpgsql AS $$
@@ -650,6 +925,21 @@ BEGIN
     END IF;
 END $$;
 
+-- ==== src/62_runner.sql
+-- The one runner of maintain and cleanup. _run takes the tables one at a time (the
+-- replica exit, the per-table runner lock, the result shape); _run_steps takes one
+-- table's partition steps one at a time (each logged, the back-off on a lock timeout).
+
+-- The managed tables (all, or one), in a stable order. A configuration whose table
+-- was dropped is not a managed table.
+CREATE OR REPLACE FUNCTION timepart._managed(parent regclass DEFAULT NULL) RETURNS SETOF timepart.config
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT c.* FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent
+    WHERE _managed.parent IS NULL OR c.parent = _managed.parent
+    ORDER BY c.parent::text;
+END;
+
 -- Runs `operation` ('maintain' or 'cleanup') on every managed table, or one. Each table
 -- is taken under its runner lock (61_runners.sql), or skipped (another run holds it); nothing runs on a
 -- replica. Returns the seed's shape: success, created_partitions, dropped_partitions,
@@ -727,6 +1017,115 @@ BEGIN
         'execution_time_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1),
         'moved_rows', moved, 'skipped', skipped, 'tables', tables, 'left_partitions', left_over)
         || CASE WHEN operation = 'cleanup' THEN jsonb_build_object('dry_run', dry_run) ELSE '{}'::jsonb END;
+END $$;
+
+-- Whether another session waits for a lock this transaction holds (an insert at the
+-- parent, a read or write at the default partition).
+CREATE OR REPLACE FUNCTION timepart._traffic_waits() RETURNS boolean
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                   WHERE NOT l.granted AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(l.pid)));
+END;
+
+-- ==== src/63_admin.sql
+-- Operations for partition_admin on tables it does not own.
+--
+-- The seed: "partition management requires superuser or partition_admin". A member of
+-- partition_admin may run maintain, cleanup with the configured retention,
+-- create_partition, snapshot_stats and check_alerts on every table its owner registered,
+-- without owning it. It may not register or reconfigure such a table, shorten its
+-- retention, or touch a table nobody registered.
+--
+-- How: the public operations run as the caller. When the caller may not act on a table
+-- itself (_needs_admin), they hand the run to _admin_run / _admin_create_partition,
+-- which run as timepart's owner (SECURITY DEFINER) after checking the admin's limits
+-- themselves, so calling them directly gives nothing more. EXECUTE on them is
+-- partition_admin's (and the owner's), and PostgreSQL checks that against the real
+-- caller. As everywhere, every statement on the table still runs through its owner's
+-- executor (05_owner.sql): the owner's code runs with the owner's rights only, and
+-- nothing the admin controls (its search_path, its objects) is used on the way.
+
+-- Whether a role may run the operations (maintain, cleanup with the configured
+-- retention, create_partition, snapshot, alerts) on a table: it may act on it, or it is
+-- a partition_admin and the table's owner registered it. Registering, reconfiguring and
+-- migrating stay the owner's (_may_act).
+CREATE OR REPLACE FUNCTION timepart._may_maintain(who name, tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(timepart._may_act(who, tbl), false)
+        OR (timepart._is_admin(who) AND EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) tbl));
+END;
+
+-- Whether the caller (current_user: this runs as the caller) needs partition_admin's
+-- route for one table or every managed one: it may not act on one of them itself.
+CREATE OR REPLACE FUNCTION timepart._needs_admin(parent regclass) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM timepart._managed(parent) c WHERE NOT coalesce(timepart._may_act(current_user, c.parent), false));
+END;
+
+-- ==== src/65_retention.sql
+-- Retention: which partitions are wholly past a table's retention boundary (pure),
+-- and removing them (drop, detach or archive), one sub-transaction each, logged.
+
+-- The retention boundary: start of the current period minus the retention, and never
+-- later than the start of the current period, whatever the retention says.
+CREATE OR REPLACE FUNCTION timepart._retention_boundary(cfg timepart.config, retention interval, as_of timestamptz)
+RETURNS timestamptz LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT least(((timepart._period_of(cfg, as_of) AT TIME ZONE cfg.time_zone) - retention) AT TIME ZONE cfg.time_zone,
+                 timepart._period_of(cfg, as_of));
+END;
+
+-- Every partition judged against the boundary, by its bounds: 'retire' (ends at or
+-- before it), 'straddles' (starts before it, ends after: kept and reported).
+CREATE OR REPLACE FUNCTION timepart._plan_retention(cfg timepart.config, retention interval, as_of timestamptz)
+RETURNS TABLE (partition_oid oid, schema_name name, partition_name name,
+               range_start timestamptz, range_end timestamptz, verdict text)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT p.partition_oid, p.schema_name, p.partition_name, p.range_start, p.range_end,
+           CASE WHEN p.range_end <= b.boundary THEN 'retire' ELSE 'straddles' END
+    FROM timepart._partitions(cfg.parent, cfg.time_zone) p,
+         (SELECT timepart._retention_boundary(cfg, retention, as_of) AS boundary) b
+    WHERE NOT p.is_default AND p.range_start < b.boundary
+      -- Foreign-table partitions are someone else's storage: retention leaves them (said in cleanup).
+      AND p.relkind <> 'f'
+    ORDER BY p.range_start;
+END;
+
+-- The archive schema of a table. One timepart makes (when it is missing) belongs to
+-- timepart's owner, serves the tables of one owner, who may use it and create in it (its
+-- archived partitions stay its own), and nobody else may: the table's owner cannot hand
+-- it to another role, so even if a role of its name appears one day, it never lands on
+-- that role's search_path as its "$user" schema. One the table's owner made itself is
+-- its own. Any other is refused, and so is a name that is a role's now. SECURITY
+-- DEFINER: the table's owner may lack CREATE on the database.
+CREATE OR REPLACE FUNCTION timepart._archive_schema(tbl regclass) RETURNS name
+LANGUAGE plpgsql AS $$
+DECLARE
+    cfg timepart.config := timepart._config(tbl);
+    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl);
+    mark text := format('timepart: the archive of the tables of role oid %s', owner_oid);
+    ns record;
+BEGIN
+    PERFORM timepart._check_may_maintain(timepart._caller(), tbl, 'clean it up');
+    PERFORM timepart._check_archive_schema(cfg.archive_schema);
+    SELECT n.oid, n.nspowner, pg_catalog.obj_description(n.oid, 'pg_namespace') AS note INTO ns
+    FROM pg_catalog.pg_namespace n WHERE n.nspname = cfg.archive_schema;
+    IF NOT FOUND THEN
+        EXECUTE format('CREATE SCHEMA %I', cfg.archive_schema);
+        EXECUTE format('COMMENT ON SCHEMA %I IS %L', cfg.archive_schema, mark);
+        EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO %s', cfg.archive_schema, owner_oid::regrole);
+    ELSIF ns.nspowner <> owner_oid
+          AND NOT (ns.nspowner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) AND ns.note IS NOT DISTINCT FROM mark) THEN
+        RAISE EXCEPTION 'archive schema % belongs to %, not to the owner of %', cfg.archive_schema, ns.nspowner::regrole, tbl
+            USING ERRCODE = '42501', DETAIL = format('%s is owned by %s; timepart archives only into a schema of that owner''s, '
+                                                     'or one it made for that owner''s tables.', tbl, owner_oid::regrole),
+                  HINT = 'Archive into a schema the table''s owner owns, or one that does not exist yet (timepart creates it).';
+    END IF;
+    RETURN cfg.archive_schema;
 END $$;
 
 -- One table's cleanup, under its advisory lock (taken by _run). Never raises:
@@ -896,6 +1295,31 @@ BEGIN
     ORDER BY 1;
 END $$;
 
+-- Rows inserted, updated and deleted in a table since statistics began, this
+-- transaction's own changes included. Any change makes a stored count stale.
+CREATE OR REPLACE FUNCTION timepart._changes(rel oid) RETURNS bigint
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT pg_catalog.pg_stat_get_tuples_inserted(rel) + pg_catalog.pg_stat_get_tuples_updated(rel)
+         + pg_catalog.pg_stat_get_tuples_deleted(rel) + pg_catalog.pg_stat_get_xact_tuples_inserted(rel)
+         + pg_catalog.pg_stat_get_xact_tuples_updated(rel) + pg_catalog.pg_stat_get_xact_tuples_deleted(rel);
+END;
+
+-- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last
+-- VACUUM/ANALYZE. heap_bytes, when known, stands in for the table's own relpages. A
+-- one-row set so the planner inlines it (a scalar SQL function is planned on every call).
+CREATE OR REPLACE FUNCTION timepart._estimated_bytes(rel oid, heap_bytes bigint DEFAULT NULL) RETURNS TABLE (bytes bigint)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(heap_bytes, c.relpages::bigint * pg_catalog.current_setting('block_size')::bigint)
+           + (coalesce(t.relpages, 0)
+              + coalesce((SELECT sum(ic.relpages) FROM pg_catalog.pg_index i  -- the table's and its TOAST table's indexes
+                          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid IN (rel, c.reltoastrelid)), 0)::bigint)
+             * pg_catalog.current_setting('block_size')::bigint
+    FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid
+    WHERE c.oid = rel;
+END;
+
 -- Exact rows, oldest and newest of one partition (a scan: only for small ones).
 -- Read with the owner's rights: planning the scan runs the owner's index code.
 CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name)
@@ -907,6 +1331,37 @@ DECLARE
 BEGIN
     RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
 END $$;
+
+-- The first and last bounds of the ANALYZE histogram of a column, as text (no row without
+-- one): both ends in one lookup, so the pg_stats view is planned once. Sets, like the
+-- next one, so the planner inlines them.
+CREATE OR REPLACE FUNCTION timepart._histogram_ends(schema_name name, table_name name, column_name name)
+RETURNS TABLE (ends text[]) LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT ARRAY[e[1], e[array_length(e, 1)]]
+    FROM (SELECT st.histogram_bounds::text::text[] AS e FROM pg_catalog.pg_stats st
+          WHERE st.schemaname = schema_name AND st.tablename = table_name AND st.attname = column_name) h;
+END;
+
+-- The same read straight from pg_statistic, for an owner who may (a superuser): the
+-- pg_stats view costs a session's first statistics call several milliseconds to plan.
+CREATE OR REPLACE FUNCTION timepart._statistic_ends(rel oid, column_name name)
+RETURNS TABLE (ends text[]) LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT ARRAY[e[1], e[array_length(e, 1)]]
+    FROM (SELECT (CASE 2 WHEN s.stakind1 THEN s.stavalues1 WHEN s.stakind2 THEN s.stavalues2 WHEN s.stakind3 THEN s.stavalues3
+                         WHEN s.stakind4 THEN s.stavalues4 WHEN s.stakind5 THEN s.stavalues5 END)::text::text[] AS e  -- 2: a histogram
+          FROM pg_catalog.pg_statistic s JOIN pg_catalog.pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum
+          -- A partition that is itself partitioned has only the inherited row.
+          WHERE s.starelid = rel AND a.attname = column_name ORDER BY s.stainherit LIMIT 1) h;
+END;
+
+-- Live partitions up to this size are counted exactly on every read (a few ms at most).
+CREATE OR REPLACE FUNCTION timepart._exact_limit_bytes() RETURNS bigint
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT 10485760::bigint;
+END;
 
 -- Exact rows of a partition: the snapshot's count while the partition has not changed
 -- since, else a count(*).
@@ -1036,6 +1491,62 @@ BEGIN
     FROM timepart._missing_indexes(tbl) m;
 END $$;
 
+-- Partitions lacking a templated index (not attached to the template's parent index).
+CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
+RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE
+BEGIN ATOMIC
+    -- In sets: every (partition, template) pair against every attached partition index.
+    WITH t AS MATERIALIZED (
+        -- Each template's index on the parent, by its name (as _template_parent_index finds it).
+        SELECT it.suffix, ix.oid AS parent_idx
+        FROM timepart.index_templates it
+        JOIN pg_catalog.pg_class p ON p.oid = tbl
+        LEFT JOIN pg_catalog.pg_class ix ON ix.relnamespace = p.relnamespace
+             AND ix.relname = timepart._fit_name(p.relname, it.suffix) AND ix.relkind = 'I'
+        WHERE it.parent = tbl
+    ), attached AS MATERIALIZED (
+        SELECT i.indrelid AS partition_oid, h.inhparent AS parent_idx
+        FROM pg_catalog.pg_inherits h JOIN pg_catalog.pg_index i ON i.indexrelid = h.inhrelid
+        WHERE h.inhparent IN (SELECT t.parent_idx FROM t)
+    ), parts AS MATERIALIZED (
+        SELECT i.inhrelid AS partition_oid, c.relname FROM pg_catalog.pg_inherits i
+        JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = tbl AND c.relkind <> 'f'
+    )
+    SELECT p.relname::text, string_agg(t.suffix, ', ' ORDER BY t.suffix), count(*)::numeric
+    FROM parts p CROSS JOIN t
+    LEFT JOIN attached a ON a.partition_oid = p.partition_oid AND a.parent_idx = t.parent_idx
+    WHERE a.partition_oid IS NULL
+    GROUP BY p.relname;
+END;
+
+-- Each managed table's partition_stats (all, or one), as {"table": [rows...]}: health's
+-- rules, its totals and summary's stats share one reading.
+CREATE OR REPLACE FUNCTION timepart._stats_by_table(parent regclass) RETURNS jsonb
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT coalesce(jsonb_object_agg(c.parent::text, (SELECT coalesce(jsonb_agg(to_jsonb(s)), '[]'::jsonb)
+                                                      FROM timepart.partition_stats(c.parent) s)), '{}'::jsonb)
+    FROM timepart._managed(parent) c;
+END;
+
+-- A connection string to the pg_cron database on this server, as the current user.
+CREATE OR REPLACE FUNCTION timepart._cron_conninfo() RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT format('dbname=%s host=%s port=%s user=%s', pg_catalog.quote_ident(pg_catalog.current_setting('cron.database_name')),
+                  split_part(pg_catalog.current_setting('unix_socket_directories'), ',', 1),
+                  pg_catalog.current_setting('port'), pg_catalog.quote_ident(current_user));
+END;
+
+-- How long may pass between two runs of a cron schedule before it is overdue.
+CREATE OR REPLACE FUNCTION timepart._expected_every(schedule text) RETURNS interval
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN f[3] <> '*' THEN interval '32 days' WHEN f[5] <> '*' THEN interval '8 days'
+                WHEN f[2] = '*' OR f[2] LIKE '*/%' THEN interval '2 hours' ELSE interval '2 days' END
+    FROM (SELECT pg_catalog.regexp_split_to_array(pg_catalog.btrim(schedule), '\s+') AS f) s;
+END;
+
 -- DROP EXTENSION timepart takes this database's jobs along: pg_cron would run them and
 -- fail every time. An event trigger (made only when a superuser installs, as event
 -- triggers need) unschedules them as the DROP starts; it goes with the extension.
@@ -1061,6 +1572,22 @@ BEGIN
             USING HINT = 'Remove them with SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE ''timepart-%''.';
     END;
 END $$;
+
+-- Rows per second assumed by migrate_plan's time estimate (measured by bench/migrate.py).
+CREATE OR REPLACE FUNCTION timepart._migrate_rate() RETURNS numeric
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT 40000::numeric;
+END;
+
+-- The key column as a timestamptz expression (timestamp and date keys are local time in tz).
+CREATE OR REPLACE FUNCTION timepart._migrate_key_expr(key_column name, key_type regtype, time_zone text) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE key_type WHEN 'timestamptz'::regtype THEN pg_catalog.format('%I', key_column)
+                         WHEN 'timestamp'::regtype THEN pg_catalog.format('(%I AT TIME ZONE %L)', key_column, time_zone)
+                         ELSE pg_catalog.format('(%I::pg_catalog.timestamp AT TIME ZONE %L)', key_column, time_zone) END;
+END;
 
 -- What the rows look like: how many (counted when small or never analyzed, else
 -- pg_class.reltuples), whether the key has NULLs, its oldest and newest value.
@@ -1141,6 +1668,114 @@ BEGIN
                  FROM unnest(starts, bucket_rows) AS u(s, n) ORDER BY u.s;
 END $$;
 
+-- ==== src/87_migrate_capture.sql
+-- Migration, 2 of 5: building the partitioned copy in its stage schema, and capturing
+-- the source's changes while it is copied.
+
+-- An index's key columns as a template column list: each column or (expression) with
+-- its ordering; INCLUDE columns ride along (the template wraps the list in parentheses).
+CREATE OR REPLACE FUNCTION timepart._migrate_index_columns(idx regclass) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT string_agg(CASE WHEN x.indkey[k - 1] = 0 THEN '(' || pg_catalog.pg_get_indexdef(x.indexrelid, k, true) || ')'
+                           ELSE pg_catalog.pg_get_indexdef(x.indexrelid, k, true) END
+                      || CASE WHEN k > x.indnkeyatts THEN ''
+                              WHEN x.indoption[k - 1] & 3 = 3 THEN ' DESC'
+                              WHEN x.indoption[k - 1] & 3 = 1 THEN ' DESC NULLS LAST'
+                              WHEN x.indoption[k - 1] & 3 = 2 THEN ' NULLS FIRST' ELSE '' END
+                      || CASE WHEN k = x.indnkeyatts AND x.indnatts > x.indnkeyatts THEN ') INCLUDE (' WHEN k < x.indnatts THEN ', ' ELSE '' END,
+                      '' ORDER BY k)
+    FROM pg_catalog.pg_index x, pg_catalog.generate_series(1, x.indnatts) k
+    WHERE x.indexrelid = idx;
+END;
+
+-- The columns that identify a row in the change log: the primary key, else the whole row.
+CREATE OR REPLACE FUNCTION timepart._migrate_row_key(source regclass) RETURNS name[]
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT array_agg(a.attname ORDER BY k.n)
+    FROM pg_catalog.pg_constraint c, unnest(c.conkey) WITH ORDINALITY AS k(attnum, n), pg_catalog.pg_attribute a
+    WHERE c.conrelid = source AND c.contype = 'p' AND a.attrelid = source AND a.attnum = k.attnum;
+END;
+
+-- The change log's columns: the row key, or every copied column.
+CREATE OR REPLACE FUNCTION timepart._migrate_key_list(source regclass, row_key name[]) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN row_key IS NULL THEN timepart._column_list(source)
+                ELSE (SELECT string_agg(pg_catalog.quote_ident(k), ', ' ORDER BY n) FROM unnest(row_key) WITH ORDINALITY AS u(k, n)) END;
+END;
+
+-- What pg_get_triggerdef prints before " ON <table> ": CREATE [CONSTRAINT ]TRIGGER, the
+-- quoted name, the timing, and the events with UPDATE's columns (ruleutils' order).
+CREATE OR REPLACE FUNCTION timepart._trigger_head(trigger_oid oid) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT 'CREATE ' || CASE WHEN t.tgconstraint <> 0 THEN 'CONSTRAINT ' ELSE '' END || 'TRIGGER ' || pg_catalog.quote_ident(t.tgname) || ' '
+           || CASE WHEN t.tgtype & 2 <> 0 THEN 'BEFORE' WHEN t.tgtype & 64 <> 0 THEN 'INSTEAD OF' ELSE 'AFTER' END || ' '
+           || pg_catalog.concat_ws(' OR ', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+                                   CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' || coalesce(' OF ' || (
+                                       SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.n)
+                                       FROM unnest(t.tgattr::int2[]) WITH ORDINALITY k(attnum, n)
+                                       JOIN pg_catalog.pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = k.attnum), '') END,
+                                   CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END)
+    FROM pg_catalog.pg_trigger t WHERE t.oid = trigger_oid;
+END;
+
+-- The statements that give the copy (the partitioned table, before any partition is
+-- made) what the source has besides its columns and constraints. Triggers come
+-- disabled (_migrate_move_triggers enables them at the swap).
+CREATE OR REPLACE FUNCTION timepart._migrate_carry_statements(source regclass, target regclass) RETURNS SETOF text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT format('GRANT %s (%I) ON %s TO %s%s', g.privilege_type, a.attname, target,
+                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+    FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) g
+    WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+      AND g.grantee <> (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = source)
+    UNION ALL
+    SELECT format('COMMENT ON TABLE %s IS %L', target, pg_catalog.obj_description(source, 'pg_class'))
+    WHERE pg_catalog.obj_description(source, 'pg_class') IS NOT NULL
+    UNION ALL
+    SELECT format('COMMENT ON CONSTRAINT %I ON %s IS %L', k.conname, target, pg_catalog.obj_description(k.oid, 'pg_constraint'))
+    FROM pg_catalog.pg_constraint k
+    WHERE k.conrelid = source AND k.contype IN ('p', 'u', 'f') AND pg_catalog.obj_description(k.oid, 'pg_constraint') IS NOT NULL
+    UNION ALL
+    SELECT format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', target, a.attname, a.attstattarget)
+    FROM pg_catalog.pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget >= 0
+    UNION ALL
+    SELECT format('ALTER TABLE %s REPLICA IDENTITY %s', target, CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING'
+           ELSE (SELECT format('USING INDEX %I', i.relname) FROM pg_catalog.pg_index x JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+                 WHERE x.indrelid = source AND x.indisreplident) END)
+    FROM pg_catalog.pg_class c WHERE c.oid = source AND c.relreplident <> 'd'
+    UNION ALL
+    SELECT format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.policyname, target, p.permissive, p.cmd,
+                  (SELECT string_agg(CASE WHEN r = 'public' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r) END, ', ') FROM unnest(p.roles) r),
+                  ' USING (' || p.qual || ')', ' WITH CHECK (' || p.with_check || ')')
+    FROM pg_catalog.pg_policies p
+    WHERE p.schemaname = (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source)
+      AND p.tablename = (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source)
+    UNION ALL
+    SELECT format('ALTER TABLE %s %s ROW LEVEL SECURITY', target, w)
+    FROM pg_catalog.pg_class c, LATERAL (VALUES ('ENABLE', c.relrowsecurity), ('FORCE', c.relforcerowsecurity)) v(w, is_set)
+    WHERE c.oid = source AND v.is_set
+    UNION ALL
+    -- A trigger's definition with the copy's name at the one place the table is named:
+    -- right after the head (name, timing, events, columns) PostgreSQL prints, rebuilt
+    -- here, so a name or column that looks like " ON table " is never the one replaced.
+    -- Were the head not where expected, the statement is NULL and _migrate_carry refuses.
+    SELECT s FROM pg_catalog.pg_trigger t,
+           LATERAL (SELECT pg_catalog.pg_get_triggerdef(t.oid) AS def,
+                           (SELECT format(' ON %I.%I ', n.nspname, c.relname) FROM pg_catalog.pg_class c
+                            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source) AS was,
+                           pg_catalog.length(timepart._trigger_head(t.oid)) AS at) d,
+           LATERAL (VALUES (CASE WHEN pg_catalog.substr(d.def, d.at + 1, pg_catalog.length(d.was)) = d.was
+                                 THEN overlay(d.def PLACING ' ON ' || target::text || ' ' FROM d.at + 1 FOR pg_catalog.length(d.was)) END),
+                           (format('ALTER TABLE %s DISABLE TRIGGER %I', target, t.tgname))) x(s)
+    WHERE t.tgrelid = source AND NOT t.tgisinternal AND t.tgname NOT LIKE 'timepart\_migrate\_%';
+END;
+
 -- At the swap: the copy joins every publication the source is in by name, with the same
 -- column list and row filter, and the old table leaves them. As timepart's owner (SECURITY
 -- DEFINER): the publications may belong to someone else, and ALTER PUBLICATION runs no
@@ -1181,6 +1816,28 @@ BEGIN
     END LOOP;
     RETURN moved;
 END $$;
+
+-- ==== src/88_migrate_copy.sql
+-- Migration, 3 of 5: the batch copy by block ranges and the catch-up of captured
+-- changes, each verified as it goes, so the swap has only the last changes to check.
+--
+-- The invariant: a row whose key is not in the change log has not changed since the
+-- capture began, sits at a fixed ctid and is copied exactly once, by its batch. So each
+-- batch checks that the rows of its blocks not in the log are exactly (count and
+-- checksum) the rows it inserted not in the log; each catch-up round checks that what it
+-- inserted is exactly the source's rows for the keys it applied. A logged key is
+-- re-synchronised, and so checked, by a later round. Running totals of the copy's rows
+-- and checksum are kept in timepart.migrations.
+
+-- How many blocks hold about batch_size rows, from the table's statistics (or its size).
+CREATE OR REPLACE FUNCTION timepart._migrate_batch_blocks(source regclass, batch_size integer) RETURNS integer
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT greatest(1, least(1000000, CASE WHEN c.relpages > 0 AND c.reltuples > 0
+                                           THEN batch_size / (c.reltuples / c.relpages)
+                                           ELSE batch_size / 50 END))::integer
+    FROM pg_catalog.pg_class c WHERE c.oid = source;
+END;
 
 -- The copy and the catch-up write the copy and the change log and read the source; a rule
 -- on one of them (its owner may add one at any time) would rewrite those statements.
@@ -1260,6 +1917,20 @@ BEGIN
     RETURN copied;
 END $$;
 
+-- The join condition between a table row (alias a) and a change log row (alias b):
+-- equal primary keys, or equal whole rows compared as text (works for every type).
+CREATE OR REPLACE FUNCTION timepart._migrate_match(m timepart.migrations) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN m.row_key IS NULL
+                THEN format('ROW(%1$s)::text = ROW(%2$s)::text',
+                            (SELECT string_agg('a.' || pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                             WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
+                            (SELECT string_agg('b.' || pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a
+                             WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''))
+                ELSE (SELECT string_agg(format('a.%1$I = b.%1$I', k), ' AND ') FROM unnest(m.row_key) k) END;
+END;
+
 -- Applies up to max_changes logged changes: the logged keys' rows in the copy are
 -- replaced by the source's current rows (a key logged twice needs no DISTINCT: the
 -- join deletes each row once and the semi-join inserts each once). The applied log rows are deleted in the same
@@ -1306,6 +1977,14 @@ BEGIN
     END IF;
     RETURN applied;
 END $$;
+
+-- The order-independent checksum of rows (alias-free columns of the source): the sum of
+-- 64-bit hashes of each row as text, 0 for none.
+CREATE OR REPLACE FUNCTION timepart._migrate_hash_sum(source regclass) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT format('coalesce(sum(pg_catalog.hashtextextended(ROW(%s)::pg_catalog.text, 0)), 0)', timepart._column_list(source));
+END;
 
 -- The swap, in the caller's (short) transaction: writes wait (EXCLUSIVE lock), the last
 -- changes are applied and verified, then, under ACCESS EXCLUSIVE, the user's triggers
@@ -1530,6 +2209,199 @@ BEGIN
     RETURN true;
 END $$;
 
+-- ==== src/90_compat.sql
+-- The seed's names, callable unqualified with the default search_path, acting on
+-- email_events. Each finds email_events along the caller's search_path, so with one
+-- email_events per tenant schema `SET search_path = tenant_a, public` picks tenant_a's.
+--
+-- That is why these wrappers, unlike the rest of timepart, carry no pinned search_path:
+-- a pinned path would hide the caller's. Each is one SQL statement in which the path
+-- chooses nothing but the table: every function is schema-qualified, no operator is
+-- written, and the work happens in the pinned timepart function it calls. They run as
+-- the caller (SECURITY INVOKER).
+
+-- The seed's names timepart puts in public, and their signatures.
+CREATE OR REPLACE FUNCTION timepart._public_names() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['create_email_events_partition', 'maintain_email_events_partitions', 'cleanup_old_email_events_partitions',
+             'get_email_events_partition_stats', 'get_partition_maintenance_log'];
+
+CREATE OR REPLACE FUNCTION timepart._public_signatures() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['public.create_email_events_partition(date,date)', 'public.maintain_email_events_partitions(integer)',
+             'public.cleanup_old_email_events_partitions(integer)', 'public.get_email_events_partition_stats()',
+             'public.get_partition_maintenance_log(integer)'];
+
+-- The relation of a name in the first of the schemas (the caller's search_path as
+-- current_schemas(false) gives it: pg_temp only where the caller put it, never first).
+CREATE OR REPLACE FUNCTION timepart._on_path(relation_name name, schemas name[]) RETURNS regclass
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT c.oid::regclass FROM unnest(schemas) WITH ORDINALITY s(nsp, i)
+            JOIN pg_catalog.pg_namespace n ON n.nspname = s.nsp
+            JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = relation_name
+            ORDER BY s.i LIMIT 1);
+END $$;
+
+CREATE OR REPLACE FUNCTION public.create_email_events_partition(start_date date, end_date date)
+RETURNS text LANGUAGE sql
+BEGIN ATOMIC
+    SELECT timepart._seed_create_partition(timepart._on_path('email_events', pg_catalog.current_schemas(false)), start_date, end_date);
+END;
+
+CREATE OR REPLACE FUNCTION public.maintain_email_events_partitions(months_ahead integer DEFAULT 6)
+RETURNS jsonb LANGUAGE sql
+BEGIN ATOMIC
+    SELECT timepart.maintain(timepart._email_events(timepart._on_path('email_events', pg_catalog.current_schemas(false))), months_ahead);
+END;
+
+CREATE OR REPLACE FUNCTION public.cleanup_old_email_events_partitions(retention_months integer)
+RETURNS TABLE (partition_name text, record_count bigint) LANGUAGE sql
+BEGIN ATOMIC
+    SELECT * FROM timepart._seed_cleanup(timepart._on_path('email_events', pg_catalog.current_schemas(false)), retention_months);
+END;
+
+CREATE OR REPLACE FUNCTION public.get_email_events_partition_stats()
+RETURNS TABLE (name text, period text, record_count bigint, size_mb numeric, oldest_record timestamptz,
+               newest_record timestamptz, range_start timestamptz, range_end timestamptz, exact boolean)
+LANGUAGE sql
+BEGIN ATOMIC
+    SELECT * FROM timepart._seed_stats(timepart._on_path('email_events', pg_catalog.current_schemas(false)));
+END;
+
+CREATE OR REPLACE FUNCTION public.get_partition_maintenance_log(max_rows integer DEFAULT 100)
+RETURNS SETOF timepart.maintenance_log LANGUAGE sql
+BEGIN ATOMIC
+    SELECT * FROM timepart.get_maintenance_log(max_rows);
+END;
+
+-- Nobody else may take the seed's names. They are called unqualified, so an overload
+-- in public (PostgreSQL prefers create_email_events_partition(text, text) to timepart's
+-- (date, date) for two quoted literals), or a function or relation of the same name in
+-- a schema earlier on the caller's path (a role's "$user" schema), would run instead,
+-- with the caller's rights. Whatever timepart did not make under those names is a
+-- shadow: the install refuses while there is one, and an event trigger refuses the DDL
+-- that would make one, by anyone.
+CREATE OR REPLACE FUNCTION timepart._seed_shadows() RETURNS SETOF text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    maker oid := (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'timepart');
+BEGIN
+    RETURN QUERY
+    SELECT format('function %s owned by %s', p.oid::regprocedure, p.proowner::regrole)
+    FROM pg_catalog.pg_proc p
+    WHERE p.proname = ANY (timepart._public_names())
+      AND NOT (p.pronamespace = 'public'::regnamespace AND p.proowner = maker
+               AND p.oid::regprocedure::text = ANY (timepart._public_signatures()))
+    UNION ALL
+    SELECT format('%s %s owned by %s', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'relation' END, c.oid::regclass, c.relowner::regrole)
+    FROM pg_catalog.pg_class c
+    WHERE c.relname = 'partition_maintenance_log'
+      AND NOT (c.relnamespace = 'public'::regnamespace AND c.relowner = maker AND c.relkind = 'v');
+END $$;
+
+-- The refusal for a shadow of the seed's names, with what to do.
+CREATE OR REPLACE FUNCTION timepart._refuse_seed_shadows() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    found text := (SELECT string_agg(s, '; ' ORDER BY s) FROM timepart._seed_shadows() s);
+BEGIN
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'the seed''s names are timepart''s' USING ERRCODE = '42723',
+            DETAIL = format('Found: %s. Called unqualified, it would run instead of timepart''s, with the caller''s rights.', found),
+            HINT = 'Drop or rename it: create_email_events_partition, maintain_email_events_partitions, '
+                   'cleanup_old_email_events_partitions, get_email_events_partition_stats, get_partition_maintenance_log and '
+                   'partition_maintenance_log are timepart''s names in this database.';
+    END IF;
+END $$;
+
+SELECT timepart._refuse_seed_shadows();
+
+-- The event trigger's function: after any DDL that can make a function or a relation, or
+-- move or rename one. As timepart's owner (SECURITY DEFINER): it reads the catalog only,
+-- whoever ran the DDL, and refuses nothing but a shadow.
+CREATE OR REPLACE FUNCTION timepart._guard_seed_names() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._refuse_seed_shadows();
+END $$;
+
+DO $$
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names') THEN
+        CREATE EVENT TRIGGER timepart_seed_names ON ddl_command_end
+            WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE', 'CREATE AGGREGATE',
+                         'ALTER AGGREGATE', 'ALTER ROUTINE', 'CREATE VIEW', 'ALTER VIEW', 'CREATE TABLE',
+                         'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
+                         'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SEQUENCE',
+                         'ALTER SEQUENCE', 'ALTER SCHEMA', 'CREATE SCHEMA', 'CREATE EXTENSION', 'ALTER EXTENSION')
+            EXECUTE FUNCTION timepart._guard_seed_names();
+    END IF;
+END $$;
+
+-- ==== src/95_install.sql
+-- What the installer asks the database before it removes a script-mode install: the
+-- objects timepart put outside its schema, and the user objects that depend on timepart.
+-- The facts live here, next to the objects, so the Python side derives none of them.
+
+-- The objects timepart created outside schema timepart (its event trigger, the seed's
+-- names in public), in the order they must be dropped (a seed view depends on the log).
+-- PL/pgSQL: its body names functions defined later in the script.
+CREATE OR REPLACE FUNCTION timepart._installed_objects() RETURNS TABLE (kind text, name text)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    SELECT 'EVENT TRIGGER'::text, pg_catalog.quote_ident(e.evtname::text) FROM pg_catalog.pg_event_trigger e
+    WHERE e.evtname IN ('timepart_drop_jobs', 'timepart_seed_names')
+    UNION ALL
+    SELECT 'VIEW'::text, c.oid::regclass::text FROM pg_catalog.pg_class c
+    WHERE c.oid = pg_catalog.to_regclass('public.partition_maintenance_log')
+    UNION ALL
+    SELECT 'FUNCTION'::text, p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'public'::regnamespace AND p.proname = ANY (timepart._public_names());
+END $$;
+
+-- Objects outside schema timepart that depend on something inside it (a user's view on
+-- timepart.config, a column of a timepart type, ...). An uninstall refuses while there
+-- are any, as DROP EXTENSION without CASCADE does.
+CREATE OR REPLACE FUNCTION timepart._outside_dependents() RETURNS SETOF text
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    WITH ours AS (
+        SELECT 'pg_catalog.pg_class'::regclass AS classid, c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'timepart'::regnamespace
+        UNION ALL SELECT 'pg_catalog.pg_proc'::regclass, p.oid FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'timepart'::regnamespace
+        UNION ALL SELECT 'pg_catalog.pg_type'::regclass, t.oid FROM pg_catalog.pg_type t WHERE t.typnamespace = 'timepart'::regnamespace
+    ), mine AS (  -- timepart's own objects outside its schema go with it
+        SELECT i.name::regprocedure::oid AS oid FROM timepart._installed_objects() i WHERE i.kind = 'FUNCTION'
+        UNION ALL
+        SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = pg_catalog.to_regclass('public.partition_maintenance_log')
+        UNION ALL
+        SELECT e.oid FROM pg_catalog.pg_event_trigger e WHERE e.evtname IN ('timepart_drop_jobs', 'timepart_seed_names')
+    ), dependents AS (
+        -- The schema each dependent lives in: its own, or its table's.
+        SELECT d.classid, d.objid, d.objsubid,
+               CASE d.classid
+                   WHEN 'pg_catalog.pg_class'::regclass THEN (SELECT x.relnamespace FROM pg_catalog.pg_class x WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_proc'::regclass THEN (SELECT x.pronamespace FROM pg_catalog.pg_proc x WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_type'::regclass THEN (SELECT x.typnamespace FROM pg_catalog.pg_type x WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_constraint'::regclass THEN (SELECT x.connamespace FROM pg_catalog.pg_constraint x WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_rewrite'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_rewrite x
+                                                                JOIN pg_catalog.pg_class c ON c.oid = x.ev_class WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_attrdef'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_attrdef x
+                                                                JOIN pg_catalog.pg_class c ON c.oid = x.adrelid WHERE x.oid = d.objid)
+                   WHEN 'pg_catalog.pg_trigger'::regclass THEN (SELECT c.relnamespace FROM pg_catalog.pg_trigger x
+                                                                JOIN pg_catalog.pg_class c ON c.oid = x.tgrelid WHERE x.oid = d.objid)
+               END AS home
+        FROM pg_catalog.pg_depend d JOIN ours o ON o.classid = d.refclassid AND o.oid = d.refobjid
+        WHERE d.deptype = 'n' AND d.objid NOT IN (SELECT m.oid FROM mine m)
+    )
+    SELECT DISTINCT pg_catalog.pg_describe_object(x.classid, x.objid, x.objsubid) FROM dependents x
+    WHERE x.home IS DISTINCT FROM 'timepart'::regnamespace
+    ORDER BY 1;
+END $$;
+
 -- ==== src/99_security.sql
 -- Security, in one place: the two roles, who may execute and read what, which
 -- functions act with the owner's rights (SECURITY DEFINER), and a pinned search_path.
@@ -1620,11 +2492,22 @@ BEGIN
     RETURN NEW;
 END $$;
 
+-- Which public functions a role may call. Everything else in the schema is private.
+CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
+                 'timepart.metrics', 'timepart.growth', 'timepart.period_of',
+                 'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log',
+                 'timepart._email_events', 'timepart._seed_stats', 'timepart._on_path'];
+END;
+
 -- Functions that act with timepart's owner's rights: the readers (they read user tables
 -- through executors and timepart's own tables), the writers of timepart's own tables,
 -- the makers of objects handed to an owner, and partition_admin's route (63_admin.sql).
 CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
                  'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
                  'timepart.snapshot_stats', 'timepart.check_alerts',
@@ -1632,8 +2515,18 @@ LANGUAGE sql IMMUTABLE AS $$
                  'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
                  'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition',
                  'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock',
-                 'timepart._drop_jobs_with_extension']
-$$;
+                 'timepart._drop_jobs_with_extension', 'timepart._guard_seed_names'];
+END;
+
+-- Functions nobody but timepart's owner may execute: trigger functions (which must not
+-- be attached to anyone's table) and the executor factory's helpers.
+CREATE OR REPLACE FUNCTION timepart._private_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard', 'timepart._drop_jobs_with_extension',
+                 'timepart._guard_seed_names',
+                 'timepart._written_by_timepart', 'timepart._template_guard'];
+END;
 
 CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void
 LANGUAGE plpgsql AS $$

@@ -42,7 +42,7 @@ DECLARE mine_cur CURSOR WITH HOLD FOR SELECT 1;
 
 CREATE FUNCTION pg_temp.session_clean() RETURNS text LANGUAGE sql AS $$
     SELECT concat_ws('; ',
-        CASE WHEN to_regclass('pg_temp.partition_maintenance_log') IS NOT NULL THEN 'a temporary view' END,
+        CASE WHEN to_regclass('pg_temp.pg_stat_database') IS NOT NULL THEN 'a temporary view' END,
         CASE WHEN to_regtype('pg_temp.regclass') IS NOT NULL THEN 'a temporary domain' END,
         CASE WHEN to_regclass('pg_temp.mine') IS NULL THEN 'the session''s temporary table is gone' END,
         CASE WHEN EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name = 'evil_stmt' OR statement LIKE '%666%') THEN 'a prepared statement' END,
@@ -64,7 +64,7 @@ SELECT is(pg_temp.session_clean(), '', 'the session starts clean');
 -- back (a prepared statement or cursor the owner's code dropped: the step still fails).
 CREATE TABLE public.tries (what text, label text, gone text);
 INSERT INTO public.tries VALUES
-    ('CREATE TEMP VIEW partition_maintenance_log AS SELECT 1', 'a temporary view named like the seed''s log', ''),
+    ('CREATE TEMP VIEW pg_stat_database AS SELECT 1', 'a temporary view named like a catalog view', ''),
     ('CREATE DOMAIN pg_temp.regclass AS text', 'a temporary domain named regclass', ''),
     ('DISCARD TEMP', 'dropping the session''s temporary objects', ''),
     ('PREPARE evil_stmt AS SELECT 1', 'a prepared statement', ''),
