@@ -12,3 +12,8 @@ WHERE lock_timeout < interval '1 millisecond'
 ALTER TABLE timepart.config DROP CONSTRAINT config_lock_timeout_bounded;
 ALTER TABLE timepart.config ADD CONSTRAINT config_lock_timeout_bounded CHECK (lock_timeout >= interval '1 millisecond'
     AND lock_timeout <= interval '1 minute' AND extract(epoch FROM lock_timeout) * 1000 = floor(extract(epoch FROM lock_timeout) * 1000));
+
+-- 0.13: the capture triggers as made, checked at every batch, round and the swap (a
+-- migration under way gets its mark at its next batch).
+ALTER TABLE timepart.migrations ADD COLUMN capture_triggers text;
+COMMENT ON COLUMN timepart.migrations.capture_triggers IS 'The capture triggers as made (timepart._capture_mark): checked at every batch, round and the swap';

@@ -84,6 +84,19 @@ BEGIN ATOMIC
           WHERE s.starelid = rel AND a.attname = column_name ORDER BY s.stainherit LIMIT 1) h;
 END;
 
+-- Whether a role could read every row's key itself: it may act on the table (owner,
+-- member, superuser), or it may SELECT the key column and no row security hides rows from
+-- it (none on the table, or the role bypasses it). Only then are exact key values shown.
+CREATE OR REPLACE FUNCTION timepart._reads_every_row(who name, tbl regclass, key_column name) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(timepart._may_act(who, tbl), false)
+        OR coalesce(pg_catalog.has_column_privilege(who, tbl, key_column, 'SELECT')
+                    AND NOT (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl)
+                    OR (SELECT r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) who)
+                       AND pg_catalog.has_column_privilege(who, tbl, key_column, 'SELECT'), false);
+END;
+
 -- Live partitions up to this size are counted exactly on every read (a few ms at most).
 CREATE OR REPLACE FUNCTION timepart._exact_limit_bytes() RETURNS bigint
 LANGUAGE sql IMMUTABLE
@@ -102,7 +115,8 @@ RETURNS TABLE (parent_table text, partition_name text, period text, range_start 
                index_count integer, is_default boolean, exact boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 /* One row per partition of every managed table (or one). oldest_record and newest_record
-   are NULL for a caller that may not SELECT the table, unless monitor_sees_values. exact = true: the snapshot's
+   are NULL for a caller that could not read every row's key itself (no SELECT on it, or row security hides rows
+   from it), unless monitor_sees_values. exact = true: the snapshot's
    exact figures for a sealed partition unchanged since, or a live partition under
    10 MB counted now; false: estimates (row count from statistics, size from relpages,
    oldest and newest from the ANALYZE histogram). */
@@ -128,8 +142,8 @@ BEGIN
     -- Exact key values are data: shown to roles that may read the table, or when its
     -- owner allows. Decided once per table (materialized, so not once per partition).
     WITH tables AS MATERIALIZED (
-        SELECT c.parent, c.time_zone, c.key_column, c.key_type, coalesce(c.monitor_sees_values OR timepart._may_act(who, c.parent)
-                             OR pg_catalog.has_table_privilege(who, c.parent, 'SELECT'), false) AS reveal
+        SELECT c.parent, c.time_zone, c.key_column, c.key_type,
+               c.monitor_sees_values OR timepart._reads_every_row(who, c.parent, c.key_column) AS reveal
         FROM timepart._managed(partition_stats.parent) c
     ), parts AS (
         SELECT c.parent, c.time_zone, c.key_column, c.key_type, c.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
@@ -261,16 +275,25 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION timepart.snapshot_stats(timestamptz) IS 'Stores today''s exact per-partition figures; unchanged partitions are not recounted';
 
+-- The snapshot's count of a partition while it has not changed since, else NULL. As
+-- timepart's owner (SECURITY DEFINER): stats_history, which also holds exact key values,
+-- is readable by no caller, yet a table owner's cleanup counts its rows through it; a
+-- count is what partition_stats shows any monitor.
+CREATE OR REPLACE FUNCTION timepart._snapshot_count(rel oid) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT h.record_count FROM timepart.stats_history h
+            WHERE h.partition_oid = rel AND h.changes_seen = timepart._changes(rel)
+            ORDER BY h.snapshot_date DESC LIMIT 1);
+END $$;
+
 -- Exact rows of a partition: the snapshot's count while the partition has not changed
 -- since, else a count(*).
 CREATE OR REPLACE FUNCTION timepart._record_count(rel oid) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    n bigint;
+    n bigint := timepart._snapshot_count(rel);
 BEGIN
-    SELECT h.record_count INTO n FROM timepart.stats_history h
-    WHERE h.partition_oid = rel AND h.changes_seen = timepart._changes(rel)
-    ORDER BY h.snapshot_date DESC LIMIT 1;
     IF n IS NULL THEN
         n := timepart._read_as_owner(rel::regclass, format('SELECT pg_catalog.to_jsonb(count(*)) FROM %s', rel::regclass))::text::bigint;
     END IF;

@@ -52,6 +52,7 @@ CREATE TABLE timepart.migrations (
     started_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at         timestamptz,
+    capture_triggers    text,
     CONSTRAINT migrations_state_known CHECK (state IN ('copying', 'catching_up', 'done', 'aborted')),
     CONSTRAINT migrations_blocks_in_range CHECK (next_block >= 0 AND next_block <= last_block AND blocks_per_batch > 0)
 );
@@ -61,6 +62,7 @@ SELECT timepart._config_dump('timepart.migrations');
 SELECT timepart._config_dump('timepart.migrations_id_seq');
 COMMENT ON TABLE timepart.migrations IS 'Progress of timepart.migrate runs, committed with every batch so a run can resume';
 COMMENT ON COLUMN timepart.migrations.next_block IS 'First block of the source not copied yet; committed with the batch that copied the blocks before it';
+COMMENT ON COLUMN timepart.migrations.capture_triggers IS 'The capture triggers as made (timepart._capture_mark): checked at every batch, round and the swap';
 COMMENT ON COLUMN timepart.migrations.row_key IS 'Columns that identify a row in the change log (the primary key); NULL: the whole row';
 
 -- Rows per second assumed by migrate_plan's time estimate (measured by bench/migrate.py).

@@ -153,6 +153,36 @@ BEGIN ATOMIC
                 ELSE (SELECT string_agg(pg_catalog.quote_ident(k), ', ' ORDER BY n) FROM unnest(row_key) WITH ORDINALITY AS u(k, n)) END;
 END;
 
+-- The capture triggers as they are now: each one's row in pg_trigger (oid, enabled state,
+-- and where the row is: ALTER TABLE ... DISABLE or ENABLE TRIGGER writes a new one). The
+-- mark taken when they were made must hold at every batch, round and at the swap: a
+-- trigger disabled and enabled again in between missed the changes made meanwhile.
+CREATE OR REPLACE FUNCTION timepart._capture_mark(source regclass) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s:%s', t.oid, t.tgenabled, t.ctid), ',' ORDER BY t.tgname)
+    FROM pg_catalog.pg_trigger t
+    WHERE t.tgrelid OPERATOR(pg_catalog.=) source AND t.tgname OPERATOR(pg_catalog.~~) 'timepart\_migrate\_%';
+END;
+
+-- The refusal when the capture is not as it was made (or a migration begun before 0.13,
+-- which has no mark: it gets one now).
+CREATE OR REPLACE FUNCTION timepart._migrate_check_capture(m timepart.migrations) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_mark text := timepart._capture_mark(m.source);
+BEGIN
+    IF m.capture_triggers IS NULL THEN
+        UPDATE timepart.migrations g SET capture_triggers = now_mark WHERE g.id = m.id;
+    ELSIF now_mark IS DISTINCT FROM m.capture_triggers
+          OR (SELECT count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE 'timepart\_migrate\_%'
+              AND t.tgenabled IN ('A', 'O')) <> 4 THEN
+        RAISE EXCEPTION 'the change capture of % was disabled, dropped or altered during the migration', m.source USING ERRCODE = 'XX001',
+            DETAIL = 'A change made while it was not capturing may be missing from the partitioned copy; nothing more is copied or swapped.',
+            HINT = format('SELECT timepart.migrate_abort(%L) removes the copy; then migrate again.', m.source::text);
+    END IF;
+END $$;
+
 -- Installs the change log and its triggers on the source.
 CREATE OR REPLACE FUNCTION timepart._migrate_install_capture(source regclass, stage name, row_key name[]) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -239,9 +269,10 @@ BEGIN
     PERFORM timepart._migrate_install_capture(source, stage, row_key);
     blocks := pg_catalog.pg_relation_size(source) / pg_catalog.current_setting('block_size')::bigint;
     INSERT INTO timepart.migrations AS g (source, source_name, target, stage_schema, key_column, partition_interval, time_zone,
-                                          retention, row_key, source_filenode, last_block, blocks_per_batch, rows_estimated)
+                                          retention, row_key, source_filenode, last_block, blocks_per_batch, rows_estimated,
+                                          capture_triggers)
     VALUES (source, source::text, target, stage, key_column, partition_interval, time_zone, retention, row_key, pg_catalog.pg_relation_filenode(source),
-            blocks, timepart._migrate_batch_blocks(source, batch_size), rows_estimated)
+            blocks, timepart._migrate_batch_blocks(source, batch_size), rows_estimated, timepart._capture_mark(source))
     RETURNING * INTO m;
     PERFORM timepart._log('migrate_prepare', source, target::text, true,
         jsonb_build_object('target', target::text, 'templates', to_jsonb(templates), 'row_key', to_jsonb(row_key),

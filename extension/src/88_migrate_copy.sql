@@ -49,6 +49,7 @@ DECLARE
     cols text := timepart._column_list(m.source);
 BEGIN
     PERFORM timepart._migrate_check_rules(m);
+    PERFORM timepart._migrate_check_capture(m);
     EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', m.source);
     IF pg_catalog.pg_relation_filenode(m.source) <> m.source_filenode THEN
         RAISE NOTICE 'timepart.migrate: % was rewritten; copying it again from the start', m.source;
@@ -129,6 +130,7 @@ DECLARE
     r jsonb;
 BEGIN
     PERFORM timepart._migrate_check_rules(m);
+    PERFORM timepart._migrate_check_capture(m);
     r := timepart._as_owner(m.source, format($q$
         WITH d AS (DELETE FROM %1$I.changes c WHERE c.ctid = ANY (ARRAY(SELECT ctid FROM %1$I.changes LIMIT %2$s)) RETURNING %3$s),
         gone AS (DELETE FROM %4$s a USING d b WHERE %5$s RETURNING a.*),

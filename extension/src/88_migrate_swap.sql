@@ -82,13 +82,8 @@ BEGIN
     PERFORM pg_catalog.set_config('lock_timeout', greatest(1, ceil(extract(epoch FROM lock_wait) * 1000))::bigint::text || 'ms', true);
     EXECUTE format('LOCK TABLE ONLY %s IN EXCLUSIVE MODE', m.source);
     -- Every change since the copy began went through the capture triggers: they must all
-    -- still be there and enabled, or the copy may have missed one.
-    IF (SELECT count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE 'timepart\_migrate\_%'
-        AND t.tgenabled IN ('A', 'O')) <> 4 THEN
-        RAISE EXCEPTION 'the change capture of % was disabled or dropped; nothing was swapped', m.source USING ERRCODE = 'XX001',
-            DETAIL = 'A change made meanwhile may be missing from the partitioned copy.',
-            HINT = format('SELECT timepart.migrate_abort(%L) removes the copy; then migrate again.', m.source::text);
-    END IF;
+    -- still be there and enabled, never altered since, or the copy may have missed one.
+    PERFORM timepart._migrate_check_capture(m);
     LOOP
         n := timepart._migrate_catch_up(m, 1000000);
         last_changes := last_changes + n;

@@ -151,3 +151,25 @@ BEGIN
     RETURN true;
 END $$;
 COMMENT ON FUNCTION timepart.migrate_abort(regclass) IS 'Stops an unfinished timepart.migrate: drops the partitioned copy and the capture triggers; the source stays as it is';
+
+-- The newest migration of a table (by its name before or after the swap), for the
+-- table's owner: the checksums are sums of row hashes, so they are shown only to a
+-- role that may read the table's rows anyway (monitors read timepart.migrations without
+-- them).
+CREATE OR REPLACE FUNCTION timepart.migration(tbl regclass) RETURNS SETOF timepart.migrations
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    who name := timepart._caller();
+    m timepart.migrations;
+BEGIN
+    SELECT * INTO m FROM timepart.migrations g WHERE g.target = tbl OR g.source = tbl ORDER BY g.id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT (coalesce(timepart._may_act(who, m.target), false) OR coalesce(timepart._may_act(who, m.source), false)) THEN
+        m.source_checksum := NULL;
+        m.target_checksum := NULL;
+    END IF;
+    RETURN NEXT m;
+END $$;
+COMMENT ON FUNCTION timepart.migration(regclass) IS 'The newest timepart.migrate run of a table; checksums only for its owner';

@@ -225,43 +225,60 @@ DROP TRIGGER IF EXISTS migrations_owner_guard ON timepart.migrations;
 CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.migrations
     FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('source');
 
--- Which public functions a role may call. Everything else in the schema is private.
+-- Which public functions a monitor may call (partition_admin may call every function but
+-- the private ones).
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 BEGIN ATOMIC
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
-                 'timepart.metrics', 'timepart.growth', 'timepart.period_of',
+                 'timepart.metrics', 'timepart.growth', 'timepart.period_of', 'timepart.migration',
                  'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log',
                  'timepart._email_events', 'timepart._seed_stats', 'timepart._on_path'];
 END;
 
--- Functions that act with timepart's owner's rights: the readers (they read user tables
--- through executors and timepart's own tables), the writers of timepart's own tables,
--- the makers of objects handed to an owner, and partition_admin's route (63_admin.sql).
-CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
+-- Functions that act with timepart's owner's rights (SECURITY DEFINER), in three kinds;
+-- tests/pgtap/definers.sql checks that every such function is one of them, and that each
+-- entry point refuses what its caller may not do.
+-- * Readers and operations of the public API, which check their caller (_caller()).
+CREATE OR REPLACE FUNCTION timepart._definer_api() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 BEGIN ATOMIC
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
-                 'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
-                 'timepart.snapshot_stats', 'timepart.check_alerts',
-                 'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
-                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
-                 'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition',
-                 'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock',
-                 'timepart._drop_jobs_with_extension', 'timepart._guard_seed_names'];
+                 'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log', 'timepart.migration',
+                 'timepart.snapshot_stats', 'timepart.check_alerts'];
 END;
 
--- Functions nobody but timepart's owner may execute: trigger functions (which must not
--- be attached to anyone's table) and the executor factory's helpers.
+-- * Entry points that timepart's own code reaches while running as its caller, so the
+--   caller may execute them; each checks on its own, whoever calls it directly, that the
+--   caller may do what it does: make an owner's executor, an archive or stage schema,
+--   a partition's table, move a migration's triggers and publications, take a runner
+--   lock, run partition_admin's operations; or gives what any monitor sees (a count).
+CREATE OR REPLACE FUNCTION timepart._definer_entry_points() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT ARRAY['timepart._executor', 'timepart._archive_schema', 'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
+                 'timepart._migrate_publications', 'timepart._new_partition_table', 'timepart._admin_run',
+                 'timepart._admin_create_partition', 'timepart._runner_lock', 'timepart._runner_session_lock',
+                 'timepart._runner_session_unlock', 'timepart._snapshot_count'];
+END;
+
+-- * Private: trigger and event trigger functions, which nobody but timepart's owner may
+--   execute (nobody can attach them to a table).
 CREATE OR REPLACE FUNCTION timepart._private_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 BEGIN ATOMIC
-    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard', 'timepart._drop_jobs_with_extension',
-                 'timepart._guard_seed_names',
-                 'timepart._written_by_timepart', 'timepart._template_guard'];
+    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard',
+                 'timepart._drop_jobs_with_extension', 'timepart._guard_seed_names', 'timepart._written_by_timepart',
+                 'timepart._template_guard', 'timepart._jobs_guard'];
 END;
 
-
+-- Every function that acts with timepart's owner's rights.
+CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT timepart._definer_api() OPERATOR(pg_catalog.||) timepart._definer_entry_points()
+           OPERATOR(pg_catalog.||) ARRAY['timepart._migrate_capture', 'timepart._drop_jobs_with_extension', 'timepart._guard_seed_names'];
+END;
 
 CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void
 LANGUAGE plpgsql AS $$
@@ -323,6 +340,13 @@ BEGIN
         REVOKE SELECT ON timepart.stats_history FROM partition_monitor;
         -- Who holds a table is timepart's business only.
         REVOKE SELECT ON timepart.runners FROM partition_monitor;
+        -- A migration's checksums are sums of row hashes (a one-row table's could be guessed):
+        -- its owner reads them through timepart.migration().
+        REVOKE SELECT ON timepart.migrations FROM partition_monitor;
+        EXECUTE (SELECT format('GRANT SELECT (%s) ON timepart.migrations TO partition_monitor',
+                               string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum))
+                 FROM pg_catalog.pg_attribute a WHERE a.attrelid = 'timepart.migrations'::regclass AND a.attnum > 0
+                 AND NOT a.attisdropped AND a.attname NOT IN ('source_checksum', 'target_checksum'));
         GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
         -- Operations run as the caller, so an admin writes what they write, and no more:
         -- its own tables' configuration, templates and migrations (the guard checks

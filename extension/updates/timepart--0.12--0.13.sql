@@ -12,6 +12,11 @@ ALTER TABLE timepart.config DROP CONSTRAINT config_lock_timeout_bounded;
 ALTER TABLE timepart.config ADD CONSTRAINT config_lock_timeout_bounded CHECK (lock_timeout >= interval '1 millisecond'
     AND lock_timeout <= interval '1 minute' AND extract(epoch FROM lock_timeout) * 1000 = floor(extract(epoch FROM lock_timeout) * 1000));
 
+-- 0.13: the capture triggers as made, checked at every batch, round and the swap (a
+-- migration under way gets its mark at its next batch).
+ALTER TABLE timepart.migrations ADD COLUMN capture_triggers text;
+COMMENT ON COLUMN timepart.migrations.capture_triggers IS 'The capture triggers as made (timepart._capture_mark): checked at every batch, round and the swap';
+
 -- ---- gone, or changed in a way CREATE OR REPLACE cannot do
 DROP FUNCTION IF EXISTS timepart._lock_key(regclass);
 DROP FUNCTION IF EXISTS timepart._guarded_settings();
@@ -1356,6 +1361,19 @@ BEGIN ATOMIC
           WHERE s.starelid = rel AND a.attname = column_name ORDER BY s.stainherit LIMIT 1) h;
 END;
 
+-- Whether a role could read every row's key itself: it may act on the table (owner,
+-- member, superuser), or it may SELECT the key column and no row security hides rows from
+-- it (none on the table, or the role bypasses it). Only then are exact key values shown.
+CREATE OR REPLACE FUNCTION timepart._reads_every_row(who name, tbl regclass, key_column name) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT coalesce(timepart._may_act(who, tbl), false)
+        OR coalesce(pg_catalog.has_column_privilege(who, tbl, key_column, 'SELECT')
+                    AND NOT (SELECT c.relrowsecurity FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl)
+                    OR (SELECT r.rolbypassrls FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) who)
+                       AND pg_catalog.has_column_privilege(who, tbl, key_column, 'SELECT'), false);
+END;
+
 -- Live partitions up to this size are counted exactly on every read (a few ms at most).
 CREATE OR REPLACE FUNCTION timepart._exact_limit_bytes() RETURNS bigint
 LANGUAGE sql IMMUTABLE
@@ -1363,16 +1381,133 @@ BEGIN ATOMIC
     SELECT 10485760::bigint;
 END;
 
+CREATE OR REPLACE FUNCTION timepart.partition_stats(parent regclass DEFAULT NULL)
+RETURNS TABLE (parent_table text, partition_name text, period text, range_start timestamptz, range_end timestamptz,
+               record_count bigint, size_mb numeric, oldest_record timestamptz, newest_record timestamptz,
+               index_count integer, is_default boolean, exact boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+/* One row per partition of every managed table (or one). oldest_record and newest_record
+   are NULL for a caller that could not read every row's key itself (no SELECT on it, or row security hides rows
+   from it), unless monitor_sees_values. exact = true: the snapshot's
+   exact figures for a sealed partition unchanged since, or a live partition under
+   10 MB counted now; false: estimates (row count from statistics, size from relpages,
+   oldest and newest from the ANALYZE histogram). */
+DECLARE
+    who name := timepart._caller();  -- once: it reads the call stack
+    statistic boolean := pg_catalog.has_table_privilege('pg_catalog.pg_statistic', 'SELECT');
+BEGIN
+    IF partition_stats.parent IS NOT NULL THEN
+        PERFORM timepart._config(partition_stats.parent);
+    END IF;
+    -- Sizing and counting live partitions opens them: wait for a lock within the
+    -- (largest) lock budget of the tables read, never indefinitely.
+    PERFORM pg_catalog.set_config('lock_timeout', coalesce((SELECT timepart._lock_budget(c) FROM timepart.config c
+        WHERE partition_stats.parent IS NULL OR c.parent = partition_stats.parent ORDER BY c.lock_timeout DESC LIMIT 1), '100ms'), true);
+    -- First whether the database has any foreign table at all (pg_foreign_table is small).
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_table) THEN
+        IF EXISTS (SELECT 1 FROM timepart._managed(partition_stats.parent) c JOIN pg_catalog.pg_inherits i ON i.inhparent = c.parent
+                   JOIN pg_catalog.pg_class r ON r.oid = i.inhrelid WHERE r.relkind = 'f') THEN
+            RAISE NOTICE 'timepart: partition_stats skips foreign-table partitions';
+        END IF;
+    END IF;
+    RETURN QUERY
+    -- Exact key values are data: shown to roles that may read the table, or when its
+    -- owner allows. Decided once per table (materialized, so not once per partition).
+    WITH tables AS MATERIALIZED (
+        SELECT c.parent, c.time_zone, c.key_column, c.key_type,
+               c.monitor_sees_values OR timepart._reads_every_row(who, c.parent, c.key_column) AS reveal
+        FROM timepart._managed(partition_stats.parent) c
+    ), parts AS (
+        SELECT c.parent, c.time_zone, c.key_column, c.key_type, c.reveal, p.*, timepart._changes(p.partition_oid) AS changes,
+               (p.is_default OR p.range_end > now()) AS live
+        FROM tables c
+        CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) p
+        WHERE (partition_stats.parent IS NULL OR c.parent = partition_stats.parent)
+          -- Foreign-table partitions: counting them would read remote data (said below).
+          AND p.relkind <> 'f'
+    ), snap AS (
+        SELECT DISTINCT ON (h.partition_oid) h.*
+        FROM timepart.stats_history h JOIN parts p ON p.partition_oid = h.partition_oid
+        ORDER BY h.partition_oid, h.snapshot_date DESC
+    ), sized AS (
+        -- A live partition never written (the future ones: empty heap, no changes), logged,
+        -- with only B-tree indexes is sized from the catalog, to the byte: its indexes are
+        -- as their build left them, and opening them all costs a session's first call more
+        -- than the rest of the statistics. Written-to ones may have free space maps,
+        -- unlogged ones init forks, other index types maps of their own: those are measured.
+        -- (Scalar subqueries: looked up only for those, never over all of pg_index.)
+        SELECT p.*, CASE WHEN p.live AND p.heap_bytes = 0 AND p.changes = 0
+                              AND (SELECT c.relpersistence = 'p' FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid)
+                              AND (SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
+                                   FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+                                   WHERE i.indrelid = p.partition_oid) IS NOT FALSE
+                         THEN (SELECT e.bytes FROM timepart._estimated_bytes(p.partition_oid, 0) e)
+                         WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
+        FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
+              FROM parts p OFFSET 0) p
+    ), judged AS (
+        SELECT p.*, s.record_count AS s_rows, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
+               (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
+                AND s.changes_seen = p.changes) AS sealed
+        FROM sized p LEFT JOIN snap s ON s.partition_oid = p.partition_oid
+        -- The condition inside the subquery makes it a one-time filter: only small live
+        -- partitions are scanned.
+        -- An empty heap holds no rows: exact without a scan.
+        LEFT JOIN LATERAL (SELECT 0::bigint AS record_count, NULL::timestamptz AS oldest, NULL::timestamptz AS newest
+                           WHERE p.live AND p.heap_bytes = 0
+                           UNION ALL
+                           SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
+                           WHERE p.live AND p.heap_bytes > 0 AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
+    )
+    SELECT j.parent::text, j.partition_name::text,
+           CASE WHEN j.is_default THEN 'default'
+                ELSE timepart._bounds_label(j.range_start, j.range_end, j.time_zone) END,
+           j.range_start, j.range_end,
+           CASE WHEN j.sealed THEN j.s_rows WHEN j.x_rows IS NOT NULL THEN j.x_rows
+                ELSE greatest(pg_catalog.pg_stat_get_live_tuples(j.partition_oid),
+                              (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
+           round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
+                       ELSE (SELECT e.bytes FROM timepart._estimated_bytes(j.partition_oid) e) END) / 1048576.0, 2),
+           -- Else oldest and newest from the ANALYZE histogram of the key: approximate, no
+           -- scan, and looked up only for the partitions that need it.
+           CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_oldest WHEN j.x_rows IS NOT NULL THEN j.x_oldest
+                ELSE timepart._bound_value(h.e[1], j.key_type, j.time_zone) END,
+           CASE WHEN NOT j.reveal THEN NULL WHEN j.sealed THEN j.s_newest WHEN j.x_rows IS NOT NULL THEN j.x_newest
+                ELSE timepart._bound_value(h.e[2], j.key_type, j.time_zone) END,
+           coalesce(ix.n, 0)::int,
+           j.is_default, j.sealed OR j.x_rows IS NOT NULL
+    FROM judged j
+    -- The histogram only where it is shown (OFFSET 0: looked up once per row, not per use).
+    LEFT JOIN LATERAL (SELECT CASE WHEN NOT j.reveal OR j.sealed OR j.x_rows IS NOT NULL THEN NULL
+                                   WHEN statistic THEN (SELECT e.ends FROM timepart._statistic_ends(j.partition_oid, j.key_column) e)
+                                   ELSE (SELECT e.ends FROM timepart._histogram_ends(j.schema_name, j.partition_name, j.key_column) e)
+                              END AS e
+                       OFFSET 0) h ON true
+    -- Index counts from the index on pg_index.indrelid, partition by partition: the cost
+    -- grows with the table's partitions, not with every index of the database.
+    LEFT JOIN LATERAL (SELECT count(*) AS n FROM pg_catalog.pg_index i WHERE i.indrelid = j.partition_oid) ix ON true
+    ORDER BY j.parent::text, j.range_start NULLS FIRST;
+END $$;
+
+-- The snapshot's count of a partition while it has not changed since, else NULL. As
+-- timepart's owner (SECURITY DEFINER): stats_history, which also holds exact key values,
+-- is readable by no caller, yet a table owner's cleanup counts its rows through it; a
+-- count is what partition_stats shows any monitor.
+CREATE OR REPLACE FUNCTION timepart._snapshot_count(rel oid) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT h.record_count FROM timepart.stats_history h
+            WHERE h.partition_oid = rel AND h.changes_seen = timepart._changes(rel)
+            ORDER BY h.snapshot_date DESC LIMIT 1);
+END $$;
+
 -- Exact rows of a partition: the snapshot's count while the partition has not changed
 -- since, else a count(*).
 CREATE OR REPLACE FUNCTION timepart._record_count(rel oid) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    n bigint;
+    n bigint := timepart._snapshot_count(rel);
 BEGIN
-    SELECT h.record_count INTO n FROM timepart.stats_history h
-    WHERE h.partition_oid = rel AND h.changes_seen = timepart._changes(rel)
-    ORDER BY h.snapshot_date DESC LIMIT 1;
     IF n IS NULL THEN
         n := timepart._read_as_owner(rel::regclass, format('SELECT pg_catalog.to_jsonb(count(*)) FROM %s', rel::regclass))::text::bigint;
     END IF;
@@ -1573,6 +1708,8 @@ BEGIN
     END;
 END $$;
 
+COMMENT ON COLUMN timepart.migrations.capture_triggers IS 'The capture triggers as made (timepart._capture_mark): checked at every batch, round and the swap';
+
 -- Rows per second assumed by migrate_plan's time estimate (measured by bench/migrate.py).
 CREATE OR REPLACE FUNCTION timepart._migrate_rate() RETURNS numeric
 LANGUAGE sql IMMUTABLE
@@ -1705,6 +1842,83 @@ BEGIN ATOMIC
     SELECT CASE WHEN row_key IS NULL THEN timepart._column_list(source)
                 ELSE (SELECT string_agg(pg_catalog.quote_ident(k), ', ' ORDER BY n) FROM unnest(row_key) WITH ORDINALITY AS u(k, n)) END;
 END;
+
+-- The capture triggers as they are now: each one's row in pg_trigger (oid, enabled state,
+-- and where the row is: ALTER TABLE ... DISABLE or ENABLE TRIGGER writes a new one). The
+-- mark taken when they were made must hold at every batch, round and at the swap: a
+-- trigger disabled and enabled again in between missed the changes made meanwhile.
+CREATE OR REPLACE FUNCTION timepart._capture_mark(source regclass) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s:%s', t.oid, t.tgenabled, t.ctid), ',' ORDER BY t.tgname)
+    FROM pg_catalog.pg_trigger t
+    WHERE t.tgrelid OPERATOR(pg_catalog.=) source AND t.tgname OPERATOR(pg_catalog.~~) 'timepart\_migrate\_%';
+END;
+
+-- The refusal when the capture is not as it was made (or a migration begun before 0.13,
+-- which has no mark: it gets one now).
+CREATE OR REPLACE FUNCTION timepart._migrate_check_capture(m timepart.migrations) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_mark text := timepart._capture_mark(m.source);
+BEGIN
+    IF m.capture_triggers IS NULL THEN
+        UPDATE timepart.migrations g SET capture_triggers = now_mark WHERE g.id = m.id;
+    ELSIF now_mark IS DISTINCT FROM m.capture_triggers
+          OR (SELECT count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE 'timepart\_migrate\_%'
+              AND t.tgenabled IN ('A', 'O')) <> 4 THEN
+        RAISE EXCEPTION 'the change capture of % was disabled, dropped or altered during the migration', m.source USING ERRCODE = 'XX001',
+            DETAIL = 'A change made while it was not capturing may be missing from the partitioned copy; nothing more is copied or swapped.',
+            HINT = format('SELECT timepart.migrate_abort(%L) removes the copy; then migrate again.', m.source::text);
+    END IF;
+END $$;
+
+-- Everything before the first batch, in the caller's transaction: the copy, its
+-- registration and templates, the partitions the rows need (and maintain's current
+-- and future ones), the change capture and the progress row. Retention is set only at
+-- the swap, so cleanup cannot drop copied rows while the old table still holds them.
+CREATE OR REPLACE FUNCTION timepart._migrate_prepare(source regclass, key_column name, key_type regtype, partition_interval interval,
+                                                     premake integer, retention interval, time_zone text, batch_size integer,
+                                                     rows_estimated bigint, oldest timestamptz, newest timestamptz)
+RETURNS timepart.migrations LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    stage name := timepart._fit_name('timepart_migrate', source::oid::text);
+    target regclass;
+    row_key name[] := timepart._migrate_row_key(source);
+    p record;
+    templates text[];
+    blocks bigint;
+    m timepart.migrations;
+BEGIN
+    target := timepart._migrate_create_target(source, key_column, stage);
+    PERFORM timepart._register(target, partition_interval, premake, NULL, true, '100 milliseconds', time_zone);
+    -- The source's storage options become the partitions' (a partitioned table has none).
+    IF (SELECT c.reloptions FROM pg_catalog.pg_class c WHERE c.oid = source) IS NOT NULL THEN
+        PERFORM timepart.configure(target, jsonb_build_object('partition_options',
+            (SELECT jsonb_object_agg(split_part(o, '=', 1), substr(o, strpos(o, '=') + 1))
+             FROM pg_catalog.pg_class c, unnest(c.reloptions) o WHERE c.oid = source)));
+    END IF;
+    templates := timepart._migrate_templates(source, target);
+    FOR p IN SELECT * FROM timepart._migrate_periods(source, key_column, key_type, partition_interval, time_zone, oldest, newest, 0, false) LOOP
+        PERFORM timepart.create_partition(target, p.range_start, p.range_end);
+    END LOOP;
+    PERFORM timepart.maintain(target, premake);
+    -- The trigger's lock waits for writers in flight; every write after it is captured,
+    -- every row before it lies below the size measured now.
+    PERFORM timepart._migrate_install_capture(source, stage, row_key);
+    blocks := pg_catalog.pg_relation_size(source) / pg_catalog.current_setting('block_size')::bigint;
+    INSERT INTO timepart.migrations AS g (source, source_name, target, stage_schema, key_column, partition_interval, time_zone,
+                                          retention, row_key, source_filenode, last_block, blocks_per_batch, rows_estimated,
+                                          capture_triggers)
+    VALUES (source, source::text, target, stage, key_column, partition_interval, time_zone, retention, row_key, pg_catalog.pg_relation_filenode(source),
+            blocks, timepart._migrate_batch_blocks(source, batch_size), rows_estimated, timepart._capture_mark(source))
+    RETURNING * INTO m;
+    PERFORM timepart._log('migrate_prepare', source, target::text, true,
+        jsonb_build_object('target', target::text, 'templates', to_jsonb(templates), 'row_key', to_jsonb(row_key),
+                           'blocks', blocks, 'rows_estimated', rows_estimated), NULL, started);
+    RETURN m;
+END $$;
 
 -- What pg_get_triggerdef prints before " ON <table> ": CREATE [CONSTRAINT ]TRIGGER, the
 -- quoted name, the timing, and the events with UPDATE's columns (ruleutils' order).
@@ -1869,6 +2083,7 @@ DECLARE
     cols text := timepart._column_list(m.source);
 BEGIN
     PERFORM timepart._migrate_check_rules(m);
+    PERFORM timepart._migrate_check_capture(m);
     EXECUTE format('LOCK TABLE ONLY %s IN ACCESS SHARE MODE', m.source);
     IF pg_catalog.pg_relation_filenode(m.source) <> m.source_filenode THEN
         RAISE NOTICE 'timepart.migrate: % was rewritten; copying it again from the start', m.source;
@@ -1949,6 +2164,7 @@ DECLARE
     r jsonb;
 BEGIN
     PERFORM timepart._migrate_check_rules(m);
+    PERFORM timepart._migrate_check_capture(m);
     r := timepart._as_owner(m.source, format($q$
         WITH d AS (DELETE FROM %1$I.changes c WHERE c.ctid = ANY (ARRAY(SELECT ctid FROM %1$I.changes LIMIT %2$s)) RETURNING %3$s),
         gone AS (DELETE FROM %4$s a USING d b WHERE %5$s RETURNING a.*),
@@ -2004,13 +2220,8 @@ BEGIN
     PERFORM pg_catalog.set_config('lock_timeout', greatest(1, ceil(extract(epoch FROM lock_wait) * 1000))::bigint::text || 'ms', true);
     EXECUTE format('LOCK TABLE ONLY %s IN EXCLUSIVE MODE', m.source);
     -- Every change since the copy began went through the capture triggers: they must all
-    -- still be there and enabled, or the copy may have missed one.
-    IF (SELECT count(*) FROM pg_catalog.pg_trigger t WHERE t.tgrelid = m.source AND t.tgname LIKE 'timepart\_migrate\_%'
-        AND t.tgenabled IN ('A', 'O')) <> 4 THEN
-        RAISE EXCEPTION 'the change capture of % was disabled or dropped; nothing was swapped', m.source USING ERRCODE = 'XX001',
-            DETAIL = 'A change made meanwhile may be missing from the partitioned copy.',
-            HINT = format('SELECT timepart.migrate_abort(%L) removes the copy; then migrate again.', m.source::text);
-    END IF;
+    -- still be there and enabled, never altered since, or the copy may have missed one.
+    PERFORM timepart._migrate_check_capture(m);
     LOOP
         n := timepart._migrate_catch_up(m, 1000000);
         last_changes := last_changes + n;
@@ -2208,6 +2419,29 @@ BEGIN
     PERFORM timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
     RETURN true;
 END $$;
+
+-- The newest migration of a table (by its name before or after the swap), for the
+-- table's owner: the checksums are sums of row hashes, so they are shown only to a
+-- role that may read the table's rows anyway (monitors read timepart.migrations without
+-- them).
+CREATE OR REPLACE FUNCTION timepart.migration(tbl regclass) RETURNS SETOF timepart.migrations
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    who name := timepart._caller();
+    m timepart.migrations;
+BEGIN
+    SELECT * INTO m FROM timepart.migrations g WHERE g.target = tbl OR g.source = tbl ORDER BY g.id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT (coalesce(timepart._may_act(who, m.target), false) OR coalesce(timepart._may_act(who, m.source), false)) THEN
+        m.source_checksum := NULL;
+        m.target_checksum := NULL;
+    END IF;
+    RETURN NEXT m;
+END $$;
+
+COMMENT ON FUNCTION timepart.migration(regclass) IS 'The newest timepart.migrate run of a table; checksums only for its owner';
 
 -- ==== src/90_compat.sql
 -- The seed's names, callable unqualified with the default search_path, acting on
@@ -2492,40 +2726,59 @@ BEGIN
     RETURN NEW;
 END $$;
 
--- Which public functions a role may call. Everything else in the schema is private.
+-- Which public functions a monitor may call (partition_admin may call every function but
+-- the private ones).
 CREATE OR REPLACE FUNCTION timepart._monitor_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 BEGIN ATOMIC
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
-                 'timepart.metrics', 'timepart.growth', 'timepart.period_of',
+                 'timepart.metrics', 'timepart.growth', 'timepart.period_of', 'timepart.migration',
                  'timepart.get_maintenance_log', 'public.get_email_events_partition_stats', 'public.get_partition_maintenance_log',
                  'timepart._email_events', 'timepart._seed_stats', 'timepart._on_path'];
 END;
 
--- Functions that act with timepart's owner's rights: the readers (they read user tables
--- through executors and timepart's own tables), the writers of timepart's own tables,
--- the makers of objects handed to an owner, and partition_admin's route (63_admin.sql).
-CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
+-- Functions that act with timepart's owner's rights (SECURITY DEFINER), in three kinds;
+-- tests/pgtap/definers.sql checks that every such function is one of them, and that each
+-- entry point refuses what its caller may not do.
+-- * Readers and operations of the public API, which check their caller (_caller()).
+CREATE OR REPLACE FUNCTION timepart._definer_api() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 BEGIN ATOMIC
     SELECT ARRAY['timepart.version', 'timepart.partition_stats', 'timepart.health', 'timepart.summary', 'timepart.job_status',
-                 'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log',
-                 'timepart.snapshot_stats', 'timepart.check_alerts',
-                 'timepart._executor', 'timepart._archive_schema', 'timepart._migrate_capture',
-                 'timepart._migrate_triggers', 'timepart._migrate_stage_schema', 'timepart._migrate_publications',
-                 'timepart._new_partition_table', 'timepart._admin_run', 'timepart._admin_create_partition',
-                 'timepart._runner_lock', 'timepart._runner_session_lock', 'timepart._runner_session_unlock',
-                 'timepart._drop_jobs_with_extension', 'timepart._guard_seed_names'];
+                 'timepart.metrics', 'timepart.growth', 'timepart.get_maintenance_log', 'timepart.migration',
+                 'timepart.snapshot_stats', 'timepart.check_alerts'];
 END;
 
--- Functions nobody but timepart's owner may execute: trigger functions (which must not
--- be attached to anyone's table) and the executor factory's helpers.
+-- * Entry points that timepart's own code reaches while running as its caller, so the
+--   caller may execute them; each checks on its own, whoever calls it directly, that the
+--   caller may do what it does: make an owner's executor, an archive or stage schema,
+--   a partition's table, move a migration's triggers and publications, take a runner
+--   lock, run partition_admin's operations; or gives what any monitor sees (a count).
+CREATE OR REPLACE FUNCTION timepart._definer_entry_points() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT ARRAY['timepart._executor', 'timepart._archive_schema', 'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
+                 'timepart._migrate_publications', 'timepart._new_partition_table', 'timepart._admin_run',
+                 'timepart._admin_create_partition', 'timepart._runner_lock', 'timepart._runner_session_lock',
+                 'timepart._runner_session_unlock', 'timepart._snapshot_count'];
+END;
+
+-- * Private: trigger and event trigger functions, which nobody but timepart's owner may
+--   execute (nobody can attach them to a table).
 CREATE OR REPLACE FUNCTION timepart._private_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
 BEGIN ATOMIC
-    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard', 'timepart._drop_jobs_with_extension',
-                 'timepart._guard_seed_names',
-                 'timepart._written_by_timepart', 'timepart._template_guard'];
+    SELECT ARRAY['timepart._migrate_capture', 'timepart._migrate_refuse_truncate', 'timepart._config_guard',
+                 'timepart._drop_jobs_with_extension', 'timepart._guard_seed_names', 'timepart._written_by_timepart',
+                 'timepart._template_guard', 'timepart._jobs_guard'];
+END;
+
+-- Every function that acts with timepart's owner's rights.
+CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT timepart._definer_api() OPERATOR(pg_catalog.||) timepart._definer_entry_points()
+           OPERATOR(pg_catalog.||) ARRAY['timepart._migrate_capture', 'timepart._drop_jobs_with_extension', 'timepart._guard_seed_names'];
 END;
 
 CREATE OR REPLACE FUNCTION timepart._harden() RETURNS void
@@ -2588,6 +2841,13 @@ BEGIN
         REVOKE SELECT ON timepart.stats_history FROM partition_monitor;
         -- Who holds a table is timepart's business only.
         REVOKE SELECT ON timepart.runners FROM partition_monitor;
+        -- A migration's checksums are sums of row hashes (a one-row table's could be guessed):
+        -- its owner reads them through timepart.migration().
+        REVOKE SELECT ON timepart.migrations FROM partition_monitor;
+        EXECUTE (SELECT format('GRANT SELECT (%s) ON timepart.migrations TO partition_monitor',
+                               string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum))
+                 FROM pg_catalog.pg_attribute a WHERE a.attrelid = 'timepart.migrations'::regclass AND a.attnum > 0
+                 AND NOT a.attisdropped AND a.attname NOT IN ('source_checksum', 'target_checksum'));
         GRANT SELECT ON public.partition_maintenance_log TO partition_monitor;
         -- Operations run as the caller, so an admin writes what they write, and no more:
         -- its own tables' configuration, templates and migrations (the guard checks

@@ -26,8 +26,8 @@ CREATE FUNCTION postgres.harmless(a text, b text) RETURNS text LANGUAGE sql AS '
 SELECT throws_ok($$ALTER FUNCTION postgres.harmless(text, text) RENAME TO create_email_events_partition$$, '42723', NULL,
                  'a function renamed to a seed name is refused');
 RESET ROLE;
-SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p WHERE p.proname = ANY (timepart._public_names())),
-          (SELECT array_agg(s::regprocedure::text ORDER BY 1) FROM unnest(timepart._public_signatures()) s),
+SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p WHERE p.proname = ANY (timepart._public_names())),
+          (SELECT array_agg(s::regprocedure::text ORDER BY s::regprocedure::text) FROM unnest(timepart._public_signatures()) s),
           'only timepart''s five seed functions exist');
 SET search_path = "$user", public;
 SELECT throws_ok($$SELECT create_email_events_partition('2024-03-01', '2024-04-01')$$, '42P01', 'no managed email_events table',
