@@ -341,7 +341,9 @@ END $$;
 
 -- The jobs' entry points: one table at a time with a COMMIT after each, so the locks
 -- one table's maintenance takes are never held while another's waits. Procedures that
--- COMMIT carry no SET clause: every name here is qualified instead.
+-- COMMIT carry no SET clause: they pin search_path to pg_catalog, pg_temp at the start of
+-- every transaction, and name every type of their variables by schema (PL/pgSQL reads
+-- those when it first compiles the body, on the caller's path).
 -- The bodies use no operator and name every function and type with its schema: they
 -- run on the caller's search_path, where anyone with CREATE could plant an operator.
 -- One job over every table it may maintain: each call of maintain or cleanup that held a
@@ -354,6 +356,7 @@ DECLARE
     t pg_catalog.regclass;
     left_over pg_catalog.int4;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
         FOR i IN 1..10000 LOOP
             BEGIN
@@ -364,6 +367,7 @@ BEGIN
                 left_over := 0;
             END;
             COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
         END LOOP;
     END LOOP;
@@ -372,6 +376,7 @@ END $$;
 CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     CALL timepart._each('maintain', premake);
 END $$;
 COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every managed table in slices of its lock budget when traffic waits, committing after each (the maintain job)';
@@ -379,6 +384,7 @@ COMMENT ON PROCEDURE timepart.maintain_each(integer) IS 'maintain() every manage
 CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     CALL timepart._each('cleanup', NULL);
 END $$;
 COMMENT ON PROCEDURE timepart.cleanup_each() IS 'cleanup() every managed table in slices of its lock budget, committing after each (the cleanup job)';

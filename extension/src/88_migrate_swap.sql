@@ -108,15 +108,17 @@ END $$;
 CREATE OR REPLACE PROCEDURE timepart._migrate_swap_retrying(m timepart.migrations, batch_size integer)
 LANGUAGE plpgsql AS $$
 DECLARE
-    started timestamptz;
-    lock_wait interval := (SELECT c.lock_timeout FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) m.target);
-    result jsonb;
-    attempt int := 0;
-    err text;
-    state text;
-    detail text;
-    hint text;
+    started pg_catalog.timestamptz;
+    lock_wait pg_catalog.interval;
+    result pg_catalog.jsonb;
+    attempt pg_catalog.int4 := 0;
+    err pg_catalog.text;
+    state pg_catalog.text;
+    detail pg_catalog.text;
+    hint pg_catalog.text;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    lock_wait := (SELECT c.lock_timeout FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) m.target);
     LOOP
         attempt := attempt OPERATOR(pg_catalog.+) 1;
         started := pg_catalog.clock_timestamp();
@@ -128,12 +130,14 @@ BEGIN
         IF result IS NOT NULL THEN
             PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true, result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt), NULL, started);
             COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             RAISE NOTICE 'timepart.migrate: % is partitioned now (% rows, checksum %, swap took % ms); the old table is %',
                 m.target, result->>'rows', result->>'checksum', result->>'swap_ms', result->>'old_table';
             RETURN;
         END IF;
         PERFORM timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         IF state OPERATOR(pg_catalog.<>) '55P03' OR attempt OPERATOR(pg_catalog.>=) 20 THEN
             PERFORM timepart._runner_session_unlock(m.source);
             RAISE EXCEPTION '%', err USING ERRCODE = state, DETAIL = detail,
@@ -143,5 +147,6 @@ BEGIN
         PERFORM pg_catalog.pg_sleep(least(2, 0.1 OPERATOR(pg_catalog.*) attempt));
         PERFORM timepart._migrate_catch_up(m, batch_size);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
 END $$;

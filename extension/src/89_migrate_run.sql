@@ -85,10 +85,11 @@ LANGUAGE plpgsql AS $$
    short transaction. CALL it outside a transaction block; CALL it again to resume. */
 DECLARE
     m timepart.migrations;
-    run_started timestamptz := pg_catalog.clock_timestamp();
-    rows_at_start bigint;
-    n bigint;
+    run_started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+    rows_at_start pg_catalog.int8;
+    n pg_catalog.int8;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(batch_size::text, 'NULL')), HINT = 'Copy e.g. 50000 rows per transaction.';
@@ -98,16 +99,19 @@ BEGIN
         RETURN;
     END IF;
     COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     rows_at_start := m.rows_copied;
     WHILE m.state OPERATOR(pg_catalog.=) 'copying' LOOP
         PERFORM timepart._migrate_batch(m, batch_size);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         SELECT * INTO m FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id;
         PERFORM timepart._migrate_progress(m, run_started, rows_at_start);
     END LOOP;
     LOOP
         n := timepart._migrate_catch_up(m, batch_size);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
     END LOOP;
     CALL timepart._migrate_swap_retrying(m, batch_size);
@@ -117,6 +121,7 @@ BEGIN
     PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
         (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) 'source' FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
     COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM timepart._runner_session_unlock(m.source);
 END $$;
 COMMENT ON PROCEDURE timepart.migrate(regclass, name, interval, integer, integer, interval, text) IS

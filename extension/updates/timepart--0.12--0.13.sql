@@ -1708,6 +1708,54 @@ BEGIN
     END;
 END $$;
 
+-- The jobs' entry points: one table at a time with a COMMIT after each, so the locks
+-- one table's maintenance takes are never held while another's waits. Procedures that
+-- COMMIT carry no SET clause: they pin search_path to pg_catalog, pg_temp at the start of
+-- every transaction, and name every type of their variables by schema (PL/pgSQL reads
+-- those when it first compiles the body, on the caller's path).
+-- The bodies use no operator and name every function and type with its schema: they
+-- run on the caller's search_path, where anyone with CREATE could plant an operator.
+-- One job over every table it may maintain: each call of maintain or cleanup that held a
+-- table for its lock budget says what is left, so commit (traffic goes on) and call
+-- again, a bounded number of times. One table's refusal does not stop the others (it is a
+-- WARNING in the job's log).
+CREATE OR REPLACE PROCEDURE timepart._each(operation pg_catalog.text, premake pg_catalog.int4)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t pg_catalog.regclass;
+    left_over pg_catalog.int4;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    FOR t IN SELECT j FROM timepart._job_tables() j LOOP
+        FOR i IN 1..10000 LOOP
+            BEGIN
+                left_over := (CASE WHEN operation OPERATOR(pg_catalog.=) 'maintain' THEN timepart.maintain(t, premake)
+                                   ELSE timepart.cleanup(t) END OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
+                left_over := 0;
+            END;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
+        END LOOP;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    CALL timepart._each('maintain', premake);
+END $$;
+
+CREATE OR REPLACE PROCEDURE timepart.cleanup_each()
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    CALL timepart._each('cleanup', NULL);
+END $$;
+
 COMMENT ON COLUMN timepart.migrations.capture_triggers IS 'The capture triggers as made (timepart._capture_mark): checked at every batch, round and the swap';
 
 -- Rows per second assumed by migrate_plan's time estimate (measured by bench/migrate.py).
@@ -2246,15 +2294,17 @@ END $$;
 CREATE OR REPLACE PROCEDURE timepart._migrate_swap_retrying(m timepart.migrations, batch_size integer)
 LANGUAGE plpgsql AS $$
 DECLARE
-    started timestamptz;
-    lock_wait interval := (SELECT c.lock_timeout FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) m.target);
-    result jsonb;
-    attempt int := 0;
-    err text;
-    state text;
-    detail text;
-    hint text;
+    started pg_catalog.timestamptz;
+    lock_wait pg_catalog.interval;
+    result pg_catalog.jsonb;
+    attempt pg_catalog.int4 := 0;
+    err pg_catalog.text;
+    state pg_catalog.text;
+    detail pg_catalog.text;
+    hint pg_catalog.text;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    lock_wait := (SELECT c.lock_timeout FROM timepart.config c WHERE c.parent OPERATOR(pg_catalog.=) m.target);
     LOOP
         attempt := attempt OPERATOR(pg_catalog.+) 1;
         started := pg_catalog.clock_timestamp();
@@ -2266,12 +2316,14 @@ BEGIN
         IF result IS NOT NULL THEN
             PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true, result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt), NULL, started);
             COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             RAISE NOTICE 'timepart.migrate: % is partitioned now (% rows, checksum %, swap took % ms); the old table is %',
                 m.target, result->>'rows', result->>'checksum', result->>'swap_ms', result->>'old_table';
             RETURN;
         END IF;
         PERFORM timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         IF state OPERATOR(pg_catalog.<>) '55P03' OR attempt OPERATOR(pg_catalog.>=) 20 THEN
             PERFORM timepart._runner_session_unlock(m.source);
             RAISE EXCEPTION '%', err USING ERRCODE = state, DETAIL = detail,
@@ -2281,6 +2333,7 @@ BEGIN
         PERFORM pg_catalog.pg_sleep(least(2, 0.1 OPERATOR(pg_catalog.*) attempt));
         PERFORM timepart._migrate_catch_up(m, batch_size);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
 END $$;
 
@@ -2356,10 +2409,11 @@ LANGUAGE plpgsql AS $$
    short transaction. CALL it outside a transaction block; CALL it again to resume. */
 DECLARE
     m timepart.migrations;
-    run_started timestamptz := pg_catalog.clock_timestamp();
-    rows_at_start bigint;
-    n bigint;
+    run_started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+    rows_at_start pg_catalog.int8;
+    n pg_catalog.int8;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', coalesce(batch_size::text, 'NULL')), HINT = 'Copy e.g. 50000 rows per transaction.';
@@ -2369,16 +2423,19 @@ BEGIN
         RETURN;
     END IF;
     COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     rows_at_start := m.rows_copied;
     WHILE m.state OPERATOR(pg_catalog.=) 'copying' LOOP
         PERFORM timepart._migrate_batch(m, batch_size);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         SELECT * INTO m FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id;
         PERFORM timepart._migrate_progress(m, run_started, rows_at_start);
     END LOOP;
     LOOP
         n := timepart._migrate_catch_up(m, batch_size);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         EXIT WHEN n OPERATOR(pg_catalog.<) batch_size;
     END LOOP;
     CALL timepart._migrate_swap_retrying(m, batch_size);
@@ -2388,6 +2445,7 @@ BEGIN
     PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
         (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) 'source' FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
     COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM timepart._runner_session_unlock(m.source);
 END $$;
 
