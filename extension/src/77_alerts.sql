@@ -122,8 +122,21 @@ BEGIN
            'Read timepart.get_maintenance_log() for the failed step and fix its cause (a table in the way of a partition name: '
            'a partition detached by hand?); the alert resolves with the next successful run', 1, 0
     FROM (SELECT m.success, m.error FROM timepart.maintenance_log m
-          WHERE m.parent_table = tbl::text AND m.operation_type = 'maintain' ORDER BY m.id DESC LIMIT 1) l
+          WHERE m.parent_table = tbl::text AND m.operation_type = 'maintain' AND NOT m.details ? 'skipped'
+          ORDER BY m.id DESC LIMIT 1) l
     WHERE NOT l.success
+    UNION ALL
+    -- Runs that found the table held by another: fine once (two runs met), not for an hour.
+    SELECT 'maintenance_skipped', 'warning', tbl::text, '',
+           format('maintain and cleanup of %s have been skipped since %s: another run holds the table (%s runs skipped)',
+                  tbl, k.since, k.n),
+           'A maintain, cleanup or create_partition left in an open transaction holds its table until that transaction '
+           'ends: find it in pg_stat_activity (state idle in transaction) and end it', k.n, 1
+    FROM (SELECT count(*) AS n, min(m.created_at) AS since FROM timepart.maintenance_log m
+          WHERE m.parent_table = tbl::text AND m.operation_type IN ('maintain', 'cleanup') AND m.details ? 'skipped'
+            AND m.id > coalesce((SELECT max(d.id) FROM timepart.maintenance_log d WHERE d.parent_table = tbl::text
+                                 AND d.operation_type IN ('maintain', 'cleanup') AND NOT d.details ? 'skipped'), 0)) k
+    WHERE k.n > 0 AND k.since < as_of - interval '1 hour'
     UNION ALL
     SELECT 'partition_drift', 'warning', tbl::text, d.partition_name,
            format('%s differs from %s: %s', d.partition_name, tbl, d.properties),
