@@ -239,23 +239,26 @@ LANGUAGE plpgsql AS $$
 DECLARE
     executor text := timepart._owner_executor(tbl);
     before jsonb := timepart._room_state(false);
+    after jsonb;
     result jsonb;
     done boolean := false;
-    changed text;
 BEGIN
     BEGIN
         EXECUTE format('SELECT %s($1, true)', executor) INTO result USING q;
         done := true;
         RAISE EXCEPTION USING ERRCODE = 'TP001';  -- undo all of it
     EXCEPTION WHEN OTHERS OR query_canceled THEN
-        PERFORM timepart._room_sweep(before);
+        after := timepart._room_state(false);
+        IF after <> before THEN
+            PERFORM timepart._room_sweep(before);
+            after := timepart._room_state(false);
+        END IF;
         IF NOT done OR SQLSTATE <> 'TP001' THEN
             RAISE;
         END IF;
     END;
-    changed := timepart._room_changes(before, timepart._room_state(false));
-    IF changed IS NOT NULL THEN
-        PERFORM timepart._room_refuse(tbl, changed);
+    IF after <> before THEN
+        PERFORM timepart._room_refuse(tbl, timepart._room_changes(before, after));
     END IF;
     RETURN result;
 END $$;

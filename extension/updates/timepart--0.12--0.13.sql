@@ -354,23 +354,26 @@ LANGUAGE plpgsql AS $$
 DECLARE
     executor text := timepart._owner_executor(tbl);
     before jsonb := timepart._room_state(false);
+    after jsonb;
     result jsonb;
     done boolean := false;
-    changed text;
 BEGIN
     BEGIN
         EXECUTE format('SELECT %s($1, true)', executor) INTO result USING q;
         done := true;
         RAISE EXCEPTION USING ERRCODE = 'TP001';  -- undo all of it
     EXCEPTION WHEN OTHERS OR query_canceled THEN
-        PERFORM timepart._room_sweep(before);
+        after := timepart._room_state(false);
+        IF after <> before THEN
+            PERFORM timepart._room_sweep(before);
+            after := timepart._room_state(false);
+        END IF;
         IF NOT done OR SQLSTATE <> 'TP001' THEN
             RAISE;
         END IF;
     END;
-    changed := timepart._room_changes(before, timepart._room_state(false));
-    IF changed IS NOT NULL THEN
-        PERFORM timepart._room_refuse(tbl, changed);
+    IF after <> before THEN
+        PERFORM timepart._room_refuse(tbl, timepart._room_changes(before, after));
     END IF;
     RETURN result;
 END $$;
@@ -1608,8 +1611,21 @@ BEGIN
            'Read timepart.get_maintenance_log() for the failed step and fix its cause (a table in the way of a partition name: '
            'a partition detached by hand?); the alert resolves with the next successful run', 1, 0
     FROM (SELECT m.success, m.error FROM timepart.maintenance_log m
-          WHERE m.parent_table = tbl::text AND m.operation_type = 'maintain' ORDER BY m.id DESC LIMIT 1) l
+          WHERE m.parent_table = tbl::text AND m.operation_type = 'maintain' AND NOT m.details ? 'skipped'
+          ORDER BY m.id DESC LIMIT 1) l
     WHERE NOT l.success
+    UNION ALL
+    -- Runs that found the table held by another: fine once (two runs met), not for an hour.
+    SELECT 'maintenance_skipped', 'warning', tbl::text, '',
+           format('maintain and cleanup of %s have been skipped since %s: another run holds the table (%s runs skipped)',
+                  tbl, k.since, k.n),
+           'A maintain, cleanup or create_partition left in an open transaction holds its table until that transaction '
+           'ends: find it in pg_stat_activity (state idle in transaction) and end it', k.n, 1
+    FROM (SELECT count(*) AS n, min(m.created_at) AS since FROM timepart.maintenance_log m
+          WHERE m.parent_table = tbl::text AND m.operation_type IN ('maintain', 'cleanup') AND m.details ? 'skipped'
+            AND m.id > coalesce((SELECT max(d.id) FROM timepart.maintenance_log d WHERE d.parent_table = tbl::text
+                                 AND d.operation_type IN ('maintain', 'cleanup') AND NOT d.details ? 'skipped'), 0)) k
+    WHERE k.n > 0 AND k.since < as_of - interval '1 hour'
     UNION ALL
     SELECT 'partition_drift', 'warning', tbl::text, d.partition_name,
            format('%s differs from %s: %s', d.partition_name, tbl, d.properties),

@@ -55,8 +55,8 @@ SELECT throws_ok($$SELECT timepart._admin_create_partition('victim.ev', '2024-03
 SELECT throws_ok($$SELECT timepart._runner_lock('victim.ev', '0')$$, '42501', NULL, '_runner_lock: only a table the admin may maintain');
 SELECT throws_ok($$SELECT timepart._runner_session_lock('victim.pev')$$, '42501', NULL, '_runner_session_lock: only the table''s owner');
 SELECT lives_ok($$SELECT timepart._runner_session_unlock('victim.pev')$$, '_runner_session_unlock: lets go of this session''s hold only');
-SELECT is((SELECT session_pid FROM timepart.runners WHERE parent = 'victim.pev'::regclass), NULL::int, 'and there was none');
 RESET ROLE;
+SELECT is((SELECT session_pid FROM timepart.runners WHERE parent = 'victim.pev'::regclass), NULL::int, 'and there was none');
 SET ROLE tp_def_stranger;
 SELECT throws_ok($$SELECT timepart._archive_schema('victim.pev')$$, '42501', NULL, '_archive_schema: a role outside timepart cannot call it');
 RESET ROLE;
