@@ -13,11 +13,13 @@ CREATE TABLE timepart.runners (
 );
 COMMENT ON TABLE timepart.runners IS 'Who runs timepart on a table now: a row lock for one transaction, or a migration''s session';
 
--- Whether a migration's session holds the table (its backend is alive and holds the key).
+-- Whether another session, a migration's, holds the table (its backend is alive and
+-- holds the key). This session's own hold is no obstacle to itself (migrate_abort after
+-- a failed CALL timepart.migrate, in the same session).
 CREATE OR REPLACE FUNCTION timepart._runner_session_alive(r timepart.runners) RETURNS boolean
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT r.session_pid IS NOT NULL AND EXISTS (
+    SELECT r.session_pid IS NOT NULL AND r.session_pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() AND EXISTS (
         SELECT 1 FROM pg_catalog.pg_locks l
         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.pid OPERATOR(pg_catalog.=) r.session_pid AND l.granted
           AND l.objsubid OPERATOR(pg_catalog.=) 1
@@ -64,6 +66,9 @@ BEGIN
     PERFORM timepart._check_may_act(timepart._caller(), tbl, 'migrate it');
     IF NOT timepart._runner_lock(tbl, interval '0') THEN
         RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM timepart.runners x WHERE x.parent = tbl AND x.session_pid = pg_catalog.pg_backend_pid()) THEN
+        RETURN true;  -- this session holds it already (a CALL that failed, called again)
     END IF;
     -- A random key, tried until one is free (a key someone else holds is skipped).
     LOOP

@@ -153,6 +153,7 @@ BEGIN
     PERFORM timepart._as_owner(source, format('DROP SCHEMA %I CASCADE', m.stage_schema));
     UPDATE timepart.migrations g SET state = 'aborted', finished_at = pg_catalog.clock_timestamp() WHERE g.id = m.id;
     PERFORM timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
+    PERFORM timepart._runner_session_unlock(source);  -- this session's own hold, after a CALL that failed
     RETURN true;
 END $$;
 COMMENT ON FUNCTION timepart.migrate_abort(regclass) IS 'Stops an unfinished timepart.migrate: drops the partitioned copy and the capture triggers; the source stays as it is';

@@ -231,3 +231,29 @@ def test_cli_refusals_and_usage(installed, connect):
     assert result.exit_code == 2 and "Missing option '--key'" in result.output
     result = cli_run(installed, "migrate", "cli_bad", "--key", "created_at", "--batch-size", "0")
     assert result.exit_code == 2
+
+
+def test_capture_disabled_and_enabled_again_stops_the_migration(installed, connect):
+    """A change made while the capture triggers were off would be missing from the copy:
+    disabling them and enabling them again between two batches stops the run, and the
+    table is not swapped."""
+    conn = connect()
+    make_table(conn, "tamper_ev")
+    pid, errors = [], []
+    worker = threading.Thread(target=call_migrate, args=(installed, "tamper_ev", 1000, pid, errors))
+    worker.start()
+    wait_for(conn, "SELECT EXISTS (SELECT 1 FROM timepart.migrations WHERE source_name = 'public.tamper_ev' "
+                   "AND rows_copied >= 3000)")
+    blocker = connect(autocommit=False)
+    blocker.execute("SELECT 1 FROM timepart.migrations WHERE source_name = 'public.tamper_ev' FOR UPDATE")
+    wait_for(conn, f"SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = {pid[0]}")
+    conn.execute("ALTER TABLE tamper_ev DISABLE TRIGGER USER")
+    conn.execute("UPDATE tamper_ev SET kind = 'changed unseen' WHERE id = 1")
+    conn.execute("ALTER TABLE tamper_ev ENABLE TRIGGER USER")
+    blocker.rollback()
+    worker.join(60)
+    assert errors and "change capture of public.tamper_ev was disabled, dropped or altered" in str(errors[0]), errors
+    assert conn.execute("SELECT relkind FROM pg_class WHERE oid = 'tamper_ev'::regclass").fetchone()[0] == "r", "not swapped"
+    with pytest.raises(psycopg.errors.InternalError, match="change capture"):
+        conn.execute("CALL timepart.migrate('tamper_ev', 'created_at', batch_size => 1000)")
+    assert conn.execute("SELECT timepart.migrate_abort('tamper_ev')").fetchone()[0] is True
