@@ -54,8 +54,9 @@ class MonitoringCommand(click.Command):
 
 
 def _connect(ctx, needs_timepart: bool = False):
-    """A connection; for a command that needs timepart, refused with NotInstalledError
-    (one line) when it is not in the database."""
+    """A connection; for a command that needs timepart, refused (one line) when it is not
+    in the database (NotInstalledError) or not trusted (UntrustedError). The installer
+    commands check that themselves (install.installed)."""
     conn = db.connect(ctx.obj["dsn"])
     if needs_timepart:
         try:
@@ -67,12 +68,15 @@ def _connect(ctx, needs_timepart: bool = False):
 
 
 def _run(ctx, operation, table=None):
-    """Runs `operation(manager)` for one table (or all) on an async connection; the client
-    does the SQL and raises NotInstalledError when timepart is missing."""
+    """Runs `operation(manager)` for one table (or all) on an async connection, once the
+    install is found and trusted (UntrustedError, NotInstalledError otherwise); the
+    client does the SQL."""
     async def go():
         conn = await db.connect_async(ctx.obj["dsn"])
         try:
-            return await operation(PartitionManager(conn, table))
+            manager = PartitionManager(conn, table)
+            await manager.require_installed()
+            return await operation(manager)
         finally:
             await conn.close()
     return asyncio.run(go())

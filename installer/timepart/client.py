@@ -174,8 +174,9 @@ class PartitionManager:
         return next(iter(rows[0].values()))
 
     async def require_installed(self) -> None:
-        """Raises NotInstalledError when timepart is not in the database (every call
-        also raises it when it fails for that reason)."""
+        """Raises UntrustedError when schema timepart (or a name it trusts) belongs to a
+        role the caller must not trust, NotInstalledError when timepart is not in the
+        database (every call also raises that when it fails for that reason)."""
         await self.runner.require_installed()
 
     async def create_partition(self, start: datetime, end: datetime) -> str:

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import Connection, sql
 
 from . import build
+from . import db
 from .db import TimepartError
 
 MODES = ("auto", "extension", "script")
@@ -115,6 +116,10 @@ class Installed:
 
 
 def installed(conn: Connection) -> Installed:
+    """The install in the database, if any. Refuses (db.UntrustedError) before anything
+    in schema timepart is called when it, or a name timepart trusts, belongs to a role
+    the caller must not trust: every installer command starts here."""
+    db.check_trusted(conn)
     row = conn.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'timepart'").fetchone()
     if row:
         return Installed("extension", row[0])
