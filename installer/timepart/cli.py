@@ -37,8 +37,9 @@ def _command(func=None, *, error_code: int = 1):
             return func(*args, **kwargs)
         except db.TimepartError as exc:
             _fail(str(exc), error_code)
-        except psycopg.Error as exc:
-            _fail(db.one_line(exc), error_code)
+        except psycopg.Error as exc:  # one line, without the connection's passwords
+            ctx = click.get_current_context(silent=True)
+            _fail(db.one_line(exc, (ctx.obj or {}).get("dsn") if ctx else None), error_code)
     return wrapper
 
 

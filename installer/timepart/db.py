@@ -1,10 +1,13 @@
 """Connections: from --dsn, then DATABASE_URL, then libpq's usual PG* variables.
-Connection failures become one-line TimepartError messages.
+Connection failures become one-line TimepartError messages, with every password scrubbed.
 Before anything in schema timepart is called: who owns what timepart would call (check_trusted)."""
 import os
-from typing import List, Mapping, Optional
+import re
+from typing import Iterable, List, Mapping, Optional
+from urllib.parse import quote, unquote
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 
 class TimepartError(Exception):
@@ -118,8 +121,47 @@ def conninfo(dsn: Optional[str] = None, env: Mapping[str, str] = os.environ) -> 
     return dsn or env.get("DATABASE_URL") or ""
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (libpq's messages span several)."""
+# ---- passwords never reach a message ---------------------------------------------
+
+# scheme://user:PASSWORD@ (up to an @ in the same word: a mistyped password may hold a /)
+_URI_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@\s\"']*@")
+# password=VALUE, the value quoted ('...' with \-escapes) or not
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'\"]+)", re.IGNORECASE)
+
+
+def passwords(dsn: Optional[str] = None, env: Mapping[str, str] = os.environ) -> List[str]:
+    """The passwords a message might contain: the connection string's (parsed by libpq, or,
+    when it is not valid, found as a URI's or a keyword's) and PGPASSWORD's."""
+    found = [env.get("PGPASSWORD") or ""]
+    text = conninfo(dsn, env)
+    try:
+        found.append(conninfo_to_dict(text).get("password") or "")
+    except psycopg.Error:
+        pass
+    for match in _URI_PASSWORD.finditer(text):
+        found.append(unquote(match.group(0)[len(match.group(1)):-1]))
+    for match in _KEYWORD_PASSWORD.finditer(text):
+        value = match.group(2)
+        if value.startswith("'"):
+            value = re.sub(r"\\(.)", r"\1", value[1:].rstrip("'"))
+        found.append(value)
+    return [p for p in found if p]
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """The text with passwords replaced by ***: in URIs, in password=... and wherever one
+    of `secrets` (or its percent-encoded form) appears."""
+    text = _URI_PASSWORD.sub(r"\1***@", text)
+    text = _KEYWORD_PASSWORD.sub(r"\1***", text)
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        for form in {secret, quote(secret, safe="")}:
+            text = text.replace(form, "***")
+    return text
+
+
+def one_line(exc: BaseException, dsn: Optional[str] = None, env: Mapping[str, str] = os.environ) -> str:
+    """An exception's message on one line (libpq's messages span several), with the
+    connection's passwords (from dsn, DATABASE_URL, PGPASSWORD) scrubbed."""
     diag = getattr(exc, "diag", None)
     primary = getattr(diag, "message_primary", None)
     if primary:
@@ -128,8 +170,9 @@ def one_line(exc: BaseException) -> str:
             text += f" ({diag.message_detail.rstrip('.')})"
         if diag.message_hint:
             text += f". Hint: {diag.message_hint}"
-        return text
-    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip()) or type(exc).__name__
+    else:
+        text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip()) or type(exc).__name__
+    return scrub(text, passwords(dsn, env))
 
 
 def connect(dsn: Optional[str] = None, env: Mapping[str, str] = os.environ, **kwargs) -> psycopg.Connection:
@@ -138,7 +181,7 @@ def connect(dsn: Optional[str] = None, env: Mapping[str, str] = os.environ, **kw
     try:
         return psycopg.connect(conninfo(dsn, env), **kwargs)
     except psycopg.Error as exc:
-        raise TimepartError(f"cannot connect to the database: {one_line(exc)}") from None
+        raise TimepartError(f"cannot connect to the database: {one_line(exc, dsn, env)}") from None
 
 
 async def connect_async(dsn: Optional[str] = None, env: Mapping[str, str] = os.environ,
@@ -147,4 +190,4 @@ async def connect_async(dsn: Optional[str] = None, env: Mapping[str, str] = os.e
     try:
         return await psycopg.AsyncConnection.connect(conninfo(dsn, env), **kwargs)
     except psycopg.Error as exc:
-        raise TimepartError(f"cannot connect to the database: {one_line(exc)}") from None
+        raise TimepartError(f"cannot connect to the database: {one_line(exc, dsn, env)}") from None
