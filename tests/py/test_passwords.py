@@ -2,7 +2,12 @@
 connection string in some), and any other error, are printed with the passwords of --dsn,
 DATABASE_URL and PGPASSWORD replaced by ***."""
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -40,7 +45,6 @@ def test_dsn_passwords_never_print(dsn, args, code):
 
 def test_the_invalid_ones_really_quote_the_password():
     """The premise: without the scrubbing, libpq's messages would show it."""
-    import psycopg
     for name in ("invalid uri", "invalid keywords"):
         with pytest.raises(psycopg.Error) as failed:
             psycopg.connect(DSNS[name])
@@ -60,10 +64,6 @@ def test_pgpassword_never_prints():
 
 
 def test_the_console_script_scrubs_too():
-    import subprocess
-    import shutil
-    import sys
-    from pathlib import Path
     timepart = shutil.which("timepart") or str(Path(sys.executable).parent / "timepart")
     done = subprocess.run([timepart, "--dsn", DSNS["invalid uri"], "health"], capture_output=True, text=True,
                           env={**os.environ, "DATABASE_URL": DSNS["invalid keywords"]}, timeout=60)

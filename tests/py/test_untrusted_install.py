@@ -161,11 +161,11 @@ def test_a_planted_schema_without_functions_is_still_not_reused(owner_db):
 
 
 SHADOWS = [
-    ("CREATE FUNCTION public.create_email_events_partition(text, text) RETURNS text LANGUAGE sql"
-     " AS $f$ SELECT 'x' WHERE public.attack('shadow') $f$",
+    (("CREATE FUNCTION public.create_email_events_partition(text, text) RETURNS text LANGUAGE sql"
+      " AS $f$ SELECT 'x' WHERE public.attack('shadow') $f$"),
      "function public.create_email_events_partition(pg_catalog.text,pg_catalog.text)"),
-    ("CREATE SCHEMA elsewhere; CREATE FUNCTION elsewhere.maintain_email_events_partitions() RETURNS jsonb LANGUAGE sql"
-     " AS $f$ SELECT '{}'::jsonb WHERE public.attack('shadow') $f$",
+    (("CREATE SCHEMA elsewhere; CREATE FUNCTION elsewhere.maintain_email_events_partitions() RETURNS jsonb"
+      " LANGUAGE sql AS $f$ SELECT '{}'::jsonb WHERE public.attack('shadow') $f$"),
      "function elsewhere.maintain_email_events_partitions()"),
 ]
 
