@@ -24,7 +24,7 @@ class NotInstalledError(TimepartError):
 
 class UntrustedError(TimepartError):
     """Schema timepart, or a name timepart trusts, belongs to a role whose code must not run
-    with the caller's rights: timepart calls nothing there."""
+    with the caller's rights: timepart calls nothing in the database."""
 
     def __init__(self, database: str, superuser: bool, untrusted: List[str]):
         who = ("a superuser" if superuser else
@@ -36,7 +36,7 @@ class UntrustedError(TimepartError):
         else:
             fix = "a superuser must inspect and drop them (DROP FUNCTION/VIEW with the name shown)"
         super().__init__(f'refusing to call into database "{database}": not owned by {who}: {shown}. '
-                         f"timepart called nothing there; {fix}")
+                         f"Nothing was called; {fix}")
         self.database, self.untrusted = database, untrusted
 
 
