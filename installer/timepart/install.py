@@ -226,8 +226,17 @@ def _install_sql(conn: Connection, mode: str, version: str, files: Scripts) -> I
                 f"(available: {', '.join(on_server) or 'none'}): run `make install` on the server, or use --mode script")
         conn.execute(sql.SQL("CREATE EXTENSION timepart VERSION {}").format(sql.Literal(version)))
         return InstallResult("extension", installed(conn).version, already_installed=False)
-    conn.execute(files.script(version))
+    _run_script(conn, files.script(version))
     return InstallResult("script", installed(conn).version, already_installed=False)
+
+
+def _run_script(conn: Connection, script: str) -> None:
+    """Applies a version script as CREATE/ALTER EXTENSION would: on a search_path of the
+    schema objects are created in, then pg_temp, so no temporary table or type of this
+    session stands in for a name the script uses. Until the end of the transaction."""
+    conn.execute("SELECT pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ',"
+                 " pg_catalog.quote_ident(pg_catalog.current_schema()), 'pg_temp'), true)")
+    conn.execute(script)
 
 
 def _install_email_events(conn: Connection, result: InstallResult, settings: dict) -> None:
@@ -295,7 +304,7 @@ def upgrade(conn: Connection, to: Optional[str] = None) -> UpgradeResult:
             if state.mode == "extension":
                 conn.execute(sql.SQL("ALTER EXTENSION timepart UPDATE TO {}").format(sql.Literal(end)))
             else:
-                conn.execute(files.steps[start, end].read_text())
+                _run_script(conn, files.steps[start, end].read_text())
             now = installed(conn).version
             if now != end:
                 raise TimepartError(f"upgrade step {start} -> {end} left timepart.version() at {now}")

@@ -235,3 +235,29 @@ def test_uninstall_on_a_hostile_session(make_database):
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("SELECT pg_catalog.to_regproc('public.create_email_events_partition')").fetchone() == (None,)
     assert_untouched(dsn)
+
+
+def test_a_script_mode_install_on_a_hostile_session(make_database):
+    """The scripts are applied as CREATE EXTENSION applies them: the session's temporary
+    objects stand in for none of their names."""
+    dsn = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(OPERATORS)
+    with hostile(dsn, hostile_sql({"pg_catalog": VIEWS["pg_catalog"]})) as conn:
+        assert lib.install(conn, mode="script", env={}).version == lib.scripts().newest
+        assert lib.installed(conn) == lib.Installed("script", lib.scripts().newest)
+    assert_untouched(dsn)
+
+
+def test_an_upgrade_from_the_oldest_version_on_a_hostile_session(make_database):
+    """Extension mode: the oldest release's timepart.version() (an unpinned SQL function,
+    `SELECT '0.1'::text`) would meet the session's temporary type text if a script-mode
+    upgrade called it; the extension's version comes from pg_extension instead."""
+    dsn = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(OPERATORS)
+    oldest = min(lib.scripts().full, key=lib.version_key)
+    with hostile(dsn, hostile_sql({"pg_catalog": VIEWS["pg_catalog"]})) as conn:
+        assert lib.install(conn, mode="extension", version=oldest, env={}).version == oldest
+        assert lib.upgrade(conn).to_version == lib.scripts().newest
+    assert_untouched(dsn)
