@@ -4,7 +4,6 @@ returns data.
 Exit codes: 0 success, 1 operational failure, 2 usage; `health`: 0/1/2/3."""
 import asyncio
 import functools
-import json
 import signal
 from dataclasses import asdict
 
@@ -13,7 +12,8 @@ import psycopg
 
 from . import db, install as lib, migrate as migration, seed_env
 from .client import Health, PartitionManager, listen_alerts
-from .output import echo_from_env, echo_health, echo_json, echo_operation, echo_progress, echo_summary, echo_table, plain
+from .output import (echo, echo_from_env, echo_health, echo_json, echo_operation, echo_progress, echo_summary,
+                     echo_table, json_text, safe)
 
 HEALTH_CODES = {"healthy": 0, "warning": 1, "critical": 2, "error": 3}
 
@@ -21,7 +21,7 @@ HEALTH_CODES = {"healthy": 0, "warning": 1, "critical": 2, "error": 3}
 # ---- errors and connections -------------------------------------------------------
 
 def _fail(message: str, code: int = 1):
-    exc = click.ClickException(message)
+    exc = click.ClickException(safe(message))  # names and messages from the database, escaped
     exc.exit_code = code
     raise exc
 
@@ -37,8 +37,9 @@ def _command(func=None, *, error_code: int = 1):
             return func(*args, **kwargs)
         except db.TimepartError as exc:
             _fail(str(exc), error_code)
-        except psycopg.Error as exc:
-            _fail(db.one_line(exc), error_code)
+        except psycopg.Error as exc:  # one line, without the connection's passwords
+            ctx = click.get_current_context(silent=True)
+            _fail(db.one_line(exc, (ctx.obj or {}).get("dsn") if ctx else None), error_code)
     return wrapper
 
 
@@ -54,8 +55,9 @@ class MonitoringCommand(click.Command):
 
 
 def _connect(ctx, needs_timepart: bool = False):
-    """A connection; for a command that needs timepart, refused with NotInstalledError
-    (one line) when it is not in the database."""
+    """A connection; for a command that needs timepart, refused (one line) when it is not
+    in the database (NotInstalledError) or not trusted (UntrustedError). The installer
+    commands check that themselves (install.installed)."""
     conn = db.connect(ctx.obj["dsn"])
     if needs_timepart:
         try:
@@ -67,12 +69,15 @@ def _connect(ctx, needs_timepart: bool = False):
 
 
 def _run(ctx, operation, table=None):
-    """Runs `operation(manager)` for one table (or all) on an async connection; the client
-    does the SQL and raises NotInstalledError when timepart is missing."""
+    """Runs `operation(manager)` for one table (or all) on an async connection, once the
+    install is found and trusted (UntrustedError, NotInstalledError otherwise); the
+    client does the SQL."""
     async def go():
         conn = await db.connect_async(ctx.obj["dsn"])
         try:
-            return await operation(PartitionManager(conn, table))
+            manager = PartitionManager(conn, table)
+            await manager.require_installed()
+            return await operation(manager)
         finally:
             await conn.close()
     return asyncio.run(go())
@@ -110,14 +115,14 @@ def install_cmd(ctx, mode, with_email_events, schedule):
         result = lib.install(conn, mode, with_email_events=with_email_events, schedule=schedule)
     if ctx.obj["json"]:
         return echo_json({**asdict(result), "message": result.message})
-    click.echo(result.message)
+    echo(result.message)
     if result.email_events:
-        click.echo(f"{'created' if result.email_events_created else 'already managed'}: {result.email_events}")
+        echo(f"{'created' if result.email_events_created else 'already managed'}: {result.email_events}")
     if result.configuration:
-        click.echo("configured from the environment: " + ", ".join(
+        echo("configured from the environment: " + ", ".join(
             f"{k}={result.configuration[k]}" for k in lib.settings_from_env()))
     for job in result.jobs:
-        click.echo(f"scheduled {job['jobname']} ({job['schedule']})")
+        echo(f"scheduled {job['jobname']} ({job['schedule']})")
 
 
 @cli.command("upgrade")
@@ -130,7 +135,7 @@ def upgrade_cmd(ctx, to):
         result = lib.upgrade(conn, to)
     if ctx.obj["json"]:
         return echo_json({**asdict(result), "message": result.message})
-    click.echo(result.message)
+    echo(result.message)
 
 
 @cli.command("status")
@@ -143,22 +148,26 @@ def status_cmd(ctx):
     if ctx.obj["json"]:
         return echo_json({**asdict(st), "installed": st.installed})
     if st.installed:
-        click.echo(f"timepart {st.version} installed ({st.mode} mode)")
+        echo(f"timepart {st.version} installed ({st.mode} mode)")
     else:
-        click.echo("timepart is not installed in this database")
-    click.echo(f"versions in the package: {', '.join(st.file_versions)}")
-    click.echo(f"versions on the server:  {', '.join(st.server_versions) or 'none (script mode only)'}")
+        echo("timepart is not installed in this database")
+    echo(f"versions in the package: {', '.join(st.file_versions)}")
+    echo(f"versions on the server:  {', '.join(st.server_versions) or 'none (script mode only)'}")
     if st.installed:
-        click.echo("\nmanaged tables:")
+        echo()
+        echo("managed tables:")
         echo_table(st.tables, ["parent", "partition_interval", "premake", "retention"])
     if not st.installed:
         return
     if st.jobs is None:
-        click.echo(f"\nscheduled jobs: {st.jobs_error}")
+        echo()
+        echo(f"scheduled jobs: {st.jobs_error}")
     elif not st.jobs:
-        click.echo("\nscheduled jobs: none (timepart.schedule_jobs() or `timepart install --schedule` sets them up)")
+        echo()
+        echo("scheduled jobs: none (timepart.schedule_jobs() or `timepart install --schedule` sets them up)")
     else:
-        click.echo("\nscheduled jobs:")
+        echo()
+        echo("scheduled jobs:")
         echo_table(st.jobs, ["jobname", "schedule", "active", "last_status", "last_success"])
 
 
@@ -175,7 +184,7 @@ def uninstall_cmd(ctx, yes):
         result = lib.uninstall(conn)
     if ctx.obj["json"]:
         return echo_json({**asdict(result), "message": result.message})
-    click.echo(result.message)
+    echo(result.message)
 
 
 # ---- operations: each one SQL call through the client -----------------------------
@@ -243,19 +252,20 @@ def migrate_cmd(ctx, table, key, interval, batch_size, dry_run):
                 return echo_json({"partitions": rows, "carried": carried})
             echo_table(rows, ["partition_name", "range_start", "range_end", "estimated_rows", "rows_from",
                                "estimated_seconds"])
-            click.echo(f"{len(rows)} partitions, ~{sum(r.estimated_rows for r in rows)} rows, "
-                       f"~{sum(r.estimated_seconds for r in rows):.0f} s\n")
+            echo(f"{len(rows)} partitions, ~{sum(r.estimated_rows for r in rows)} rows, "
+                 f"~{sum(r.estimated_seconds for r in rows):.0f} s")
+            echo()
             echo_table(carried, ["item", "name", "carried", "how"])
             return
         carried = migration.carried(conn, table)
-        result = migration.run(conn, table, key, interval, batch_size, echo_progress, click.echo)
+        result = migration.run(conn, table, key, interval, batch_size, echo_progress, echo)
     if ctx.obj["json"]:
         return echo_json({**result, "carried": carried})
     if result:
-        click.echo(f"migrated {result['table']}: {result['target_rows']} rows, verified batch by batch; "
+        echo(f"migrated {result['table']}: {result['target_rows']} rows, verified batch by batch; "
                    f"old table kept as {result['old_table']}")
         for c in carried:
-            click.echo(f"  {'carried' if c.carried else 'NOT carried'}: {c.item}{' ' + c.name if c.name else ''} ({c.how})")
+            echo(f"  {'carried' if c.carried else 'NOT carried'}: {c.item}{' ' + c.name if c.name else ''} ({c.how})")
 
 
 @cli.command("stats")
@@ -300,7 +310,7 @@ def report_cmd(ctx, table, output):
     """One self-contained HTML page with SVG charts: sizes, rows, growth, runway, alerts, log."""
     from . import report
     with _connect(ctx, needs_timepart=True) as conn:
-        click.echo(f"wrote {report.write(conn, output, table)}")
+        echo(f"wrote {report.write(conn, output, table)}")
 
 
 @cli.command("log")
@@ -343,7 +353,7 @@ def _follow_alerts(ctx, table):
             async for payload in listen_alerts(conn):
                 if table and isinstance(payload, dict) and payload.get("parent_table") not in (None, table):
                     continue
-                click.echo(json.dumps(payload, default=plain) if not isinstance(payload, str) else payload)
+                click.echo(json_text(payload) if not isinstance(payload, str) else safe(payload))
         except asyncio.CancelledError:
             pass
         finally:

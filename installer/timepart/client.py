@@ -174,8 +174,9 @@ class PartitionManager:
         return next(iter(rows[0].values()))
 
     async def require_installed(self) -> None:
-        """Raises NotInstalledError when timepart is not in the database (every call
-        also raises it when it fails for that reason)."""
+        """Raises UntrustedError when schema timepart (or a name it trusts) belongs to a
+        role the caller must not trust, NotInstalledError when timepart is not in the
+        database (every call also raises that when it fails for that reason)."""
         await self.runner.require_installed()
 
     async def create_partition(self, start: datetime, end: datetime) -> str:
@@ -185,30 +186,34 @@ class PartitionManager:
         after `start`'s, to the end of `start`'s period. Aligned bounds stay as they are;
         reversed ones reach SQL unchanged, which refuses them."""
         start, end = await self._period_bounds(start, end)
-        return await self._value("SELECT timepart.create_partition(%(parent)s::regclass, %(start)s, %(end)s)",
+        return await self._value("SELECT timepart.create_partition(%(parent)s::pg_catalog.regclass, %(start)s, %(end)s)",
                                  parent=self.parent, start=start, end=end)
 
     async def _period_bounds(self, start: datetime, end: datetime) -> Tuple[datetime, datetime]:
         """create_partition's rule, on the table's own periods (timepart.period_of)."""
         rows = await self._rows(
-            "SELECT s.range_start, CASE WHEN e.range_start > s.range_start THEN e.range_start ELSE s.range_end END"
-            " AS range_end FROM timepart.period_of(%(parent)s::regclass, %(start)s) s,"
-            " timepart.period_of(%(parent)s::regclass, %(end)s) e"
-            " WHERE %(end)s::timestamptz > %(start)s::timestamptz", parent=self.parent, start=start, end=end)
+            "SELECT s.range_start, CASE WHEN e.range_start OPERATOR(pg_catalog.>) s.range_start THEN e.range_start"
+            " ELSE s.range_end END AS range_end FROM timepart.period_of(%(parent)s::pg_catalog.regclass, %(start)s) s,"
+            " timepart.period_of(%(parent)s::pg_catalog.regclass, %(end)s) e"
+            " WHERE %(end)s::pg_catalog.timestamptz OPERATOR(pg_catalog.>) %(start)s::pg_catalog.timestamptz",
+            parent=self.parent, start=start, end=end)
         return (rows[0]["range_start"], rows[0]["range_end"]) if rows else (start, end)
 
     async def maintain(self, premake: Optional[int] = None) -> OperationResult:
         return OperationResult.from_json(await self._value(
-            "SELECT timepart.maintain(%(parent)s::regclass, %(premake)s::integer)", parent=self.parent, premake=premake))
+            "SELECT timepart.maintain(%(parent)s::pg_catalog.regclass, %(premake)s::pg_catalog.int4)",
+            parent=self.parent, premake=premake))
 
     async def cleanup(self, retention: Union[str, timedelta, None] = None, dry_run: bool = False) -> OperationResult:
         return OperationResult.from_json(await self._value(
-            "SELECT timepart.cleanup(%(parent)s::regclass, %(retention)s::text::interval, %(dry_run)s::boolean)",
+            "SELECT timepart.cleanup(%(parent)s::pg_catalog.regclass, %(retention)s::pg_catalog.text::pg_catalog.interval,"
+            " %(dry_run)s::pg_catalog.bool)",
             parent=self.parent, retention=_interval(retention), dry_run=dry_run))
 
     async def partition_stats(self) -> List[PartitionStats]:
-        rows = await self._rows(f"SELECT {_columns(PartitionStats)} FROM timepart.partition_stats(%(parent)s::regclass)",
-                                parent=self.parent)
+        rows = await self._rows(
+            f"SELECT {_columns(PartitionStats)} FROM timepart.partition_stats(%(parent)s::pg_catalog.regclass)",
+            parent=self.parent)
         return [PartitionStats(**r) for r in rows]
 
     async def snapshot_stats(self) -> int:
@@ -216,28 +221,30 @@ class PartitionManager:
         return await self._value("SELECT timepart.snapshot_stats()")
 
     async def health(self) -> Health:
-        return Health.from_json(await self._value("SELECT timepart.health(%(parent)s::regclass)", parent=self.parent))
+        return Health.from_json(await self._value("SELECT timepart.health(%(parent)s::pg_catalog.regclass)", parent=self.parent))
 
     async def summary(self) -> dict:
-        return decoded(await self._value("SELECT timepart.summary(%(parent)s::regclass)", parent=self.parent))
+        return decoded(await self._value("SELECT timepart.summary(%(parent)s::pg_catalog.regclass)", parent=self.parent))
 
     async def check_alerts(self) -> List[Alert]:
-        rows = await self._rows(f"SELECT {_columns(Alert)} FROM timepart.check_alerts(%(parent)s::regclass)",
+        rows = await self._rows(f"SELECT {_columns(Alert)} FROM timepart.check_alerts(%(parent)s::pg_catalog.regclass)",
                                 parent=self.parent)
         return [Alert(**r) for r in rows]
 
     async def maintenance_log(self, limit: int = 100) -> List[LogEntry]:
-        rows = await self._rows(f"SELECT {_columns(LogEntry)} FROM timepart.get_maintenance_log(%(limit)s::integer)",
-                                limit=limit)
+        rows = await self._rows(
+            f"SELECT {_columns(LogEntry)} FROM timepart.get_maintenance_log(%(limit)s::pg_catalog.int4)", limit=limit)
         return [LogEntry(**r) for r in rows]
 
     async def tables(self) -> List[ManagedTable]:
         """The managed tables (every one, or this manager's), in parent order."""
         rows = await self._rows(
-            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(r.relname) AS parent,"
-            " r.relname::text AS name FROM timepart.config c JOIN pg_catalog.pg_class r ON r.oid = c.parent"
-            " JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
-            " WHERE %(parent)s::regclass IS NULL OR c.parent = %(parent)s::regclass ORDER BY 1", parent=self.parent)
+            "SELECT pg_catalog.concat(pg_catalog.quote_ident(n.nspname), '.', pg_catalog.quote_ident(r.relname)) AS parent,"
+            " r.relname::pg_catalog.text AS name FROM timepart.config c"
+            " JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.parent"
+            " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace"
+            " WHERE %(parent)s::pg_catalog.regclass IS NULL OR c.parent OPERATOR(pg_catalog.=) %(parent)s::pg_catalog.regclass"
+            " ORDER BY 1", parent=self.parent)
         return [ManagedTable(**r) for r in rows]
 
 
@@ -338,7 +345,7 @@ async def listen_alerts(conn) -> AsyncIterator[Any]:
     while True:
         async for _ in conn.notifies(stop_after=1):
             pass
-        cur = await conn.execute("SELECT row_to_json(a)::text FROM timepart.open_alerts a")
+        cur = await conn.execute("SELECT pg_catalog.row_to_json(a)::pg_catalog.text FROM timepart.open_alerts a")
         for (text,) in await cur.fetchall():
             alert = json.loads(text)
             key = (alert["alert_type"], alert["parent_table"], alert["partition_name"], alert["first_seen"])

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import Connection, sql
 
 from . import build
+from . import db
 from .db import TimepartError
 
 MODES = ("auto", "extension", "script")
@@ -115,7 +116,12 @@ class Installed:
 
 
 def installed(conn: Connection) -> Installed:
-    row = conn.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'timepart'").fetchone()
+    """The install in the database, if any. Refuses (db.UntrustedError) before anything
+    in schema timepart is called when it, or a name timepart trusts, belongs to a role
+    the caller must not trust: every installer command starts here."""
+    db.check_trusted(conn)
+    row = conn.execute("SELECT e.extversion FROM pg_catalog.pg_extension e"
+                       " WHERE e.extname OPERATOR(pg_catalog.=) 'timepart'").fetchone()
     if row:
         return Installed("extension", row[0])
     if conn.execute("SELECT pg_catalog.to_regprocedure('timepart.version()') IS NOT NULL").fetchone()[0]:
@@ -125,19 +131,22 @@ def installed(conn: Connection) -> Installed:
 
 def server_versions(conn: Connection) -> List[str]:
     """Versions whose files are on the server (what CREATE/ALTER EXTENSION can use)."""
-    rows = conn.execute("SELECT version FROM pg_catalog.pg_available_extension_versions WHERE name = 'timepart'")
+    rows = conn.execute("SELECT v.version FROM pg_catalog.pg_available_extension_versions v"
+                        " WHERE v.name OPERATOR(pg_catalog.=) 'timepart'")
     return sorted((r[0] for r in rows), key=version_key)
 
 
 def _can_create_extension(conn: Connection) -> bool:
     # timepart is not a trusted extension: CREATE EXTENSION needs a superuser.
-    return conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").fetchone()[0]
+    return conn.execute("SELECT r.rolsuper FROM pg_catalog.pg_roles r"
+                        " WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER").fetchone()[0]
 
 
 def _has_function(conn: Connection, name: str) -> bool:
     return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE n.nspname = 'timepart' AND p.proname = %s)", (name,)).fetchone()[0]
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p"
+        " WHERE p.pronamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace('timepart')"
+        " AND p.proname OPERATOR(pg_catalog.=) %s::pg_catalog.name)", (name,)).fetchone()[0]
 
 
 # ---- install ----------------------------------------------------------------------
@@ -201,7 +210,7 @@ def install(conn: Connection, mode: str = "auto", with_email_events: bool = Fals
             if not _has_function(conn, "schedule_jobs"):
                 raise TimepartError(f"timepart {result.version} has no timepart.schedule_jobs(): "
                                     "scheduling needs a newer timepart")
-            cur = conn.execute("SELECT jobname, schedule, command FROM timepart.schedule_jobs()")
+            cur = conn.execute("SELECT j.jobname, j.schedule, j.command FROM timepart.schedule_jobs() j")
             result.jobs = [dict(zip(("jobname", "schedule", "command"), r)) for r in cur]
     return result
 
@@ -217,32 +226,45 @@ def _install_sql(conn: Connection, mode: str, version: str, files: Scripts) -> I
                 f"(available: {', '.join(on_server) or 'none'}): run `make install` on the server, or use --mode script")
         conn.execute(sql.SQL("CREATE EXTENSION timepart VERSION {}").format(sql.Literal(version)))
         return InstallResult("extension", installed(conn).version, already_installed=False)
-    conn.execute(files.script(version))
+    _run_script(conn, files.script(version))
     return InstallResult("script", installed(conn).version, already_installed=False)
+
+
+def _run_script(conn: Connection, script: str) -> None:
+    """Applies a version script as CREATE/ALTER EXTENSION would: on a search_path of the
+    schema objects are created in, then pg_temp, so no temporary table or type of this
+    session stands in for a name the script uses. Until the end of the transaction."""
+    conn.execute("SELECT pg_catalog.set_config('search_path', pg_catalog.concat_ws(', ',"
+                 " pg_catalog.quote_ident(pg_catalog.current_schema()), 'pg_temp'), true)")
+    conn.execute(script)
 
 
 def _install_email_events(conn: Connection, result: InstallResult, settings: dict) -> None:
     managed = conn.execute(
-        "SELECT c.parent::text FROM timepart.config c WHERE c.parent = pg_catalog.to_regclass('email_events')").fetchone()
+        "SELECT c.parent::pg_catalog.text FROM timepart.config c"
+        " WHERE c.parent OPERATOR(pg_catalog.=) pg_catalog.to_regclass('email_events')").fetchone()
     if managed:
         result.email_events = managed[0]  # there already: leave its configuration alone
         return
     # The seed's variables are applied before the preset's first maintain (0.10 takes them
     # as an argument); an older install configures right after, which is all it can do.
     takes_settings = conn.execute(
-        "SELECT pg_catalog.to_regprocedure('timepart.create_email_events_table(name, timestamptz, jsonb)') IS NOT NULL"
+        "SELECT pg_catalog.to_regprocedure('timepart.create_email_events_table(pg_catalog.name, pg_catalog.timestamptz,"
+        " pg_catalog.jsonb)') IS NOT NULL"
     ).fetchone()[0]
     if takes_settings:
-        result.email_events = conn.execute("SELECT timepart.create_email_events_table(settings => %s::jsonb)::text",
-                                           (json.dumps(settings),)).fetchone()[0]
+        result.email_events = conn.execute(
+            "SELECT timepart.create_email_events_table(settings => %s::pg_catalog.jsonb)::pg_catalog.text",
+            (json.dumps(settings),)).fetchone()[0]
     else:
-        result.email_events = conn.execute("SELECT timepart.create_email_events_table()::text").fetchone()[0]
+        result.email_events = conn.execute("SELECT timepart.create_email_events_table()::pg_catalog.text").fetchone()[0]
     result.email_events_created = True
     if settings and takes_settings:
-        result.configuration = conn.execute("SELECT pg_catalog.to_jsonb(c) FROM timepart.config c WHERE c.parent = %s::regclass",
-                                            (result.email_events,)).fetchone()[0]
+        result.configuration = conn.execute(
+            "SELECT pg_catalog.to_jsonb(c) FROM timepart.config c"
+            " WHERE c.parent OPERATOR(pg_catalog.=) %s::pg_catalog.regclass", (result.email_events,)).fetchone()[0]
     elif settings:
-        result.configuration = conn.execute("SELECT timepart.configure(%s::regclass, %s::jsonb)",
+        result.configuration = conn.execute("SELECT timepart.configure(%s::pg_catalog.regclass, %s::pg_catalog.jsonb)",
                                             (result.email_events, json.dumps(settings))).fetchone()[0]
 
 
@@ -282,7 +304,7 @@ def upgrade(conn: Connection, to: Optional[str] = None) -> UpgradeResult:
             if state.mode == "extension":
                 conn.execute(sql.SQL("ALTER EXTENSION timepart UPDATE TO {}").format(sql.Literal(end)))
             else:
-                conn.execute(files.steps[start, end].read_text())
+                _run_script(conn, files.steps[start, end].read_text())
             now = installed(conn).version
             if now != end:
                 raise TimepartError(f"upgrade step {start} -> {end} left timepart.version() at {now}")
@@ -310,20 +332,20 @@ def status(conn: Connection) -> Status:
     state = installed(conn)
     tables, jobs, jobs_error = [], None, None
     if state.mode:
-        cur = conn.execute("SELECT parent::text, partition_interval::text, premake, retention::text"
-                           " FROM timepart.config ORDER BY parent::text")
+        cur = conn.execute("SELECT c.parent::pg_catalog.text, c.partition_interval::pg_catalog.text, c.premake,"
+                           " c.retention::pg_catalog.text FROM timepart.config c ORDER BY 1")
         tables = [dict(zip(("parent", "partition_interval", "premake", "retention"), r)) for r in cur]
         if not _has_function(conn, "job_status"):
             jobs_error = f"timepart {state.version} cannot report its jobs: run `timepart upgrade`"
         else:
             try:
                 with conn.transaction():
-                    cur = conn.execute("SELECT jobname, schedule, command, database, active, last_status, last_success"
-                                       " FROM timepart.job_status()")
+                    cur = conn.execute("SELECT j.jobname, j.schedule, j.command, j.database, j.active, j.last_status,"
+                                       " j.last_success FROM timepart.job_status() j")
                     jobs = [dict(zip(("jobname", "schedule", "command", "database", "active", "last_status",
                                       "last_success"), r)) for r in cur]
             except psycopg.Error as e:
-                jobs_error = f"pg_cron cannot be reached: {e.diag.message_primary or e}"
+                jobs_error = f"pg_cron cannot be reached: {db.one_line(e)}"
     return Status(state.mode, state.version, scripts().versions, server_versions(conn), tables, jobs, jobs_error)
 
 
@@ -361,11 +383,15 @@ def uninstall(conn: Connection) -> UninstallResult:
         if not _has_function(conn, "_outside_dependents"):
             raise TimepartError(f"timepart {state.version} cannot list its own objects: "
                                 "run `timepart upgrade`, then uninstall")
-        blockers = [r[0] for r in conn.execute("SELECT * FROM timepart._outside_dependents()")]
+        blockers = [r[0] for r in conn.execute("SELECT d FROM timepart._outside_dependents() d")]
         if blockers:
             raise TimepartError("cannot uninstall timepart: other objects depend on it: " + "; ".join(blockers)
                                 + ". Drop or change them first")
-        for kind, name in conn.execute("SELECT kind, name FROM timepart._installed_objects()").fetchall():
+        # The names come as timepart's pinned search_path prints them (argument types
+        # unqualified): they are dropped under that path, with pg_temp last, so no
+        # temporary type of this session stands in for one of them.
+        conn.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")
+        for kind, name in conn.execute("SELECT o.kind, o.name FROM timepart._installed_objects() o").fetchall():
             conn.execute(sql.SQL("DROP {} {}").format(sql.SQL(kind), sql.SQL(name)))  # regprocedure/regclass text is quoted
             result.dropped.append(f"{kind} {name}")
         conn.execute("DROP SCHEMA timepart CASCADE")

@@ -45,7 +45,7 @@ def _progress(detail: Optional[str]) -> Optional[Progress]:
 def plan(conn: psycopg.Connection, table: str, key: str, interval: str = "1 month",
          time_zone: str = "UTC") -> list:
     """The partitions the table's rows need, rows per partition and the estimated time."""
-    rows = conn.execute("SELECT * FROM timepart.migrate_plan(%s::regclass, %s, %s::interval, %s)",
+    rows = conn.execute("SELECT * FROM timepart.migrate_plan(%s::pg_catalog.regclass, %s, %s::pg_catalog.interval, %s)",
                         (table, key, interval, time_zone)).fetchall()
     return [PlanRow(*r) for r in rows]
 
@@ -60,7 +60,8 @@ class Carried:
 
 def carried(conn: psycopg.Connection, table: str) -> list:
     """What a migration carries over from the table, and what it cannot (timepart.migrate_carried)."""
-    rows = conn.execute("SELECT item, name, carried, how FROM timepart.migrate_carried(%s::regclass)", (table,)).fetchall()
+    rows = conn.execute("SELECT c.item, c.name, c.carried, c.how FROM timepart.migrate_carried(%s::pg_catalog.regclass) c",
+                        (table,)).fetchall()
     return [Carried(*r) for r in rows]
 
 
@@ -81,12 +82,13 @@ def run(conn: psycopg.Connection, table: str, key: str, interval: str = "1 month
 
     conn.add_notice_handler(handle)
     try:
-        conn.execute(sql.SQL("CALL timepart.migrate({}::regclass, {}, {}::interval, {})").format(
+        conn.execute(sql.SQL("CALL timepart.migrate({}::pg_catalog.regclass, {}, {}::pg_catalog.interval, {})").format(
             sql.Literal(table), sql.Literal(key), sql.Literal(interval), sql.Literal(batch_size)))
     finally:
         conn.remove_notice_handler(handle)
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT id, state, source::text AS old_table, target::text AS table, rows_copied, "
-                           "changes_applied, source_rows, target_rows, source_checksum, target_checksum, "
-                           "finished_at - started_at AS duration FROM timepart.migrations "
-                           "WHERE target = %s::regclass ORDER BY id DESC LIMIT 1", (table,)).fetchone() or {}
+        return cur.execute("SELECT m.id, m.state, m.source::pg_catalog.text AS old_table, m.target::pg_catalog.text AS table,"
+                           " m.rows_copied, m.changes_applied, m.source_rows, m.target_rows, m.source_checksum,"
+                           " m.target_checksum, m.finished_at OPERATOR(pg_catalog.-) m.started_at AS duration"
+                           " FROM timepart.migrations m WHERE m.target OPERATOR(pg_catalog.=) %s::pg_catalog.regclass"
+                           " ORDER BY m.id DESC LIMIT 1", (table,)).fetchone() or {}

@@ -19,9 +19,11 @@ def gather(conn: Connection, table: str = None) -> Dict[str, list]:
     """Everything the page shows, read through timepart's SQL functions."""
     with conn.cursor(row_factory=dict_row) as cur:
         args = (table,)
-        stats = cur.execute("SELECT * FROM timepart.partition_stats(%s::regclass)", args).fetchall()
-        growth = cur.execute("SELECT * FROM timepart.growth(%s::regclass)", args).fetchall()
-        alerts = cur.execute("SELECT * FROM timepart.open_alerts WHERE %s::regclass IS NULL OR parent_table::regclass = %s::regclass",
+        stats = cur.execute("SELECT * FROM timepart.partition_stats(%s::pg_catalog.regclass)", args).fetchall()
+        growth = cur.execute("SELECT * FROM timepart.growth(%s::pg_catalog.regclass)", args).fetchall()
+        # parent_table is the name as timepart's pinned search_path prints it: qualified.
+        alerts = cur.execute("SELECT * FROM timepart.open_alerts a WHERE %s::pg_catalog.regclass IS NULL"
+                             " OR pg_catalog.to_regclass(a.parent_table) OPERATOR(pg_catalog.=) %s::pg_catalog.regclass",
                              (table, table)).fetchall()
         log = cur.execute("SELECT * FROM timepart.get_maintenance_log(20)").fetchall()
     return {"stats": stats, "growth": growth, "alerts": alerts, "log": log}

@@ -45,13 +45,14 @@ class Runner:
             raise
 
     async def require_installed(self) -> None:
-        """Raises NotInstalledError when timepart is not in the database."""
-        missing = await self._not_installed()
-        if missing:
-            raise missing
+        """Raises UntrustedError when what timepart would call belongs to a role the caller
+        must not trust (db.check_trusted), NotInstalledError when timepart is not in the
+        database."""
+        row, = await self._execute(db.TRUST_QUERY, {})
+        db.trust_verdict(row, require=True)
 
     async def _not_installed(self) -> Optional[db.NotInstalledError]:
-        row, = await self._execute(db.INSTALLED_QUERY, {})
+        row, = await self._execute(db.TRUST_QUERY, {})
         return None if row["installed"] else db.NotInstalledError(row["database"])
 
     async def _execute(self, sql: str, params: dict) -> List[dict]:
