@@ -315,9 +315,9 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._room_refuse(tbl regclass, changed text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'code of the owner of % tried to leave something in this session', tbl USING ERRCODE = '42501',
-        DETAIL = changed || '. A trigger, rule, constraint, default, policy or index expression of the table ran with '
-                 'its owner''s rights and did this; the step was undone.',
+    RAISE EXCEPTION 'code of the owner of % tried to leave something in this session: %', tbl, changed USING ERRCODE = '42501',
+        DETAIL = 'A trigger, rule, constraint, default, policy or index expression of the table ran with its owner''s rights '
+                 'and did this; the step was undone.',
         HINT = 'Owner code that timepart runs may not create temporary objects, prepare statements, open cursors, change '
                'settings (use SET LOCAL in a function with its own SET clause), LISTEN or take session advisory locks.';
 END $$;

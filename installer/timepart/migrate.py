@@ -90,5 +90,4 @@ def run(conn: psycopg.Connection, table: str, key: str, interval: str = "1 month
         return cur.execute("SELECT m.id, m.state, m.source::pg_catalog.text AS old_table, m.target::pg_catalog.text AS table,"
                            " m.rows_copied, m.changes_applied, m.source_rows, m.target_rows, m.source_checksum,"
                            " m.target_checksum, m.finished_at OPERATOR(pg_catalog.-) m.started_at AS duration"
-                           " FROM timepart.migrations m WHERE m.target OPERATOR(pg_catalog.=) %s::pg_catalog.regclass"
-                           " ORDER BY m.id DESC LIMIT 1", (table,)).fetchone() or {}
+                           " FROM timepart.migration(%s::pg_catalog.regclass) m", (table,)).fetchone() or {}

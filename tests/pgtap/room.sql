@@ -126,7 +126,7 @@ BEGIN
     DELETE FROM public.act;
     clean := pg_temp.session_clean();
     PERFORM pg_temp.restore();
-    RETURN concat_ws(' | ', coalesce(err, 'read'), clean);
+    RETURN concat_ws(' | ', coalesce(split_part(err, ': ', 1), 'read'), clean);
 END $$;
 
 -- A read undoes what the owner's code did; where it took something of the session's

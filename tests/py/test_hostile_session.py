@@ -182,10 +182,6 @@ def test_the_installer_report_and_migrate_on_a_hostile_session(db, tmp_path):
     assert_untouched(db)
 
 
-@pytest.mark.xfail(strict=True, raises=psycopg.errors.RaiseException, reason=(
-    "SQL side: the procedure timepart.migrate (and _migrate_swap_retrying), which COMMIT and so run on the "
-    "caller's search_path, declare variables of unqualified types (timestamptz, jsonb, text): a temporary "
-    "type of the caller's session stands in for them. Remove this mark once they are pg_catalog.-qualified."))
 def test_migrate_run_on_a_hostile_session(db):
     with hostile(db) as conn:
         done = migrate.run(conn, "plain", "at", "1 month", 100)

@@ -145,3 +145,23 @@ def test_another_roles_drop_extension_is_not_failed(connect, owned):
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="must be owner of extension timepart"):
         conn.execute("DROP EXTENSION timepart")
     conn.execute("RESET ROLE")
+
+
+def test_the_maintain_job_goes_on_past_a_table_whose_owner_code_leaves_a_setting(connect, owned):
+    """maintain_each (the pg_cron job) in one session: the owner's code sets
+    default_transaction_read_only while its table's rows move; that step is refused and
+    logged, the setting is undone, and the next table is maintained in the same job."""
+    owned.execute("DROP TABLE IF EXISTS zz_next")
+    owned.execute("CREATE TABLE zz_next (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts)")
+    owned.execute("SELECT timepart.manage('zz_next', '1 month', 1)")
+    owned.execute("DROP TABLE zz_next_default")   # nothing can wait there; its next partitions are all it needs
+    owned.execute("INSERT INTO public.act VALUES ('SET default_transaction_read_only = on')")
+    owned.execute("INSERT INTO own_ev SELECT g, now() + g * interval '1 minute' FROM generate_series(1, 3) g")
+    job = connect()
+    job.execute("CALL timepart.maintain_each()")
+    assert job.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
+    error = job.execute("SELECT error FROM timepart.maintenance_log WHERE parent_table = 'public.own_ev' AND NOT success "
+                        "ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert "tried to leave something in this session" in error and "default_transaction_read_only" in error
+    assert job.execute("SELECT count(*) FROM timepart.maintenance_log WHERE parent_table = 'public.zz_next' "
+                       "AND operation_type = 'maintain' AND success").fetchone()[0] >= 1
