@@ -110,6 +110,12 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         result := pg_catalog.jsonb_build_object('rows', n);
     END IF;
+    -- Deferred trigger events the owner's code queued fire here, as the owner: before 18,
+    -- PostgreSQL would fire them at the caller's COMMIT, as the caller. (A read is rolled
+    -- back with its events, and fires nothing: the caller's own events are not the owner's.)
+    IF q NOT LIKE '-- timepart: read%%' AND NOT pg_catalog.pg_is_in_recovery() THEN
+        SET CONSTRAINTS ALL IMMEDIATE;
+    END IF;
     RETURN result;
 END $f$, owner_name);
 END;
@@ -185,6 +191,20 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER EXTENSION timepart ADD FUNCTION %s', sig);
     END IF;
     RETURN pg_catalog.format('timepart.%I', fname);
+END $$;
+
+-- Fires the session's pending deferred trigger events now, as the role the session runs
+-- as (the caller of timepart, never timepart's owner): an executor fires every pending
+-- event after its statement, as the table's owner, and the caller's own must not be among
+-- them. Called where the caller's run begins (maintain, cleanup, create_partition) and
+-- before each write; a no-op inside SECURITY DEFINER code and on a replica. The session's
+-- deferrable constraints are immediate from then on.
+CREATE OR REPLACE FUNCTION timepart._flush_deferred() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user = timepart._caller() AND NOT pg_catalog.pg_is_in_recovery() THEN
+        SET CONSTRAINTS ALL IMMEDIATE;
+    END IF;
 END $$;
 
 -- The executor that runs a statement on a table with its owner's rights (created when

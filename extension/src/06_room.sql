@@ -218,6 +218,7 @@ DECLARE
     result jsonb;
     changed text;
 BEGIN
+    PERFORM timepart._flush_deferred();
     BEGIN
         EXECUTE format('SELECT %s($1, $2)', executor) INTO result USING q, wants_value;
         changed := timepart._room_changes(before, timepart._room_state(true));
@@ -244,7 +245,7 @@ DECLARE
     done boolean := false;
 BEGIN
     BEGIN
-        EXECUTE format('SELECT %s($1, true)', executor) INTO result USING q;
+        EXECUTE format('SELECT %s($1, true)', executor) INTO result USING '-- timepart: read' || E'\n' || q;
         done := true;
         RAISE EXCEPTION USING ERRCODE = 'TP001';  -- undo all of it
     EXCEPTION WHEN OTHERS OR query_canceled THEN

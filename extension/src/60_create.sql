@@ -309,6 +309,7 @@ RETURNS text LANGUAGE plpgsql AS $$
 /* Creates one partition with its templated indexes. Already there: a notice and its
    name. Misaligned, reversed or overlapping bounds: an error, nothing changed. */
 BEGIN
+    PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(create_partition.parent) THEN
         RETURN timepart._admin_create_partition(create_partition.parent, range_start, range_end);
     END IF;

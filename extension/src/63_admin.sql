@@ -100,7 +100,17 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._admin_run(operation text, parent regclass, premake integer, retention interval,
                                                dry_run boolean, as_of timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
 BEGIN
+    -- Only from maintain or cleanup, which fire the admin's pending deferred trigger events
+    -- first, as the admin (_flush_deferred): none of them may be left to fire in another
+    -- owner's executor, as that owner.
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\.(maintain|cleanup)\(' THEN
+        RAISE EXCEPTION 'timepart._admin_run is a step of maintain and cleanup' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart.maintain and timepart.cleanup only.', HINT = 'Call those.';
+    END IF;
     IF operation IS NULL OR operation NOT IN ('maintain', 'cleanup') THEN
         RAISE EXCEPTION 'unknown operation %', coalesce(operation, 'NULL') USING ERRCODE = '22023',
             DETAIL = 'partition_admin runs maintain and cleanup on tables it does not own.', HINT = 'Call timepart.maintain or timepart.cleanup.';
@@ -123,7 +133,14 @@ END $$;
 -- create_partition for a partition_admin, as timepart's owner: the table must be managed.
 CREATE OR REPLACE FUNCTION timepart._admin_create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
 RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
 BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\.create_partition\(' THEN
+        RAISE EXCEPTION 'timepart._admin_create_partition is a step of create_partition' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart.create_partition only.', HINT = 'Call timepart.create_partition.';
+    END IF;
     PERFORM timepart._config(parent);
     PERFORM timepart._check_owner_reach(parent);
     RETURN timepart._create_partition(parent, range_start, range_end);

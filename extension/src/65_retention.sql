@@ -208,6 +208,7 @@ BEGIN
             DETAIL = format('as_of %s, dry_run %s.', coalesce(as_of::text, 'NULL'), coalesce(dry_run::text, 'NULL')),
             HINT = 'Leave them out for now() and a real run.';
     END IF;
+    PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(cleanup.parent) THEN
         RETURN timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
     END IF;

@@ -174,6 +174,7 @@ BEGIN
         PERFORM timepart._check_premake(premake);
     END IF;
     PERFORM timepart._check_moment(as_of);
+    PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(maintain.parent) THEN
         RETURN timepart._admin_run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
     END IF;

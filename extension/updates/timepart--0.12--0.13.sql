@@ -94,9 +94,29 @@ BEGIN
         GET DIAGNOSTICS n = ROW_COUNT;
         result := pg_catalog.jsonb_build_object('rows', n);
     END IF;
+    -- Deferred trigger events the owner's code queued fire here, as the owner: before 18,
+    -- PostgreSQL would fire them at the caller's COMMIT, as the caller. (A read is rolled
+    -- back with its events, and fires nothing: the caller's own events are not the owner's.)
+    IF q NOT LIKE '-- timepart: read%%' AND NOT pg_catalog.pg_is_in_recovery() THEN
+        SET CONSTRAINTS ALL IMMEDIATE;
+    END IF;
     RETURN result;
 END $f$, owner_name);
 END;
+
+-- Fires the session's pending deferred trigger events now, as the role the session runs
+-- as (the caller of timepart, never timepart's owner): an executor fires every pending
+-- event after its statement, as the table's owner, and the caller's own must not be among
+-- them. Called where the caller's run begins (maintain, cleanup, create_partition) and
+-- before each write; a no-op inside SECURITY DEFINER code and on a replica. The session's
+-- deferrable constraints are immediate from then on.
+CREATE OR REPLACE FUNCTION timepart._flush_deferred() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user = timepart._caller() AND NOT pg_catalog.pg_is_in_recovery() THEN
+        SET CONSTRAINTS ALL IMMEDIATE;
+    END IF;
+END $$;
 
 -- The executor that runs a statement on a table with its owner's rights (created when
 -- missing), after checking the role running timepart may act on the table.
@@ -333,6 +353,7 @@ DECLARE
     result jsonb;
     changed text;
 BEGIN
+    PERFORM timepart._flush_deferred();
     BEGIN
         EXECUTE format('SELECT %s($1, $2)', executor) INTO result USING q, wants_value;
         changed := timepart._room_changes(before, timepart._room_state(true));
@@ -359,7 +380,7 @@ DECLARE
     done boolean := false;
 BEGIN
     BEGIN
-        EXECUTE format('SELECT %s($1, true)', executor) INTO result USING q;
+        EXECUTE format('SELECT %s($1, true)', executor) INTO result USING '-- timepart: read' || E'\n' || q;
         done := true;
         RAISE EXCEPTION USING ERRCODE = 'TP001';  -- undo all of it
     EXCEPTION WHEN OTHERS OR query_canceled THEN
@@ -803,6 +824,18 @@ BEGIN
     RETURN part;
 END $$;
 
+CREATE OR REPLACE FUNCTION timepart.create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
+RETURNS text LANGUAGE plpgsql AS $$
+/* Creates one partition with its templated indexes. Already there: a notice and its
+   name. Misaligned, reversed or overlapping bounds: an error, nothing changed. */
+BEGIN
+    PERFORM timepart._flush_deferred();
+    IF timepart._needs_admin(create_partition.parent) THEN
+        RETURN timepart._admin_create_partition(create_partition.parent, range_start, range_end);
+    END IF;
+    RETURN timepart._create_partition(create_partition.parent, range_start, range_end);
+END $$;
+
 CREATE OR REPLACE FUNCTION timepart._create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -1078,6 +1111,56 @@ BEGIN ATOMIC
     SELECT EXISTS (SELECT 1 FROM timepart._managed(parent) c WHERE NOT coalesce(timepart._may_act(current_user, c.parent), false));
 END;
 
+-- maintain or cleanup for a partition_admin (see _run), as timepart's owner.
+CREATE OR REPLACE FUNCTION timepart._admin_run(operation text, parent regclass, premake integer, retention interval,
+                                               dry_run boolean, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
+BEGIN
+    -- Only from maintain or cleanup, which fire the admin's pending deferred trigger events
+    -- first, as the admin (_flush_deferred): none of them may be left to fire in another
+    -- owner's executor, as that owner.
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\.(maintain|cleanup)\(' THEN
+        RAISE EXCEPTION 'timepart._admin_run is a step of maintain and cleanup' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart.maintain and timepart.cleanup only.', HINT = 'Call those.';
+    END IF;
+    IF operation IS NULL OR operation NOT IN ('maintain', 'cleanup') THEN
+        RAISE EXCEPTION 'unknown operation %', coalesce(operation, 'NULL') USING ERRCODE = '22023',
+            DETAIL = 'partition_admin runs maintain and cleanup on tables it does not own.', HINT = 'Call timepart.maintain or timepart.cleanup.';
+    END IF;
+    IF parent IS NOT NULL THEN
+        PERFORM timepart._config(parent);
+    END IF;
+    IF premake IS NOT NULL THEN
+        PERFORM timepart._check_premake(premake);
+    END IF;
+    PERFORM timepart._check_retention(retention);
+    PERFORM timepart._check_moment(as_of);
+    IF operation = 'cleanup' THEN
+        PERFORM timepart._check_admin_cleanup(parent, retention, coalesce(dry_run, false), as_of);
+    END IF;
+    PERFORM timepart._check_owner_reach(parent);
+    RETURN timepart._run(operation, parent, premake, retention, coalesce(dry_run, false), as_of);
+END $$;
+
+-- create_partition for a partition_admin, as timepart's owner: the table must be managed.
+CREATE OR REPLACE FUNCTION timepart._admin_create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
+BEGIN
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\.create_partition\(' THEN
+        RAISE EXCEPTION 'timepart._admin_create_partition is a step of create_partition' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart.create_partition only.', HINT = 'Call timepart.create_partition.';
+    END IF;
+    PERFORM timepart._config(parent);
+    PERFORM timepart._check_owner_reach(parent);
+    RETURN timepart._create_partition(parent, range_start, range_end);
+END $$;
+
 -- ==== src/65_retention.sql
 -- Retention: which partitions are wholly past a table's retention boundary (pure),
 -- and removing them (drop, detach or archive), one sub-transaction each, logged.
@@ -1206,6 +1289,27 @@ BEGIN
     RETURN res;
 END $$;
 
+CREATE OR REPLACE FUNCTION timepart.cleanup(parent regclass DEFAULT NULL, retention interval DEFAULT NULL,
+                                            dry_run boolean DEFAULT false, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Removes partitions wholly older than (start of current period - retention): drop,
+   detach or archive per configuration. NULL retention: the table's own; a table with
+   none is left alone. Never the current, a future or the default partition.
+   dry_run reports exactly what would go. Returns the seed's /cleanup shape. */
+BEGIN
+    PERFORM timepart._check_retention(retention);
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR dry_run IS NULL THEN
+        RAISE EXCEPTION 'as_of must be a finite moment and dry_run true or false' USING ERRCODE = '22023',
+            DETAIL = format('as_of %s, dry_run %s.', coalesce(as_of::text, 'NULL'), coalesce(dry_run::text, 'NULL')),
+            HINT = 'Leave them out for now() and a real run.';
+    END IF;
+    PERFORM timepart._flush_deferred();
+    IF timepart._needs_admin(cleanup.parent) THEN
+        RETURN timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+    END IF;
+    RETURN timepart._run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+END $$;
+
 -- ==== src/70_maintain.sql
 -- Maintain: plan what partitions a table should have at a moment (pure), then
 -- make them, each in its own sub-transaction, every outcome logged.
@@ -1306,6 +1410,24 @@ BEGIN
     -- wait in the default partition: not before the oldest partition for its own sake.
     WHERE p.s < p.e AND (p.s >= oldest OR p.ps >= cur OR (p.s <= default_min AND p.e > default_min))
     ORDER BY 1;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.maintain(parent regclass DEFAULT NULL, premake integer DEFAULT NULL,
+                                             as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Makes sure every managed table (or one) has its current period and `premake`
+   future ones, fills gaps, moves rows out of the default partition. Returns the
+   seed's /maintain shape. Operational failures are reported, not raised. */
+BEGIN
+    IF premake IS NOT NULL THEN
+        PERFORM timepart._check_premake(premake);
+    END IF;
+    PERFORM timepart._check_moment(as_of);
+    PERFORM timepart._flush_deferred();
+    IF timepart._needs_admin(maintain.parent) THEN
+        RETURN timepart._admin_run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
+    END IF;
+    RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
 END $$;
 
 -- Rows inserted, updated and deleted in a table since statistics began, this

@@ -19,6 +19,7 @@ def owned(connect):
     conn.execute("DROP SCHEMA IF EXISTS own CASCADE")
     conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tp_room_py') THEN "
                  "CREATE ROLE tp_room_py LOGIN IN ROLE partition_admin; END IF; END $$")
+    conn.execute("ALTER ROLE tp_room_py NOSUPERUSER")   # an earlier run's attack may have worked
     conn.execute("GRANT CREATE ON SCHEMA public TO tp_room_py")
     conn.execute("CREATE TABLE public.act (what text)")
     conn.execute("CREATE TABLE public.ran (what text)")
@@ -155,13 +156,48 @@ def test_the_maintain_job_goes_on_past_a_table_whose_owner_code_leaves_a_setting
     owned.execute("CREATE TABLE zz_next (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts)")
     owned.execute("SELECT timepart.manage('zz_next', '1 month', 1)")
     owned.execute("DROP TABLE zz_next_default")   # nothing can wait there; its next partitions are all it needs
+    owned.execute("INSERT INTO own_ev SELECT g, date_trunc('month', now()) + interval '10 months' + g * interval '1 minute' "
+                  "FROM generate_series(1, 3) g")
     owned.execute("INSERT INTO public.act VALUES ('SET default_transaction_read_only = on')")
-    owned.execute("INSERT INTO own_ev SELECT g, now() + g * interval '1 minute' FROM generate_series(1, 3) g")
     job = connect()
-    job.execute("CALL timepart.maintain_each()")
+    job.execute("CALL timepart.maintain_each(12)")
     assert job.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
     error = job.execute("SELECT error FROM timepart.maintenance_log WHERE parent_table = 'public.own_ev' AND NOT success "
                         "ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert "tried to leave something in this session" in error and "default_transaction_read_only" in error
     assert job.execute("SELECT count(*) FROM timepart.maintenance_log WHERE parent_table = 'public.zz_next' "
                        "AND operation_type = 'maintain' AND success").fetchone()[0] >= 1
+
+
+def test_deferred_triggers_the_owners_code_queues_fire_as_the_owner(connect, owned):
+    """Before PostgreSQL 18 a deferred trigger fires at COMMIT as whoever is current then:
+    one the owner's code queues during a superuser's maintain would run as the superuser.
+    They fire inside the executor, as the owner."""
+    owned.execute("DROP TABLE IF EXISTS public.queue")
+    owned.execute("SET ROLE tp_room_py")
+    owned.execute("CREATE TABLE public.queue (x int)")
+    owned.execute("""CREATE FUNCTION public.own_escalate() RETURNS trigger LANGUAGE plpgsql AS $f$
+        BEGIN
+            INSERT INTO public.ran VALUES ('deferred as ' || current_user);
+            BEGIN EXECUTE 'ALTER ROLE tp_room_py SUPERUSER'; EXCEPTION WHEN insufficient_privilege THEN NULL; END;
+            RETURN NULL;
+        END $f$""")
+    owned.execute("CREATE CONSTRAINT TRIGGER later AFTER INSERT ON public.queue DEFERRABLE INITIALLY DEFERRED "
+                  "FOR EACH ROW EXECUTE FUNCTION public.own_escalate()")
+    owned.execute("RESET ROLE")
+    # Rows for a month with no partition yet wait in the default partition; maintain moves them.
+    owned.execute("INSERT INTO own_ev SELECT g, date_trunc('month', now()) + interval '6 months' + g * interval '1 minute' "
+                  "FROM generate_series(1, 3) g")
+    owned.execute("INSERT INTO public.act VALUES ('INSERT INTO public.queue VALUES (1)')")
+    dba = connect(autocommit=False)
+    result = dba.execute("SELECT timepart.maintain('own_ev', 8)").fetchone()[0]
+    assert result["success"] is True and result["moved_rows"] >= 3, result
+    # Fired already, inside the step (PostgreSQL 18, and some minor releases before it, would
+    # also fire them as the owner at COMMIT; older ones as the superuser).
+    assert dba.execute("SELECT count(*) FROM public.ran").fetchone()[0] > 0, "the owner's deferred events wait for COMMIT"
+    dba.commit()
+    ran = [r[0] for r in dba.execute("SELECT DISTINCT what FROM public.ran")]
+    assert ran == ["deferred as tp_room_py"], ran
+    assert dba.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'tp_room_py'").fetchone()[0] is False
+    owned.execute("DROP TABLE public.queue")
+    owned.execute("DROP FUNCTION public.own_escalate()")
