@@ -22,6 +22,12 @@ HARDEN = "SELECT timepart._harden();"
 # constraints) with pg_catalog first and pg_temp last, whatever the session's path.
 PATH = "SET LOCAL search_path = pg_catalog, pg_temp;"
 PATH_END = "SET LOCAL search_path TO DEFAULT;"  # the rest of an installer's transaction
+# The seed-name event trigger stays out of the script's own DDL (its functions are being
+# replaced, unpinned until _harden runs, and would run for every statement): off in this
+# transaction only, which other sessions never see; _harden turns it on again.
+QUIET = ("DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names') "
+         "AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) "
+         "THEN ALTER EVENT TRIGGER timepart_seed_names DISABLE; END IF; END $$;")
 # A statement marked so checks a fresh install only (a schema or roles found there); an
 # upgrade finds them as an earlier version left them, and must not run it.
 INSTALL_ONLY = "-- (fresh install only)"
@@ -164,7 +170,7 @@ def delta(old, new_text, pending, source, target):
     new_keys = {key(s) for s in new}
     out = [f"-- timepart {source} -> {target}: assembled by `make delta` (tools/sqldelta.py) from\n"
            f"-- extension/pending.sql, the differences from the released chain, and the hardening call."]
-    out.append(PATH)
+    out += [PATH, QUIET]
     pending = re.sub(r"\A(\s*--[^\n]*\n)*", "", pending)  # the file's own header stays there
     if pending.strip():
         out.append("-- ---- pending.sql\n" + pending.strip())

@@ -158,7 +158,6 @@ CREATE OR REPLACE FUNCTION timepart._room_sweep(before jsonb) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
-    n int;
     ok boolean;
 BEGIN
     FOR r IN SELECT p.name FROM pg_catalog.pg_prepared_statements p
@@ -174,11 +173,9 @@ BEGIN
              GROUP BY l.c, l.o, l.sub, l.mode HAVING count(*) = 1 LOOP
         -- Held now and not before: the owner's code took it; let go (as often as it was taken).
         -- Held before and not now: the owner's code released it; take it back.
-        n := 0;
         LOOP
             ok := timepart._advisory(r.c, r.o, r.sub, r.mode = 'ShareLock', NOT r.held);
-            n := n + 1;
-            EXIT WHEN NOT ok OR NOT r.held OR n >= 1000;
+            EXIT WHEN NOT ok OR NOT r.held;
         END LOOP;
     END LOOP;
 END $$;
@@ -207,6 +204,44 @@ BEGIN
                'settings (use SET LOCAL in a function with its own SET clause), LISTEN or take session advisory locks.';
 END $$;
 
+-- The owner's code may end with assert_failure, which PL/pgSQL's WHEN OTHERS does not
+-- catch: it would end the whole run, for every table, past timepart's own handlers. The
+-- room catches it and raises this, which every caller can catch. (A cancel stays a cancel.)
+CREATE OR REPLACE FUNCTION timepart._room_assertion(message text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'code of a table''s owner failed an assertion: %', message USING ERRCODE = 'P0001',
+        DETAIL = 'PostgreSQL''s assert_failure cannot be caught by WHEN OTHERS; timepart reports it as an ordinary error.';
+END $$;
+
+-- The refusal to run a table owner's code in a session that holds what that code could
+-- use with the session's rights, and that no check afterwards could take back: an open
+-- cursor (the owner's code could FETCH from it) or a dblink connection (it could send SQL
+-- through it).
+CREATE OR REPLACE FUNCTION timepart._room_open(tbl regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    held text;
+    dblink_schema name := (SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+                           WHERE e.extname = 'dblink');
+    links text[];
+BEGIN
+    SELECT string_agg(format('cursor %s', c.name), ', ' ORDER BY c.name) INTO held FROM pg_catalog.pg_cursors c
+    WHERE c.name !~ '^<unnamed portal [0-9]+>$';
+    IF dblink_schema IS NOT NULL THEN
+        EXECUTE format('SELECT %I.dblink_get_connections()', dblink_schema) INTO links;
+        IF links IS NOT NULL THEN
+            held := concat_ws(', ', held, 'dblink connection(s) ' || array_to_string(links, ', '));
+        END IF;
+    END IF;
+    IF held IS NOT NULL THEN
+        RAISE EXCEPTION 'this session holds what the code of the owner of % could use with its rights', tbl USING ERRCODE = '55000',
+            DETAIL = format('Open: %s. timepart runs a table owner''s code (triggers, constraints, index expressions, '
+                            'policies) in this session.', held),
+            HINT = 'Close them first (CLOSE, dblink_disconnect), or run timepart in a session of its own.';
+    END IF;
+END $$;
+
 -- Runs one statement that changes a user's table with the rights of the table's owner.
 -- wants_value: the statement returns one jsonb value, which comes back; else {"rows": n}.
 CREATE OR REPLACE FUNCTION timepart._as_owner(tbl regclass, q text, wants_value boolean DEFAULT false) RETURNS jsonb
@@ -219,14 +254,18 @@ DECLARE
     changed text;
 BEGIN
     PERFORM timepart._flush_deferred();
+    PERFORM timepart._room_open(tbl);
     BEGIN
         EXECUTE format('SELECT %s($1, $2)', executor) INTO result USING q, wants_value;
         changed := timepart._room_changes(before, timepart._room_state(true));
         IF changed IS NOT NULL THEN
             PERFORM timepart._room_refuse(tbl, changed);
         END IF;
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
+    EXCEPTION WHEN OTHERS OR query_canceled OR assert_failure THEN
         PERFORM timepart._room_sweep(before);
+        IF SQLSTATE = 'P0004' THEN
+            PERFORM timepart._room_assertion(SQLERRM);
+        END IF;
         RAISE;
     END;
     PERFORM timepart._room_listen(channels);
@@ -244,15 +283,19 @@ DECLARE
     result jsonb;
     done boolean := false;
 BEGIN
+    PERFORM timepart._room_open(tbl);
     BEGIN
         EXECUTE format('SELECT %s($1, true)', executor) INTO result USING '-- timepart: read' || E'\n' || q;
         done := true;
         RAISE EXCEPTION USING ERRCODE = 'TP001';  -- undo all of it
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
+    EXCEPTION WHEN OTHERS OR query_canceled OR assert_failure THEN
         after := timepart._room_state(false);
         IF after <> before THEN
             PERFORM timepart._room_sweep(before);
             after := timepart._room_state(false);
+        END IF;
+        IF SQLSTATE = 'P0004' THEN
+            PERFORM timepart._room_assertion(SQLERRM);
         END IF;
         IF NOT done OR SQLSTATE <> 'TP001' THEN
             RAISE;

@@ -128,7 +128,10 @@ BEGIN
             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
         END;
         IF result IS NOT NULL THEN
-            PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true, result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt), NULL, started);
+            -- The checksum is a sum of row hashes: the log, which monitors read, does not keep it.
+            PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true,
+                                  (result OPERATOR(pg_catalog.-) 'checksum') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt),
+                                  NULL, started);
             COMMIT;
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             RAISE NOTICE 'timepart.migrate: % is partitioned now (% rows, checksum %, swap took % ms); the old table is %',

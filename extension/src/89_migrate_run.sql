@@ -119,7 +119,8 @@ BEGIN
         PERFORM timepart.configure(m.target, pg_catalog.jsonb_build_object('retention', m.retention));
     END IF;
     PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
-        (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) 'source' FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
+        (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) ARRAY['source', 'source_checksum', 'target_checksum']::pg_catalog.text[]
+         FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM timepart._runner_session_unlock(m.source);

@@ -121,19 +121,20 @@ COMMENT ON VIEW public.partition_maintenance_log IS 'Seed name: the timepart mai
 -- with the caller's rights. Whatever timepart did not make under those names is a
 -- shadow: the install refuses while there is one, and an event trigger refuses the DDL
 -- that would make one, by anyone.
-CREATE OR REPLACE FUNCTION timepart._seed_shadows() RETURNS SETOF text
-LANGUAGE plpgsql STABLE AS $$
+CREATE OR REPLACE FUNCTION timepart._seed_shadows()
+RETURNS TABLE (description text, object_id oid, namespace oid) LANGUAGE plpgsql STABLE AS $$
 DECLARE
     maker oid := (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'timepart');
 BEGIN
     RETURN QUERY
-    SELECT format('function %s owned by %s', p.oid::regprocedure, p.proowner::regrole)
+    SELECT format('function %s owned by %s', p.oid::regprocedure, p.proowner::regrole), p.oid, p.pronamespace
     FROM pg_catalog.pg_proc p
     WHERE p.proname = ANY (timepart._public_names())
-      AND NOT (p.pronamespace = 'public'::regnamespace AND p.proowner = maker
-               AND p.oid::regprocedure::text = ANY (timepart._public_signatures()))
+      AND NOT (p.proowner = maker
+               AND p.oid = ANY (ARRAY(SELECT pg_catalog.to_regprocedure(x) FROM unnest(timepart._public_signatures()) x)))
     UNION ALL
-    SELECT format('%s %s owned by %s', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'relation' END, c.oid::regclass, c.relowner::regrole)
+    SELECT format('%s %s owned by %s', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'relation' END, c.oid::regclass, c.relowner::regrole),
+           c.oid, c.relnamespace
     FROM pg_catalog.pg_class c
     WHERE c.relname = 'partition_maintenance_log'
       AND NOT (c.relnamespace = 'public'::regnamespace AND c.relowner = maker AND c.relkind = 'v');
@@ -143,7 +144,7 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._refuse_seed_shadows() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    found text := (SELECT string_agg(s, '; ' ORDER BY s) FROM timepart._seed_shadows() s);
+    found text := (SELECT string_agg(s.description, '; ' ORDER BY s.description) FROM timepart._seed_shadows() s);
 BEGIN
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'the seed''s names are timepart''s' USING ERRCODE = '42723',
@@ -156,24 +157,30 @@ END $$;
 SELECT timepart._refuse_seed_shadows();
 
 -- The event trigger's function: after any DDL that can make a function or a relation, or
--- move or rename one. As timepart's owner (SECURITY DEFINER): it reads the catalog only,
--- whoever ran the DDL, and refuses nothing but a shadow.
+-- move or rename one, it refuses a shadow that this command made (a function or relation
+-- it created, altered or renamed, or one in a schema or type it created or renamed): a
+-- shadow made otherwise (while the trigger was off) fails the install, the installer and
+-- that DDL, never someone's unrelated DDL. As timepart's owner (SECURITY DEFINER): it
+-- reads the catalog only, whoever ran the DDL.
 CREATE OR REPLACE FUNCTION timepart._guard_seed_names() RETURNS event_trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    found text;
 BEGIN
-    PERFORM timepart._refuse_seed_shadows();
-END $$;
-
-DO $$
-BEGIN
-    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names') THEN
-        CREATE EVENT TRIGGER timepart_seed_names ON ddl_command_end
-            WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE', 'CREATE AGGREGATE',
-                         'ALTER AGGREGATE', 'ALTER ROUTINE', 'CREATE VIEW', 'ALTER VIEW', 'CREATE TABLE',
-                         'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
-                         'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SEQUENCE',
-                         'ALTER SEQUENCE', 'ALTER SCHEMA', 'CREATE SCHEMA', 'CREATE EXTENSION', 'ALTER EXTENSION')
-            EXECUTE FUNCTION timepart._guard_seed_names();
+    SELECT string_agg(DISTINCT s.description, '; ') INTO found
+    FROM timepart._seed_shadows() s, pg_catalog.pg_event_trigger_ddl_commands() c
+    WHERE c.objid = s.object_id
+       OR (c.object_type IN ('schema', 'type', 'extension') AND s.namespace IN (c.objid, (
+               SELECT t.typnamespace FROM pg_catalog.pg_type t WHERE t.oid = c.objid AND c.object_type = 'type')));
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'the seed''s names are timepart''s' USING ERRCODE = '42723',
+            DETAIL = format('This statement would make %s. Called unqualified, it would run instead of timepart''s, '
+                            'with the caller''s rights.', found),
+            HINT = 'Choose another name: create_email_events_partition, maintain_email_events_partitions, '
+                   'cleanup_old_email_events_partitions, get_email_events_partition_stats, get_partition_maintenance_log and '
+                   'partition_maintenance_log are timepart''s names in this database.';
     END IF;
 END $$;
+
+-- The event trigger itself is made by _harden (99_security.sql), last in every script.
+

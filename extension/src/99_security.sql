@@ -41,7 +41,15 @@ BEGIN
         LEFT JOIN pg_catalog.pg_roles g ON g.oid = m.grantor LEFT JOIN pg_catalog.pg_roles w ON w.oid = m.member
         WHERE r.rolname IN ('partition_admin', 'partition_monitor') AND NOT coalesce(w.rolsuper, false)
           AND ((m.admin_option AND w.rolname IS DISTINCT FROM current_user)
-               OR (NOT coalesce(g.rolsuper, false) AND g.rolname IS DISTINCT FROM current_user))) x;
+               OR (NOT coalesce(g.rolsuper, false) AND g.rolname IS DISTINCT FROM current_user))
+        UNION ALL
+        -- Whoever made the role first could have made objects as it (a SECURITY DEFINER
+        -- function that keeps its rights): a role timepart trusts owns nothing, anywhere.
+        SELECT format('%s owns objects (%s in all, in any database)', r.rolname, count(*))
+        FROM pg_catalog.pg_shdepend d JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid
+        WHERE d.refclassid = 'pg_catalog.pg_authid'::regclass AND d.deptype = 'o'
+          AND r.rolname IN ('partition_admin', 'partition_monitor')
+        GROUP BY r.rolname) x;
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'roles partition_admin and partition_monitor exist already, with rights timepart did not give'
             USING ERRCODE = '42501', DETAIL = found || '.',
@@ -356,6 +364,22 @@ BEGIN
         GRANT INSERT, DELETE ON timepart.jobs TO partition_admin;
         GRANT INSERT ON timepart.maintenance_log TO partition_admin;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
+    END IF;
+    -- The seed's names are guarded from here on (90_compat.sql): the event trigger comes
+    -- last, once every function it calls is pinned. Event triggers need a superuser.
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        NULL;
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names') THEN
+        CREATE EVENT TRIGGER timepart_seed_names ON ddl_command_end
+            WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE', 'CREATE AGGREGATE',
+                         'ALTER AGGREGATE', 'ALTER ROUTINE', 'CREATE VIEW', 'ALTER VIEW', 'CREATE TABLE',
+                         'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
+                         'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SEQUENCE',
+                         'ALTER SEQUENCE', 'ALTER SCHEMA', 'CREATE SCHEMA', 'CREATE EXTENSION', 'ALTER EXTENSION',
+                         'CREATE TYPE', 'ALTER TYPE', 'CREATE INDEX', 'ALTER INDEX')
+            EXECUTE FUNCTION timepart._guard_seed_names();
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names' AND e.evtenabled = 'D') THEN
+        ALTER EVENT TRIGGER timepart_seed_names ENABLE;  -- an upgrade script turned it off for its own DDL
     END IF;
 END $$;
 SELECT timepart._harden();

@@ -3,6 +3,8 @@
 
 SET LOCAL search_path = pg_catalog, pg_temp;
 
+DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names') AND (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN ALTER EVENT TRIGGER timepart_seed_names DISABLE; END IF; END $$;
+
 -- ---- pending.sql
 UPDATE timepart.config SET lock_timeout = greatest(interval '1 millisecond',
     pg_catalog.make_interval(secs => pg_catalog.round(extract(epoch FROM lock_timeout) * 1000) / 1000.0))
@@ -293,7 +295,6 @@ CREATE OR REPLACE FUNCTION timepart._room_sweep(before jsonb) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
-    n int;
     ok boolean;
 BEGIN
     FOR r IN SELECT p.name FROM pg_catalog.pg_prepared_statements p
@@ -309,11 +310,9 @@ BEGIN
              GROUP BY l.c, l.o, l.sub, l.mode HAVING count(*) = 1 LOOP
         -- Held now and not before: the owner's code took it; let go (as often as it was taken).
         -- Held before and not now: the owner's code released it; take it back.
-        n := 0;
         LOOP
             ok := timepart._advisory(r.c, r.o, r.sub, r.mode = 'ShareLock', NOT r.held);
-            n := n + 1;
-            EXIT WHEN NOT ok OR NOT r.held OR n >= 1000;
+            EXIT WHEN NOT ok OR NOT r.held;
         END LOOP;
     END LOOP;
 END $$;
@@ -342,6 +341,44 @@ BEGIN
                'settings (use SET LOCAL in a function with its own SET clause), LISTEN or take session advisory locks.';
 END $$;
 
+-- The owner's code may end with assert_failure, which PL/pgSQL's WHEN OTHERS does not
+-- catch: it would end the whole run, for every table, past timepart's own handlers. The
+-- room catches it and raises this, which every caller can catch. (A cancel stays a cancel.)
+CREATE OR REPLACE FUNCTION timepart._room_assertion(message text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'code of a table''s owner failed an assertion: %', message USING ERRCODE = 'P0001',
+        DETAIL = 'PostgreSQL''s assert_failure cannot be caught by WHEN OTHERS; timepart reports it as an ordinary error.';
+END $$;
+
+-- The refusal to run a table owner's code in a session that holds what that code could
+-- use with the session's rights, and that no check afterwards could take back: an open
+-- cursor (the owner's code could FETCH from it) or a dblink connection (it could send SQL
+-- through it).
+CREATE OR REPLACE FUNCTION timepart._room_open(tbl regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    held text;
+    dblink_schema name := (SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+                           WHERE e.extname = 'dblink');
+    links text[];
+BEGIN
+    SELECT string_agg(format('cursor %s', c.name), ', ' ORDER BY c.name) INTO held FROM pg_catalog.pg_cursors c
+    WHERE c.name !~ '^<unnamed portal [0-9]+>$';
+    IF dblink_schema IS NOT NULL THEN
+        EXECUTE format('SELECT %I.dblink_get_connections()', dblink_schema) INTO links;
+        IF links IS NOT NULL THEN
+            held := concat_ws(', ', held, 'dblink connection(s) ' || array_to_string(links, ', '));
+        END IF;
+    END IF;
+    IF held IS NOT NULL THEN
+        RAISE EXCEPTION 'this session holds what the code of the owner of % could use with its rights', tbl USING ERRCODE = '55000',
+            DETAIL = format('Open: %s. timepart runs a table owner''s code (triggers, constraints, index expressions, '
+                            'policies) in this session.', held),
+            HINT = 'Close them first (CLOSE, dblink_disconnect), or run timepart in a session of its own.';
+    END IF;
+END $$;
+
 -- Runs one statement that changes a user's table with the rights of the table's owner.
 -- wants_value: the statement returns one jsonb value, which comes back; else {"rows": n}.
 CREATE OR REPLACE FUNCTION timepart._as_owner(tbl regclass, q text, wants_value boolean DEFAULT false) RETURNS jsonb
@@ -354,14 +391,18 @@ DECLARE
     changed text;
 BEGIN
     PERFORM timepart._flush_deferred();
+    PERFORM timepart._room_open(tbl);
     BEGIN
         EXECUTE format('SELECT %s($1, $2)', executor) INTO result USING q, wants_value;
         changed := timepart._room_changes(before, timepart._room_state(true));
         IF changed IS NOT NULL THEN
             PERFORM timepart._room_refuse(tbl, changed);
         END IF;
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
+    EXCEPTION WHEN OTHERS OR query_canceled OR assert_failure THEN
         PERFORM timepart._room_sweep(before);
+        IF SQLSTATE = 'P0004' THEN
+            PERFORM timepart._room_assertion(SQLERRM);
+        END IF;
         RAISE;
     END;
     PERFORM timepart._room_listen(channels);
@@ -379,15 +420,19 @@ DECLARE
     result jsonb;
     done boolean := false;
 BEGIN
+    PERFORM timepart._room_open(tbl);
     BEGIN
         EXECUTE format('SELECT %s($1, true)', executor) INTO result USING '-- timepart: read' || E'\n' || q;
         done := true;
         RAISE EXCEPTION USING ERRCODE = 'TP001';  -- undo all of it
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
+    EXCEPTION WHEN OTHERS OR query_canceled OR assert_failure THEN
         after := timepart._room_state(false);
         IF after <> before THEN
             PERFORM timepart._room_sweep(before);
             after := timepart._room_state(false);
+        END IF;
+        IF SQLSTATE = 'P0004' THEN
+            PERFORM timepart._room_assertion(SQLERRM);
         END IF;
         IF NOT done OR SQLSTATE <> 'TP001' THEN
             RAISE;
@@ -2457,7 +2502,10 @@ BEGIN
             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
         END;
         IF result IS NOT NULL THEN
-            PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true, result OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt), NULL, started);
+            -- The checksum is a sum of row hashes: the log, which monitors read, does not keep it.
+            PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true,
+                                  (result OPERATOR(pg_catalog.-) 'checksum') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt),
+                                  NULL, started);
             COMMIT;
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             RAISE NOTICE 'timepart.migrate: % is partitioned now (% rows, checksum %, swap took % ms); the old table is %',
@@ -2586,7 +2634,8 @@ BEGIN
         PERFORM timepart.configure(m.target, pg_catalog.jsonb_build_object('retention', m.retention));
     END IF;
     PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
-        (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) 'source' FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
+        (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) ARRAY['source', 'source_checksum', 'target_checksum']::pg_catalog.text[]
+         FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM timepart._runner_session_unlock(m.source);
@@ -2718,19 +2767,20 @@ END;
 -- with the caller's rights. Whatever timepart did not make under those names is a
 -- shadow: the install refuses while there is one, and an event trigger refuses the DDL
 -- that would make one, by anyone.
-CREATE OR REPLACE FUNCTION timepart._seed_shadows() RETURNS SETOF text
-LANGUAGE plpgsql STABLE AS $$
+CREATE OR REPLACE FUNCTION timepart._seed_shadows()
+RETURNS TABLE (description text, object_id oid, namespace oid) LANGUAGE plpgsql STABLE AS $$
 DECLARE
     maker oid := (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'timepart');
 BEGIN
     RETURN QUERY
-    SELECT format('function %s owned by %s', p.oid::regprocedure, p.proowner::regrole)
+    SELECT format('function %s owned by %s', p.oid::regprocedure, p.proowner::regrole), p.oid, p.pronamespace
     FROM pg_catalog.pg_proc p
     WHERE p.proname = ANY (timepart._public_names())
-      AND NOT (p.pronamespace = 'public'::regnamespace AND p.proowner = maker
-               AND p.oid::regprocedure::text = ANY (timepart._public_signatures()))
+      AND NOT (p.proowner = maker
+               AND p.oid = ANY (ARRAY(SELECT pg_catalog.to_regprocedure(x) FROM unnest(timepart._public_signatures()) x)))
     UNION ALL
-    SELECT format('%s %s owned by %s', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'relation' END, c.oid::regclass, c.relowner::regrole)
+    SELECT format('%s %s owned by %s', CASE c.relkind WHEN 'v' THEN 'view' ELSE 'relation' END, c.oid::regclass, c.relowner::regrole),
+           c.oid, c.relnamespace
     FROM pg_catalog.pg_class c
     WHERE c.relname = 'partition_maintenance_log'
       AND NOT (c.relnamespace = 'public'::regnamespace AND c.relowner = maker AND c.relkind = 'v');
@@ -2740,7 +2790,7 @@ END $$;
 CREATE OR REPLACE FUNCTION timepart._refuse_seed_shadows() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    found text := (SELECT string_agg(s, '; ' ORDER BY s) FROM timepart._seed_shadows() s);
+    found text := (SELECT string_agg(s.description, '; ' ORDER BY s.description) FROM timepart._seed_shadows() s);
 BEGIN
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'the seed''s names are timepart''s' USING ERRCODE = '42723',
@@ -2754,27 +2804,33 @@ END $$;
 SELECT timepart._refuse_seed_shadows();
 
 -- The event trigger's function: after any DDL that can make a function or a relation, or
--- move or rename one. As timepart's owner (SECURITY DEFINER): it reads the catalog only,
--- whoever ran the DDL, and refuses nothing but a shadow.
+-- move or rename one, it refuses a shadow that this command made (a function or relation
+-- it created, altered or renamed, or one in a schema or type it created or renamed): a
+-- shadow made otherwise (while the trigger was off) fails the install, the installer and
+-- that DDL, never someone's unrelated DDL. As timepart's owner (SECURITY DEFINER): it
+-- reads the catalog only, whoever ran the DDL.
 CREATE OR REPLACE FUNCTION timepart._guard_seed_names() RETURNS event_trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    found text;
 BEGIN
-    PERFORM timepart._refuse_seed_shadows();
-END $$;
-
-DO $$
-BEGIN
-    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names') THEN
-        CREATE EVENT TRIGGER timepart_seed_names ON ddl_command_end
-            WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE', 'CREATE AGGREGATE',
-                         'ALTER AGGREGATE', 'ALTER ROUTINE', 'CREATE VIEW', 'ALTER VIEW', 'CREATE TABLE',
-                         'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
-                         'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SEQUENCE',
-                         'ALTER SEQUENCE', 'ALTER SCHEMA', 'CREATE SCHEMA', 'CREATE EXTENSION', 'ALTER EXTENSION')
-            EXECUTE FUNCTION timepart._guard_seed_names();
+    SELECT string_agg(DISTINCT s.description, '; ') INTO found
+    FROM timepart._seed_shadows() s, pg_catalog.pg_event_trigger_ddl_commands() c
+    WHERE c.objid = s.object_id
+       OR (c.object_type IN ('schema', 'type', 'extension') AND s.namespace IN (c.objid, (
+               SELECT t.typnamespace FROM pg_catalog.pg_type t WHERE t.oid = c.objid AND c.object_type = 'type')));
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'the seed''s names are timepart''s' USING ERRCODE = '42723',
+            DETAIL = format('This statement would make %s. Called unqualified, it would run instead of timepart''s, '
+                            'with the caller''s rights.', found),
+            HINT = 'Choose another name: create_email_events_partition, maintain_email_events_partitions, '
+                   'cleanup_old_email_events_partitions, get_email_events_partition_stats, get_partition_maintenance_log and '
+                   'partition_maintenance_log are timepart''s names in this database.';
     END IF;
 END $$;
+
+-- The event trigger itself is made by _harden (99_security.sql), last in every script.
+
 
 -- ==== src/95_install.sql
 -- What the installer asks the database before it removes a script-mode install: the
@@ -2882,7 +2938,15 @@ BEGIN
         LEFT JOIN pg_catalog.pg_roles g ON g.oid = m.grantor LEFT JOIN pg_catalog.pg_roles w ON w.oid = m.member
         WHERE r.rolname IN ('partition_admin', 'partition_monitor') AND NOT coalesce(w.rolsuper, false)
           AND ((m.admin_option AND w.rolname IS DISTINCT FROM current_user)
-               OR (NOT coalesce(g.rolsuper, false) AND g.rolname IS DISTINCT FROM current_user))) x;
+               OR (NOT coalesce(g.rolsuper, false) AND g.rolname IS DISTINCT FROM current_user))
+        UNION ALL
+        -- Whoever made the role first could have made objects as it (a SECURITY DEFINER
+        -- function that keeps its rights): a role timepart trusts owns nothing, anywhere.
+        SELECT format('%s owns objects (%s in all, in any database)', r.rolname, count(*))
+        FROM pg_catalog.pg_shdepend d JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid
+        WHERE d.refclassid = 'pg_catalog.pg_authid'::regclass AND d.deptype = 'o'
+          AND r.rolname IN ('partition_admin', 'partition_monitor')
+        GROUP BY r.rolname) x;
     IF found IS NOT NULL THEN
         RAISE EXCEPTION 'roles partition_admin and partition_monitor exist already, with rights timepart did not give'
             USING ERRCODE = '42501', DETAIL = found || '.',
@@ -3059,6 +3123,22 @@ BEGIN
         GRANT INSERT, DELETE ON timepart.jobs TO partition_admin;
         GRANT INSERT ON timepart.maintenance_log TO partition_admin;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
+    END IF;
+    -- The seed's names are guarded from here on (90_compat.sql): the event trigger comes
+    -- last, once every function it calls is pinned. Event triggers need a superuser.
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+        NULL;
+    ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names') THEN
+        CREATE EVENT TRIGGER timepart_seed_names ON ddl_command_end
+            WHEN TAG IN ('CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE PROCEDURE', 'ALTER PROCEDURE', 'CREATE AGGREGATE',
+                         'ALTER AGGREGATE', 'ALTER ROUTINE', 'CREATE VIEW', 'ALTER VIEW', 'CREATE TABLE',
+                         'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
+                         'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE', 'IMPORT FOREIGN SCHEMA', 'CREATE SEQUENCE',
+                         'ALTER SEQUENCE', 'ALTER SCHEMA', 'CREATE SCHEMA', 'CREATE EXTENSION', 'ALTER EXTENSION',
+                         'CREATE TYPE', 'ALTER TYPE', 'CREATE INDEX', 'ALTER INDEX')
+            EXECUTE FUNCTION timepart._guard_seed_names();
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger e WHERE e.evtname = 'timepart_seed_names' AND e.evtenabled = 'D') THEN
+        ALTER EVENT TRIGGER timepart_seed_names ENABLE;  -- an upgrade script turned it off for its own DDL
     END IF;
 END $$;
 

@@ -38,7 +38,6 @@ RESET ROLE;
 PREPARE app_stmt AS SELECT 42;
 SELECT pg_advisory_lock(77);
 CREATE TEMP TABLE mine (x int);
-DECLARE mine_cur CURSOR WITH HOLD FOR SELECT 1;
 
 CREATE FUNCTION pg_temp.session_clean() RETURNS text LANGUAGE sql AS $$
     SELECT concat_ws('; ',
@@ -48,7 +47,6 @@ CREATE FUNCTION pg_temp.session_clean() RETURNS text LANGUAGE sql AS $$
         CASE WHEN EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name = 'evil_stmt' OR statement LIKE '%666%') THEN 'a prepared statement' END,
         CASE WHEN NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name = 'app_stmt' AND statement LIKE '%42%') THEN 'the session''s prepared statement is gone' END,
         CASE WHEN EXISTS (SELECT 1 FROM pg_cursors WHERE name = 'evil_cur') THEN 'a cursor' END,
-        CASE WHEN NOT EXISTS (SELECT 1 FROM pg_cursors WHERE name = 'mine_cur') THEN 'the session''s cursor is gone' END,
         CASE WHEN current_setting('default_transaction_read_only') <> 'off' THEN 'default_transaction_read_only' END,
         CASE WHEN current_setting('statement_timeout') <> '0' THEN 'statement_timeout' END,
         CASE WHEN current_setting('search_path') <> '"$user", public' THEN 'search_path' END,
@@ -71,7 +69,6 @@ INSERT INTO public.tries VALUES
     ('DEALLOCATE app_stmt; PREPARE app_stmt AS SELECT 666', 'the session''s prepared statement replaced',
      'the session''s prepared statement is gone'),
     ('DECLARE evil_cur CURSOR WITH HOLD FOR SELECT 1', 'a holdable cursor', ''),
-    ('CLOSE mine_cur', 'the session''s cursor closed', 'the session''s cursor is gone'),
     ('SET default_transaction_read_only = on', 'default_transaction_read_only', ''),
     ('SET LOCAL statement_timeout = 1', 'statement_timeout, SET LOCAL', ''),
     ('SELECT pg_catalog.set_config(''search_path'', ''own'', false)', 'search_path', ''),
@@ -84,9 +81,6 @@ BEGIN
     DELETE FROM public.act;
     IF NOT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name = 'app_stmt') THEN
         EXECUTE 'PREPARE app_stmt AS SELECT 42';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_cursors WHERE name = 'mine_cur') THEN
-        EXECUTE 'DECLARE mine_cur CURSOR WITH HOLD FOR SELECT 1';
     END IF;
 END $$;
 
@@ -135,6 +129,18 @@ SELECT is(pg_temp.try_read(t.what, r.reader),
           CASE WHEN t.gone = '' THEN 'read | ' ELSE 'code of the owner of own.ev_default tried to leave something in this session | ' || t.gone END,
           format('%s: %s leaves nothing', r.label, t.label))
 FROM public.tries t, (VALUES ('postgres'::name, 'a superuser''s statistics and health'), ('tp_room_mon', 'a monitor''s')) r(reader, label);
+
+-- A session with an open cursor (the owner's code could FETCH from it, with the session's
+-- rights) or a dblink connection: timepart runs no owner code in it at all.
+DELETE FROM public.act;
+DECLARE mine_cur CURSOR WITH HOLD FOR SELECT 1;
+SELECT throws_ok($$SELECT * FROM timepart.partition_stats('own.ev')$$, '55000',
+                 'this session holds what the code of the owner of own.ev_default could use with its rights',
+                 'statistics refuse to run owner code while the session has an open cursor');
+SELECT ok((timepart.maintain('own.ev', 2, '2025-01-15')->>'errors') LIKE '%this session holds what the code of the owner%',
+          'maintain refuses it too, and says why');
+SELECT is((SELECT count(*) FROM own.ev_default), 12::bigint, 'and moved nothing');
+CLOSE mine_cur;
 
 -- The owner's code ran, as the owner, each time (the attacks were real).
 SET ROLE tp_room_owner;
