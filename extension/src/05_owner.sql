@@ -32,16 +32,52 @@ BEGIN
                 ELSE pg_catalog.current_setting('role')::name END;
 END $$;
 
--- The function that called the one whose PG_CONTEXT this is: the nearest function frame
--- after the first, whatever "SQL statement" lines stand between (plpgsql evaluates a call
--- as a plain expression or through a query, and after an error caught in a block, the
--- same call may take the other way).
+-- The context from the frame of the function that ran the statement (or called the
+-- function) whose PG_CONTEXT this is, as PostgreSQL printed it, on; NULL when that frame
+-- cannot be told for certain.
+-- The context quotes the text of every SQL statement on the stack, verbatim, newlines
+-- included, so a caller's own statement could carry lines that look like frames. A frame
+-- is believed only when nothing stands between it and the first line (the call was a
+-- plain expression), or when what stands between is a complete statement of that frame's
+-- own function, as its source has it (a CALL, INSERT, UPDATE or DELETE there, which no
+-- text can follow in valid SQL, so the quoted statement must end where it seems to).
+CREATE OR REPLACE FUNCTION timepart._calling_context(ctx text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    lines text[] := string_to_array(ctx, E'\n');
+    stmt text;
+    fn regprocedure;
+    src text;
+    at int;
+BEGIN
+    IF cardinality(lines) < 2 THEN
+        RETURN NULL;
+    ELSIF lines[2] ~ '^(PL/pgSQL|SQL) function ' THEN
+        RETURN array_to_string(lines[2:], E'\n');
+    ELSIF lines[2] !~ '^SQL statement "' THEN
+        RETURN NULL;
+    END IF;
+    FOR k IN 2 .. cardinality(lines) - 1 LOOP
+        CONTINUE WHEN lines[k] !~ '"$' OR lines[k + 1] !~ '^PL/pgSQL function timepart\.[a-z0-9_]+\(';
+        -- The first such line only: a statement of someone else's that ends here is refused, not skipped.
+        stmt := substr(array_to_string(lines[2:k], E'\n'), length('SQL statement "') + 1);
+        stmt := left(stmt, -1);
+        fn := pg_catalog.to_regprocedure(substring(lines[k + 1] FROM '^PL/pgSQL function (timepart\.[a-z0-9_]+\([^)]*\)) line [0-9]+ at '));
+        src := (SELECT p.prosrc FROM pg_catalog.pg_proc p WHERE p.oid = fn);
+        at := position(stmt IN src);
+        IF stmt ~ '^\s*(CALL|INSERT|UPDATE|DELETE)\s' AND at > 0
+           AND substr(src, at + length(stmt)) ~ '^\s*(INTO\s+(STRICT\s+)?[a-z_][a-z_0-9.]*\s*)?;' THEN
+            RETURN array_to_string(lines[k + 1:], E'\n');
+        END IF;
+        RETURN NULL;
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+-- That frame alone.
 CREATE OR REPLACE FUNCTION timepart._calling_function(ctx text) RETURNS text
-LANGUAGE sql IMMUTABLE
-BEGIN ATOMIC
-    SELECT x.l FROM pg_catalog.unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
-    WHERE x.l OPERATOR(pg_catalog.~) '^(PL/pgSQL|SQL) function' ORDER BY x.i LIMIT 1;
-END;
+LANGUAGE sql STABLE
+RETURN pg_catalog.split_part(timepart._calling_context(ctx), E'\n', 1);
 
 -- Whether a role may act on a table: it owns it, is a member of its owner role, or is a
 -- superuser. NULL when the table does not exist.

@@ -86,7 +86,7 @@ DECLARE
 BEGIN
     PERFORM timepart._check_moment(as_of);
     cfg := timepart._register(parent, partition_interval, premake, retention, default_partition, lock_timeout, time_zone);
-    PERFORM timepart._log('manage', parent, NULL, true, to_jsonb(cfg) - 'parent', NULL, started);
+    CALL timepart._log('manage', parent, NULL, true, to_jsonb(cfg) - 'parent', NULL, started);
     RETURN timepart.maintain(parent, NULL, as_of);
 END $$;
 COMMENT ON FUNCTION timepart.manage(regclass, interval, integer, interval, boolean, interval, text, timestamptz) IS
@@ -103,7 +103,7 @@ BEGIN
         RAISE NOTICE 'table % is not managed by timepart', parent;
         RETURN false;
     END IF;
-    PERFORM timepart._log('unmanage', parent, NULL, true, '{}', NULL, started);
+    CALL timepart._log('unmanage', parent, NULL, true, '{}', NULL, started);
     RETURN true;
 END $$;
 COMMENT ON FUNCTION timepart.unmanage(regclass) IS 'Stops managing a table; its partitions and rows stay';
@@ -148,7 +148,7 @@ BEGIN
         monitor_sees_values = cfg.monitor_sees_values, partition_options = cfg.partition_options,
         partition_unlogged = cfg.partition_unlogged
     WHERE c.parent = configure.parent;
-    PERFORM timepart._log('configure', parent, NULL, true, settings, NULL, started);
+    CALL timepart._log('configure', parent, NULL, true, settings, NULL, started);
     RETURN to_jsonb(cfg);
 END $$;
 COMMENT ON FUNCTION timepart.configure(regclass, jsonb) IS 'Changes a managed table''s settings from a JSON object; invalid settings change nothing';
@@ -178,7 +178,7 @@ BEGIN
     END IF;
     UPDATE timepart.config c SET partition_interval = new_interval, interval_anchor = anchor
     WHERE c.parent = change_interval.parent;
-    PERFORM timepart._log('change_interval', parent, NULL, true,
+    CALL timepart._log('change_interval', parent, NULL, true,
         jsonb_build_object('from', cfg.partition_interval, 'to', new_interval, 'anchor', anchor), NULL, started);
     RETURN timepart.maintain(parent, NULL, as_of);
 END $$;

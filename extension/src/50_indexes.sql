@@ -120,7 +120,7 @@ BEGIN
     FOR p IN SELECT * FROM timepart._partitions(parent) LOOP
         made := made + coalesce(array_length(timepart._index_partition(parent, p.partition_oid), 1), 0);
     END LOOP;
-    PERFORM timepart._log('add_index_template', parent, NULL, true,
+    CALL timepart._log('add_index_template', parent, NULL, true,
         jsonb_build_object('suffix', suffix, 'columns', columns, 'method', t.method,
                            'where', where_clause, 'indexes_created', made), NULL, started);
     RETURN made;
@@ -139,7 +139,7 @@ BEGIN
         RAISE NOTICE 'no index template "%" on %', suffix, parent;
         RETURN false;
     END IF;
-    PERFORM timepart._log('drop_index_template', parent, NULL, true, jsonb_build_object('suffix', suffix), NULL, started);
+    CALL timepart._log('drop_index_template', parent, NULL, true, jsonb_build_object('suffix', suffix), NULL, started);
     RETURN true;
 END $$;
 COMMENT ON FUNCTION timepart.drop_index_template(regclass, text) IS 'Stops adding an index to new partitions; existing indexes stay';

@@ -298,7 +298,7 @@ BEGIN
                 err := SQLERRM;
                 failed := failed + 1;
             END;
-            PERFORM timepart._log('sync_partition', cfg.parent, (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid), err IS NULL,
+            CALL timepart._log('sync_partition', cfg.parent, pg_catalog.split_part(p.partition_oid::regclass::text, '.', 2), err IS NULL,
                                   jsonb_build_object('properties', p.properties, 'statements', p.statements), err, step_started);
         END IF;
         RETURN QUERY
@@ -307,7 +307,7 @@ BEGIN
         FROM jsonb_to_recordset(p.rows) AS r(property text, current_value text, wanted text, statement text);
     END LOOP;
     IF NOT sync_partitions.dry_run THEN
-        PERFORM timepart._log('sync_partitions', cfg.parent, NULL, failed = 0,
+        CALL timepart._log('sync_partitions', cfg.parent, NULL, failed = 0,
                               jsonb_build_object('partitions_fixed', fixed, 'partitions_failed', failed), NULL, started);
     END IF;
 END $$;

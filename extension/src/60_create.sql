@@ -30,7 +30,7 @@ DECLARE
 BEGIN
     SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
 
-    part := timepart._new_partition_table(cfg.parent, part_name);
+    CALL timepart._new_partition_table(cfg.parent, part_name, part);
 
     IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
         -- EXCLUSIVE on the default partition alone: reads go on, and so do inserts into
@@ -161,7 +161,7 @@ BEGIN ATOMIC
         (SELECT h.oid FROM pg_catalog.pg_am h WHERE h.amname = 'heap'));
 END;
 
-CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
+CREATE OR REPLACE PROCEDURE timepart._new_partition_table(parent regclass, part_name name, INOUT part regclass DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
@@ -176,12 +176,12 @@ DECLARE
     ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY) USING %I%s',
                        CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent, am,
                        CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
-    part regclass;
     col record;
     ctx text;
 BEGIN
     -- Only as a step of _build_partition, whose bounds and name were checked: called on
-    -- its own (it runs as timepart's owner) it would make tables of any name.
+    -- its own (it runs as timepart's owner) it would make tables of any name. A procedure,
+    -- CALLed, so the call cannot be dressed up as one of _build_partition's (_calling_function).
     GET DIAGNOSTICS ctx = PG_CONTEXT;
     IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
         RAISE EXCEPTION 'timepart._new_partition_table is a step of making a partition' USING ERRCODE = '42501',
@@ -218,7 +218,6 @@ BEGIN
     -- The parent's privileges, row security and policies, comment and replica identity,
     -- all before the partition is attached and visible (55_look.sql).
     PERFORM timepart._match_parent(parent, part);
-    RETURN part;
 END $$;
 
 -- One step on one partition (action 'build': _build_partition, 'retire':
@@ -308,10 +307,13 @@ CREATE OR REPLACE FUNCTION timepart.create_partition(parent regclass, range_star
 RETURNS text LANGUAGE plpgsql AS $$
 /* Creates one partition with its templated indexes. Already there: a notice and its
    name. Misaligned, reversed or overlapping bounds: an error, nothing changed. */
+DECLARE
+    made text;
 BEGIN
     PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(create_partition.parent) THEN
-        RETURN timepart._admin_create_partition(create_partition.parent, range_start, range_end);
+        CALL timepart._admin_create_partition(create_partition.parent, range_start, range_end, made);
+        RETURN made;
     END IF;
     RETURN timepart._create_partition(create_partition.parent, range_start, range_end);
 END $$;
@@ -335,7 +337,7 @@ BEGIN
     part_name := timepart._partition_name(parent, range_start, cfg.partition_interval, cfg.time_zone);
     PERFORM timepart._check_name_free(parent, part_name);
     IF NOT timepart._runner_lock(parent, cfg.lock_timeout) THEN
-        PERFORM timepart._log('create_partition', parent, part_name, false, '{"skipped": "another run holds the table"}',
+        CALL timepart._log('create_partition', parent, part_name, false, '{"skipped": "another run holds the table"}',
                               'skipped: another run holds the table', started);
         RAISE EXCEPTION 'could not create partition %: another run holds %', part_name, parent USING ERRCODE = '55P03',
             DETAIL = format('Waited %s (the table''s lock budget) for a maintenance run of %s to finish.', cfg.lock_timeout, parent),
@@ -343,13 +345,13 @@ BEGIN
     END IF;
     result := timepart._attempt(cfg, 'build', part_name, range_start, range_end);
     IF NOT (result->>'ok')::boolean THEN
-        PERFORM timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
+        CALL timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
         RAISE EXCEPTION 'could not create partition %: %', part_name, result->>'error'
             USING ERRCODE = coalesce(result->>'sqlstate', 'P0001'),
                   DETAIL = format('Range %s to %s, %s attempt(s).', range_start, range_end, result->>'attempts'),
                   HINT = 'A lock wait gives up after the table''s lock_timeout; run it again when traffic allows.';
     END IF;
-    PERFORM timepart._log('create_partition', parent, part_name, true,
+    CALL timepart._log('create_partition', parent, part_name, true,
         result || jsonb_build_object('range_start', range_start, 'range_end', range_end), NULL, started);
     RETURN format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
                             ON n.oid = c.relnamespace WHERE c.oid = parent), part_name);

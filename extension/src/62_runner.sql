@@ -68,7 +68,7 @@ BEGIN
         ELSIF NOT timepart._runner_lock(cfg.parent, interval '0') THEN
             -- Not a success: nothing was done. A table held for long raises maintenance_skipped.
             RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
-            PERFORM timepart._log(operation, cfg.parent, NULL, false, '{"skipped": "another run holds the table"}',
+            CALL timepart._log(operation, cfg.parent, NULL, false, '{"skipped": "another run holds the table"}',
                                   'skipped: another run holds the table', started);
             skipped := skipped || to_jsonb(cfg.parent::text);
             res := jsonb_build_object('table', cfg.parent::text, 'skipped', 'another run holds the table');
@@ -137,7 +137,7 @@ BEGIN
             res := jsonb_build_object('ok', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
         END;
         res := res || (step - 'partition' - 'action');
-        PERFORM timepart._log(log_operation, cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
+        CALL timepart._log(log_operation, cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
         IF (res->>'ok')::boolean THEN
             IF step->>'action' = 'retire' OR (build_locks AND step->>'range_start' IS NOT NULL) THEN
                 locked_since := coalesce(locked_since, step_started);

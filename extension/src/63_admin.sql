@@ -96,10 +96,12 @@ BEGIN
     END IF;
 END $$;
 
--- maintain or cleanup for a partition_admin (see _run), as timepart's owner.
-CREATE OR REPLACE FUNCTION timepart._admin_run(operation text, parent regclass, premake integer, retention interval,
-                                               dry_run boolean, as_of timestamptz)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- maintain or cleanup for a partition_admin (see _run), as timepart's owner. Procedures,
+-- CALLed from maintain, cleanup and create_partition: a CALL is a statement no text can
+-- follow, so the check of the caller (_calling_function) cannot be fooled.
+CREATE OR REPLACE PROCEDURE timepart._admin_run(operation text, parent regclass, premake integer, retention interval,
+                                                dry_run boolean, as_of timestamptz, INOUT result jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
 DECLARE
     ctx text;
 BEGIN
@@ -127,12 +129,13 @@ BEGIN
         PERFORM timepart._check_admin_cleanup(parent, retention, coalesce(dry_run, false), as_of);
     END IF;
     PERFORM timepart._check_owner_reach(parent);
-    RETURN timepart._run(operation, parent, premake, retention, coalesce(dry_run, false), as_of);
+    result := timepart._run(operation, parent, premake, retention, coalesce(dry_run, false), as_of);
 END $$;
 
 -- create_partition for a partition_admin, as timepart's owner: the table must be managed.
-CREATE OR REPLACE FUNCTION timepart._admin_create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
-RETURNS text LANGUAGE plpgsql AS $$
+CREATE OR REPLACE PROCEDURE timepart._admin_create_partition(parent regclass, range_start timestamptz, range_end timestamptz,
+                                                             INOUT made text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
 DECLARE
     ctx text;
 BEGIN
@@ -143,5 +146,5 @@ BEGIN
     END IF;
     PERFORM timepart._config(parent);
     PERFORM timepart._check_owner_reach(parent);
-    RETURN timepart._create_partition(parent, range_start, range_end);
+    made := timepart._create_partition(parent, range_start, range_end);
 END $$;

@@ -183,8 +183,8 @@ BEGIN
     res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
                               'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,
                               'default_rows_past_retention', default_old, 'left', left_over);
-    PERFORM timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
-                          jsonb_array_length(errors) = 0, res, NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
+    CALL timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
+                          jsonb_array_length(errors) = 0, res, timepart._joined_errors(errors), started);
     IF jsonb_array_length(kept) > 0 OR default_old > 0 THEN
         RAISE WARNING 'timepart: % keeps data past its retention boundary %', cfg.parent, boundary
             USING DETAIL = format('%s partition(s) reach past the boundary; %s row(s) past it wait in the default partition.',
@@ -201,6 +201,8 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
    detach or archive per configuration. NULL retention: the table's own; a table with
    none is left alone. Never the current, a future or the default partition.
    dry_run reports exactly what would go. Returns the seed's /cleanup shape. */
+DECLARE
+    result jsonb;
 BEGIN
     PERFORM timepart._check_retention(retention);
     IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR dry_run IS NULL THEN
@@ -210,7 +212,8 @@ BEGIN
     END IF;
     PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(cleanup.parent) THEN
-        RETURN timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+        CALL timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of, result);
+        RETURN result;
     END IF;
     RETURN timepart._run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
 END $$;

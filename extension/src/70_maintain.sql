@@ -136,7 +136,7 @@ BEGIN
             res := jsonb_build_object('ok', false, 'partition', cfg.parent::text || ' default', 'error', SQLERRM);
         END;
         IF res IS NOT NULL THEN
-            PERFORM timepart._log('create_partition', cfg.parent, res->>'partition', (res->>'ok')::boolean,
+            CALL timepart._log('create_partition', cfg.parent, res->>'partition', (res->>'ok')::boolean,
                                   res, res->>'error', started);
             IF (res->>'ok')::boolean THEN created := created || to_jsonb(res->>'partition');
             ELSE errors := errors || to_jsonb(format('%s: %s', res->>'partition', res->>'error')); END IF;
@@ -156,10 +156,10 @@ BEGIN
         GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
         errors := errors || to_jsonb(err);
     END;
-    PERFORM timepart._log('maintain', cfg.parent, NULL, jsonb_array_length(errors) = 0,
+    CALL timepart._log('maintain', cfg.parent, NULL, jsonb_array_length(errors) = 0,
         jsonb_build_object('created', created, 'errors', errors, 'moved_rows', moved, 'premake', premake, 'as_of', as_of,
                            'left', left_over),
-        NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
+        timepart._joined_errors(errors), started);
     RETURN jsonb_build_object('table', cfg.parent::text, 'created', created, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;
 
@@ -169,6 +169,8 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
 /* Makes sure every managed table (or one) has its current period and `premake`
    future ones, fills gaps, moves rows out of the default partition. Returns the
    seed's /maintain shape. Operational failures are reported, not raised. */
+DECLARE
+    result jsonb;
 BEGIN
     IF premake IS NOT NULL THEN
         PERFORM timepart._check_premake(premake);
@@ -176,7 +178,8 @@ BEGIN
     PERFORM timepart._check_moment(as_of);
     PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(maintain.parent) THEN
-        RETURN timepart._admin_run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
+        CALL timepart._admin_run('maintain', maintain.parent, maintain.premake, NULL, false, as_of, result);
+        RETURN result;
     END IF;
     RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
 END $$;

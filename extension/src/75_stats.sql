@@ -267,7 +267,7 @@ BEGIN
             changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;
         stored := stored + 1;
     END LOOP;
-    PERFORM timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
+    CALL timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
                           jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
                           CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
                           started);

@@ -166,7 +166,7 @@ BEGIN
                 RETURNING c.parent::oid AS table_oid, c.key_column, c.partition_interval LOOP
         UPDATE timepart.alerts a SET resolved_at = pg_catalog.clock_timestamp()
         WHERE a.resolved_at IS NULL AND a.parent_table = gone.table_oid::text;
-        PERFORM timepart._log('forget', NULL, NULL, true,
+        CALL timepart._log('forget', NULL, NULL, true,
             jsonb_build_object('table_oid', gone.table_oid, 'key_column', gone.key_column, 'partition_interval', gone.partition_interval,
                                'reason', 'the table was dropped; its configuration and index templates are forgotten'), NULL,
             pg_catalog.clock_timestamp());
@@ -280,7 +280,7 @@ BEGIN
                       WHERE e->>'alert_type' = x.alert_type AND e->>'parent_table' = x.parent_table
                         AND coalesce(e->>'partition_name', '') = x.partition_name);
     GET DIAGNOSTICS resolved = ROW_COUNT;
-    PERFORM timepart._log('check_alerts', check_alerts.parent, NULL, true,
+    CALL timepart._log('check_alerts', check_alerts.parent, NULL, true,
         jsonb_build_object('tables', to_jsonb(checked), 'open', jsonb_array_length(evaluated),
                            'new', new_count, 'resolved', resolved), NULL, started);
     RETURN QUERY

@@ -53,7 +53,7 @@ BEGIN
         CASE WHEN has_leads THEN format('REFERENCES %I.campaign_leads(id) ON DELETE CASCADE', schema) ELSE '' END);
     tbl := format('%I.email_events', schema)::regclass;
     PERFORM timepart._register(tbl, '1 month', 6, '12 months', true, '100 milliseconds', 'UTC');
-    PERFORM timepart._log('manage', tbl, NULL, true, '{"preset": "email_events"}', NULL, started);
+    CALL timepart._log('manage', tbl, NULL, true, '{"preset": "email_events"}', NULL, started);
     PERFORM timepart.add_index_template(tbl, 'workspace_created_idx', 'workspace_id, created_at DESC');
     PERFORM timepart.add_index_template(tbl, 'campaign_event_idx', 'campaign_id, event_type, created_at DESC');
     PERFORM timepart.add_index_template(tbl, 'lead_event_idx', 'lead_id, event_type, created_at DESC');

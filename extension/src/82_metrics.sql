@@ -146,7 +146,7 @@ BEGIN
     END IF;
     DELETE FROM timepart.maintenance_log l WHERE l.created_at < as_of - keep;
     GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM timepart._log('purge_log', NULL, NULL, true, jsonb_build_object('deleted', n, 'older_than', keep), NULL, started);
+    CALL timepart._log('purge_log', NULL, NULL, true, jsonb_build_object('deleted', n, 'older_than', keep), NULL, started);
     RETURN n;
 END $$;
 COMMENT ON FUNCTION timepart.purge_log(interval, timestamptz) IS

@@ -161,6 +161,7 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     statements text;
     new_jobs timepart.jobs[];
+    logged jsonb;
 BEGIN
     -- The jobs run as the caller, over every managed table: scheduling must not let a
     -- role reach tables it could not maintain itself.
@@ -204,8 +205,8 @@ BEGIN
                   n.jobname, n.schedule, n.command, n.run_in), ' '))
     INTO statements FROM unnest(new_jobs) n;
     PERFORM timepart._cron_exec(statements);
-    PERFORM timepart._log('schedule_jobs', NULL, NULL, true,
-        (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM unnest(new_jobs) n), NULL, started);
+    logged := (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM unnest(new_jobs) n);
+    CALL timepart._log('schedule_jobs', NULL, NULL, true, logged, NULL, started);
     RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM unnest(new_jobs) n ORDER BY n.job;
 END $$;
 COMMENT ON FUNCTION timepart.schedule_jobs(text, text, text, text, text, interval) IS
@@ -234,7 +235,7 @@ BEGIN
         PERFORM timepart._cron_exec(format('DO $do$ BEGIN %s END $do$',
             (SELECT string_agg(format('PERFORM cron.unschedule(%L);', n), ' ') FROM unnest(names) n)));
     END IF;
-    PERFORM timepart._log('unschedule_jobs', NULL, NULL, true, jsonb_build_object('jobs', to_jsonb(coalesce(names, '{}'))), NULL, started);
+    CALL timepart._log('unschedule_jobs', NULL, NULL, true, jsonb_build_object('jobs', to_jsonb(coalesce(names, '{}'))), NULL, started);
     RETURN coalesce(array_length(names, 1), 0);
 END $$;
 COMMENT ON FUNCTION timepart.unschedule_jobs() IS 'Removes this database''s timepart jobs from pg_cron';

@@ -274,7 +274,7 @@ BEGIN
     VALUES (source, source::text, target, stage, key_column, partition_interval, time_zone, retention, row_key, pg_catalog.pg_relation_filenode(source),
             blocks, timepart._migrate_batch_blocks(source, batch_size), rows_estimated, timepart._capture_mark(source))
     RETURNING * INTO m;
-    PERFORM timepart._log('migrate_prepare', source, target::text, true,
+    CALL timepart._log('migrate_prepare', source, target::text, true,
         jsonb_build_object('target', target::text, 'templates', to_jsonb(templates), 'row_key', to_jsonb(row_key),
                            'blocks', blocks, 'rows_estimated', rows_estimated), NULL, started);
     RETURN m;

@@ -91,7 +91,7 @@ BEGIN
         state = CASE WHEN upto >= m.last_block THEN 'catching_up' ELSE g.state END,
         updated_at = pg_catalog.clock_timestamp()
     WHERE g.id = m.id;
-    PERFORM timepart._log('migrate_copy', m.source, m.target::text, true,
+    CALL timepart._log('migrate_copy', m.source, m.target::text, true,
         jsonb_build_object('rows', copied, 'from_block', m.next_block, 'to_block', upto, 'last_block', m.last_block,
                            'verified_rows', r->2->0),
         NULL, started);
@@ -153,7 +153,7 @@ BEGIN
             target_rows = coalesce(g.target_rows, 0) + inserted - removed,
             target_checksum = coalesce(g.target_checksum, 0) + (r->>4)::numeric - (r->>3)::numeric
         WHERE g.id = m.id;
-        PERFORM timepart._log('migrate_catch_up', m.source, m.target::text, true,
+        CALL timepart._log('migrate_catch_up', m.source, m.target::text, true,
             jsonb_build_object('changes', applied, 'rows_removed', removed, 'rows_inserted', inserted, 'verified_rows', r->5->0),
             NULL, started);
     END IF;

@@ -129,7 +129,7 @@ BEGIN
         END;
         IF result IS NOT NULL THEN
             -- The checksum is a sum of row hashes: the log, which monitors read, does not keep it.
-            PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true,
+            CALL timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true,
                                   (result OPERATOR(pg_catalog.-) 'checksum') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt),
                                   NULL, started);
             COMMIT;
@@ -138,7 +138,7 @@ BEGIN
                 m.target, result->>'rows', result->>'checksum', result->>'swap_ms', result->>'old_table';
             RETURN;
         END IF;
-        PERFORM timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
+        CALL timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         IF state OPERATOR(pg_catalog.<>) '55P03' OR attempt OPERATOR(pg_catalog.>=) 20 THEN

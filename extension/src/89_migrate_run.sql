@@ -88,6 +88,7 @@ DECLARE
     run_started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
     rows_at_start pg_catalog.int8;
     n pg_catalog.int8;
+    logged pg_catalog.jsonb;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
@@ -118,9 +119,9 @@ BEGIN
     IF m.retention IS NOT NULL THEN
         PERFORM timepart.configure(m.target, pg_catalog.jsonb_build_object('retention', m.retention));
     END IF;
-    PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
-        (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) ARRAY['source', 'source_checksum', 'target_checksum']::pg_catalog.text[]
-         FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
+    logged := (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) ARRAY['source', 'source_checksum', 'target_checksum']::pg_catalog.text[]
+               FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id);
+    CALL timepart._log('migrate', m.source, m.target::pg_catalog.text, true, logged, NULL, run_started);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM timepart._runner_session_unlock(m.source);
@@ -153,7 +154,7 @@ BEGIN
     DELETE FROM timepart.config c WHERE c.parent = m.target;
     PERFORM timepart._as_owner(source, format('DROP SCHEMA %I CASCADE', m.stage_schema));
     UPDATE timepart.migrations g SET state = 'aborted', finished_at = pg_catalog.clock_timestamp() WHERE g.id = m.id;
-    PERFORM timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
+    CALL timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
     PERFORM timepart._runner_session_unlock(source);  -- this session's own hold, after a CALL that failed
     RETURN true;
 END $$;

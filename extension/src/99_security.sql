@@ -82,15 +82,18 @@ LANGUAGE plpgsql AS $$
 /* Runs as the caller: only an owner of a table (or a member of its owner role) may
    register, reconfigure or forget it, or change its index templates or migration.
    Both the row as it was and the row as it becomes are checked, so an UPDATE cannot
-   take another owner's row. TG_ARGV[0] names the column holding the table. */
+   take another owner's row. TG_ARGV names the columns holding tables (a migration's
+   source and target both). */
 DECLARE
-    col text := coalesce(TG_ARGV[0], 'parent');
+    col text;
     tbl regclass;
     side record;
 BEGIN
-    FOR side IN SELECT x.r FROM (VALUES (CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN pg_catalog.to_jsonb(OLD) END),
-                                        (CASE WHEN TG_OP IN ('UPDATE', 'INSERT') THEN pg_catalog.to_jsonb(NEW) END)) x(r)
+    FOR side IN SELECT x.r, u.c FROM (VALUES (CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN pg_catalog.to_jsonb(OLD) END),
+                                            (CASE WHEN TG_OP IN ('UPDATE', 'INSERT') THEN pg_catalog.to_jsonb(NEW) END)) x(r),
+                                    unnest(CASE WHEN TG_NARGS = 0 THEN ARRAY['parent'] ELSE TG_ARGV END) u(c)
                 WHERE x.r IS NOT NULL LOOP
+        col := side.c;
         -- A dropped table's oid prints as digits: cast those without a catalog lookup.
         tbl := CASE WHEN (side.r ->> col) ~ '^[0-9]+$' THEN (side.r ->> col)::oid::regclass ELSE (side.r ->> col)::regclass END;
         IF NOT coalesce(timepart._may_act(current_user, tbl), TG_OP = 'DELETE') THEN
@@ -103,8 +106,8 @@ BEGIN
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END $$;
 
--- Tables only timepart's own functions write: the statement must come straight from a
--- PL/pgSQL function in schema timepart (the nearest function on the call stack), not
+-- Tables only timepart's own functions write: the statement must be one of a PL/pgSQL
+-- function of schema timepart, as its source has it (the nearest frame, _calling_function), not
 -- from a client, a DO block, a user's function or a trigger; and no table owner's code
 -- may be running (an executor on the stack): a rule action has no frame of its own, so
 -- an owner's DO INSTEAD rule would otherwise pass as the executor's own statement. On
@@ -113,15 +116,21 @@ CREATE OR REPLACE FUNCTION timepart._written_by_timepart() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     ctx text;
+    stack text;
     frame text;
 BEGIN
     GET DIAGNOSTICS ctx = PG_CONTEXT;
-    -- The nearest function frame, looking through timepart._log to whatever called it.
-    SELECT x.l INTO frame FROM unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
-    WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
+    -- The function that ran the writing statement, told for certain (_calling_context);
+    -- for timepart._log, the function that called it (CALL timepart._log(...)), the same way.
+    ctx := timepart._calling_context(ctx);
+    IF split_part(ctx, E'\n', 1) ~ '^PL/pgSQL function timepart\._log\(' THEN
+        ctx := timepart._calling_context(ctx);
+    END IF;
+    frame := NULLIF(split_part(ctx, E'\n', 1), '');
     -- Nobody writes these rows but timepart, and a superuser: pg_restore puts a dump's log
     -- and migration rows back as they were (who and when included); a superuser may trim.
-    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' OR ctx ~ 'function timepart\._as_owner_[0-9]+\(' THEN
+    GET DIAGNOSTICS stack = PG_CONTEXT;
+    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' OR stack ~ 'function timepart\._as_owner_[0-9]+\(' THEN
         IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
             RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
         END IF;
@@ -231,7 +240,7 @@ CREATE TRIGGER index_templates_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON 
     FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('parent');
 DROP TRIGGER IF EXISTS migrations_owner_guard ON timepart.migrations;
 CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.migrations
-    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('source');
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('source', 'target');
 
 -- Which public functions a monitor may call (partition_admin may call every function but
 -- the private ones).
@@ -280,6 +289,12 @@ BEGIN ATOMIC
                  'timepart._template_guard', 'timepart._jobs_guard'];
 END;
 
+-- Procedures that COMMIT (no SET clause possible): the job procedures and migrate.
+CREATE OR REPLACE FUNCTION timepart._committing_procedures() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['timepart._each', 'timepart.maintain_each', 'timepart.cleanup_each', 'timepart.migrate',
+             'timepart._migrate_swap_retrying'];
+
 -- Every function that acts with timepart's owner's rights.
 CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
@@ -305,20 +320,21 @@ BEGIN
         JOIN pg_catalog.pg_language l ON l.oid = p.prolang
         WHERE (n.nspname = 'timepart' AND p.proname NOT LIKE '\_as\_owner\_%') OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
     LOOP
-        -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
-        -- The seed's names in public neither: they find email_events on the caller's
-        -- search_path (90_compat.sql), name everything else by schema and write no operator.
-        IF f.prokind = 'f' AND f.nspname = 'timepart' AND (f.lanname = 'plpgsql' OR f.qname = ANY (timepart._definer_functions())) THEN
+        -- Procedures that COMMIT cannot carry a SET clause; they pin the path themselves,
+        -- at the start of every transaction. The seed's names in public neither: SQL-standard
+        -- bodies, bound at install, they find email_events on the caller's search_path.
+        IF f.nspname = 'timepart' AND f.lanname = 'plpgsql' AND f.qname <> ALL (timepart._committing_procedures())
+           OR f.prokind = 'f' AND f.qname = ANY (timepart._definer_functions()) THEN
             -- DateStyle ISO: partition bounds are read back from text, which must not
             -- depend on the session (in ISO style a timestamptz carries a numeric offset).
             -- jit off: timepart's queries read catalogs and small tables; compiling them
             -- cost about a second on a session's first statistics call at 12 x 1M rows.
-            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD'' SET jit = off', f.sig);
+            EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD'' SET jit = off', f.sig);
         END IF;
         IF f.qname = ANY (timepart._definer_functions()) THEN
-            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
-        ELSIF f.prokind = 'f' THEN
-            EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER', f.sig);
+            EXECUTE format('ALTER ROUTINE %s SECURITY DEFINER', f.sig);
+        ELSIF f.prokind IN ('f', 'p') THEN
+            EXECUTE format('ALTER ROUTINE %s SECURITY INVOKER', f.sig);
             IF f.nspname = 'public' THEN
                 EXECUTE format('ALTER FUNCTION %s RESET ALL', f.sig);
             END IF;

@@ -20,8 +20,12 @@ ALTER TABLE timepart.migrations ADD COLUMN capture_triggers text;
 COMMENT ON COLUMN timepart.migrations.capture_triggers IS 'The capture triggers as made (timepart._capture_mark): checked at every batch, round and the swap';
 
 -- ---- gone, or changed in a way CREATE OR REPLACE cannot do
+DROP FUNCTION IF EXISTS timepart._log(text, regclass, text, boolean, jsonb, text, timestamp with time zone);
 DROP FUNCTION IF EXISTS timepart._lock_key(regclass);
+DROP FUNCTION IF EXISTS timepart._new_partition_table(regclass, name);
 DROP FUNCTION IF EXISTS timepart._guarded_settings();
+DROP FUNCTION IF EXISTS timepart._admin_run(text, regclass, integer, interval, boolean, timestamp with time zone);
+DROP FUNCTION IF EXISTS timepart._admin_create_partition(regclass, timestamp with time zone, timestamp with time zone);
 
 -- ---- new and changed
 CREATE OR REPLACE FUNCTION timepart.version() RETURNS text
@@ -30,16 +34,52 @@ BEGIN ATOMIC
     SELECT '0.13'::text;
 END;
 
--- The function that called the one whose PG_CONTEXT this is: the nearest function frame
--- after the first, whatever "SQL statement" lines stand between (plpgsql evaluates a call
--- as a plain expression or through a query, and after an error caught in a block, the
--- same call may take the other way).
+-- The context from the frame of the function that ran the statement (or called the
+-- function) whose PG_CONTEXT this is, as PostgreSQL printed it, on; NULL when that frame
+-- cannot be told for certain.
+-- The context quotes the text of every SQL statement on the stack, verbatim, newlines
+-- included, so a caller's own statement could carry lines that look like frames. A frame
+-- is believed only when nothing stands between it and the first line (the call was a
+-- plain expression), or when what stands between is a complete statement of that frame's
+-- own function, as its source has it (a CALL, INSERT, UPDATE or DELETE there, which no
+-- text can follow in valid SQL, so the quoted statement must end where it seems to).
+CREATE OR REPLACE FUNCTION timepart._calling_context(ctx text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    lines text[] := string_to_array(ctx, E'\n');
+    stmt text;
+    fn regprocedure;
+    src text;
+    at int;
+BEGIN
+    IF cardinality(lines) < 2 THEN
+        RETURN NULL;
+    ELSIF lines[2] ~ '^(PL/pgSQL|SQL) function ' THEN
+        RETURN array_to_string(lines[2:], E'\n');
+    ELSIF lines[2] !~ '^SQL statement "' THEN
+        RETURN NULL;
+    END IF;
+    FOR k IN 2 .. cardinality(lines) - 1 LOOP
+        CONTINUE WHEN lines[k] !~ '"$' OR lines[k + 1] !~ '^PL/pgSQL function timepart\.[a-z0-9_]+\(';
+        -- The first such line only: a statement of someone else's that ends here is refused, not skipped.
+        stmt := substr(array_to_string(lines[2:k], E'\n'), length('SQL statement "') + 1);
+        stmt := left(stmt, -1);
+        fn := pg_catalog.to_regprocedure(substring(lines[k + 1] FROM '^PL/pgSQL function (timepart\.[a-z0-9_]+\([^)]*\)) line [0-9]+ at '));
+        src := (SELECT p.prosrc FROM pg_catalog.pg_proc p WHERE p.oid = fn);
+        at := position(stmt IN src);
+        IF stmt ~ '^\s*(CALL|INSERT|UPDATE|DELETE)\s' AND at > 0
+           AND substr(src, at + length(stmt)) ~ '^\s*(INTO\s+(STRICT\s+)?[a-z_][a-z_0-9.]*\s*)?;' THEN
+            RETURN array_to_string(lines[k + 1:], E'\n');
+        END IF;
+        RETURN NULL;
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+-- That frame alone.
 CREATE OR REPLACE FUNCTION timepart._calling_function(ctx text) RETURNS text
-LANGUAGE sql IMMUTABLE
-BEGIN ATOMIC
-    SELECT x.l FROM pg_catalog.unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
-    WHERE x.l OPERATOR(pg_catalog.~) '^(PL/pgSQL|SQL) function' ORDER BY x.i LIMIT 1;
-END;
+LANGUAGE sql STABLE
+RETURN pg_catalog.split_part(timepart._calling_context(ctx), E'\n', 1);
 
 -- Whether a role may act on a table: it owns it, is a member of its owner role, or is a
 -- superuser. NULL when the table does not exist.
@@ -661,6 +701,136 @@ BEGIN
     END IF;
 END $$;
 
+CREATE OR REPLACE FUNCTION timepart.manage(parent regclass, partition_interval interval DEFAULT NULL,
+                                           premake integer DEFAULT NULL, retention interval DEFAULT NULL,
+                                           default_partition boolean DEFAULT NULL,
+                                           lock_timeout interval DEFAULT NULL,
+                                           time_zone text DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Adopts a table partitioned BY RANGE on a time column and creates the partitions
+   it needs now. A new table gets '1 month', premake 6, no retention, a default
+   partition, a 100 ms lock budget and UTC for what is not given. Calling it again
+   changes only the settings given (to clear a retention, use configure). Returns what
+   maintain returns. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    cfg := timepart._register(parent, partition_interval, premake, retention, default_partition, lock_timeout, time_zone);
+    CALL timepart._log('manage', parent, NULL, true, to_jsonb(cfg) - 'parent', NULL, started);
+    RETURN timepart.maintain(parent, NULL, as_of);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.unmanage(parent regclass) RETURNS boolean
+LANGUAGE plpgsql AS $$
+/* Stops managing a table. Every partition, index and row stays. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    DELETE FROM timepart.config c WHERE c.parent = unmanage.parent;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'table % is not managed by timepart', parent;
+        RETURN false;
+    END IF;
+    CALL timepart._log('unmanage', parent, NULL, true, '{}', NULL, started);
+    RETURN true;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.configure(parent regclass, settings jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+/* Changes a managed table's settings, e.g. '{"retention": "12 months", "premake": 3}'.
+   Unknown or fixed keys and invalid values are refused; nothing changes then. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    bad text;
+    fixed text[] := ARRAY['parent', 'key_column', 'key_type', 'partition_interval', 'time_zone', 'created_at', 'interval_anchor'];
+BEGIN
+    IF settings IS NULL OR pg_catalog.jsonb_typeof(settings) <> 'object' THEN
+        RAISE EXCEPTION 'settings must be a JSON object' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(settings::text, 'NULL')), HINT = 'Pass e.g. ''{"premake": 3}''.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(settings) k
+    WHERE k = ANY (fixed) OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = 'timepart.config'::regclass AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown or fixed setting(s): %', bad USING ERRCODE = '22023',
+            DETAIL = format('Fixed: %s. The interval changes with timepart.change_interval().', array_to_string(fixed, ', ')),
+            HINT = 'Settable: premake, retention, retention_action, archive_schema, default_partition, lock_timeout, '
+                   'lock_retries, alert_max_size_bytes, alert_max_rows, alert_min_future, alert_growth_ratio, alert_old_age, '
+                   'monitor_sees_values, partition_options, partition_unlogged.';
+    END IF;
+    BEGIN
+        cfg := jsonb_populate_record(cfg, settings);
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION 'invalid setting value: %', SQLERRM USING ERRCODE = '22023',
+            DETAIL = format('Settings: %s.', settings), HINT = 'Intervals are text such as "12 months"; counts are numbers.';
+    END;
+    PERFORM timepart._check_settings(cfg);
+    PERFORM timepart._check_partition_options(cfg.partition_options);
+    UPDATE timepart.config c SET premake = cfg.premake, retention = cfg.retention, retention_action = cfg.retention_action,
+        archive_schema = cfg.archive_schema, default_partition = cfg.default_partition, lock_timeout = cfg.lock_timeout,
+        lock_retries = cfg.lock_retries, alert_max_size_bytes = cfg.alert_max_size_bytes,
+        alert_max_rows = cfg.alert_max_rows, alert_min_future = cfg.alert_min_future,
+        alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age,
+        monitor_sees_values = cfg.monitor_sees_values, partition_options = cfg.partition_options,
+        partition_unlogged = cfg.partition_unlogged
+    WHERE c.parent = configure.parent;
+    CALL timepart._log('configure', parent, NULL, true, settings, NULL, started);
+    RETURN to_jsonb(cfg);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.change_interval(parent regclass, new_interval interval, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Changes the partition interval of a managed table (say monthly to daily). Existing
+   partitions stay as they are; new ones follow the new interval from the end of the
+   last existing one. Returns what maintain returns. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config := timepart._config(parent);
+    anchor timestamptz;
+BEGIN
+    PERFORM timepart._check_interval(new_interval);
+    IF new_interval::text = cfg.partition_interval::text THEN
+        RAISE NOTICE 'table % already uses interval %', parent, new_interval;
+        RETURN timepart.maintain(parent, NULL, as_of);
+    END IF;
+    SELECT max(p.range_end) FILTER (WHERE pg_catalog.isfinite(p.range_end)) INTO anchor
+    FROM timepart._partitions(parent, cfg.time_zone) p WHERE NOT p.is_default;
+    IF pg_catalog.date_part('day', new_interval) = 0 AND anchor IS NOT NULL
+       AND pg_catalog.date_trunc('month', anchor AT TIME ZONE cfg.time_zone) <> anchor AT TIME ZONE cfg.time_zone THEN
+        RAISE EXCEPTION 'month partitions must start on the 1st' USING ERRCODE = '22023',
+            DETAIL = format('The last partition of %s ends %s, not on the 1st of a month.', parent, anchor),
+            HINT = 'Create partitions of the current interval up to the next 1st, then change the interval.';
+    END IF;
+    UPDATE timepart.config c SET partition_interval = new_interval, interval_anchor = anchor
+    WHERE c.parent = change_interval.parent;
+    CALL timepart._log('change_interval', parent, NULL, true,
+        jsonb_build_object('from', cfg.partition_interval, 'to', new_interval, 'anchor', anchor), NULL, started);
+    RETURN timepart.maintain(parent, NULL, as_of);
+END $$;
+
+-- ==== src/40_log.sql
+-- The maintenance log: one row per operation outcome. Callers write it outside the
+-- sub-transaction that failed, so a failure survives its own rollback.
+
+-- A step's errors (a jsonb array of texts) as the log's one error text; NULL for none.
+CREATE OR REPLACE FUNCTION timepart._joined_errors(errors jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE
+RETURN NULLIF(pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.jsonb_array_elements_text(errors)), '; '), '');
+
+CREATE OR REPLACE PROCEDURE timepart._log(operation text, parent regclass, partition_name text,
+                                          ok boolean, details jsonb, err text, started timestamptz)
+LANGUAGE plpgsql AS $$
+/* A procedure, CALLed: the log's guard believes a row only from this INSERT, run by a
+   CALL written in one of timepart's PL/pgSQL functions (_calling_context); who and when
+   it sets itself. */
+BEGIN
+    INSERT INTO timepart.maintenance_log (operation_type, parent_table, partition_name, success, details, error, duration)
+    VALUES (operation, parent::text, partition_name, ok, coalesce(details, '{}'), err, pg_catalog.clock_timestamp() - started);
+END $$;
+
 -- ==== src/50_indexes.sql
 -- Index templates: every partition gets every template as <partition>_<suffix>,
 -- attached to the template's partitioned index on the parent (<parent>_<suffix>).
@@ -683,6 +853,80 @@ BEGIN ATOMIC
     WHERE p.oid = tbl AND c.relnamespace = p.relnamespace
       AND c.relname = timepart._fit_name(p.relname, suffix) AND c.relkind = 'I';
 END;
+
+CREATE OR REPLACE FUNCTION timepart.add_index_template(parent regclass, suffix text, columns text,
+                                                       where_clause text DEFAULT NULL, method text DEFAULT 'btree')
+RETURNS integer LANGUAGE plpgsql AS $$
+/* Registers an index every partition gets, creates it on the parent (ON ONLY, so
+   no lock on the partitions) and back-fills every existing partition. Returns how
+   many partition indexes were created. Safe to repeat. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    t timepart.index_templates;
+    p record;
+    pname name;
+    pschema name;
+    made integer := 0;
+    existing timepart.index_templates;
+    err text;
+    state text;
+BEGIN
+    PERFORM timepart._config(parent);
+    PERFORM timepart._check_template(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
+    SELECT * INTO existing FROM timepart.index_templates it WHERE it.parent = add_index_template.parent AND it.suffix = add_index_template.suffix;
+    IF FOUND THEN
+        IF existing.columns IS DISTINCT FROM add_index_template.columns
+           OR existing.method IS DISTINCT FROM add_index_template.method
+           OR existing.where_clause IS DISTINCT FROM add_index_template.where_clause THEN
+            RAISE EXCEPTION 'index template "%" already exists on % with another definition', suffix, parent
+                USING ERRCODE = '42710',
+                DETAIL = format('Existing: USING %s (%s)%s', existing.method, existing.columns,
+                                coalesce(' WHERE ' || existing.where_clause, '')),
+                HINT = 'Remove it with timepart.drop_index_template() first, or choose another suffix.';
+        END IF;
+        t := existing;
+    ELSE
+        INSERT INTO timepart.index_templates AS it (parent, suffix, columns, method, where_clause)
+        VALUES (parent, suffix, columns, coalesce(method, 'btree'), where_clause) RETURNING * INTO t;
+    END IF;
+
+    SELECT c.relname, n.nspname INTO pname, pschema
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
+    IF timepart._template_parent_index(parent, suffix) IS NULL THEN
+        -- An invalid definition fails here, before any partition is touched.
+        BEGIN
+            PERFORM timepart._as_owner(parent, timepart._template_sql(t, timepart._fit_name(pname, suffix), pschema, pname, true));
+        EXCEPTION WHEN undefined_column OR undefined_function OR undefined_object OR syntax_error OR datatype_mismatch
+                       OR wrong_object_type OR invalid_object_definition THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+            RAISE EXCEPTION 'index template "%" does not fit %: %', suffix, parent, err USING ERRCODE = state,
+                DETAIL = format('Template: USING %s (%s)%s.', t.method, t.columns, coalesce(' WHERE ' || t.where_clause, '')),
+                HINT = format('Use columns and expressions of %s (\d %s lists them); nothing was changed.', parent, parent);
+        END;
+    END IF;
+    FOR p IN SELECT * FROM timepart._partitions(parent) LOOP
+        made := made + coalesce(array_length(timepart._index_partition(parent, p.partition_oid), 1), 0);
+    END LOOP;
+    CALL timepart._log('add_index_template', parent, NULL, true,
+        jsonb_build_object('suffix', suffix, 'columns', columns, 'method', t.method,
+                           'where', where_clause, 'indexes_created', made), NULL, started);
+    RETURN made;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.drop_index_template(parent regclass, suffix text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+/* Forgets a template. Existing indexes stay; drop the parent's index yourself to remove them all. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    DELETE FROM timepart.index_templates it WHERE it.parent = drop_index_template.parent AND it.suffix = drop_index_template.suffix;
+    IF NOT FOUND THEN
+        RAISE NOTICE 'no index template "%" on %', suffix, parent;
+        RETURN false;
+    END IF;
+    CALL timepart._log('drop_index_template', parent, NULL, true, jsonb_build_object('suffix', suffix), NULL, started);
+    RETURN true;
+END $$;
 
 -- ==== src/55_look.sql
 -- What a partition inherits from its parent: privileges (table and columns), row-level
@@ -719,6 +963,59 @@ BEGIN ATOMIC
     FROM jsonb_each_text(options) o;
 END;
 
+CREATE OR REPLACE FUNCTION timepart.sync_partitions(parent regclass, dry_run boolean DEFAULT false)
+RETURNS TABLE (partition_name text, property text, current_value text, wanted text, statement text, applied boolean, error text)
+LANGUAGE plpgsql AS $$
+/* Brings existing partitions in line with their parent after it changed: a new GRANT or
+   REVOKE, row security and its policies, replica identity, the comment, the configured
+   partition_options. dry_run lists the differences and changes nothing. Each partition is
+   changed in one step within the table's lock budget, and logged. Tablespace and
+   UNLOGGED are listed with no statement: changing them rewrites the partition. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    step_started timestamptz;
+    cfg timepart.config;
+    p record;
+    err text;
+    fixed integer := 0;
+    failed integer := 0;
+BEGIN
+    IF sync_partitions.parent IS NULL OR sync_partitions.dry_run IS NULL THEN
+        RAISE EXCEPTION 'parent and dry_run must not be NULL' USING ERRCODE = '22004',
+            DETAIL = format('Got %s and %s.', coalesce(sync_partitions.parent::text, 'NULL'), coalesce(sync_partitions.dry_run::text, 'NULL')),
+            HINT = 'E.g. SELECT * FROM timepart.sync_partitions(''public.email_events'', dry_run => true);';
+    END IF;
+    cfg := timepart._config(sync_partitions.parent);
+    PERFORM timepart._check_may_act(timepart._caller(), cfg.parent, 'sync its partitions');
+    FOR p IN SELECT d.partition_oid, jsonb_agg(to_jsonb(d) ORDER BY d.property, d.statement) AS rows,
+                    array_agg(DISTINCT d.property) FILTER (WHERE d.statement IS NOT NULL) AS properties,
+                    string_agg(d.statement, '; ' ORDER BY d.property, d.statement) AS statements
+             FROM timepart._partition_drift(cfg.parent) d GROUP BY d.partition_oid ORDER BY d.partition_oid::regclass::text LOOP
+        err := NULL;
+        IF NOT sync_partitions.dry_run AND p.statements IS NOT NULL THEN
+            step_started := pg_catalog.clock_timestamp();
+            BEGIN
+                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+                PERFORM timepart._as_owner(cfg.parent, p.statements);
+                fixed := fixed + 1;
+            EXCEPTION WHEN OTHERS THEN
+                err := SQLERRM;
+                failed := failed + 1;
+            END;
+            CALL timepart._log('sync_partition', cfg.parent, pg_catalog.split_part(p.partition_oid::regclass::text, '.', 2), err IS NULL,
+                                  jsonb_build_object('properties', p.properties, 'statements', p.statements), err, step_started);
+        END IF;
+        RETURN QUERY
+        SELECT (SELECT c.relname::text FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid), r.property, r.current_value, r.wanted, r.statement,
+               NOT sync_partitions.dry_run AND r.statement IS NOT NULL AND err IS NULL, err
+        FROM jsonb_to_recordset(p.rows) AS r(property text, current_value text, wanted text, statement text);
+    END LOOP;
+    IF NOT sync_partitions.dry_run THEN
+        CALL timepart._log('sync_partitions', cfg.parent, NULL, failed = 0,
+                              jsonb_build_object('partitions_fixed', fixed, 'partitions_failed', failed), NULL, started);
+    END IF;
+END $$;
+
 -- ==== src/60_create.sql
 -- Creating partitions: standalone table + indexes, then ATTACH (weak lock on the
 -- parent), every lock wait bounded by the table's lock budget and retried.
@@ -731,6 +1028,80 @@ BEGIN ATOMIC
     FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
 END;
+
+-- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
+-- rows for its range moved out of the default partition, templated indexes, ATTACH.
+-- A bound of NULL means the default partition. Returns what it did.
+-- Traffic first: the bulk of a move runs before any lock that blocks inserts into the
+-- table (it holds the default partition only); the short lock that ATTACH needs comes
+-- after, when nothing is left to move.
+CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_name name,
+                                                     range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    default_part regclass;
+    part regclass;
+    moved bigint := 0;
+    indexes text[];
+    fence name;
+    lo text := timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone);   -- NULL for the default partition
+    hi text := timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone);
+BEGIN
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
+
+    CALL timepart._new_partition_table(cfg.parent, part_name, part);
+
+    IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- EXCLUSIVE on the default partition alone: reads go on, and so do inserts into
+        -- every other partition; what waits is only traffic for the default partition
+        -- itself, which resumes after the move and finds the rows where they now are.
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
+        moved := timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        IF moved > 0 THEN
+            -- The move leaves its rows behind as dead tuples, which another look and
+            -- ATTACH's check of the default partition would each scan while inserts wait
+            -- at the parent. A constraint saying the default holds nothing of this range,
+            -- checked now (inserts into the table go on), spares both.
+            fence := timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = default_part), 'timepart_fence');
+            PERFORM timepart._as_owner(cfg.parent, format(
+                'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NULL OR %I OPERATOR(pg_catalog.<) %s OR %I OPERATOR(pg_catalog.>=) %s) NOT VALID',
+                default_part, fence, cfg.key_column, cfg.key_column, lo, cfg.key_column, hi));
+            PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s VALIDATE CONSTRAINT %I', default_part, fence));
+            -- The same for the new partition's own check of the rows it now holds.
+            PERFORM timepart._as_owner(cfg.parent, format(
+                'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s)',
+                part, fence, cfg.key_column, cfg.key_column, lo, cfg.key_column, hi));
+        END IF;
+        -- Inserts wait at the parent (within the lock budget) rather than at the default
+        -- partition: one routed to the default before the new partition exists would fail
+        -- its partition check once we commit; one waiting at the parent is routed afresh.
+        EXECUTE format('LOCK TABLE ONLY %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
+        -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
+        -- out of the default partition while the last of its old ones move.
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
+        IF fence IS NULL THEN
+            moved := moved + timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        END IF;
+    END IF;
+
+    indexes := timepart._index_partition(cfg.parent, part);
+    IF range_start IS NULL THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part));
+    ELSE
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
+            cfg.parent, part, lo, hi));
+    END IF;
+    IF fence IS NOT NULL THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DROP CONSTRAINT %I; ALTER TABLE %s DROP CONSTRAINT %I',
+                                                      default_part, fence, part, fence));
+    END IF;
+    -- ATTACH matched the indexes built above to the parent's templated indexes; a replica
+    -- identity index maps to the partition's index now.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.parent AND c.relreplident = 'i') THEN
+        PERFORM timepart._match_parent(cfg.parent, part);
+    END IF;
+    RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
 
 -- Moves the rows of [range_start, range_end) waiting in the default partition into the
 -- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
@@ -809,7 +1180,7 @@ BEGIN ATOMIC
         (SELECT h.oid FROM pg_catalog.pg_am h WHERE h.amname = 'heap'));
 END;
 
-CREATE OR REPLACE FUNCTION timepart._new_partition_table(parent regclass, part_name name) RETURNS regclass
+CREATE OR REPLACE PROCEDURE timepart._new_partition_table(parent regclass, part_name name, INOUT part regclass DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
     owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
@@ -824,12 +1195,12 @@ DECLARE
     ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY) USING %I%s',
                        CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent, am,
                        CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
-    part regclass;
     col record;
     ctx text;
 BEGIN
     -- Only as a step of _build_partition, whose bounds and name were checked: called on
-    -- its own (it runs as timepart's owner) it would make tables of any name.
+    -- its own (it runs as timepart's owner) it would make tables of any name. A procedure,
+    -- CALLed, so the call cannot be dressed up as one of _build_partition's (_calling_function).
     GET DIAGNOSTICS ctx = PG_CONTEXT;
     IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
         RAISE EXCEPTION 'timepart._new_partition_table is a step of making a partition' USING ERRCODE = '42501',
@@ -866,17 +1237,19 @@ BEGIN
     -- The parent's privileges, row security and policies, comment and replica identity,
     -- all before the partition is attached and visible (55_look.sql).
     PERFORM timepart._match_parent(parent, part);
-    RETURN part;
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
 RETURNS text LANGUAGE plpgsql AS $$
 /* Creates one partition with its templated indexes. Already there: a notice and its
    name. Misaligned, reversed or overlapping bounds: an error, nothing changed. */
+DECLARE
+    made text;
 BEGIN
     PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(create_partition.parent) THEN
-        RETURN timepart._admin_create_partition(create_partition.parent, range_start, range_end);
+        CALL timepart._admin_create_partition(create_partition.parent, range_start, range_end, made);
+        RETURN made;
     END IF;
     RETURN timepart._create_partition(create_partition.parent, range_start, range_end);
 END $$;
@@ -898,7 +1271,7 @@ BEGIN
     part_name := timepart._partition_name(parent, range_start, cfg.partition_interval, cfg.time_zone);
     PERFORM timepart._check_name_free(parent, part_name);
     IF NOT timepart._runner_lock(parent, cfg.lock_timeout) THEN
-        PERFORM timepart._log('create_partition', parent, part_name, false, '{"skipped": "another run holds the table"}',
+        CALL timepart._log('create_partition', parent, part_name, false, '{"skipped": "another run holds the table"}',
                               'skipped: another run holds the table', started);
         RAISE EXCEPTION 'could not create partition %: another run holds %', part_name, parent USING ERRCODE = '55P03',
             DETAIL = format('Waited %s (the table''s lock budget) for a maintenance run of %s to finish.', cfg.lock_timeout, parent),
@@ -906,13 +1279,13 @@ BEGIN
     END IF;
     result := timepart._attempt(cfg, 'build', part_name, range_start, range_end);
     IF NOT (result->>'ok')::boolean THEN
-        PERFORM timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
+        CALL timepart._log('create_partition', parent, part_name, false, result, result->>'error', started);
         RAISE EXCEPTION 'could not create partition %: %', part_name, result->>'error'
             USING ERRCODE = coalesce(result->>'sqlstate', 'P0001'),
                   DETAIL = format('Range %s to %s, %s attempt(s).', range_start, range_end, result->>'attempts'),
                   HINT = 'A lock wait gives up after the table''s lock_timeout; run it again when traffic allows.';
     END IF;
-    PERFORM timepart._log('create_partition', parent, part_name, true,
+    CALL timepart._log('create_partition', parent, part_name, true,
         result || jsonb_build_object('range_start', range_start, 'range_end', range_end), NULL, started);
     RETURN format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
                             ON n.oid = c.relnamespace WHERE c.oid = parent), part_name);
@@ -1087,7 +1460,7 @@ BEGIN
         ELSIF NOT timepart._runner_lock(cfg.parent, interval '0') THEN
             -- Not a success: nothing was done. A table held for long raises maintenance_skipped.
             RAISE NOTICE 'timepart: another maintenance run holds %, skipping it', cfg.parent;
-            PERFORM timepart._log(operation, cfg.parent, NULL, false, '{"skipped": "another run holds the table"}',
+            CALL timepart._log(operation, cfg.parent, NULL, false, '{"skipped": "another run holds the table"}',
                                   'skipped: another run holds the table', started);
             skipped := skipped || to_jsonb(cfg.parent::text);
             res := jsonb_build_object('table', cfg.parent::text, 'skipped', 'another run holds the table');
@@ -1108,6 +1481,74 @@ BEGIN
         'execution_time_ms', round(extract(epoch FROM pg_catalog.clock_timestamp() - started) * 1000, 1),
         'moved_rows', moved, 'skipped', skipped, 'tables', tables, 'left_partitions', left_over)
         || CASE WHEN operation = 'cleanup' THEN jsonb_build_object('dry_run', dry_run) ELSE '{}'::jsonb END;
+END $$;
+
+-- One table's partition steps, in order: each {"partition", "action" ('build' or
+-- 'retire'), "range_start", "range_end", ...} runs through _attempt and is logged as
+-- log_operation with its extra keys. A lock timeout ends the run for this table (traffic
+-- holds it: back off for the whole table, not partition by partition). Never raises.
+-- Traffic first: a DETACH or DROP holds the parent's ACCESS EXCLUSIVE lock to the end of
+-- the transaction, so once retiring has held it for the table's lock budget no further
+-- partition is retired in this call; they are counted in "left" for the next call
+-- (cleanup_each commits and calls again). Building next to a default partition holds the
+-- parent's SHARE ROW EXCLUSIVE lock (inserts wait) the same way: once that has lasted the
+-- lock budget and an insert or a read is waiting for the table, the rest of the periods
+-- are left for the next call (maintain_each commits and calls again). With nobody
+-- waiting the call goes on: that stalls no one.
+-- Returns {"done": [names], "errors": [texts], "moved_rows": n, "left": n}.
+CREATE OR REPLACE FUNCTION timepart._run_steps(cfg timepart.config, log_operation text, steps jsonb, rest text)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    step jsonb;
+    step_started timestamptz;
+    locked_since timestamptz;
+    part_name name;
+    res jsonb;
+    done jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    moved bigint := 0;
+    left_over integer := 0;
+    -- A build locks the parent against inserts only next to a default partition.
+    build_locks boolean := EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table t WHERE t.partrelid = cfg.parent AND t.partdefid <> 0);
+BEGIN
+    FOR step IN SELECT s FROM jsonb_array_elements(steps) s LOOP
+        step_started := pg_catalog.clock_timestamp();
+        IF step_started - locked_since > cfg.lock_timeout
+           AND (step->>'action' = 'retire' OR left_over > 0 OR timepart._traffic_waits()) THEN
+            left_over := left_over + 1;
+            CONTINUE;
+        END IF;
+        part_name := step->>'partition';
+        BEGIN
+            IF step->>'action' = 'build' THEN
+                PERFORM timepart._check_name_free(cfg.parent, part_name);
+            END IF;
+            res := timepart._attempt(cfg, step->>'action', part_name, (step->>'range_start')::timestamptz,
+                                     (step->>'range_end')::timestamptz);
+        EXCEPTION WHEN OTHERS THEN
+            res := jsonb_build_object('ok', false, 'error', SQLERRM, 'sqlstate', SQLSTATE);
+        END;
+        res := res || (step - 'partition' - 'action');
+        CALL timepart._log(log_operation, cfg.parent, part_name, (res->>'ok')::boolean, res, res->>'error', step_started);
+        IF (res->>'ok')::boolean THEN
+            IF step->>'action' = 'retire' OR (build_locks AND step->>'range_start' IS NOT NULL) THEN
+                locked_since := coalesce(locked_since, step_started);
+            END IF;
+            done := done || to_jsonb(part_name::text);
+            moved := moved + coalesce((res->>'moved_rows')::bigint, 0);
+        ELSE
+            errors := errors || to_jsonb(format('%s: %s', part_name, res->>'error'));
+            IF res->>'sqlstate' = '55P03' THEN
+                errors := errors || to_jsonb(format('%s: the other %s are left for the next run', cfg.parent, rest));
+                EXIT;
+            END IF;
+        END IF;
+    END LOOP;
+    IF left_over > 0 THEN
+        RAISE NOTICE 'timepart: % partition(s) of % left for the next call: this one held the table for its lock budget (%)',
+            left_over, cfg.parent, cfg.lock_timeout;
+    END IF;
+    RETURN jsonb_build_object('done', done, 'errors', errors, 'moved_rows', moved, 'left', left_over);
 END $$;
 
 -- Whether another session waits for a lock this transaction holds (an insert at the
@@ -1156,10 +1597,12 @@ BEGIN ATOMIC
     SELECT EXISTS (SELECT 1 FROM timepart._managed(parent) c WHERE NOT coalesce(timepart._may_act(current_user, c.parent), false));
 END;
 
--- maintain or cleanup for a partition_admin (see _run), as timepart's owner.
-CREATE OR REPLACE FUNCTION timepart._admin_run(operation text, parent regclass, premake integer, retention interval,
-                                               dry_run boolean, as_of timestamptz)
-RETURNS jsonb LANGUAGE plpgsql AS $$
+-- maintain or cleanup for a partition_admin (see _run), as timepart's owner. Procedures,
+-- CALLed from maintain, cleanup and create_partition: a CALL is a statement no text can
+-- follow, so the check of the caller (_calling_function) cannot be fooled.
+CREATE OR REPLACE PROCEDURE timepart._admin_run(operation text, parent regclass, premake integer, retention interval,
+                                                dry_run boolean, as_of timestamptz, INOUT result jsonb DEFAULT NULL)
+LANGUAGE plpgsql AS $$
 DECLARE
     ctx text;
 BEGIN
@@ -1187,12 +1630,13 @@ BEGIN
         PERFORM timepart._check_admin_cleanup(parent, retention, coalesce(dry_run, false), as_of);
     END IF;
     PERFORM timepart._check_owner_reach(parent);
-    RETURN timepart._run(operation, parent, premake, retention, coalesce(dry_run, false), as_of);
+    result := timepart._run(operation, parent, premake, retention, coalesce(dry_run, false), as_of);
 END $$;
 
 -- create_partition for a partition_admin, as timepart's owner: the table must be managed.
-CREATE OR REPLACE FUNCTION timepart._admin_create_partition(parent regclass, range_start timestamptz, range_end timestamptz)
-RETURNS text LANGUAGE plpgsql AS $$
+CREATE OR REPLACE PROCEDURE timepart._admin_create_partition(parent regclass, range_start timestamptz, range_end timestamptz,
+                                                             INOUT made text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
 DECLARE
     ctx text;
 BEGIN
@@ -1203,7 +1647,7 @@ BEGIN
     END IF;
     PERFORM timepart._config(parent);
     PERFORM timepart._check_owner_reach(parent);
-    RETURN timepart._create_partition(parent, range_start, range_end);
+    made := timepart._create_partition(parent, range_start, range_end);
 END $$;
 
 -- ==== src/65_retention.sql
@@ -1323,8 +1767,8 @@ BEGIN
     res := jsonb_build_object('table', cfg.parent::text, 'boundary', boundary, 'action', cfg.retention_action,
                               'dry_run', dry_run, 'removed', removed, 'kept', kept, 'errors', errors,
                               'default_rows_past_retention', default_old, 'left', left_over);
-    PERFORM timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
-                          jsonb_array_length(errors) = 0, res, NULLIF(array_to_string(ARRAY(SELECT jsonb_array_elements_text(errors)), '; '), ''), started);
+    CALL timepart._log(CASE WHEN dry_run THEN 'cleanup_dry_run' ELSE 'cleanup' END, cfg.parent, NULL,
+                          jsonb_array_length(errors) = 0, res, timepart._joined_errors(errors), started);
     IF jsonb_array_length(kept) > 0 OR default_old > 0 THEN
         RAISE WARNING 'timepart: % keeps data past its retention boundary %', cfg.parent, boundary
             USING DETAIL = format('%s partition(s) reach past the boundary; %s row(s) past it wait in the default partition.',
@@ -1341,6 +1785,8 @@ RETURNS jsonb LANGUAGE plpgsql AS $$
    detach or archive per configuration. NULL retention: the table's own; a table with
    none is left alone. Never the current, a future or the default partition.
    dry_run reports exactly what would go. Returns the seed's /cleanup shape. */
+DECLARE
+    result jsonb;
 BEGIN
     PERFORM timepart._check_retention(retention);
     IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR dry_run IS NULL THEN
@@ -1350,7 +1796,8 @@ BEGIN
     END IF;
     PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(cleanup.parent) THEN
-        RETURN timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
+        CALL timepart._admin_run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of, result);
+        RETURN result;
     END IF;
     RETURN timepart._run('cleanup', cleanup.parent, NULL, cleanup.retention, cleanup.dry_run, as_of);
 END $$;
@@ -1457,12 +1904,63 @@ BEGIN
     ORDER BY 1;
 END $$;
 
+-- One table's maintenance, under its advisory lock (taken by _run). Never raises:
+-- failures come back in "errors" and the log.
+CREATE OR REPLACE FUNCTION timepart._maintain_table(cfg timepart.config, premake integer, as_of timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    res jsonb;
+    steps jsonb;
+    created jsonb := '[]'::jsonb;
+    errors jsonb := '[]'::jsonb;
+    moved bigint := 0;
+    left_over integer := 0;
+    err text;
+BEGIN
+    BEGIN
+        BEGIN
+            res := timepart._ensure_default(cfg);
+        EXCEPTION WHEN OTHERS THEN
+            -- A default partition that cannot be made must not stop the periods below.
+            res := jsonb_build_object('ok', false, 'partition', cfg.parent::text || ' default', 'error', SQLERRM);
+        END;
+        IF res IS NOT NULL THEN
+            CALL timepart._log('create_partition', cfg.parent, res->>'partition', (res->>'ok')::boolean,
+                                  res, res->>'error', started);
+            IF (res->>'ok')::boolean THEN created := created || to_jsonb(res->>'partition');
+            ELSE errors := errors || to_jsonb(format('%s: %s', res->>'partition', res->>'error')); END IF;
+        END IF;
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'partition', CASE WHEN p.whole THEN timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone)
+                                     ELSE timepart._piece_name(cfg.parent, p.range_start, p.range_end, cfg.time_zone) END,
+                   'action', 'build', 'range_start', p.range_start, 'range_end', p.range_end, 'reason', p.reason)
+                   ORDER BY p.range_start), '[]'::jsonb)
+        INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p;
+        res := timepart._run_steps(cfg, 'create_partition', steps, 'missing periods');
+        created := created || (res->'done');
+        errors := errors || (res->'errors');
+        moved := (res->>'moved_rows')::bigint;
+        left_over := (res->>'left')::integer;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
+        errors := errors || to_jsonb(err);
+    END;
+    CALL timepart._log('maintain', cfg.parent, NULL, jsonb_array_length(errors) = 0,
+        jsonb_build_object('created', created, 'errors', errors, 'moved_rows', moved, 'premake', premake, 'as_of', as_of,
+                           'left', left_over),
+        timepart._joined_errors(errors), started);
+    RETURN jsonb_build_object('table', cfg.parent::text, 'created', created, 'errors', errors, 'moved_rows', moved, 'left', left_over);
+END $$;
+
 CREATE OR REPLACE FUNCTION timepart.maintain(parent regclass DEFAULT NULL, premake integer DEFAULT NULL,
                                              as_of timestamptz DEFAULT now())
 RETURNS jsonb LANGUAGE plpgsql AS $$
 /* Makes sure every managed table (or one) has its current period and `premake`
    future ones, fills gaps, moves rows out of the default partition. Returns the
    seed's /maintain shape. Operational failures are reported, not raised. */
+DECLARE
+    result jsonb;
 BEGIN
     IF premake IS NOT NULL THEN
         PERFORM timepart._check_premake(premake);
@@ -1470,7 +1968,8 @@ BEGIN
     PERFORM timepart._check_moment(as_of);
     PERFORM timepart._flush_deferred();
     IF timepart._needs_admin(maintain.parent) THEN
-        RETURN timepart._admin_run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
+        CALL timepart._admin_run('maintain', maintain.parent, maintain.premake, NULL, false, as_of, result);
+        RETURN result;
     END IF;
     RETURN timepart._run('maintain', maintain.parent, maintain.premake, NULL, false, as_of);
 END $$;
@@ -1664,6 +2163,61 @@ BEGIN
     ORDER BY j.parent::text, j.range_start NULLS FIRST;
 END $$;
 
+CREATE OR REPLACE FUNCTION timepart.snapshot_stats(as_of timestamptz DEFAULT now()) RETURNS integer
+LANGUAGE plpgsql AS $$
+/* Stores today's exact figures for every partition of every managed table (the
+   seed's daily statistics generation). A partition whose change counters have not
+   moved since its last snapshot is not counted again. Returns the rows stored. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    p record;
+    prev timepart.stats_history;
+    rows bigint;
+    oldest timestamptz;
+    newest timestamptz;
+    stored integer := 0;
+    counted integer := 0;
+    skipped text[] := '{}'::text[];
+    cfg timepart.config;
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    FOR p IN SELECT c.parent, c.key_column, c.time_zone, x.*, timepart._changes(x.partition_oid) AS changes
+             FROM timepart._managed() c
+             CROSS JOIN LATERAL timepart._partitions(c.parent, c.time_zone) x
+             WHERE x.relkind <> 'f' LOOP
+        SELECT * INTO prev FROM timepart.stats_history h WHERE h.partition_oid = p.partition_oid
+        ORDER BY h.snapshot_date DESC LIMIT 1;
+        IF FOUND AND prev.changes_seen = p.changes THEN
+            rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
+        ELSE
+            cfg := timepart._config(p.parent);
+            BEGIN
+                -- A partition someone holds locked is skipped (its last figures stay), not waited for.
+                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+                SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
+                FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
+            EXCEPTION WHEN lock_not_available THEN
+                skipped := skipped || p.partition_name::text;
+                CONTINUE;
+            END;
+            counted := counted + 1;
+        END IF;
+        INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
+                                                 range_end, record_count, size_bytes, oldest_record, newest_record, changes_seen)
+        VALUES ((as_of AT TIME ZONE 'UTC')::date, p.parent, p.partition_oid, p.partition_name, p.range_start, p.range_end,
+                rows, pg_catalog.pg_total_relation_size(p.partition_oid), oldest, newest, p.changes)
+        ON CONFLICT (snapshot_date, partition_oid) DO UPDATE SET record_count = excluded.record_count,
+            size_bytes = excluded.size_bytes, oldest_record = excluded.oldest_record, newest_record = excluded.newest_record,
+            changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;
+        stored := stored + 1;
+    END LOOP;
+    CALL timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
+                          jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
+                          CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
+                          started);
+    RETURN stored;
+END $$;
+
 -- The snapshot's count of a partition while it has not changed since, else NULL. As
 -- timepart's owner (SECURITY DEFINER): stats_history, which also holds exact key values,
 -- is readable by no caller, yet a table owner's cleanup counts its rows through it; a
@@ -1814,6 +2368,32 @@ BEGIN
     FROM timepart._missing_indexes(tbl) m;
 END $$;
 
+-- A managed table dropped by hand leaves its configuration behind: it is forgotten (with
+-- its index templates), its open alerts resolved, and that is logged. check_alerts, the
+-- daily health job, does it. Returns how many were forgotten.
+CREATE OR REPLACE FUNCTION timepart._forget_orphans() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    gone record;
+    n integer := 0;
+BEGIN
+    FOR gone IN DELETE FROM timepart.config c WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = c.parent)
+                RETURNING c.parent::oid AS table_oid, c.key_column, c.partition_interval LOOP
+        UPDATE timepart.alerts a SET resolved_at = pg_catalog.clock_timestamp()
+        WHERE a.resolved_at IS NULL AND a.parent_table = gone.table_oid::text;
+        CALL timepart._log('forget', NULL, NULL, true,
+            jsonb_build_object('table_oid', gone.table_oid, 'key_column', gone.key_column, 'partition_interval', gone.partition_interval,
+                               'reason', 'the table was dropped; its configuration and index templates are forgotten'), NULL,
+            pg_catalog.clock_timestamp());
+        n := n + 1;
+    END LOOP;
+    -- Alerts name their table as text (schema-qualified): those of a table that is gone
+    -- are resolved with it, whenever it went.
+    UPDATE timepart.alerts a SET resolved_at = pg_catalog.clock_timestamp()
+    WHERE a.resolved_at IS NULL AND a.parent_table LIKE '%.%' AND pg_catalog.to_regclass(a.parent_table) IS NULL;
+    RETURN n;
+END $$;
+
 -- Partitions lacking a templated index (not attached to the template's parent index).
 CREATE OR REPLACE FUNCTION timepart._missing_indexes(tbl regclass)
 RETURNS TABLE (partition_name text, missing text, n numeric) LANGUAGE sql STABLE
@@ -1842,6 +2422,90 @@ BEGIN ATOMIC
     GROUP BY p.relname;
 END;
 
+CREATE OR REPLACE FUNCTION timepart.check_alerts(parent regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS TABLE (alert_type text, severity text, parent_table text, partition_name text, message text, recommendation text,
+               value numeric, threshold numeric, first_seen timestamptz, last_seen timestamptz, is_new boolean)
+LANGUAGE plpgsql AS $$
+/* Evaluates the alert rules for every managed table (or one; the scheduled jobs too
+   when no table is named), keeps each alert's lifecycle (an open alert is updated,
+   not duplicated; one no longer raised is resolved), announces new ones with
+   pg_notify('timepart_alerts', json) and a WARNING, logs the run, and returns the
+   open alerts. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+    a record;
+    now_ts timestamptz := pg_catalog.clock_timestamp();
+    evaluated jsonb := '[]'::jsonb;
+    new_count integer := 0;
+    resolved integer;
+    checked text[] := '{}'::text[];
+    who name := timepart._caller();   -- runs as timepart's owner: the caller's rights are checked here
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    PERFORM timepart._forget_orphans();
+    IF check_alerts.parent IS NOT NULL THEN
+        PERFORM timepart._config(check_alerts.parent);
+        PERFORM timepart._check_may_maintain(who, check_alerts.parent, 'check its alerts');
+    END IF;
+    -- A partition_admin evaluates other owners' tables as of now only: another moment
+    -- would open or resolve their alerts on a state that is not theirs.
+    IF as_of <> now() AND EXISTS (SELECT 1 FROM timepart._managed(check_alerts.parent) c
+                                  WHERE NOT coalesce(timepart._may_act(who, c.parent), false)) THEN
+        RAISE EXCEPTION 'only a table''s owner may check its alerts as of another moment' USING ERRCODE = '42501',
+            DETAIL = format('as_of is %s, now is %s; %s does not own every table checked.', as_of, now(), who),
+            HINT = 'Leave as_of out, or name a table you own.';
+    END IF;
+    -- Only the tables the caller may maintain (its own; every managed one for a
+    -- partition_admin): a table owner outside partition_admin touches no one else's alerts.
+    FOR cfg IN SELECT c.* FROM timepart._managed(check_alerts.parent) c
+               WHERE timepart._may_maintain(who, c.parent) LOOP
+        checked := checked || cfg.parent::text;
+        evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate(cfg.parent, as_of) e), '[]'::jsonb);
+    END LOOP;
+    IF check_alerts.parent IS NULL AND NOT EXISTS (SELECT 1 FROM timepart.jobs j JOIN pg_catalog.pg_roles r ON r.rolname = j.scheduled_by
+                                                   WHERE NOT pg_catalog.pg_has_role(who, r.oid, 'USAGE')) THEN
+        checked := checked || '(scheduler)'::text;
+        evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate_jobs(as_of) e), '[]'::jsonb);
+    END IF;
+
+    FOR a IN SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, '') AS partition_name, e.message,
+                    e.recommendation, e.value, e.threshold
+             FROM jsonb_to_recordset(evaluated) AS e(alert_type text, severity text, parent_table text, partition_name text,
+                                                     message text, recommendation text, value numeric, threshold numeric) LOOP
+        UPDATE timepart.alerts x SET last_seen = now_ts, message = a.message, value = a.value, threshold = a.threshold,
+                                    severity = a.severity, recommendation = a.recommendation
+        WHERE x.resolved_at IS NULL AND x.alert_type = a.alert_type AND x.parent_table = a.parent_table
+          AND x.partition_name = a.partition_name;
+        IF NOT FOUND THEN
+            INSERT INTO timepart.alerts (alert_type, severity, parent_table, partition_name, message, recommendation, value,
+                                         threshold, first_seen, last_seen)
+            VALUES (a.alert_type, a.severity, a.parent_table, a.partition_name, a.message, a.recommendation, a.value,
+                    a.threshold, now_ts, now_ts);
+            new_count := new_count + 1;
+            PERFORM pg_catalog.pg_notify('timepart_alerts', jsonb_build_object('alert_type', a.alert_type, 'severity', a.severity,
+                'parent_table', a.parent_table, 'partition_name', NULLIF(a.partition_name, ''), 'message', a.message,
+                'recommendation', a.recommendation, 'value', a.value, 'threshold', a.threshold, 'first_seen', now_ts)::text);
+            RAISE WARNING 'timepart alert [%] %', a.severity, a.message USING HINT = coalesce(a.recommendation, '');
+        END IF;
+    END LOOP;
+    UPDATE timepart.alerts x SET resolved_at = now_ts
+    WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
+      AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(evaluated) e
+                      WHERE e->>'alert_type' = x.alert_type AND e->>'parent_table' = x.parent_table
+                        AND coalesce(e->>'partition_name', '') = x.partition_name);
+    GET DIAGNOSTICS resolved = ROW_COUNT;
+    CALL timepart._log('check_alerts', check_alerts.parent, NULL, true,
+        jsonb_build_object('tables', to_jsonb(checked), 'open', jsonb_array_length(evaluated),
+                           'new', new_count, 'resolved', resolved), NULL, started);
+    RETURN QUERY
+    SELECT x.alert_type, x.severity, x.parent_table, NULLIF(x.partition_name, ''), x.message, x.recommendation, x.value,
+           x.threshold, x.first_seen, x.last_seen, x.first_seen = now_ts
+    FROM timepart.alerts x
+    WHERE x.resolved_at IS NULL AND x.parent_table = ANY (checked)
+    ORDER BY CASE x.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, x.first_seen, x.id;
+END $$;
+
 -- Each managed table's partition_stats (all, or one), as {"table": [rows...]}: health's
 -- rules, its totals and summary's stats share one reading.
 CREATE OR REPLACE FUNCTION timepart._stats_by_table(parent regclass) RETURNS jsonb
@@ -1851,6 +2515,106 @@ BEGIN ATOMIC
                                                       FROM timepart.partition_stats(c.parent) s)), '{}'::jsonb)
     FROM timepart._managed(parent) c;
 END;
+
+-- ==== src/80_email_events.sql
+-- The flagship preset: the seed's email_events table, managed monthly with its
+-- five indexes, 6 periods ahead and 12 months of retention.
+
+CREATE OR REPLACE FUNCTION timepart.create_email_events_table(schema name DEFAULT 'public', as_of timestamptz DEFAULT now(),
+                                                              settings jsonb DEFAULT NULL)
+RETURNS regclass LANGUAGE plpgsql AS $$
+/* Creates the seed's email_event_type enum and email_events table in a schema
+   (the foreign key to campaign_leads only where that table exists), registers the
+   seed's five index templates, applies `settings` (as timepart.configure takes them:
+   the installer passes the seed's environment variables) and only then creates the
+   partitions it needs now. Safe to repeat. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    tbl regclass;
+    has_leads boolean;
+BEGIN
+    IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = schema) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema USING ERRCODE = '3F000',
+            DETAIL = 'email_events is created in an existing schema.', HINT = 'Create the schema first, or use public.';
+    END IF;
+    tbl := pg_catalog.to_regclass(format('%I.email_events', schema));
+    IF tbl IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM timepart.config c WHERE c.parent = tbl) THEN
+            RAISE NOTICE 'table % already exists and is managed', tbl;
+            RETURN tbl;
+        END IF;
+        RAISE EXCEPTION 'table % already exists', tbl USING ERRCODE = '42P07',
+            DETAIL = 'It is not managed by timepart.',
+            HINT = format('Manage it with SELECT timepart.manage(%L) if it is partitioned by month on created_at.', tbl::text);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+                   WHERE n.nspname = schema AND t.typname = 'email_event_type') THEN
+        EXECUTE format($f$CREATE TYPE %I.email_event_type AS ENUM ('sent', 'delivery', 'open', 'click', 'reply',
+                          'bounce', 'complaint', 'unsubscribe', 'webhook')$f$, schema);
+    END IF;
+    has_leads := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid = pg_catalog.to_regclass(format('%I.campaign_leads', schema))
+                           AND a.attname = 'id' AND NOT a.attisdropped);
+    EXECUTE format($f$
+        CREATE TABLE %1$I.email_events (
+            id uuid DEFAULT gen_random_uuid(),
+            workspace_id uuid NOT NULL,
+            campaign_id uuid NOT NULL,
+            lead_id uuid NOT NULL,
+            campaign_lead_id uuid %2$s,
+            event_type %1$I.email_event_type NOT NULL,
+            email_id text,
+            external_id text,
+            metadata jsonb DEFAULT '{}',
+            created_at timestamptz DEFAULT now(),
+            PRIMARY KEY (id, created_at)
+        ) PARTITION BY RANGE (created_at)$f$, schema,
+        CASE WHEN has_leads THEN format('REFERENCES %I.campaign_leads(id) ON DELETE CASCADE', schema) ELSE '' END);
+    tbl := format('%I.email_events', schema)::regclass;
+    PERFORM timepart._register(tbl, '1 month', 6, '12 months', true, '100 milliseconds', 'UTC');
+    CALL timepart._log('manage', tbl, NULL, true, '{"preset": "email_events"}', NULL, started);
+    PERFORM timepart.add_index_template(tbl, 'workspace_created_idx', 'workspace_id, created_at DESC');
+    PERFORM timepart.add_index_template(tbl, 'campaign_event_idx', 'campaign_id, event_type, created_at DESC');
+    PERFORM timepart.add_index_template(tbl, 'lead_event_idx', 'lead_id, event_type, created_at DESC');
+    PERFORM timepart.add_index_template(tbl, 'event_type_idx', 'event_type, created_at DESC',
+                                        $w$event_type IN ('open', 'click', 'delivery', 'bounce')$w$);
+    PERFORM timepart.add_index_template(tbl, 'external_id_idx', 'external_id', 'external_id IS NOT NULL');
+    IF settings IS NOT NULL AND settings <> '{}'::jsonb THEN
+        PERFORM timepart.configure(tbl, settings);
+    END IF;
+    PERFORM timepart.maintain(tbl, NULL, as_of);
+    RETURN tbl;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.purge_log(older_than interval DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE plpgsql AS $$
+/* Deletes maintenance log rows older than older_than (default: the timepart.log_retention
+   setting, 90 days when unset). The daily health job runs it. Returns the rows deleted;
+   the purge itself is logged. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    keep interval := coalesce(purge_log.older_than, timepart._log_retention());
+    n bigint;
+BEGIN
+    -- The log is the audit trail: only a superuser or timepart's owner chooses a shorter
+    -- keep than the database's setting; everyone else purges by the setting.
+    IF purge_log.older_than IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = timepart._caller()
+             AND (r.rolsuper OR pg_catalog.pg_has_role(r.oid, (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'timepart'), 'USAGE'))) THEN
+        RAISE EXCEPTION 'only a superuser or timepart''s owner may purge the log by its own interval' USING ERRCODE = '42501',
+            DETAIL = format('%s asked for %s.', timepart._caller(), purge_log.older_than),
+            HINT = 'Call timepart.purge_log() to keep the timepart.log_retention setting (90 days when unset).';
+    END IF;
+    IF keep < interval '1 day' OR as_of IS NULL OR NOT pg_catalog.isfinite(as_of) OR as_of > now() THEN
+        RAISE EXCEPTION 'the log keeps at least 1 day, counted back from a moment not in the future' USING ERRCODE = '22023',
+            DETAIL = format('Got older_than %s, as_of %s.', keep, coalesce(as_of::text, 'NULL')),
+            HINT = 'E.g. SELECT timepart.purge_log(''30 days'');';
+    END IF;
+    DELETE FROM timepart.maintenance_log l WHERE l.created_at < as_of - keep;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    CALL timepart._log('purge_log', NULL, NULL, true, jsonb_build_object('deleted', n, 'older_than', keep), NULL, started);
+    RETURN n;
+END $$;
 
 -- A connection string to the pg_cron database on this server, as the current user.
 CREATE OR REPLACE FUNCTION timepart._cron_conninfo() RETURNS text
@@ -1869,6 +2633,99 @@ BEGIN ATOMIC
                 WHEN f[2] = '*' OR f[2] LIKE '*/%' THEN interval '2 hours' ELSE interval '2 days' END
     FROM (SELECT pg_catalog.regexp_split_to_array(pg_catalog.btrim(schedule), '\s+') AS f) s;
 END;
+
+CREATE OR REPLACE FUNCTION timepart.schedule_jobs(maintain_schedule text DEFAULT '17 3 * * 0',
+                                                  cleanup_schedule text DEFAULT '37 4 1 * *',
+                                                  health_schedule text DEFAULT '7 6 * * *',
+                                                  stats_schedule text DEFAULT '47 2 * * *',
+                                                  cron_history_schedule text DEFAULT '57 5 * * *',
+                                                  cron_history_keep interval DEFAULT '30 days')
+RETURNS TABLE (jobname text, schedule text, command text) LANGUAGE plpgsql AS $$
+/* The seed's jobs in pg_cron, at quiet hours: weekly maintain, monthly cleanup (each
+   table's configured retention; email_events keeps 12 months; both one table per
+   transaction, a CALL alone in its command as pg_cron requires), daily health check
+   (check_alerts, then purge_log), daily statistics snapshot, plus a daily trim of
+   cron.job_run_details. Named timepart-<job>@<database>; running it again updates
+   them in place. Works when pg_cron lives in another database (through dblink). */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    statements text;
+    new_jobs timepart.jobs[];
+    logged jsonb;
+BEGIN
+    -- The jobs run as the caller, over every managed table: scheduling must not let a
+    -- role reach tables it could not maintain itself.
+    IF EXISTS (SELECT 1 FROM timepart._managed() c WHERE NOT timepart._may_maintain(current_user, c.parent)) THEN
+        RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
+            DETAIL = format('%s may not maintain: %s.', current_user,
+                (SELECT string_agg(c.parent::text, ', ' ORDER BY c.parent::text) FROM timepart._managed() c
+                 WHERE NOT timepart._may_maintain(current_user, c.parent))),
+            HINT = 'Schedule as a superuser, a member of partition_admin, or a member of every managed table''s owner.';
+    END IF;
+    IF cron_history_keep IS NULL OR cron_history_keep <= interval '0' THEN
+        RAISE EXCEPTION 'cron_history_keep must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', coalesce(cron_history_keep::text, 'NULL')), HINT = 'Keep e.g. ''30 days'' of job runs.';
+    END IF;
+    SELECT array_agg(ROW(j.job, format('timepart-%s@%s', j.job, current_database()), j.sched, j.cmd, j.db,
+                         timepart._expected_every(j.sched), now(), current_user)::timepart.jobs)
+    INTO new_jobs
+    FROM (VALUES
+        ('maintain', maintain_schedule, 'CALL timepart.maintain_each()', current_database()),
+        ('cleanup', cleanup_schedule, 'CALL timepart.cleanup_each()', current_database()),
+        -- The health job also keeps the maintenance log within its retention (timepart.purge_log).
+        ('health', health_schedule, 'SELECT count(*) FROM timepart.check_alerts(); SELECT timepart.purge_log()', current_database()),
+        ('stats', stats_schedule, 'SELECT timepart.snapshot_stats()', current_database()),
+        ('cron-history', cron_history_schedule,
+         -- Only timepart's jobs' history: other jobs' runs are not ours to delete.
+         format('DELETE FROM cron.job_run_details d WHERE d.end_time < now() - %L::interval '
+                'AND d.jobid IN (SELECT j.jobid FROM cron.job j WHERE j.jobname LIKE ''timepart-%%'')', cron_history_keep),
+         coalesce(pg_catalog.current_setting('cron.database_name', true), current_database()))
+    ) AS j(job, sched, cmd, db);
+    IF EXISTS (SELECT 1 FROM unnest(new_jobs) n WHERE n.schedule IS NULL
+               OR array_length(pg_catalog.regexp_split_to_array(pg_catalog.btrim(n.schedule), '\s+'), 1) <> 5) THEN
+        RAISE EXCEPTION 'a cron schedule must have five fields' USING ERRCODE = '22023',
+            DETAIL = (SELECT string_agg(format('%s: %s', n.job, coalesce(n.schedule, 'NULL')), ', ') FROM unnest(new_jobs) n),
+            HINT = 'minute hour day-of-month month day-of-week, e.g. ''17 3 * * 0'' for Sundays at 03:17.';
+    END IF;
+
+    DELETE FROM timepart.jobs;
+    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
+    -- One statement, one transaction where pg_cron lives: all five jobs or none.
+    SELECT format('DO $do$ BEGIN %s END $do$', string_agg(format('PERFORM cron.schedule_in_database(%L, %L, %L, %L);',
+                  n.jobname, n.schedule, n.command, n.run_in), ' '))
+    INTO statements FROM unnest(new_jobs) n;
+    PERFORM timepart._cron_exec(statements);
+    logged := (SELECT jsonb_agg(jsonb_build_object('job', n.jobname, 'schedule', n.schedule)) FROM unnest(new_jobs) n);
+    CALL timepart._log('schedule_jobs', NULL, NULL, true, logged, NULL, started);
+    RETURN QUERY SELECT n.jobname, n.schedule, n.command FROM unnest(new_jobs) n ORDER BY n.job;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.unschedule_jobs() RETURNS integer
+LANGUAGE plpgsql AS $$
+/* Removes this database's timepart jobs from pg_cron. Returns how many there were. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    names text[];
+BEGIN
+    -- First, so a role that may not remove the jobs is refused before pg_cron is touched.
+    DELETE FROM timepart.jobs;
+    IF NOT FOUND THEN
+        -- Nothing was scheduled from here; pg_cron need not even be reachable.
+        BEGIN
+            SELECT array_agg(j.jobname) INTO names FROM timepart._cron_jobs() j;
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN
+            names := NULL;
+        END;
+    ELSE
+        SELECT array_agg(j.jobname) INTO names FROM timepart._cron_jobs() j;
+    END IF;
+    IF names IS NOT NULL THEN
+        PERFORM timepart._cron_exec(format('DO $do$ BEGIN %s END $do$',
+            (SELECT string_agg(format('PERFORM cron.unschedule(%L);', n), ' ') FROM unnest(names) n)));
+    END IF;
+    CALL timepart._log('unschedule_jobs', NULL, NULL, true, jsonb_build_object('jobs', to_jsonb(coalesce(names, '{}'))), NULL, started);
+    RETURN coalesce(array_length(names, 1), 0);
+END $$;
 
 -- DROP EXTENSION timepart takes this database's jobs along: pg_cron would run them and
 -- fail every time. An event trigger (made only when a superuser installs, as event
@@ -2150,7 +3007,7 @@ BEGIN
     VALUES (source, source::text, target, stage, key_column, partition_interval, time_zone, retention, row_key, pg_catalog.pg_relation_filenode(source),
             blocks, timepart._migrate_batch_blocks(source, batch_size), rows_estimated, timepart._capture_mark(source))
     RETURNING * INTO m;
-    PERFORM timepart._log('migrate_prepare', source, target::text, true,
+    CALL timepart._log('migrate_prepare', source, target::text, true,
         jsonb_build_object('target', target::text, 'templates', to_jsonb(templates), 'row_key', to_jsonb(row_key),
                            'blocks', blocks, 'rows_estimated', rows_estimated), NULL, started);
     RETURN m;
@@ -2361,7 +3218,7 @@ BEGIN
         state = CASE WHEN upto >= m.last_block THEN 'catching_up' ELSE g.state END,
         updated_at = pg_catalog.clock_timestamp()
     WHERE g.id = m.id;
-    PERFORM timepart._log('migrate_copy', m.source, m.target::text, true,
+    CALL timepart._log('migrate_copy', m.source, m.target::text, true,
         jsonb_build_object('rows', copied, 'from_block', m.next_block, 'to_block', upto, 'last_block', m.last_block,
                            'verified_rows', r->2->0),
         NULL, started);
@@ -2423,7 +3280,7 @@ BEGIN
             target_rows = coalesce(g.target_rows, 0) + inserted - removed,
             target_checksum = coalesce(g.target_checksum, 0) + (r->>4)::numeric - (r->>3)::numeric
         WHERE g.id = m.id;
-        PERFORM timepart._log('migrate_catch_up', m.source, m.target::text, true,
+        CALL timepart._log('migrate_catch_up', m.source, m.target::text, true,
             jsonb_build_object('changes', applied, 'rows_removed', removed, 'rows_inserted', inserted, 'verified_rows', r->5->0),
             NULL, started);
     END IF;
@@ -2503,7 +3360,7 @@ BEGIN
         END;
         IF result IS NOT NULL THEN
             -- The checksum is a sum of row hashes: the log, which monitors read, does not keep it.
-            PERFORM timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true,
+            CALL timepart._log('migrate_swap', m.target, m.target::pg_catalog.text, true,
                                   (result OPERATOR(pg_catalog.-) 'checksum') OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('attempts', attempt),
                                   NULL, started);
             COMMIT;
@@ -2512,7 +3369,7 @@ BEGIN
                 m.target, result->>'rows', result->>'checksum', result->>'swap_ms', result->>'old_table';
             RETURN;
         END IF;
-        PERFORM timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
+        CALL timepart._log('migrate_swap', m.source, m.target::pg_catalog.text, false, pg_catalog.jsonb_build_object('attempt', attempt, 'sqlstate', state), err, started);
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         IF state OPERATOR(pg_catalog.<>) '55P03' OR attempt OPERATOR(pg_catalog.>=) 20 THEN
@@ -2603,6 +3460,7 @@ DECLARE
     run_started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
     rows_at_start pg_catalog.int8;
     n pg_catalog.int8;
+    logged pg_catalog.jsonb;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
@@ -2633,9 +3491,9 @@ BEGIN
     IF m.retention IS NOT NULL THEN
         PERFORM timepart.configure(m.target, pg_catalog.jsonb_build_object('retention', m.retention));
     END IF;
-    PERFORM timepart._log('migrate', m.source, m.target::pg_catalog.text, true,
-        (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) ARRAY['source', 'source_checksum', 'target_checksum']::pg_catalog.text[]
-         FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id), NULL, run_started);
+    logged := (SELECT pg_catalog.to_jsonb(g) OPERATOR(pg_catalog.-) ARRAY['source', 'source_checksum', 'target_checksum']::pg_catalog.text[]
+               FROM timepart.migrations g WHERE g.id OPERATOR(pg_catalog.=) m.id);
+    CALL timepart._log('migrate', m.source, m.target::pg_catalog.text, true, logged, NULL, run_started);
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM timepart._runner_session_unlock(m.source);
@@ -2666,7 +3524,7 @@ BEGIN
     DELETE FROM timepart.config c WHERE c.parent = m.target;
     PERFORM timepart._as_owner(source, format('DROP SCHEMA %I CASCADE', m.stage_schema));
     UPDATE timepart.migrations g SET state = 'aborted', finished_at = pg_catalog.clock_timestamp() WHERE g.id = m.id;
-    PERFORM timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
+    CALL timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
     PERFORM timepart._runner_session_unlock(source);  -- this session's own hold, after a CALL that failed
     RETURN true;
 END $$;
@@ -2955,8 +3813,37 @@ BEGIN
     END IF;
 END $$;
 
--- Tables only timepart's own functions write: the statement must come straight from a
--- PL/pgSQL function in schema timepart (the nearest function on the call stack), not
+CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+/* Runs as the caller: only an owner of a table (or a member of its owner role) may
+   register, reconfigure or forget it, or change its index templates or migration.
+   Both the row as it was and the row as it becomes are checked, so an UPDATE cannot
+   take another owner's row. TG_ARGV names the columns holding tables (a migration's
+   source and target both). */
+DECLARE
+    col text;
+    tbl regclass;
+    side record;
+BEGIN
+    FOR side IN SELECT x.r, u.c FROM (VALUES (CASE WHEN TG_OP IN ('UPDATE', 'DELETE') THEN pg_catalog.to_jsonb(OLD) END),
+                                            (CASE WHEN TG_OP IN ('UPDATE', 'INSERT') THEN pg_catalog.to_jsonb(NEW) END)) x(r),
+                                    unnest(CASE WHEN TG_NARGS = 0 THEN ARRAY['parent'] ELSE TG_ARGV END) u(c)
+                WHERE x.r IS NOT NULL LOOP
+        col := side.c;
+        -- A dropped table's oid prints as digits: cast those without a catalog lookup.
+        tbl := CASE WHEN (side.r ->> col) ~ '^[0-9]+$' THEN (side.r ->> col)::oid::regclass ELSE (side.r ->> col)::regclass END;
+        IF NOT coalesce(timepart._may_act(current_user, tbl), TG_OP = 'DELETE') THEN
+            RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
+                DETAIL = format('%s is owned by %s.', tbl::regclass,
+                                coalesce((SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = tbl), 'nobody: it does not exist')),
+                HINT = 'Ask its owner to run timepart.manage(), or to grant you membership in the owning role.';
+        END IF;
+    END LOOP;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+
+-- Tables only timepart's own functions write: the statement must be one of a PL/pgSQL
+-- function of schema timepart, as its source has it (the nearest frame, _calling_function), not
 -- from a client, a DO block, a user's function or a trigger; and no table owner's code
 -- may be running (an executor on the stack): a rule action has no frame of its own, so
 -- an owner's DO INSTEAD rule would otherwise pass as the executor's own statement. On
@@ -2965,15 +3852,21 @@ CREATE OR REPLACE FUNCTION timepart._written_by_timepart() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     ctx text;
+    stack text;
     frame text;
 BEGIN
     GET DIAGNOSTICS ctx = PG_CONTEXT;
-    -- The nearest function frame, looking through timepart._log to whatever called it.
-    SELECT x.l INTO frame FROM unnest((pg_catalog.string_to_array(ctx, E'\n'))[2:]) WITH ORDINALITY AS x(l, i)
-    WHERE x.l ~ '^(PL/pgSQL|SQL) function' AND x.l !~ '^PL/pgSQL function timepart\._log\(' ORDER BY x.i LIMIT 1;
+    -- The function that ran the writing statement, told for certain (_calling_context);
+    -- for timepart._log, the function that called it (CALL timepart._log(...)), the same way.
+    ctx := timepart._calling_context(ctx);
+    IF split_part(ctx, E'\n', 1) ~ '^PL/pgSQL function timepart\._log\(' THEN
+        ctx := timepart._calling_context(ctx);
+    END IF;
+    frame := NULLIF(split_part(ctx, E'\n', 1), '');
     -- Nobody writes these rows but timepart, and a superuser: pg_restore puts a dump's log
     -- and migration rows back as they were (who and when included); a superuser may trim.
-    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' OR ctx ~ 'function timepart\._as_owner_[0-9]+\(' THEN
+    GET DIAGNOSTICS stack = PG_CONTEXT;
+    IF frame IS NULL OR frame !~ '^PL/pgSQL function timepart\.' OR stack ~ 'function timepart\._as_owner_[0-9]+\(' THEN
         IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
             RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
         END IF;
@@ -3039,6 +3932,12 @@ BEGIN ATOMIC
                  'timepart._template_guard', 'timepart._jobs_guard'];
 END;
 
+-- Procedures that COMMIT (no SET clause possible): the job procedures and migrate.
+CREATE OR REPLACE FUNCTION timepart._committing_procedures() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['timepart._each', 'timepart.maintain_each', 'timepart.cleanup_each', 'timepart.migrate',
+             'timepart._migrate_swap_retrying'];
+
 -- Every function that acts with timepart's owner's rights.
 CREATE OR REPLACE FUNCTION timepart._definer_functions() RETURNS text[]
 LANGUAGE sql IMMUTABLE
@@ -3064,20 +3963,21 @@ BEGIN
         JOIN pg_catalog.pg_language l ON l.oid = p.prolang
         WHERE (n.nspname = 'timepart' AND p.proname NOT LIKE '\_as\_owner\_%') OR (n.nspname = 'public' AND p.proname = ANY (timepart._public_names()))
     LOOP
-        -- Procedures that COMMIT cannot carry a SET clause; they qualify every name instead.
-        -- The seed's names in public neither: they find email_events on the caller's
-        -- search_path (90_compat.sql), name everything else by schema and write no operator.
-        IF f.prokind = 'f' AND f.nspname = 'timepart' AND (f.lanname = 'plpgsql' OR f.qname = ANY (timepart._definer_functions())) THEN
+        -- Procedures that COMMIT cannot carry a SET clause; they pin the path themselves,
+        -- at the start of every transaction. The seed's names in public neither: SQL-standard
+        -- bodies, bound at install, they find email_events on the caller's search_path.
+        IF f.nspname = 'timepart' AND f.lanname = 'plpgsql' AND f.qname <> ALL (timepart._committing_procedures())
+           OR f.prokind = 'f' AND f.qname = ANY (timepart._definer_functions()) THEN
             -- DateStyle ISO: partition bounds are read back from text, which must not
             -- depend on the session (in ISO style a timestamptz carries a numeric offset).
             -- jit off: timepart's queries read catalogs and small tables; compiling them
             -- cost about a second on a session's first statistics call at 12 x 1M rows.
-            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD'' SET jit = off', f.sig);
+            EXECUTE format('ALTER ROUTINE %s SET search_path = pg_catalog, pg_temp SET datestyle = ''ISO, YMD'' SET jit = off', f.sig);
         END IF;
         IF f.qname = ANY (timepart._definer_functions()) THEN
-            EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f.sig);
-        ELSIF f.prokind = 'f' THEN
-            EXECUTE format('ALTER FUNCTION %s SECURITY INVOKER', f.sig);
+            EXECUTE format('ALTER ROUTINE %s SECURITY DEFINER', f.sig);
+        ELSIF f.prokind IN ('f', 'p') THEN
+            EXECUTE format('ALTER ROUTINE %s SECURITY INVOKER', f.sig);
             IF f.nspname = 'public' THEN
                 EXECUTE format('ALTER FUNCTION %s RESET ALL', f.sig);
             END IF;

@@ -103,7 +103,7 @@ SELECT throws_ok($$SELECT timepart.maintain('own.loose')$$, '22023', 'table own.
                  'nor maintain a table nobody registered');
 SELECT throws_ok($$SELECT timepart.create_partition('own.loose', '2024-01-01', '2024-02-01')$$, '22023', NULL,
                  'nor create its partitions');
-SELECT throws_ok($$SELECT timepart._admin_run('cleanup', 'own.ev', NULL, '1 month', false, now())$$, '42501', NULL,
+SELECT throws_ok($$CALL timepart._admin_run('cleanup', 'own.ev', NULL, '1 month', false, now())$$, '42501', NULL,
                  'the admin route called directly keeps the same limits');
 SELECT throws_ok($$SELECT timepart._as_owner('own.ev', 'DROP TABLE own.ev')$$, '42501', NULL,
                  'and the owner''s executor is out of the admin''s reach');
@@ -111,7 +111,7 @@ SELECT throws_ok($$SELECT timepart._executor('tp_outsider'::regrole)$$, '42501',
                  'nor hand an executor to a role with no table under timepart');
 SELECT throws_ok($$SELECT timepart._executor('postgres'::regrole)$$, '42501', NULL, 'nor to a superuser');
 SELECT throws_ok($$SELECT timepart.sync_partitions('own.ev')$$, '42501', NULL, 'sync_partitions stays the owner''s');
-SELECT throws_ok($$SELECT timepart._new_partition_table('own.ev', 'ev_2099_01')$$, '42501',
+SELECT throws_ok($$CALL timepart._new_partition_table('own.ev', 'ev_2099_01')$$, '42501',
                  'timepart._new_partition_table is a step of making a partition', 'nor make tables of any name through a step called on its own');
 SELECT throws_ok($$SELECT timepart.cleanup('own.days', '360 days')$$, '42501', 'only the owner of own.days may shorten its retention',
                  'a retention that only looks as long (360 days against 1 year of daily partitions) is refused');
@@ -141,7 +141,7 @@ SELECT is((SELECT array_agg(p.proowner::regrole::text ORDER BY 1) FROM pg_proc p
 -- Someone outside partition_admin runs nothing.
 SET ROLE tp_outsider;
 SELECT throws_ok($$SELECT timepart.maintain('own.ev')$$, '42501', NULL, 'a role outside partition_admin cannot maintain');
-SELECT throws_ok($$SELECT timepart._admin_run('maintain', 'own.ev', NULL, NULL, false, now())$$, '42501', NULL,
+SELECT throws_ok($$CALL timepart._admin_run('maintain', 'own.ev', NULL, NULL, false, now())$$, '42501', NULL,
                  'nor call the admin route');
 RESET ROLE;
 

@@ -4,7 +4,7 @@
 -- called directly by a partition_admin on another owner's table, refuses what that
 -- admin may not do itself.
 \ir setup.psql
-SELECT plan(17);
+SELECT plan(20);
 CREATE ROLE tp_def_admin LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_def_owner LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_def_stranger LOGIN;
@@ -46,12 +46,30 @@ SELECT throws_ok($$SELECT timepart._migrate_stage_schema('victim.ev', timepart._
 SELECT throws_ok($$SELECT timepart._migrate_publications(ROW(1, 'victim.ev', 'victim.ev', 'victim.pev', 's', 'ts', '1 month', 'UTC', NULL, NULL,
                    'copying', 0, 0, 1, 1, 0, 0, 0, NULL, NULL, NULL, NULL, now(), now(), NULL, NULL)::timepart.migrations)$$,
                  '42501', NULL, '_migrate_publications: only the tables'' owner');
-SELECT throws_ok($$SELECT timepart._new_partition_table('victim.pev', 'pev_2030_01')$$, '42501', NULL,
+SELECT throws_ok($$CALL timepart._new_partition_table('victim.pev', 'pev_2030_01')$$, '42501', NULL,
                  '_new_partition_table: only as a step of making a partition');
-SELECT throws_ok($$SELECT timepart._admin_run('cleanup', 'victim.pev', NULL, '1 month', false, now())$$, '42501', NULL,
+SELECT throws_ok($$CALL timepart._admin_run('cleanup', 'victim.pev', NULL, '1 month', false, now())$$, '42501', NULL,
                  '_admin_run: an admin may not shorten another owner''s retention');
-SELECT throws_ok($$SELECT timepart._admin_create_partition('victim.ev', '2024-03-01', '2024-04-01')$$, NULL, NULL,
+SELECT throws_ok($$CALL timepart._admin_create_partition('victim.ev', '2024-03-01', '2024-04-01')$$, NULL, NULL,
                  '_admin_create_partition: only on a registered table');
+-- A statement's text shows in PG_CONTEXT verbatim: lines in it that look like one of
+-- timepart's frames must not pass for one (a comment, or a quoted alias or variable).
+SELECT throws_ok($q$DO $d$ BEGIN EXECUTE E'CALL timepart._new_partition_table(''victim.pev'', ''users'') /*\n'
+                 'PL/pgSQL function timepart._build_partition(timepart.config,name,timestamp with time zone,timestamp with time zone) line 13 at CALL\n*/'; END $d$$q$,
+                 '42501', NULL, 'a faked frame in a comment does not pass for _build_partition');
+CREATE FUNCTION pg_temp.forge(parent regclass, part_name name) RETURNS void LANGUAGE plpgsql AS $f$
+DECLARE
+    part regclass;
+    "
+PL/pgSQL function timepart._build_partition(timepart.config,name,timestamp with time zone,timestamp with time zone) line 13 at CALL
+" regclass;
+BEGIN
+    CALL timepart._new_partition_table(parent, part_name, "
+PL/pgSQL function timepart._build_partition(timepart.config,name,timestamp with time zone,timestamp with time zone) line 13 at CALL
+");
+END $f$;
+SELECT throws_ok($$SELECT pg_temp.forge('victim.pev', 'users')$$, '42501', NULL, 'nor one in a quoted variable''s name');
+SELECT is(to_regclass('victim.users'), NULL, 'no table was made');
 SELECT throws_ok($$SELECT timepart._runner_lock('victim.ev', '0')$$, '42501', NULL, '_runner_lock: only a table the admin may maintain');
 SELECT throws_ok($$SELECT timepart._runner_session_lock('victim.pev')$$, '42501', NULL, '_runner_session_lock: only the table''s owner');
 SELECT lives_ok($$SELECT timepart._runner_session_unlock('victim.pev')$$, '_runner_session_unlock: lets go of this session''s hold only');

@@ -3,7 +3,7 @@
 -- only as the attacker (the table's owner), never as the superuser who runs timepart,
 -- and the integrity attacks are refused with nothing changed.
 \ir setup.psql
-SELECT plan(58);
+SELECT plan(60);
 CREATE ROLE tp_evil LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_victim LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_mon LOGIN IN ROLE partition_monitor;
@@ -107,10 +107,16 @@ CREATE TABLE evil.plain (id int);
 SELECT throws_ok($$CREATE TRIGGER cap AFTER INSERT ON evil.plain REFERENCING NEW TABLE AS new_rows
                    FOR EACH STATEMENT EXECUTE FUNCTION timepart._migrate_capture()$$, '42501', NULL,
                  'timepart''s capture trigger function cannot be attached by an admin');
-SELECT throws_ok($q$DO $d$ BEGIN PERFORM timepart._log('forged', NULL, NULL, true, '{}', NULL, now()); END $d$$q$, '42501', NULL,
+SELECT throws_ok($q$DO $d$ BEGIN CALL timepart._log('forged', NULL, NULL, true, '{}', NULL, now()); END $d$$q$, '42501', NULL,
                  'the log cannot be written through timepart''s helper from a DO block');
 SELECT throws_ok($$INSERT INTO timepart.maintenance_log (operation_type, success, run_by, created_at) VALUES ('x', true, 'postgres', '2020-01-01')$$,
                  '42501', NULL, 'nor directly');
+SELECT throws_ok($q$DO $d$ BEGIN EXECUTE E'INSERT INTO timepart.maintenance_log (operation_type, parent_table, success) '
+                 'VALUES (''cleanup'', ''public.victim_ev'', true) /*\nPL/pgSQL function timepart._run(text) line 1 at SQL statement\n*/'; END $d$$q$,
+                 '42501', NULL, 'nor with a faked timepart frame in the statement''s text');
+SELECT throws_ok($q$DO $d$ BEGIN EXECUTE E'CALL timepart._log(''cleanup'', NULL, NULL, true, ''{}'', NULL, now()) /*\n'
+                 'PL/pgSQL function timepart._run(text,regclass,integer,interval,boolean,timestamp with time zone) line 1 at CALL\n*/'; END $d$$q$,
+                 '42501', NULL, 'nor through _log with one');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM timepart.maintenance_log WHERE run_as = 'tp_evil' AND created_at < now() - interval '1 day'), 0::bigint,
           'no log row carries a time the caller chose');
@@ -161,6 +167,7 @@ SELECT is((SELECT count(*) FROM pg_proc WHERE proname IN ('schedule_jobs', 'unsc
 SELECT is((SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'timepart'::regnamespace AND p.prokind = 'f' AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
            AND NOT coalesce(p.proconfig::text ~ 'search_path=', false)), 0::bigint, 'every PL/pgSQL function pins its search_path');
 SELECT is((SELECT string_agg(p.proname, ', ') FROM pg_proc p WHERE p.pronamespace = 'timepart'::regnamespace AND p.prokind = 'p'
+           AND format('timepart.%s', p.proname) = ANY (timepart._committing_procedures())
            AND regexp_replace(p.prosrc, 'OPERATOR\(pg_catalog\.[^)]*\)|''[^'']*''|--[^\n]*|:=|\m\w+ = (MESSAGE_TEXT|RETURNED_SQLSTATE|PG_EXCEPTION_\w+)|\m(ERRCODE|DETAIL|HINT) =|SELECT \*', '', 'g')
                ~ '[^<>!:/]\s*(=|<>|<=|>=|<|>|\|\||\+|\*)\s'),
           NULL, 'no procedure body holds an unqualified operator');

@@ -10,7 +10,8 @@ SELECT plan(7);
 -- names it. Each function either pins its path (pg_temp last) or has a SQL-standard body,
 -- whose names were bound when the install script (pinned the same way) ran.
 SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text) FROM pg_proc p
-           WHERE p.prokind IN ('f', 'a', 'w') AND (p.pronamespace = 'timepart'::regnamespace OR p.proname = ANY (timepart._public_names()))
+           WHERE (p.prokind IN ('f', 'a', 'w') OR p.prokind = 'p' AND format('timepart.%s', p.proname) <> ALL (timepart._committing_procedures()))
+             AND (p.pronamespace = 'timepart'::regnamespace OR p.proname = ANY (timepart._public_names()))
              AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
              AND pg_get_function_sqlbody(p.oid) IS NULL),
           NULL, 'every function pins search_path to pg_catalog, pg_temp or has a body bound at install');
@@ -23,6 +24,7 @@ SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
 -- those when it compiles the body, on the caller's path).
 SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
            WHERE p.prokind = 'p' AND p.pronamespace = 'timepart'::regnamespace
+             AND format('timepart.%s', p.proname) = ANY (timepart._committing_procedures())
              AND (p.prosrc !~ '^\s*(/\*.*\*/\s*)?(DECLARE\s.*)?\nBEGIN\s+PERFORM pg_catalog\.set_config\(''search_path'', ''pg_catalog, pg_temp'', true\);'
                   OR p.prosrc ~ 'COMMIT;(?!\s*PERFORM pg_catalog\.set_config\(''search_path'', ''pg_catalog, pg_temp'', true\);)')),
           NULL, 'every procedure pins search_path at its start and after every COMMIT');
@@ -31,6 +33,7 @@ SELECT is((SELECT string_agg(format('%s: %s', p.oid::regprocedure, d.decl), ', '
                                   '\n\s*(\w+\s+[^;]*);', 'g') m,
            LATERAL (SELECT m[1] AS decl) d
            WHERE p.prokind = 'p' AND p.pronamespace = 'timepart'::regnamespace
+             AND format('timepart.%s', p.proname) = ANY (timepart._committing_procedures())
              AND d.decl !~ '^\w+\s+(pg_catalog|timepart)\.\w+'),
           NULL, 'every variable of every procedure has a schema-qualified type');
 
