@@ -3,7 +3,7 @@
 -- schema timepart, the roles, a CREATE EXTENSION by a non-superuser; and the table
 -- timepart takes its runner lock on is no one else's to lock.
 \ir setup.psql
-SELECT plan(20);
+SELECT plan(24);
 CREATE ROLE tp_dbo LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_plain LOGIN;
 GRANT CREATE ON DATABASE timepart_test TO tp_dbo;
@@ -25,6 +25,10 @@ SELECT throws_ok($$CREATE TEMP VIEW partition_maintenance_log AS SELECT 1 AS id$
 CREATE FUNCTION postgres.harmless(a text, b text) RETURNS text LANGUAGE sql AS 'SELECT a';
 SELECT throws_ok($$ALTER FUNCTION postgres.harmless(text, text) RENAME TO create_email_events_partition$$, '42723', NULL,
                  'a function renamed to a seed name is refused');
+SELECT throws_ok($$CREATE TYPE postgres.create_email_events_partition AS RANGE (subtype = text)$$, '42723', NULL,
+                 'so is a range type, whose constructor is a function of its name');
+CREATE TABLE postgres.t (x int);
+SELECT throws_ok($$CREATE INDEX partition_maintenance_log ON postgres.t (x)$$, '42723', NULL, 'and an index named like the seed''s view');
 RESET ROLE;
 SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p WHERE p.proname = ANY (timepart._public_names())),
           (SELECT array_agg(s::regprocedure::text ORDER BY s::regprocedure::text) FROM unnest(timepart._public_signatures()) s),
@@ -41,6 +45,7 @@ CREATE FUNCTION public.create_email_events_partition(a text, b text) RETURNS tex
 RESET ROLE;
 ALTER EVENT TRIGGER timepart_seed_names ENABLE;
 SELECT throws_like($$SELECT timepart._refuse_seed_shadows()$$, '%seed''s names are timepart''s%', 'the shadow is found');
+SELECT lives_ok($$CREATE TABLE public.unrelated (x int)$$, 'but it fails no one''s unrelated DDL');
 DROP EXTENSION timepart;
 SELECT throws_ok($$CREATE EXTENSION timepart$$, '42723', NULL, 'a fresh install refuses while the shadow is there');
 DROP FUNCTION public.create_email_events_partition(text, text);
@@ -76,6 +81,14 @@ DROP ROLE partition_monitor;
 CREATE ROLE partition_monitor NOLOGIN;
 CREATE ROLE partition_admin LOGIN;
 SELECT throws_ok($$CREATE EXTENSION timepart$$, '42501', NULL, 'and roles that may log in');
+DROP ROLE partition_admin;
+DROP ROLE partition_monitor;
+CREATE ROLE partition_monitor NOLOGIN;
+CREATE ROLE partition_admin NOLOGIN;
+CREATE FUNCTION public.kept_rights() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1';
+ALTER FUNCTION public.kept_rights() OWNER TO partition_admin;
+SELECT throws_ok($$CREATE EXTENSION timepart$$, '42501', NULL, 'and roles that own something (made as the role by whoever made it)');
+DROP FUNCTION public.kept_rights();
 DROP ROLE partition_admin;
 DROP ROLE partition_monitor;
 ALTER ROLE tp_admin_was RENAME TO partition_admin;

@@ -5,7 +5,7 @@
 -- session is as it was afterwards, a write step that tried fails and is undone, and
 -- the log says why. (LISTEN takes effect only at commit: tests/py/test_room.py.)
 \ir setup.psql
-SELECT plan(39);
+SELECT plan(40);
 CREATE ROLE tp_room_owner LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_room_mon LOGIN IN ROLE partition_monitor;
 CREATE SCHEMA own AUTHORIZATION tp_room_owner;
@@ -72,7 +72,7 @@ INSERT INTO public.tries VALUES
     ('SET default_transaction_read_only = on', 'default_transaction_read_only', ''),
     ('SET LOCAL statement_timeout = 1', 'statement_timeout, SET LOCAL', ''),
     ('SELECT pg_catalog.set_config(''search_path'', ''own'', false)', 'search_path', ''),
-    ('SELECT pg_advisory_lock(4242)', 'a session advisory lock', ''),
+    ('SELECT pg_advisory_lock(4242) FROM generate_series(1, 1001)', 'a session advisory lock, 1001 times', ''),
     ('SELECT pg_advisory_unlock_all()', 'the session''s advisory locks released', '');
 
 -- The session's own things, made again where a try took them away for good.
@@ -141,6 +141,28 @@ SELECT ok((timepart.maintain('own.ev', 2, '2025-01-15')->>'errors') LIKE '%this 
           'maintain refuses it too, and says why');
 SELECT is((SELECT count(*) FROM own.ev_default), 12::bigint, 'and moved nothing');
 CLOSE mine_cur;
+
+-- An assertion (assert_failure, which WHEN OTHERS does not catch) after a prepared
+-- statement: still swept, and reported as an ordinary error that maintain logs.
+CREATE FUNCTION pg_temp.assert_after(what text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    r jsonb;
+    err text;
+BEGIN
+    DELETE FROM public.act;
+    INSERT INTO public.act VALUES (what), ('DO $x$ BEGIN ASSERT false, ''the owner''''s assertion''; END $x$');
+    r := timepart.maintain('own.ev', 2, '2025-01-15');
+    BEGIN
+        PERFORM count(*) FROM timepart.partition_stats('own.ev');
+    EXCEPTION WHEN OTHERS THEN
+        err := SQLERRM;
+    END;
+    DELETE FROM public.act;
+    RETURN concat_ws(' | ', r->>'success', (r->'errors'->>0) LIKE '%failed an assertion%', err LIKE 'code of a table''s owner failed an assertion%',
+                     pg_temp.session_clean());
+END $$;
+SELECT is(pg_temp.assert_after('PREPARE evil_stmt AS SELECT 1'), 'false | t | t | ',
+          'an assertion ends neither maintain nor the read uncaught, and what came before it is swept');
 
 -- The owner's code ran, as the owner, each time (the attacks were real).
 SET ROLE tp_room_owner;
