@@ -17,3 +17,8 @@ ALTER TABLE timepart.config ADD CONSTRAINT config_lock_timeout_bounded CHECK (lo
 -- migration under way gets its mark at its next batch).
 ALTER TABLE timepart.migrations ADD COLUMN capture_triggers text;
 COMMENT ON COLUMN timepart.migrations.capture_triggers IS 'The capture triggers as made (timepart._capture_mark): checked at every batch, round and the swap';
+
+-- 0.13: a migration's row is checked against the owner of its target too.
+DROP TRIGGER IF EXISTS migrations_owner_guard ON timepart.migrations;
+CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.migrations
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('source', 'target');

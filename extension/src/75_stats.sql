@@ -49,14 +49,23 @@ BEGIN ATOMIC
 END;
 
 -- Exact rows, oldest and newest of one partition (a scan: only for small ones).
--- Read with the owner's rights: planning the scan runs the owner's index code.
+-- Read with the owner's rights: planning the scan runs the owner's index code. No row
+-- when the count could not be had (the partition is locked beyond the budget, or the
+-- owner's code failed): the caller falls back on estimates, and one table's owner cannot
+-- make everyone's statistics fail.
 CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name)
 RETURNS TABLE (record_count bigint, oldest timestamptz, newest timestamptz) LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    r jsonb := timepart._read_as_owner(rel::regclass, format(
-        'SELECT pg_catalog.jsonb_build_array(count(*), min(%I)::pg_catalog.timestamptz, max(%I)::pg_catalog.timestamptz) FROM %s',
-        key_column, key_column, rel::regclass));
+    r jsonb;
 BEGIN
+    BEGIN
+        r := timepart._read_as_owner(rel::regclass, format(
+            'SELECT pg_catalog.jsonb_build_array(count(*), min(%I)::pg_catalog.timestamptz, max(%I)::pg_catalog.timestamptz) FROM %s',
+            key_column, key_column, rel::regclass));
+    EXCEPTION WHEN OTHERS THEN
+        RAISE NOTICE 'timepart: % was not counted: %', rel::regclass, SQLERRM;
+        RETURN;
+    END;
     RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
 END $$;
 
@@ -247,15 +256,15 @@ BEGIN
             rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
         ELSE
             cfg := timepart._config(p.parent);
-            BEGIN
-                -- A partition someone holds locked is skipped (its last figures stay), not waited for.
-                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-                SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
-                FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
-            EXCEPTION WHEN lock_not_available THEN
+            -- A partition someone holds locked (or whose owner's code fails) is skipped: its
+            -- last figures stay, nothing waits.
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
+            FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
+            IF NOT FOUND THEN
                 skipped := skipped || p.partition_name::text;
                 CONTINUE;
-            END;
+            END IF;
             counted := counted + 1;
         END IF;
         INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
@@ -269,7 +278,8 @@ BEGIN
     END LOOP;
     CALL timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
                           jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
-                          CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
+                          CASE WHEN cardinality(skipped) > 0 THEN 'partitions not counted (locked, or their owner''s code failed): '
+                                                                 || array_to_string(skipped, ', ') END,
                           started);
     RETURN stored;
 END $$;

@@ -56,8 +56,8 @@ BEGIN
                 default_rows := timepart._read_as_owner(tbl, format(
                     'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part))::text::bigint;
             END IF;
-        EXCEPTION WHEN lock_not_available THEN
-            default_rows := 0;  -- counted again at the next check
+        EXCEPTION WHEN OTHERS THEN
+            default_rows := 0;  -- locked, or the owner's code failed: counted again at the next check
         END;
     END IF;
 

@@ -19,6 +19,11 @@ ALTER TABLE timepart.config ADD CONSTRAINT config_lock_timeout_bounded CHECK (lo
 ALTER TABLE timepart.migrations ADD COLUMN capture_triggers text;
 COMMENT ON COLUMN timepart.migrations.capture_triggers IS 'The capture triggers as made (timepart._capture_mark): checked at every batch, round and the swap';
 
+-- 0.13: a migration's row is checked against the owner of its target too.
+DROP TRIGGER IF EXISTS migrations_owner_guard ON timepart.migrations;
+CREATE TRIGGER migrations_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.migrations
+    FOR EACH ROW EXECUTE FUNCTION timepart._config_guard('source', 'target');
+
 -- ---- gone, or changed in a way CREATE OR REPLACE cannot do
 DROP FUNCTION IF EXISTS timepart._log(text, regclass, text, boolean, jsonb, text, timestamp with time zone);
 DROP FUNCTION IF EXISTS timepart._lock_key(regclass);
@@ -2000,14 +2005,23 @@ BEGIN ATOMIC
 END;
 
 -- Exact rows, oldest and newest of one partition (a scan: only for small ones).
--- Read with the owner's rights: planning the scan runs the owner's index code.
+-- Read with the owner's rights: planning the scan runs the owner's index code. No row
+-- when the count could not be had (the partition is locked beyond the budget, or the
+-- owner's code failed): the caller falls back on estimates, and one table's owner cannot
+-- make everyone's statistics fail.
 CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name)
 RETURNS TABLE (record_count bigint, oldest timestamptz, newest timestamptz) LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    r jsonb := timepart._read_as_owner(rel::regclass, format(
-        'SELECT pg_catalog.jsonb_build_array(count(*), min(%I)::pg_catalog.timestamptz, max(%I)::pg_catalog.timestamptz) FROM %s',
-        key_column, key_column, rel::regclass));
+    r jsonb;
 BEGIN
+    BEGIN
+        r := timepart._read_as_owner(rel::regclass, format(
+            'SELECT pg_catalog.jsonb_build_array(count(*), min(%I)::pg_catalog.timestamptz, max(%I)::pg_catalog.timestamptz) FROM %s',
+            key_column, key_column, rel::regclass));
+    EXCEPTION WHEN OTHERS THEN
+        RAISE NOTICE 'timepart: % was not counted: %', rel::regclass, SQLERRM;
+        RETURN;
+    END;
     RETURN QUERY SELECT (r->>0)::bigint, (r->>1)::timestamptz, (r->>2)::timestamptz;
 END $$;
 
@@ -2191,15 +2205,15 @@ BEGIN
             rows := prev.record_count; oldest := prev.oldest_record; newest := prev.newest_record;
         ELSE
             cfg := timepart._config(p.parent);
-            BEGIN
-                -- A partition someone holds locked is skipped (its last figures stay), not waited for.
-                PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
-                SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
-                FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
-            EXCEPTION WHEN lock_not_available THEN
+            -- A partition someone holds locked (or whose owner's code fails) is skipped: its
+            -- last figures stay, nothing waits.
+            PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
+            SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
+            FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
+            IF NOT FOUND THEN
                 skipped := skipped || p.partition_name::text;
                 CONTINUE;
-            END;
+            END IF;
             counted := counted + 1;
         END IF;
         INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
@@ -2213,7 +2227,8 @@ BEGIN
     END LOOP;
     CALL timepart._log('snapshot_stats', NULL, NULL, cardinality(skipped) = 0,
                           jsonb_build_object('partitions', stored, 'counted', counted, 'skipped', to_jsonb(skipped)),
-                          CASE WHEN cardinality(skipped) > 0 THEN 'locked partitions skipped: ' || array_to_string(skipped, ', ') END,
+                          CASE WHEN cardinality(skipped) > 0 THEN 'partitions not counted (locked, or their owner''s code failed): '
+                                                                 || array_to_string(skipped, ', ') END,
                           started);
     RETURN stored;
 END $$;
@@ -2271,8 +2286,8 @@ BEGIN
                 default_rows := timepart._read_as_owner(tbl, format(
                     'SELECT pg_catalog.to_jsonb(count(*)) FROM (SELECT 1 FROM %s LIMIT 1000000) d', default_part))::text::bigint;
             END IF;
-        EXCEPTION WHEN lock_not_available THEN
-            default_rows := 0;  -- counted again at the next check
+        EXCEPTION WHEN OTHERS THEN
+            default_rows := 0;  -- locked, or the owner's code failed: counted again at the next check
         END;
     END IF;
 

@@ -124,9 +124,9 @@ BEGIN
 END $$;
 
 -- A read undoes what the owner's code did; where it took something of the session's
--- away for good, the read fails and says so.
-SELECT is(pg_temp.try_read(t.what, r.reader),
-          CASE WHEN t.gone = '' THEN 'read | ' ELSE 'code of the owner of own.ev_default tried to leave something in this session | ' || t.gone END,
+-- away for good, that is refused and the partition is not counted (statistics fall back
+-- on estimates, so one table's owner cannot make everyone's statistics fail).
+SELECT is(pg_temp.try_read(t.what, r.reader), 'read | ' || t.gone,
           format('%s: %s leaves nothing', r.label, t.label))
 FROM public.tries t, (VALUES ('postgres'::name, 'a superuser''s statistics and health'), ('tp_room_mon', 'a monitor''s')) r(reader, label);
 
@@ -134,9 +134,8 @@ FROM public.tries t, (VALUES ('postgres'::name, 'a superuser''s statistics and h
 -- rights) or a dblink connection: timepart runs no owner code in it at all.
 DELETE FROM public.act;
 DECLARE mine_cur CURSOR WITH HOLD FOR SELECT 1;
-SELECT throws_ok($$SELECT * FROM timepart.partition_stats('own.ev')$$, '55000',
-                 'this session holds what the code of the owner of own.ev_default could use with its rights',
-                 'statistics refuse to run owner code while the session has an open cursor');
+SELECT is((SELECT exact FROM timepart.partition_stats('own.ev') WHERE is_default), false,
+          'statistics run no owner code while the session has an open cursor: the default partition is estimated');
 SELECT ok((timepart.maintain('own.ev', 2, '2025-01-15')->>'errors') LIKE '%this session holds what the code of the owner%',
           'maintain refuses it too, and says why');
 SELECT is((SELECT count(*) FROM own.ev_default), 12::bigint, 'and moved nothing');
@@ -158,10 +157,10 @@ BEGIN
         err := SQLERRM;
     END;
     DELETE FROM public.act;
-    RETURN concat_ws(' | ', r->>'success', (r->'errors'->>0) LIKE '%failed an assertion%', err LIKE 'code of a table''s owner failed an assertion%',
+    RETURN concat_ws(' | ', r->>'success', (r->'errors'->>0) LIKE '%failed an assertion%', coalesce(err, 'read'),
                      pg_temp.session_clean());
 END $$;
-SELECT is(pg_temp.assert_after('PREPARE evil_stmt AS SELECT 1'), 'false | t | t | ',
+SELECT is(pg_temp.assert_after('PREPARE evil_stmt AS SELECT 1'), 'false | t | read | ',
           'an assertion ends neither maintain nor the read uncaught, and what came before it is swept');
 
 -- The owner's code ran, as the owner, each time (the attacks were real).

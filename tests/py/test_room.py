@@ -201,3 +201,33 @@ def test_deferred_triggers_the_owners_code_queues_fire_as_the_owner(connect, own
     assert dba.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'tp_room_py'").fetchone()[0] is False
     owned.execute("DROP TABLE public.queue")
     owned.execute("DROP FUNCTION public.own_escalate()")
+
+
+def test_a_session_with_a_dblink_connection_runs_no_owner_code(dsn, connect, owned):
+    """The owner's code could send SQL through the session's named dblink connection, as
+    whoever opened it: timepart refuses to run it at all while one is open."""
+    conn = connect()
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'dblink')").fetchone()[0]:
+        pytest.skip("this PostgreSQL build has no dblink")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS dblink")
+    conn.execute("SELECT dblink_connect('ops', %s)", (dsn,))
+    result = conn.execute("SELECT timepart.maintain('own_ev', 1, '2024-09-15')").fetchone()[0]
+    assert any("this session holds what the code of the owner" in e for e in result["errors"]), result
+    assert conn.execute("SELECT count(*) FROM own_ev_default").fetchone()[0] == 5, "nothing moved"
+    conn.execute("SELECT dblink_disconnect('ops')")
+    assert conn.execute("SELECT timepart.maintain('own_ev', 1, '2024-09-15') -> 'moved_rows'").fetchone()[0] == 5
+
+
+def test_one_owners_assertion_stops_no_one_elses_maintenance(connect, owned):
+    """assert_failure is not caught by WHEN OTHERS: raised by one owner's code on every read
+    of its table, it must not end maintain, health or metrics for every table."""
+    owned.execute("DROP TABLE IF EXISTS zz_bystander")
+    owned.execute("CREATE TABLE zz_bystander (id bigint, ts timestamptz NOT NULL) PARTITION BY RANGE (ts)")
+    owned.execute("SELECT timepart.manage('zz_bystander', '1 month', 1, as_of => '2024-03-15')")
+    owned.execute("INSERT INTO public.act VALUES ('DO $x$ BEGIN ASSERT false; END $x$')")
+    dba = connect()
+    result = dba.execute("SELECT timepart.maintain(NULL, 2, '2024-05-15')").fetchone()[0]
+    assert "zz_bystander_2024_07" in result["created_partitions"], result
+    assert any("failed an assertion" in e for e in result["errors"]), result["errors"]
+    assert dba.execute("SELECT timepart.health('zz_bystander') ->> 'status'").fetchone()[0] in ("healthy", "warning", "critical")
+    dba.execute("SELECT count(*) FROM timepart.metrics()")
