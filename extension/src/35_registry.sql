@@ -1,5 +1,36 @@
 -- Registry: adopting a partitioned table (manage) and letting it go (unmanage).
 
+-- timepart's own tables are written only through these, as timepart's owner (SECURITY
+-- DEFINER), each checking what the session's role (_caller()) may do: no other role holds
+-- a right to write them, so none can lock them either (LOCK TABLE needs one) and hold
+-- every table's maintenance up. Registering and forgetting a table, and its templates,
+-- stay its owner's (or a member's, or a superuser's).
+CREATE OR REPLACE FUNCTION timepart._config_put(cfg timepart.config) RETURNS timepart.config
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), cfg.parent, 'manage it');
+    INSERT INTO timepart.config AS c SELECT cfg.*
+    ON CONFLICT (parent) DO UPDATE SET key_column = excluded.key_column, key_type = excluded.key_type,
+        partition_interval = excluded.partition_interval, premake = excluded.premake, retention = excluded.retention,
+        retention_action = excluded.retention_action, archive_schema = excluded.archive_schema,
+        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout, lock_retries = excluded.lock_retries,
+        time_zone = excluded.time_zone, alert_max_size_bytes = excluded.alert_max_size_bytes, alert_max_rows = excluded.alert_max_rows,
+        alert_min_future = excluded.alert_min_future, alert_growth_ratio = excluded.alert_growth_ratio,
+        alert_old_age = excluded.alert_old_age, interval_anchor = excluded.interval_anchor,
+        monitor_sees_values = excluded.monitor_sees_values, partition_options = excluded.partition_options,
+        partition_unlogged = excluded.partition_unlogged
+    RETURNING * INTO cfg;
+    RETURN cfg;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._config_drop(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), tbl, 'stop managing it');
+    DELETE FROM timepart.config c WHERE c.parent = tbl;
+    RETURN FOUND;
+END $$;
+
 -- Validates a table and settings and writes its configuration row. No partitions yet.
 -- A setting given as NULL keeps what the table has (or the default, for a new table).
 CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, partition_interval interval, premake integer, retention interval,
@@ -59,14 +90,7 @@ BEGIN
             DETAIL = format('Asked for %s.', cfg.partition_interval),
             HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, cfg.partition_interval::text);
     END IF;
-    INSERT INTO timepart.config AS c (parent, key_column, key_type, partition_interval, premake, retention,
-                                      default_partition, lock_timeout, time_zone)
-    VALUES (tbl, pt.attname, pt.keytype, cfg.partition_interval, cfg.premake, cfg.retention, cfg.default_partition,
-            cfg.lock_timeout, cfg.time_zone)
-    ON CONFLICT (parent) DO UPDATE SET premake = excluded.premake, retention = excluded.retention,
-        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout
-    RETURNING * INTO cfg;
-    RETURN cfg;
+    RETURN timepart._config_put(cfg);
 END $$;
 
 CREATE OR REPLACE FUNCTION timepart.manage(parent regclass, partition_interval interval DEFAULT NULL,
@@ -98,8 +122,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
 BEGIN
-    DELETE FROM timepart.config c WHERE c.parent = unmanage.parent;
-    IF NOT FOUND THEN
+    IF NOT timepart._config_drop(unmanage.parent) THEN
         RAISE NOTICE 'table % is not managed by timepart', parent;
         RETURN false;
     END IF;
@@ -140,14 +163,7 @@ BEGIN
     END;
     PERFORM timepart._check_settings(cfg);
     PERFORM timepart._check_partition_options(cfg.partition_options);
-    UPDATE timepart.config c SET premake = cfg.premake, retention = cfg.retention, retention_action = cfg.retention_action,
-        archive_schema = cfg.archive_schema, default_partition = cfg.default_partition, lock_timeout = cfg.lock_timeout,
-        lock_retries = cfg.lock_retries, alert_max_size_bytes = cfg.alert_max_size_bytes,
-        alert_max_rows = cfg.alert_max_rows, alert_min_future = cfg.alert_min_future,
-        alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age,
-        monitor_sees_values = cfg.monitor_sees_values, partition_options = cfg.partition_options,
-        partition_unlogged = cfg.partition_unlogged
-    WHERE c.parent = configure.parent;
+    PERFORM timepart._config_put(cfg);
     CALL timepart._log('configure', parent, NULL, true, settings, NULL, started);
     RETURN to_jsonb(cfg);
 END $$;
@@ -176,8 +192,9 @@ BEGIN
             DETAIL = format('The last partition of %s ends %s, not on the 1st of a month.', parent, anchor),
             HINT = 'Create partitions of the current interval up to the next 1st, then change the interval.';
     END IF;
-    UPDATE timepart.config c SET partition_interval = new_interval, interval_anchor = anchor
-    WHERE c.parent = change_interval.parent;
+    cfg.partition_interval := new_interval;
+    cfg.interval_anchor := anchor;
+    PERFORM timepart._config_put(cfg);
     CALL timepart._log('change_interval', parent, NULL, true,
         jsonb_build_object('from', cfg.partition_interval, 'to', new_interval, 'anchor', anchor), NULL, started);
     RETURN timepart.maintain(parent, NULL, as_of);

@@ -67,6 +67,23 @@ BEGIN ATOMIC
       AND c.relname = timepart._fit_name(p.relname, suffix) AND c.relkind = 'I';
 END;
 
+-- A template's row, written as timepart's owner for the table's owner (see _config_put).
+CREATE OR REPLACE FUNCTION timepart._template_put(t timepart.index_templates) RETURNS timepart.index_templates
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), t.parent, 'change its index templates');
+    INSERT INTO timepart.index_templates AS it SELECT t.* RETURNING * INTO t;
+    RETURN t;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._template_drop(tbl regclass, template_suffix text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), tbl, 'change its index templates');
+    DELETE FROM timepart.index_templates it WHERE it.parent = tbl AND it.suffix = template_suffix;
+    RETURN FOUND;
+END $$;
+
 CREATE OR REPLACE FUNCTION timepart.add_index_template(parent regclass, suffix text, columns text,
                                                        where_clause text DEFAULT NULL, method text DEFAULT 'btree')
 RETURNS integer LANGUAGE plpgsql AS $$
@@ -99,8 +116,7 @@ BEGIN
         END IF;
         t := existing;
     ELSE
-        INSERT INTO timepart.index_templates AS it (parent, suffix, columns, method, where_clause)
-        VALUES (parent, suffix, columns, coalesce(method, 'btree'), where_clause) RETURNING * INTO t;
+        t := timepart._template_put(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
     END IF;
 
     SELECT c.relname, n.nspname INTO pname, pschema
@@ -134,8 +150,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
 BEGIN
-    DELETE FROM timepart.index_templates it WHERE it.parent = drop_index_template.parent AND it.suffix = drop_index_template.suffix;
-    IF NOT FOUND THEN
+    IF NOT timepart._template_drop(drop_index_template.parent, drop_index_template.suffix) THEN
         RAISE NOTICE 'no index template "%" on %', suffix, parent;
         RETURN false;
     END IF;

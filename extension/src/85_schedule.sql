@@ -18,21 +18,48 @@ COMMENT ON TABLE timepart.jobs IS 'The pg_cron jobs schedule_jobs() set up, and 
 SELECT timepart._config_dump('timepart.jobs');
 
 -- Jobs run as the role that scheduled them: only that role (or a member, or a
--- superuser) may replace or remove them, and scheduled_by is always the scheduler.
+-- superuser) may replace or remove them, and scheduled_by is always the scheduler (the
+-- session's role: the rows are written by timepart's owner, through _jobs_put).
 CREATE OR REPLACE FUNCTION timepart._jobs_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    who name := timepart._caller();
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = OLD.scheduled_by)
-       AND NOT pg_catalog.pg_has_role(current_user, OLD.scheduled_by, 'USAGE') THEN
+       AND NOT coalesce(pg_catalog.pg_has_role(who, OLD.scheduled_by, 'USAGE'), false) THEN
         RAISE EXCEPTION 'timepart''s jobs were scheduled by %', OLD.scheduled_by USING ERRCODE = '42501',
-            DETAIL = format('%s cannot replace or remove jobs that run as %s.', current_user, OLD.scheduled_by),
+            DETAIL = format('%s cannot replace or remove jobs that run as %s.', coalesce(who, 'a table owner''s code'), OLD.scheduled_by),
             HINT = format('Ask %s (or a superuser) to run timepart.unschedule_jobs() first.', OLD.scheduled_by);
     END IF;
     IF TG_OP = 'DELETE' THEN
         RETURN OLD;
     END IF;
-    NEW.scheduled_by := current_user;
+    IF who IS NULL THEN
+        RAISE EXCEPTION 'timepart''s jobs are not scheduled from a table owner''s code' USING ERRCODE = '42501';
+    END IF;
+    NEW.scheduled_by := who;
     RETURN NEW;
+END $$;
+
+-- The jobs' rows, written as timepart's owner (no other role may write, so none may lock
+-- them): replaced by a role that may maintain every managed table, as schedule_jobs
+-- requires; removed by the scheduler (the guard above).
+CREATE OR REPLACE FUNCTION timepart._jobs_put(new_jobs timepart.jobs[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF timepart._caller() IS NULL OR EXISTS (SELECT 1 FROM timepart._managed() c WHERE NOT timepart._may_maintain(timepart._caller(), c.parent)) THEN
+        RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
+            HINT = 'Schedule as a superuser, a member of partition_admin, or a member of every managed table''s owner.';
+    END IF;
+    DELETE FROM timepart.jobs;
+    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._jobs_clear() RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM timepart.jobs;
+    RETURN FOUND;
 END $$;
 DROP TRIGGER IF EXISTS jobs_scheduler_guard ON timepart.jobs;
 CREATE TRIGGER jobs_scheduler_guard BEFORE INSERT OR UPDATE OR DELETE ON timepart.jobs
@@ -198,8 +225,7 @@ BEGIN
             HINT = 'minute hour day-of-month month day-of-week, e.g. ''17 3 * * 0'' for Sundays at 03:17.';
     END IF;
 
-    DELETE FROM timepart.jobs;
-    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
+    PERFORM timepart._jobs_put(new_jobs);
     -- One statement, one transaction where pg_cron lives: all five jobs or none.
     SELECT format('DO $do$ BEGIN %s END $do$', string_agg(format('PERFORM cron.schedule_in_database(%L, %L, %L, %L);',
                   n.jobname, n.schedule, n.command, n.run_in), ' '))
@@ -220,8 +246,7 @@ DECLARE
     names text[];
 BEGIN
     -- First, so a role that may not remove the jobs is refused before pg_cron is touched.
-    DELETE FROM timepart.jobs;
-    IF NOT FOUND THEN
+    IF NOT timepart._jobs_clear() THEN
         -- Nothing was scheduled from here; pg_cron need not even be reachable.
         BEGIN
             SELECT array_agg(j.jobname) INTO names FROM timepart._cron_jobs() j;

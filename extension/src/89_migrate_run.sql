@@ -151,7 +151,7 @@ BEGIN
     FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid = source AND g.tgname LIKE 'timepart\_migrate\_%' LOOP
         PERFORM timepart._as_owner(source, format('DROP TRIGGER %I ON %s', t.tgname, source));
     END LOOP;
-    DELETE FROM timepart.config c WHERE c.parent = m.target;
+    PERFORM timepart._config_drop(m.target);
     PERFORM timepart._as_owner(source, format('DROP SCHEMA %I CASCADE', m.stage_schema));
     UPDATE timepart.migrations g SET state = 'aborted', finished_at = pg_catalog.clock_timestamp() WHERE g.id = m.id;
     CALL timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);

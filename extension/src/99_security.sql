@@ -8,8 +8,9 @@
 --   (05_owner.sql): user code (triggers, constraints, index expressions, policies)
 --   runs with the owner's rights only, whoever called.
 -- * Operations (manage, maintain, cleanup, create_partition, ...) run as the caller,
---   who must own the table (or be a member of its owner, or a superuser); the owner
---   guards on timepart's tables check the old and the new row. A partition_admin who
+--   who must own the table (or be a member of its owner, or a superuser); configuration,
+--   templates and jobs are written through timepart's own functions, which check the
+--   caller; the owner guards on timepart's tables check the old and the new row. A partition_admin who
 --   does not own a registered table runs maintain, cleanup (configured retention) and
 --   create_partition on it through 63_admin.sql, as timepart's owner.
 -- * Reading (partition_stats, health, summary) and snapshot_stats, check_alerts run as
@@ -79,7 +80,7 @@ END $$;
 
 CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
-/* Runs as the caller: only an owner of a table (or a member of its owner role) may
+/* Only an owner of a table (or a member of its owner role, or a superuser) may
    register, reconfigure or forget it, or change its index templates or migration.
    Both the row as it was and the row as it becomes are checked, so an UPDATE cannot
    take another owner's row. TG_ARGV names the columns holding tables (a migration's
@@ -96,7 +97,10 @@ BEGIN
         col := side.c;
         -- A dropped table's oid prints as digits: cast those without a catalog lookup.
         tbl := CASE WHEN (side.r ->> col) ~ '^[0-9]+$' THEN (side.r ->> col)::oid::regclass ELSE (side.r ->> col)::regclass END;
-        IF NOT coalesce(timepart._may_act(current_user, tbl), TG_OP = 'DELETE') THEN
+        -- The session's role (timepart's functions write these rows as timepart's owner);
+        -- nobody's inside a table owner's code. A dropped table's row may be deleted.
+        IF NOT (CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl) THEN TG_OP = 'DELETE'
+                     ELSE coalesce(timepart._may_act(timepart._caller(), tbl), false) END) THEN
             RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
                 DETAIL = format('%s is owned by %s.', tbl::regclass,
                                 coalesce((SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = tbl), 'nobody: it does not exist')),
@@ -276,7 +280,8 @@ BEGIN ATOMIC
     SELECT ARRAY['timepart._executor', 'timepart._archive_schema', 'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
                  'timepart._migrate_publications', 'timepart._new_partition_table', 'timepart._admin_run',
                  'timepart._admin_create_partition', 'timepart._runner_lock', 'timepart._runner_session_lock',
-                 'timepart._runner_session_unlock', 'timepart._snapshot_count'];
+                 'timepart._runner_session_unlock', 'timepart._snapshot_count', 'timepart._config_put', 'timepart._config_drop',
+                 'timepart._template_put', 'timepart._template_drop', 'timepart._jobs_put', 'timepart._jobs_clear'];
 END;
 
 -- * Private: trigger and event trigger functions, which nobody but timepart's owner may
@@ -376,8 +381,11 @@ BEGIN
         -- its own tables' configuration, templates and migrations (the guard checks
         -- ownership on every row), and new log rows (never changing old ones). Alerts,
         -- stats history and jobs are written only by functions that run as the owner.
-        GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
-        GRANT INSERT, DELETE ON timepart.jobs TO partition_admin;
+        -- Configuration, templates and jobs are written through timepart's own functions
+        -- only (_config_put, _template_put, _jobs_put): a role that may write a table may
+        -- lock it, and every operation reads them.
+        REVOKE INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.jobs FROM partition_admin;
+        GRANT INSERT, UPDATE, DELETE ON timepart.migrations TO partition_admin;
         GRANT INSERT ON timepart.maintenance_log TO partition_admin;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
     END IF;

@@ -706,6 +706,102 @@ BEGIN
     END IF;
 END $$;
 
+-- ==== src/35_registry.sql
+-- Registry: adopting a partitioned table (manage) and letting it go (unmanage).
+
+-- timepart's own tables are written only through these, as timepart's owner (SECURITY
+-- DEFINER), each checking what the session's role (_caller()) may do: no other role holds
+-- a right to write them, so none can lock them either (LOCK TABLE needs one) and hold
+-- every table's maintenance up. Registering and forgetting a table, and its templates,
+-- stay its owner's (or a member's, or a superuser's).
+CREATE OR REPLACE FUNCTION timepart._config_put(cfg timepart.config) RETURNS timepart.config
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), cfg.parent, 'manage it');
+    INSERT INTO timepart.config AS c SELECT cfg.*
+    ON CONFLICT (parent) DO UPDATE SET key_column = excluded.key_column, key_type = excluded.key_type,
+        partition_interval = excluded.partition_interval, premake = excluded.premake, retention = excluded.retention,
+        retention_action = excluded.retention_action, archive_schema = excluded.archive_schema,
+        default_partition = excluded.default_partition, lock_timeout = excluded.lock_timeout, lock_retries = excluded.lock_retries,
+        time_zone = excluded.time_zone, alert_max_size_bytes = excluded.alert_max_size_bytes, alert_max_rows = excluded.alert_max_rows,
+        alert_min_future = excluded.alert_min_future, alert_growth_ratio = excluded.alert_growth_ratio,
+        alert_old_age = excluded.alert_old_age, interval_anchor = excluded.interval_anchor,
+        monitor_sees_values = excluded.monitor_sees_values, partition_options = excluded.partition_options,
+        partition_unlogged = excluded.partition_unlogged
+    RETURNING * INTO cfg;
+    RETURN cfg;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._config_drop(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), tbl, 'stop managing it');
+    DELETE FROM timepart.config c WHERE c.parent = tbl;
+    RETURN FOUND;
+END $$;
+
+-- Validates a table and settings and writes its configuration row. No partitions yet.
+-- A setting given as NULL keeps what the table has (or the default, for a new table).
+CREATE OR REPLACE FUNCTION timepart._register(tbl regclass, partition_interval interval, premake integer, retention interval,
+                                              with_default boolean, lock_wait interval, time_zone text)
+RETURNS timepart.config LANGUAGE plpgsql AS $$
+DECLARE
+    pt record;
+    cfg timepart.config;
+    old timepart.config;
+    known boolean;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'parent table must not be NULL' USING ERRCODE = '22004',
+            DETAIL = 'No table was given.', HINT = 'Pass the partitioned table, e.g. timepart.manage(''public.email_events'').';
+    END IF;
+    SELECT c.relkind, p.partstrat, p.partnatts, p.partattrs[0] AS keynum, a.attname, a.atttypid::regtype AS keytype
+    INTO pt
+    FROM pg_catalog.pg_class c
+    LEFT JOIN pg_catalog.pg_partitioned_table p ON p.partrelid = c.oid
+    LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = p.partattrs[0]
+    WHERE c.oid = tbl;
+    IF pt.relkind IS DISTINCT FROM 'p' THEN
+        RAISE EXCEPTION 'table % is not partitioned', tbl USING ERRCODE = '22023',
+            DETAIL = format('relkind is %s; timepart manages tables declared PARTITION BY RANGE.', pt.relkind),
+            HINT = 'Create it with PARTITION BY RANGE (<timestamptz column>).';
+    END IF;
+    IF pt.partstrat <> 'r' OR pt.partnatts <> 1 OR pt.keynum = 0 THEN
+        RAISE EXCEPTION 'table % is not partitioned by range on a single column', tbl USING ERRCODE = '22023',
+            DETAIL = format('Partition key: %s.', pg_catalog.pg_get_partkeydef(tbl)),
+            HINT = 'timepart manages tables declared PARTITION BY RANGE (<one timestamptz, timestamp or date column>).';
+    END IF;
+    PERFORM timepart._check_time_column(tbl, pt.attname, pt.keytype);
+    SELECT * INTO old FROM timepart.config c WHERE c.parent = tbl;
+    known := FOUND;
+    IF NOT known THEN
+        old := ROW(tbl, pt.attname, pt.keytype, '1 month', 6, NULL, 'drop', NULL, true, '100 milliseconds', 3, 'UTC',
+                   5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config;
+        cfg := old;
+        cfg.retention := retention;
+    ELSE
+        cfg := old;
+        cfg.retention := coalesce(retention, old.retention);
+    END IF;
+    cfg.partition_interval := coalesce(partition_interval, old.partition_interval);
+    cfg.premake := coalesce(premake, old.premake);
+    cfg.default_partition := coalesce(with_default, old.default_partition);
+    cfg.lock_timeout := coalesce(lock_wait, old.lock_timeout);
+    cfg.time_zone := coalesce(time_zone, old.time_zone);
+    PERFORM timepart._check_settings(cfg);
+    IF known AND old.time_zone <> cfg.time_zone THEN
+        RAISE EXCEPTION 'table % is already managed in time zone %', tbl, old.time_zone USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', cfg.time_zone),
+            HINT = 'Period boundaries depend on the time zone; it cannot change while partitions exist.';
+    END IF;
+    IF known AND old.partition_interval::text <> cfg.partition_interval::text THEN
+        RAISE EXCEPTION 'table % is already managed with interval %', tbl, old.partition_interval USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s.', cfg.partition_interval),
+            HINT = format('Change it with SELECT timepart.change_interval(%L, %L);', tbl::text, cfg.partition_interval::text);
+    END IF;
+    RETURN timepart._config_put(cfg);
+END $$;
+
 CREATE OR REPLACE FUNCTION timepart.manage(parent regclass, partition_interval interval DEFAULT NULL,
                                            premake integer DEFAULT NULL, retention interval DEFAULT NULL,
                                            default_partition boolean DEFAULT NULL,
@@ -733,8 +829,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
 BEGIN
-    DELETE FROM timepart.config c WHERE c.parent = unmanage.parent;
-    IF NOT FOUND THEN
+    IF NOT timepart._config_drop(unmanage.parent) THEN
         RAISE NOTICE 'table % is not managed by timepart', parent;
         RETURN false;
     END IF;
@@ -774,14 +869,7 @@ BEGIN
     END;
     PERFORM timepart._check_settings(cfg);
     PERFORM timepart._check_partition_options(cfg.partition_options);
-    UPDATE timepart.config c SET premake = cfg.premake, retention = cfg.retention, retention_action = cfg.retention_action,
-        archive_schema = cfg.archive_schema, default_partition = cfg.default_partition, lock_timeout = cfg.lock_timeout,
-        lock_retries = cfg.lock_retries, alert_max_size_bytes = cfg.alert_max_size_bytes,
-        alert_max_rows = cfg.alert_max_rows, alert_min_future = cfg.alert_min_future,
-        alert_growth_ratio = cfg.alert_growth_ratio, alert_old_age = cfg.alert_old_age,
-        monitor_sees_values = cfg.monitor_sees_values, partition_options = cfg.partition_options,
-        partition_unlogged = cfg.partition_unlogged
-    WHERE c.parent = configure.parent;
+    PERFORM timepart._config_put(cfg);
     CALL timepart._log('configure', parent, NULL, true, settings, NULL, started);
     RETURN to_jsonb(cfg);
 END $$;
@@ -809,8 +897,9 @@ BEGIN
             DETAIL = format('The last partition of %s ends %s, not on the 1st of a month.', parent, anchor),
             HINT = 'Create partitions of the current interval up to the next 1st, then change the interval.';
     END IF;
-    UPDATE timepart.config c SET partition_interval = new_interval, interval_anchor = anchor
-    WHERE c.parent = change_interval.parent;
+    cfg.partition_interval := new_interval;
+    cfg.interval_anchor := anchor;
+    PERFORM timepart._config_put(cfg);
     CALL timepart._log('change_interval', parent, NULL, true,
         jsonb_build_object('from', cfg.partition_interval, 'to', new_interval, 'anchor', anchor), NULL, started);
     RETURN timepart.maintain(parent, NULL, as_of);
@@ -859,6 +948,23 @@ BEGIN ATOMIC
       AND c.relname = timepart._fit_name(p.relname, suffix) AND c.relkind = 'I';
 END;
 
+-- A template's row, written as timepart's owner for the table's owner (see _config_put).
+CREATE OR REPLACE FUNCTION timepart._template_put(t timepart.index_templates) RETURNS timepart.index_templates
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), t.parent, 'change its index templates');
+    INSERT INTO timepart.index_templates AS it SELECT t.* RETURNING * INTO t;
+    RETURN t;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._template_drop(tbl regclass, template_suffix text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_may_act(timepart._caller(), tbl, 'change its index templates');
+    DELETE FROM timepart.index_templates it WHERE it.parent = tbl AND it.suffix = template_suffix;
+    RETURN FOUND;
+END $$;
+
 CREATE OR REPLACE FUNCTION timepart.add_index_template(parent regclass, suffix text, columns text,
                                                        where_clause text DEFAULT NULL, method text DEFAULT 'btree')
 RETURNS integer LANGUAGE plpgsql AS $$
@@ -891,8 +997,7 @@ BEGIN
         END IF;
         t := existing;
     ELSE
-        INSERT INTO timepart.index_templates AS it (parent, suffix, columns, method, where_clause)
-        VALUES (parent, suffix, columns, coalesce(method, 'btree'), where_clause) RETURNING * INTO t;
+        t := timepart._template_put(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
     END IF;
 
     SELECT c.relname, n.nspname INTO pname, pschema
@@ -924,8 +1029,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
 BEGIN
-    DELETE FROM timepart.index_templates it WHERE it.parent = drop_index_template.parent AND it.suffix = drop_index_template.suffix;
-    IF NOT FOUND THEN
+    IF NOT timepart._template_drop(drop_index_template.parent, drop_index_template.suffix) THEN
         RAISE NOTICE 'no index template "%" on %', suffix, parent;
         RETURN false;
     END IF;
@@ -2631,6 +2735,51 @@ BEGIN
     RETURN n;
 END $$;
 
+-- Jobs run as the role that scheduled them: only that role (or a member, or a
+-- superuser) may replace or remove them, and scheduled_by is always the scheduler (the
+-- session's role: the rows are written by timepart's owner, through _jobs_put).
+CREATE OR REPLACE FUNCTION timepart._jobs_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    who name := timepart._caller();
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = OLD.scheduled_by)
+       AND NOT coalesce(pg_catalog.pg_has_role(who, OLD.scheduled_by, 'USAGE'), false) THEN
+        RAISE EXCEPTION 'timepart''s jobs were scheduled by %', OLD.scheduled_by USING ERRCODE = '42501',
+            DETAIL = format('%s cannot replace or remove jobs that run as %s.', coalesce(who, 'a table owner''s code'), OLD.scheduled_by),
+            HINT = format('Ask %s (or a superuser) to run timepart.unschedule_jobs() first.', OLD.scheduled_by);
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    IF who IS NULL THEN
+        RAISE EXCEPTION 'timepart''s jobs are not scheduled from a table owner''s code' USING ERRCODE = '42501';
+    END IF;
+    NEW.scheduled_by := who;
+    RETURN NEW;
+END $$;
+
+-- The jobs' rows, written as timepart's owner (no other role may write, so none may lock
+-- them): replaced by a role that may maintain every managed table, as schedule_jobs
+-- requires; removed by the scheduler (the guard above).
+CREATE OR REPLACE FUNCTION timepart._jobs_put(new_jobs timepart.jobs[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF timepart._caller() IS NULL OR EXISTS (SELECT 1 FROM timepart._managed() c WHERE NOT timepart._may_maintain(timepart._caller(), c.parent)) THEN
+        RAISE EXCEPTION 'only a role that may maintain every managed table may schedule timepart''s jobs' USING ERRCODE = '42501',
+            HINT = 'Schedule as a superuser, a member of partition_admin, or a member of every managed table''s owner.';
+    END IF;
+    DELETE FROM timepart.jobs;
+    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._jobs_clear() RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM timepart.jobs;
+    RETURN FOUND;
+END $$;
+
 -- A connection string to the pg_cron database on this server, as the current user.
 CREATE OR REPLACE FUNCTION timepart._cron_conninfo() RETURNS text
 LANGUAGE sql STABLE
@@ -2703,8 +2852,7 @@ BEGIN
             HINT = 'minute hour day-of-month month day-of-week, e.g. ''17 3 * * 0'' for Sundays at 03:17.';
     END IF;
 
-    DELETE FROM timepart.jobs;
-    INSERT INTO timepart.jobs SELECT * FROM unnest(new_jobs);
+    PERFORM timepart._jobs_put(new_jobs);
     -- One statement, one transaction where pg_cron lives: all five jobs or none.
     SELECT format('DO $do$ BEGIN %s END $do$', string_agg(format('PERFORM cron.schedule_in_database(%L, %L, %L, %L);',
                   n.jobname, n.schedule, n.command, n.run_in), ' '))
@@ -2723,8 +2871,7 @@ DECLARE
     names text[];
 BEGIN
     -- First, so a role that may not remove the jobs is refused before pg_cron is touched.
-    DELETE FROM timepart.jobs;
-    IF NOT FOUND THEN
+    IF NOT timepart._jobs_clear() THEN
         -- Nothing was scheduled from here; pg_cron need not even be reachable.
         BEGIN
             SELECT array_agg(j.jobname) INTO names FROM timepart._cron_jobs() j;
@@ -3536,7 +3683,7 @@ BEGIN
     FOR t IN SELECT g.tgname FROM pg_catalog.pg_trigger g WHERE g.tgrelid = source AND g.tgname LIKE 'timepart\_migrate\_%' LOOP
         PERFORM timepart._as_owner(source, format('DROP TRIGGER %I ON %s', t.tgname, source));
     END LOOP;
-    DELETE FROM timepart.config c WHERE c.parent = m.target;
+    PERFORM timepart._config_drop(m.target);
     PERFORM timepart._as_owner(source, format('DROP SCHEMA %I CASCADE', m.stage_schema));
     UPDATE timepart.migrations g SET state = 'aborted', finished_at = pg_catalog.clock_timestamp() WHERE g.id = m.id;
     CALL timepart._log('migrate_abort', source, NULL, true, jsonb_build_object('rows_copied', m.rows_copied), NULL, started);
@@ -3778,8 +3925,9 @@ END $$;
 --   (05_owner.sql): user code (triggers, constraints, index expressions, policies)
 --   runs with the owner's rights only, whoever called.
 -- * Operations (manage, maintain, cleanup, create_partition, ...) run as the caller,
---   who must own the table (or be a member of its owner, or a superuser); the owner
---   guards on timepart's tables check the old and the new row. A partition_admin who
+--   who must own the table (or be a member of its owner, or a superuser); configuration,
+--   templates and jobs are written through timepart's own functions, which check the
+--   caller; the owner guards on timepart's tables check the old and the new row. A partition_admin who
 --   does not own a registered table runs maintain, cleanup (configured retention) and
 --   create_partition on it through 63_admin.sql, as timepart's owner.
 -- * Reading (partition_stats, health, summary) and snapshot_stats, check_alerts run as
@@ -3830,7 +3978,7 @@ END $$;
 
 CREATE OR REPLACE FUNCTION timepart._config_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
-/* Runs as the caller: only an owner of a table (or a member of its owner role) may
+/* Only an owner of a table (or a member of its owner role, or a superuser) may
    register, reconfigure or forget it, or change its index templates or migration.
    Both the row as it was and the row as it becomes are checked, so an UPDATE cannot
    take another owner's row. TG_ARGV names the columns holding tables (a migration's
@@ -3847,7 +3995,10 @@ BEGIN
         col := side.c;
         -- A dropped table's oid prints as digits: cast those without a catalog lookup.
         tbl := CASE WHEN (side.r ->> col) ~ '^[0-9]+$' THEN (side.r ->> col)::oid::regclass ELSE (side.r ->> col)::regclass END;
-        IF NOT coalesce(timepart._may_act(current_user, tbl), TG_OP = 'DELETE') THEN
+        -- The session's role (timepart's functions write these rows as timepart's owner);
+        -- nobody's inside a table owner's code. A dropped table's row may be deleted.
+        IF NOT (CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl) THEN TG_OP = 'DELETE'
+                     ELSE coalesce(timepart._may_act(timepart._caller(), tbl), false) END) THEN
             RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
                 DETAIL = format('%s is owned by %s.', tbl::regclass,
                                 coalesce((SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = tbl), 'nobody: it does not exist')),
@@ -3934,7 +4085,8 @@ BEGIN ATOMIC
     SELECT ARRAY['timepart._executor', 'timepart._archive_schema', 'timepart._migrate_triggers', 'timepart._migrate_stage_schema',
                  'timepart._migrate_publications', 'timepart._new_partition_table', 'timepart._admin_run',
                  'timepart._admin_create_partition', 'timepart._runner_lock', 'timepart._runner_session_lock',
-                 'timepart._runner_session_unlock', 'timepart._snapshot_count'];
+                 'timepart._runner_session_unlock', 'timepart._snapshot_count', 'timepart._config_put', 'timepart._config_drop',
+                 'timepart._template_put', 'timepart._template_drop', 'timepart._jobs_put', 'timepart._jobs_clear'];
 END;
 
 -- * Private: trigger and event trigger functions, which nobody but timepart's owner may
@@ -4034,8 +4186,11 @@ BEGIN
         -- its own tables' configuration, templates and migrations (the guard checks
         -- ownership on every row), and new log rows (never changing old ones). Alerts,
         -- stats history and jobs are written only by functions that run as the owner.
-        GRANT INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.migrations TO partition_admin;
-        GRANT INSERT, DELETE ON timepart.jobs TO partition_admin;
+        -- Configuration, templates and jobs are written through timepart's own functions
+        -- only (_config_put, _template_put, _jobs_put): a role that may write a table may
+        -- lock it, and every operation reads them.
+        REVOKE INSERT, UPDATE, DELETE ON timepart.config, timepart.index_templates, timepart.jobs FROM partition_admin;
+        GRANT INSERT, UPDATE, DELETE ON timepart.migrations TO partition_admin;
         GRANT INSERT ON timepart.maintenance_log TO partition_admin;
         GRANT USAGE ON ALL SEQUENCES IN SCHEMA timepart TO partition_admin;
     END IF;

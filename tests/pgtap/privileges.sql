@@ -1,6 +1,6 @@
 -- Roles: partition_admin operates on tables it owns, partition_monitor reads, nobody else does anything.
 \ir setup.psql
-SELECT plan(33);
+SELECT plan(37);
 CREATE ROLE tp_admin LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_monitor LOGIN IN ROLE partition_monitor;
 CREATE ROLE tp_nobody LOGIN;
@@ -49,7 +49,12 @@ SELECT is((SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhre
 SELECT throws_ok($$SELECT timepart.manage('loose_ev')$$, '42501', 'must be owner of table public.loose_ev to manage it',
                  'an admin cannot register a table it does not own');
 SELECT throws_ok($$INSERT INTO timepart.config (parent, key_column, key_type) VALUES ('loose_ev', 'ts', 'timestamptz')$$, '42501',
-                 'must be owner of table public.loose_ev to manage it', 'not even by writing the configuration directly');
+                 'permission denied for table config', 'not even by writing the configuration directly (only timepart writes it)');
+SELECT throws_ok($$SELECT timepart._config_put(ROW('loose_ev', 'ts', 'timestamptz', '1 month', 6, NULL, 'drop', NULL, true, '100 ms', 3, 'UTC',
+                   5368709120, 10000000, 2, 0.5, '13 months', now(), NULL, false, '{}', false)::timepart.config)$$, '42501',
+                 'must be owner of table public.loose_ev to manage it', 'nor through timepart''s writer');
+SELECT throws_ok($$LOCK TABLE timepart.config IN ACCESS EXCLUSIVE MODE$$, '42501', NULL,
+                 'nor lock it, to hold every table''s maintenance up');
 SELECT throws_ok($$SELECT timepart.configure('other_ev', '{"premake": 5}')$$, '42501',
                  'must be owner of table public.other_ev to manage it', 'nor reconfigure another owner''s table');
 SELECT is(timepart.maintain('other_ev', 3, '2024-03-15')->'success', 'true'::jsonb,
@@ -58,9 +63,13 @@ SELECT throws_ok($$SELECT timepart.create_partition('pg_class', '2024-01-01', '2
                  'table pg_class is not managed by timepart', 'an unmanaged table is not touched');
 SELECT lives_ok($$SELECT * FROM timepart.check_alerts()$$, 'an admin runs the alert check');
 SELECT throws_ok($$INSERT INTO timepart.index_templates (parent, suffix, columns) VALUES ('other_ev', 'grab_idx', 'ts')$$, '42501',
-                 'must be owner of table public.other_ev to manage it', 'an admin cannot add templates to another owner''s table');
+                 'permission denied for table index_templates', 'an admin cannot add templates to another owner''s table');
+SELECT throws_ok($$SELECT timepart.add_index_template('other_ev', 'grab_idx', 'ts')$$, '42501',
+                 'must be owner of table public.other_ev to change its index templates', 'nor through timepart''s functions');
 SELECT throws_ok($$DELETE FROM timepart.config WHERE parent = 'other_ev'::regclass$$, '42501',
-                 'must be owner of table public.other_ev to manage it', 'nor forget another owner''s table');
+                 'permission denied for table config', 'nor forget another owner''s table');
+SELECT throws_ok($$SELECT timepart.unmanage('other_ev')$$, '42501',
+                 'must be owner of table public.other_ev to stop managing it', 'even through unmanage');
 SELECT throws_ok($$UPDATE timepart.maintenance_log SET success = true$$, '42501', NULL, 'nor rewrite the log');
 SELECT throws_ok($$DELETE FROM timepart.stats_history$$, '42501', NULL, 'nor forge the stats history');
 -- A planted capture trigger (the migration's, with arguments of the admin's choosing) does nothing.
