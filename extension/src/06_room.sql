@@ -226,8 +226,11 @@ DECLARE
                            WHERE e.extname = 'dblink');
     links text[];
 BEGIN
+    -- Not the portals of PL/pgSQL loops (<unnamed portal N>, timepart's own among them), nor
+    -- the protocol's unnamed portal running the client's statement (which cannot be fetched
+    -- from while it runs).
     SELECT string_agg(format('cursor %s', c.name), ', ' ORDER BY c.name) INTO held FROM pg_catalog.pg_cursors c
-    WHERE c.name !~ '^<unnamed portal [0-9]+>$';
+    WHERE c.name !~ '^<unnamed portal [0-9]+>$' AND c.name <> '';
     IF dblink_schema IS NOT NULL THEN
         EXECUTE format('SELECT %I.dblink_get_connections()', dblink_schema) INTO links;
         IF links IS NOT NULL THEN
