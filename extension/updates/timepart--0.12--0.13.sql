@@ -3999,8 +3999,9 @@ BEGIN
         -- A dropped table's oid prints as digits: cast those without a catalog lookup.
         tbl := CASE WHEN (side.r ->> col) ~ '^[0-9]+$' THEN (side.r ->> col)::oid::regclass ELSE (side.r ->> col)::regclass END;
         -- The session's role (timepart's functions write these rows as timepart's owner);
-        -- nobody's inside a table owner's code. A dropped table's row may be deleted.
-        IF NOT (CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl) THEN TG_OP = 'DELETE'
+        -- nobody's inside a table owner's code. A row may go on naming a dropped table (a
+        -- migration's copy after an abort), never start to.
+        IF NOT (CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl) THEN TG_OP <> 'INSERT'
                      ELSE coalesce(timepart._may_act(timepart._caller(), tbl), false) END) THEN
             RAISE EXCEPTION 'must be owner of table % to manage it', coalesce(tbl::regclass::text, side.r ->> col) USING ERRCODE = '42501',
                 DETAIL = format('%s is owned by %s.', tbl::regclass,
