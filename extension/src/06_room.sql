@@ -251,13 +251,14 @@ CREATE OR REPLACE FUNCTION timepart._as_owner(tbl regclass, q text, wants_value 
 LANGUAGE plpgsql AS $$
 DECLARE
     executor text := timepart._owner_executor(tbl);
-    before jsonb := timepart._room_state(true);
+    before jsonb;
     channels text[] := ARRAY(SELECT pg_catalog.pg_listening_channels());
     result jsonb;
     changed text;
 BEGIN
-    PERFORM timepart._flush_deferred();
+    PERFORM timepart._flush_deferred();  -- the caller's own events, as the caller, before the state is read
     PERFORM timepart._room_open(tbl);
+    before := timepart._room_state(true);
     BEGIN
         EXECUTE format('SELECT %s($1, $2)', executor) INTO result USING q, wants_value;
         changed := timepart._room_changes(before, timepart._room_state(true));
