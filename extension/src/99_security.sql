@@ -295,6 +295,13 @@ BEGIN ATOMIC
                  'timepart._template_guard', 'timepart._jobs_guard'];
 END;
 
+-- PL/pgSQL functions that read the settings their caller runs with (a SET clause would
+-- show them its own), and so carry none: the owner's room (06_room.sql). Every name in
+-- their bodies is schema-qualified.
+CREATE OR REPLACE FUNCTION timepart._unpinned_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['timepart._settings_now', 'timepart._room_state'];
+
 -- Procedures that COMMIT (no SET clause possible): the job procedures and migrate.
 CREATE OR REPLACE FUNCTION timepart._committing_procedures() RETURNS text[]
 LANGUAGE sql IMMUTABLE
@@ -330,6 +337,7 @@ BEGIN
         -- at the start of every transaction. The seed's names in public neither: SQL-standard
         -- bodies, bound at install, they find email_events on the caller's search_path.
         IF f.nspname = 'timepart' AND f.lanname = 'plpgsql' AND f.qname <> ALL (timepart._committing_procedures())
+           AND f.qname <> ALL (timepart._unpinned_functions())
            OR f.prokind = 'f' AND f.qname = ANY (timepart._definer_functions()) THEN
             -- DateStyle ISO: partition bounds are read back from text, which must not
             -- depend on the session (in ISO style a timestamptz carries a numeric offset).

@@ -201,14 +201,17 @@ END $$;
 -- superuser, plus timepart's own), as one array. The body is generated from this
 -- server's settings by _make_settings_digest (run by _harden at every install and
 -- upgrade): a list of current_setting calls costs some 50 microseconds, a read of
--- pg_settings twenty times that. This stand-in reads pg_settings.
+-- pg_settings twenty times that. PL/pgSQL with no SET clause of its own (not pinned,
+-- _unpinned_functions): it reads the settings its caller runs with, and its plan is kept
+-- for the session (an SQL function's would be made again at every call). This stand-in
+-- reads pg_settings.
 CREATE OR REPLACE FUNCTION timepart._settings_now() RETURNS text[]
-LANGUAGE sql VOLATILE
-BEGIN ATOMIC
-    SELECT pg_catalog.array_agg(pg_catalog.current_setting(s.name, true) ORDER BY s.name) FROM pg_catalog.pg_settings s
-    WHERE s.context OPERATOR(pg_catalog.=) ANY (ARRAY['user', 'superuser']::pg_catalog.text[])
-       OR s.name OPERATOR(pg_catalog.~~) 'timepart.%';
-END;
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN (SELECT pg_catalog.array_agg(pg_catalog.current_setting(s.name, true) ORDER BY s.name) FROM pg_catalog.pg_settings s
+            WHERE s.context OPERATOR(pg_catalog.=) ANY (ARRAY['user', 'superuser']::pg_catalog.text[])
+               OR s.name OPERATOR(pg_catalog.~~) 'timepart.%');
+END $$;
 
 -- The names _settings_now reads, in its order (for saying which one changed).
 CREATE OR REPLACE FUNCTION timepart._settings_names() RETURNS text[]
@@ -234,10 +237,11 @@ BEGIN
     INTO names, reads
     FROM (SELECT s.name::text AS n, s.context = 'superuser' AS su FROM pg_catalog.pg_settings s WHERE s.context IN ('user', 'superuser')
           UNION SELECT 'timepart.log_retention', false) x;
-    EXECUTE format('CREATE OR REPLACE FUNCTION timepart._settings_now() RETURNS text[] LANGUAGE sql VOLATILE '
-                   'BEGIN ATOMIC SELECT ARRAY[%s]::pg_catalog.text[] FROM (SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r '
-                   'WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER), false) OR pg_catalog.pg_has_role(CURRENT_USER, %L, %L) AS priv) p; END',
-                   reads, 'pg_read_all_settings', 'USAGE');
+    EXECUTE format('CREATE OR REPLACE FUNCTION timepart._settings_now() RETURNS text[] LANGUAGE plpgsql VOLATILE AS %L',
+                   format('BEGIN RETURN (SELECT ARRAY[%s]::pg_catalog.text[] FROM (SELECT '
+                          'pg_catalog.current_setting(%L) OPERATOR(pg_catalog.=) %L '
+                          'OR pg_catalog.pg_has_role(CURRENT_USER, %L, %L) AS priv) p); END',
+                          reads, 'is_superuser', 'on', 'pg_read_all_settings', 'USAGE'));
     EXECUTE format('CREATE OR REPLACE FUNCTION timepart._settings_names() RETURNS text[] LANGUAGE sql IMMUTABLE RETURN %L::pg_catalog.text[]',
                    names);
 END $$;
@@ -267,12 +271,12 @@ END $$;
 
 -- The session's state the owner's code must not change: what no rollback undoes
 -- (prepared statements, cursors, advisory locks), and with settings true also what a
--- rollback does (settings, temporary objects). SQL without a SET clause of its own, so it
--- reads the settings its caller runs with.
+-- rollback does (settings, temporary objects). Not pinned either (_unpinned_functions):
+-- it reads the settings its caller runs with; every name in it is qualified.
 CREATE OR REPLACE FUNCTION timepart._room_state(settings boolean) RETURNS jsonb
-LANGUAGE sql VOLATILE
-BEGIN ATOMIC
-    SELECT pg_catalog.jsonb_build_object(
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN pg_catalog.jsonb_build_object(
         'prepared statements', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(p.name, p.prepare_time,
                                                                      pg_catalog.md5(p.statement)) ORDER BY p.name), '[]')
                                 FROM pg_catalog.pg_prepared_statements p),
@@ -286,7 +290,7 @@ BEGIN ATOMIC
         OPERATOR(pg_catalog.||) CASE WHEN settings THEN pg_catalog.jsonb_build_object('settings', pg_catalog.to_jsonb(timepart._settings_now()),
                                                                                       'temporary objects', timepart._temp_objects())
                                      ELSE '{}'::pg_catalog.jsonb END;
-END;
+END $$;
 
 -- What changed between two states, in words (NULL: nothing).
 CREATE OR REPLACE FUNCTION timepart._room_changes(before jsonb, after jsonb) RETURNS text
@@ -3838,6 +3842,13 @@ LANGUAGE plpgsql AS $$
 DECLARE
     found text;
 BEGIN
+    -- Most DDL names nothing of the seed's: a look at what this statement made says so
+    -- without reading the catalog.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c
+                   WHERE c.object_type IN ('schema', 'type', 'extension')
+                      OR c.object_identity ~ '(create_email_events_partition|maintain_email_events_partitions|cleanup_old_email_events_partitions|get_email_events_partition_stats|get_partition_maintenance_log|partition_maintenance_log)') THEN
+        RETURN;
+    END IF;
     SELECT string_agg(DISTINCT s.description, '; ') INTO found
     FROM timepart._seed_shadows() s, pg_catalog.pg_event_trigger_ddl_commands() c
     WHERE c.objid = s.object_id
@@ -4104,6 +4115,13 @@ BEGIN ATOMIC
                  'timepart._template_guard', 'timepart._jobs_guard'];
 END;
 
+-- PL/pgSQL functions that read the settings their caller runs with (a SET clause would
+-- show them its own), and so carry none: the owner's room (06_room.sql). Every name in
+-- their bodies is schema-qualified.
+CREATE OR REPLACE FUNCTION timepart._unpinned_functions() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+RETURN ARRAY['timepart._settings_now', 'timepart._room_state'];
+
 -- Procedures that COMMIT (no SET clause possible): the job procedures and migrate.
 CREATE OR REPLACE FUNCTION timepart._committing_procedures() RETURNS text[]
 LANGUAGE sql IMMUTABLE
@@ -4139,6 +4157,7 @@ BEGIN
         -- at the start of every transaction. The seed's names in public neither: SQL-standard
         -- bodies, bound at install, they find email_events on the caller's search_path.
         IF f.nspname = 'timepart' AND f.lanname = 'plpgsql' AND f.qname <> ALL (timepart._committing_procedures())
+           AND f.qname <> ALL (timepart._unpinned_functions())
            OR f.prokind = 'f' AND f.qname = ANY (timepart._definer_functions()) THEN
             -- DateStyle ISO: partition bounds are read back from text, which must not
             -- depend on the session (in ISO style a timestamptz carries a numeric offset).

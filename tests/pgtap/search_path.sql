@@ -4,7 +4,7 @@
 -- timestamptz, views named like catalog views and timepart's tables) runs the operations
 -- and the job procedures, and none of them is ever touched.
 \ir setup.psql
-SELECT plan(7);
+SELECT plan(8);
 
 -- Functions: PostgreSQL looks relation and type names up in pg_temp first unless the path
 -- names it. Each function either pins its path (pg_temp last) or has a SQL-standard body,
@@ -13,8 +13,16 @@ SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::reg
            WHERE (p.prokind IN ('f', 'a', 'w') OR p.prokind = 'p' AND format('timepart.%s', p.proname) <> ALL (timepart._committing_procedures()))
              AND (p.pronamespace = 'timepart'::regnamespace OR p.proname = ANY (timepart._public_names()))
              AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
-             AND pg_get_function_sqlbody(p.oid) IS NULL),
+             AND pg_get_function_sqlbody(p.oid) IS NULL
+             AND format('timepart.%s', p.proname) <> ALL (timepart._unpinned_functions())),
           NULL, 'every function pins search_path to pg_catalog, pg_temp or has a body bound at install');
+-- The two that read their caller's settings, unpinned, name every function by schema.
+SELECT is((SELECT string_agg(DISTINCT format('%s: %s', p.proname, m[1]), ', ') FROM pg_proc p,
+           LATERAL regexp_matches(p.prosrc, '(?<![.\w])([A-Za-z_][A-Za-z0-9_]*)\s*\(', 'g') m
+           WHERE p.pronamespace = 'timepart'::regnamespace AND format('timepart.%s', p.proname) = ANY (timepart._unpinned_functions())
+             AND lower(m[1]) NOT IN ('return', 'select', 'coalesce', 'exists', 'and', 'or', 'not', 'in', 'any', 'as', 'when', 'then', 'else',
+                                     'case', 'from', 'operator')),
+          NULL, 'the unpinned functions call nothing unqualified');
 SELECT is((SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
            WHERE p.pronamespace = 'timepart'::regnamespace AND 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig)
              AND pg_get_function_sqlbody(p.oid) IS NULL AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'sql')),
