@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench / bench-quick [PG=15|17]: benchmarks on their own throwaway cluster (port 544NN).
+# make bench / bench-quick [PG=15|17] (tools/bench.sh room: the owner's room, 0.12 vs newest): benchmarks on their own throwaway cluster (port 544NN).
 # pg_partman is the one this major's packages carry: 4.7 on 15 (Debian 12), 5.x on 17 (Debian 13).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +17,10 @@ if [ "$(psql -X -Atc "SHOW shared_buffers")" != 1GB ]; then
 fi
 trap 'tools/cluster.sh stop' EXIT
 mkdir -p bench/results
+if [ "${1:-}" = room ]; then
+  "$ROOT/.venv/bin/python" bench/room.py --runs 3 | tee "bench/results/room-pg$PG.md"
+  exit 0
+fi
 if [ "${BENCH_MIGRATE_ONLY:-}" = "" ]; then
   "$ROOT/.venv/bin/python" bench/bench.py --size "${1:-full}" --out "bench/results/bench-${1:-full}-pg$PG.md" ${BENCH_ONLY:+$BENCH_ONLY}
 fi
