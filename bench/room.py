@@ -31,7 +31,7 @@ def run(version):
                          "PARTITION BY RANGE (ts)")
             conn.execute("SELECT timepart.manage('bf', '1 day', 3, as_of => '2025-01-01')")
             conn.execute("SELECT timepart.add_index_template('bf', 'ws_ts', 'ws, ts DESC')")
-            conn.execute("SELECT timepart.add_index_template('bf', 'note', 'note', 'btree', 'note IS NOT NULL')")
+            conn.execute("SELECT timepart.add_index_template('bf', 'note', 'note', 'note IS NOT NULL')")
             times = []
             for label, sql in STEPS:
                 if label.startswith("moving"):

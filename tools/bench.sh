@@ -18,7 +18,7 @@ fi
 trap 'tools/cluster.sh stop' EXIT
 mkdir -p bench/results
 if [ "${1:-}" = room ]; then
-  "$ROOT/.venv/bin/python" bench/room.py --runs 3 | tee "bench/results/room-pg$PG.md"
+  "$ROOT/.venv/bin/python" bench/room.py --runs 5 | tee "bench/results/room-pg$PG.md"
   exit 0
 fi
 if [ "${BENCH_MIGRATE_ONLY:-}" = "" ]; then
