@@ -158,3 +158,81 @@ BEGIN
     RETURN true;
 END $$;
 COMMENT ON FUNCTION timepart.drop_index_template(regclass, text) IS 'Stops adding an index to new partitions; existing indexes stay';
+
+-- Index templates are checked as text, however they arrive (the API or a direct
+-- INSERT): the column list and the condition must each stay inside the parentheses
+-- timepart puts them in, so no clause (TABLESPACE, WITH, a second statement) can be
+-- smuggled into the CREATE INDEX it builds.
+CREATE OR REPLACE FUNCTION timepart._check_template_text(txt text, what text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    i int := 1;
+    n int := length(txt);
+    c text;
+    depth int := 0;
+    bad text;
+BEGIN
+    IF txt IS NULL OR btrim(txt) = '' THEN
+        bad := 'it is empty';
+    END IF;
+    WHILE bad IS NULL AND i <= n LOOP
+        c := substr(txt, i, 1);
+        IF c = '''' OR c = '"' THEN
+            i := i + 1;
+            LOOP
+                IF i > n THEN bad := 'a quote is not closed'; EXIT; END IF;
+                IF substr(txt, i, 1) = '\' THEN bad := 'it holds a backslash'; EXIT; END IF;
+                IF substr(txt, i, 1) = c THEN
+                    IF substr(txt, i + 1, 1) = c THEN i := i + 2; CONTINUE; END IF;
+                    EXIT;
+                END IF;
+                i := i + 1;
+            END LOOP;
+        ELSIF c = '(' THEN depth := depth + 1;
+        ELSIF c = ')' THEN
+            depth := depth - 1;
+            IF depth < 0 THEN bad := 'a parenthesis closes that was never opened'; END IF;
+        ELSIF c IN (';', '\', '$') THEN bad := format('it holds %s', c);
+        ELSIF substr(txt, i, 2) IN ('--', '/*') THEN bad := 'it holds a comment';
+        END IF;
+        i := i + 1;
+    END LOOP;
+    IF bad IS NULL AND depth <> 0 THEN
+        bad := 'a parenthesis is not closed';
+    END IF;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid index template definition' USING ERRCODE = '22023',
+            DETAIL = format('The %s is refused: %s. Got %s.', what, bad, coalesce(txt, 'NULL')),
+            HINT = 'Give a column list such as ''workspace_id, created_at DESC'' and an optional condition such as '
+                   '''status = ''''open''''''; no semicolons, comments, backslashes, dollar quotes or unbalanced parentheses.';
+    END IF;
+END $$;
+
+-- The refusal for a template that cannot be built as it stands: add_index_template and
+-- the trigger below (direct INSERTs and UPDATEs) check the same way.
+CREATE OR REPLACE FUNCTION timepart._check_template(t timepart.index_templates) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF t.suffix IS NULL OR t.suffix !~ '^[a-z0-9_]{1,40}$' THEN
+        RAISE EXCEPTION 'invalid index template suffix "%"', t.suffix USING ERRCODE = '22023',
+            DETAIL = 'A suffix is 1 to 40 characters of a-z, 0-9 and _.', HINT = 'Use a name such as workspace_created_idx.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_am a WHERE a.amname = t.method AND a.amtype = 'i') THEN
+        RAISE EXCEPTION 'unknown index method "%"', t.method USING ERRCODE = '22023',
+            DETAIL = 'It is not an index access method of this database.', HINT = 'Use btree, hash, gist, gin or brin.';
+    END IF;
+    PERFORM timepart._check_template_text(t.columns, 'column list');
+    IF t.where_clause IS NOT NULL THEN
+        PERFORM timepart._check_template_text(t.where_clause, 'condition');
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart._template_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM timepart._check_template(NEW);
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS index_templates_checked ON timepart.index_templates;
+CREATE TRIGGER index_templates_checked BEFORE INSERT OR UPDATE ON timepart.index_templates
+    FOR EACH ROW EXECUTE FUNCTION timepart._template_guard();
