@@ -28,7 +28,8 @@ install: sql
 	$(SUDO) rm -f "$$($(PG_CONFIG) --sharedir)"/extension/timepart--*.sql
 	$(SUDO) $(MAKE) -s -C extension PG_CONFIG=$(PG_CONFIG) install
 
-demo: deps
+demo:
+	$(CLUSTER) deps demo
 	$(CLUSTER) install
 	tools/demo.sh
 
