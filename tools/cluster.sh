@@ -153,6 +153,7 @@ deps_host15() {
   ln -s /usr/lib/postgresql/15/lib "$tmp/usr/lib/postgresql/15/lib"
   for f in /usr/share/postgresql/15/*; do [ "${f##*/}" = extension ] || ln -s "$f" "$tmp/usr/share/postgresql/15/"; done
   cp -rs /usr/share/postgresql/15/extension/. "$tmp/usr/share/postgresql/15/extension/"
+  rm -f "$tmp"/usr/share/postgresql/15/extension/timepart[.-]*   # a system install's: ours come next
   chmod -R a+rX "$tmp"; echo "$stamp" > "$tmp/.stamp"
   rm -rf "$HOST15"; mv "$tmp" "$HOST15"
 }
@@ -238,7 +239,7 @@ packages() {
 install_ext() {
   make -s -C "$ROOT/extension" all PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
   local version; version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/extension/timepart.control")
-  local copy="rm -f '$EXTDIR'/timepart--*.sql && cp '$ROOT'/extension/timepart.control '$ROOT'/extension/timepart--0.1.sql \
+  local copy="rm -f '$EXTDIR'/timepart.control '$EXTDIR'/timepart--*.sql && cp '$ROOT'/extension/timepart.control '$ROOT'/extension/timepart--0.1.sql \
       '$ROOT'/extension/timepart--$version.sql '$ROOT'/extension/updates/timepart--*.sql '$EXTDIR/'"
   # The harness's own extension folder (17's is inside the Debian 13 root, which is root's).
   [ -d "$EXTDIR" ] || die "PostgreSQL $PG is not set up yet: run make deps PG=$PG (or make test / make demo)"

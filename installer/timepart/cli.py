@@ -85,9 +85,32 @@ def _run(ctx, operation, table=None):
 
 # ---- the group --------------------------------------------------------------------
 
-@click.group()
-@click.option("--dsn", help="Connection string; default DATABASE_URL, then the PG* variables.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+_DSN_HELP = "Connection string; default DATABASE_URL, then the PG* variables."
+_JSON_HELP = "Machine-readable JSON output."
+
+
+def _into_obj(key):
+    """A command's own --dsn or --json: the same setting as the group's, given after the
+    command name (timepart maintain --json)."""
+    def callback(ctx, param, value):
+        if value:
+            ctx.ensure_object(dict)[key] = value
+    return callback
+
+
+class _Group(click.Group):
+    """Every command also takes --dsn and --json after its name."""
+
+    def add_command(self, cmd, name=None):
+        cmd.params += [click.Option(["--dsn"], help=_DSN_HELP, expose_value=False, callback=_into_obj("dsn")),
+                       click.Option(["--json"], is_flag=True, help=_JSON_HELP, expose_value=False,
+                                    callback=_into_obj("json"))]
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group)
+@click.option("--dsn", help=_DSN_HELP)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
 @click.version_option(package_name="timepart")
 @click.pass_context
 def cli(ctx, dsn, as_json):

@@ -175,13 +175,25 @@ def one_line(exc: BaseException, dsn: Optional[str] = None, env: Mapping[str, st
     return scrub(text, passwords(dsn, env))
 
 
+# Said when a connection fails and nothing named one: the usual newcomer's case.
+NO_SETTINGS = ("no connection settings were given (--dsn, DATABASE_URL or PG* variables). For the demo's "
+               "database, in the checkout: eval \"$(make -s env)\", or make cli ARGS=\"...\"")
+
+
+def _cannot_connect(exc: BaseException, dsn: Optional[str], env: Mapping[str, str]) -> TimepartError:
+    text = f"cannot connect to the database: {one_line(exc, dsn, env)}"
+    if not conninfo(dsn, env) and not any(k in env for k in ("PGHOST", "PGPORT", "PGDATABASE", "PGSERVICE")):
+        text += f"; {NO_SETTINGS}"
+    return TimepartError(text)
+
+
 def connect(dsn: Optional[str] = None, env: Mapping[str, str] = os.environ, **kwargs) -> psycopg.Connection:
     """An autocommit connection; the library opens its own transactions."""
     kwargs.setdefault("autocommit", True)
     try:
         return psycopg.connect(conninfo(dsn, env), **kwargs)
     except psycopg.Error as exc:
-        raise TimepartError(f"cannot connect to the database: {one_line(exc, dsn, env)}") from None
+        raise _cannot_connect(exc, dsn, env) from None
 
 
 async def connect_async(dsn: Optional[str] = None, env: Mapping[str, str] = os.environ,
@@ -190,4 +202,4 @@ async def connect_async(dsn: Optional[str] = None, env: Mapping[str, str] = os.e
     try:
         return await psycopg.AsyncConnection.connect(conninfo(dsn, env), **kwargs)
     except psycopg.Error as exc:
-        raise TimepartError(f"cannot connect to the database: {one_line(exc, dsn, env)}") from None
+        raise _cannot_connect(exc, dsn, env) from None
