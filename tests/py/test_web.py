@@ -283,28 +283,6 @@ def test_importing_without_the_extra_names_it():
     assert done.returncode != 0 and 'pip install "timepart[web]"' in done.stderr, done.stderr
 
 
-def test_the_readmes_example_runs_as_written(db, monkeypatch):
-    from pathlib import Path
-    import re
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    start = readme.index("### The seed's admin API in your FastAPI application")
-    block = re.compile(r"```python\n(.*?)```", re.S).search(readme, start).group(1)
-    monkeypatch.setenv("PGDATABASE", psycopg.conninfo.conninfo_to_dict(db)["dbname"])
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    scope = {}
-    exec(compile(block, "README.md", "exec"), scope)
-
-    async def go():
-        transport = httpx.ASGITransport(app=scope["app"])
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            refused = await client.get("/api/system/partitions/health")
-            health = await client.get("/api/system/partitions/health", headers={"x-admin-token": "change-me"})
-            return refused, health
-    refused, health = asyncio.run(go())
-    assert refused.status_code == 403 and refused.json() == {"detail": "admins only"}
-    assert health.status_code == 200 and health.json()["status"] in ("healthy", "warning", "critical"), health.text
-
-
 @pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
 def test_sqlalchemy_errors_carry_detail_and_hint_with_either_driver(db, driver):
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
