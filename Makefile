@@ -1,4 +1,4 @@
-# The front door: make demo | test | test-all | bench | install | lint | dist | psql | cli | stop
+# The front door: make demo | test | test-all | newcomer | bench | install | lint | dist | psql | cli | stop
 #   PG=15 (default), 16, 17 or 18 picks the PostgreSQL major of the throwaway cluster.
 SHELL := /bin/bash
 CLUSTER := tools/cluster.sh
@@ -7,7 +7,7 @@ export PG
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all sql delta install demo psql cli env stop test test-all bench bench-quick lint deps dist clean
+.PHONY: all sql delta install demo psql cli env stop test test-all newcomer bench bench-quick lint deps dist clean
 
 all: sql
 
@@ -58,6 +58,10 @@ test: deps
 # Every supported major, one after another (what .ci/run calls).
 test-all:
 	tools/test-all.sh
+
+# A fresh clone and the README's commands, as root and as a plain user (tools/newcomer.sh).
+newcomer:
+	tools/newcomer.sh
 
 bench: deps
 	$(CLUSTER) install

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# make newcomer: what a newcomer does, for real. A fresh clone of this checkout's HEAD in the
+# home folder, then the README's commands in order (its "sh newcomer" blocks, then those of
+# docs/development.md), line by line. As root, it does that twice: as root in root's home,
+# then as a plain user without sudo (made once: tpnewcomer), after the one command the
+# README asks root to run for such a user. Each pass removes its clone and stops its
+# clusters. Not in `make test`: it runs the whole suite once a pass (about 3 minutes).
+set -eEuo pipefail
+trap 'echo "newcomer: failed at line $LINENO: $BASH_COMMAND (exit $?)" >&2' ERR
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+USER_NAME=${NEWCOMER_USER:-tpnewcomer}
+
+# The lines of the "sh newcomer" blocks of a page, as written.
+lines() { awk '/^```sh newcomer$/ {on = 1; next} /^```/ {on = 0} on && NF' "$ROOT/$1"; }
+
+script() {  # what one pass runs, in the clone
+  echo "set -eo pipefail"
+  for page in README.md docs/development.md; do
+    lines "$page" | while IFS= read -r line; do
+      printf 'echo %q\n%s </dev/null\n' "+ $line" "$line"
+    done
+  done
+}
+
+pass() {  # $1: the user; the clone goes into that user's home
+  local who=$1 home; home=$(getent passwd "$who" | cut -d: -f6)
+  local clone="$home/timepart-newcomer"
+  echo "==== newcomer as $who, in $clone"
+  local run="rm -rf '$clone' && git clone -q '$ROOT' '$clone' && cd '$clone' && bash -s"
+  local status=0
+  if [ "$who" = "$(id -un)" ]; then script | (cd "$home" && sh -c "$run") || status=$?
+  else script | su - "$who" -c "git config --global --add safe.directory '$ROOT/.git'; $run" || status=$?; fi
+  # Whatever happened: the demo's cluster stopped, the clone gone.
+  if [ -d "$clone" ]; then
+    (cd "$clone" && if [ "$who" = "$(id -un)" ]; then make -s stop; else su "$who" -c "make -s stop"; fi) || true
+    rm -rf "$clone"
+  fi
+  [ "$status" = 0 ] || { echo "newcomer: the pass as $who failed (exit $status)" >&2; exit 1; }
+  echo "==== newcomer as $who: passed"
+}
+
+if [ "$(id -u)" != 0 ]; then pass "$(id -un)"; exit 0; fi
+pass root
+id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/bash "$USER_NAME"
+"$ROOT/tools/cluster.sh" packages   # the README's one command for a plain user
+pass "$USER_NAME"
