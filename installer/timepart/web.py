@@ -3,50 +3,49 @@ extra): GET /stats, /health and /summary, POST /maintain and /cleanup, each one 
 of the async client, so one timepart SQL function. Authorization is twofold: the
 application's own `require_admin` dependency guards every route, and the database
 decides what the connection's role may do (partition_monitor reads, partition_admin or
-the table's owner acts). A database refusal is a 403, bad input a 422, and every error
-body carries PostgreSQL's message, DETAIL, HINT and SQLSTATE."""
-import inspect
-from contextlib import asynccontextmanager
-from datetime import datetime, timezone
-from decimal import Decimal
-from typing import Any, Callable, Optional
+the table's owner acts). A database refusal is a 403, bad input a 422 (a parameter the
+route does not know included), a run another run kept from starting a 409, a run that
+failed a 500 with the seed's document. Every error body is
+{"message", "detail", "hint", "sqlstate"}. The connection handling is in web_session.py."""
+import json
+from typing import Any, Callable, Dict, Optional
 
 try:
-    from fastapi import APIRouter, Body, Depends, Query
+    from fastapi import APIRouter, Depends, Request
     from fastapi.responses import JSONResponse
-    from pydantic import BaseModel
-except ImportError as exc:  # pragma: no cover - what a user without the extra sees
+except ImportError as exc:  # what a user without the extra sees
     raise ImportError('timepart.web needs FastAPI, the "web" extra: pip install "timepart[web]"') from exc
 
-from .client import OperationResult, PartitionManager
-from .db import TimepartError
-from .runner import sqlstate
+from .client import PartitionManager
+from .web_session import BadRequest, error_response, plain, request_session
 
 __all__ = ["make_router"]
 
 SEED_PREFIX = "/api/system/partitions"
 
-
-class MaintainRequest(BaseModel):
-    months_ahead: Optional[int] = None  # default 6
-
-
-class CleanupRequest(BaseModel):
-    retention_months: Optional[int] = None  # default 12
-    dry_run: Optional[bool] = None
+# Each route's parameters: name -> (parse, default).
+_INT, _BOOL, _TEXT = "integer", "boolean", "text"
+_PARAMS = {
+    "read": {"table": (_TEXT, None)},
+    "maintain": {"months_ahead": (_INT, 6)},
+    "cleanup": {"retention_months": (_INT, 12), "dry_run": (_BOOL, False)},
+}
 
 
 def make_router(conn_factory: Callable[[], Any], *, require_admin: Callable[..., Any],
                 prefix: str = SEED_PREFIX, parent: Optional[str] = "email_events") -> APIRouter:
-    """The router. `conn_factory()` is called once a request and gives (or awaits to, or
-    yields, as a FastAPI dependency generator does) what the client accepts:
-    - a psycopg AsyncConnectionPool: used as it is and left open;
-    - a psycopg AsyncConnection, a SQLAlchemy AsyncSession or AsyncConnection, or an async
-      context manager giving one (`pool.connection`, an `async_sessionmaker`): used for
-      the request and closed after it; a SQLAlchemy transaction is committed when the
-      call succeeds.
-    `require_admin` is the application's FastAPI dependency that admits admins only; there
-    is no default. `parent` is the managed table (None: every managed table)."""
+    """The router. `conn_factory()` takes no arguments and is called once a request; what it
+    gives is used for that request:
+    - a psycopg AsyncConnectionPool or AsyncConnection: used as it is, and left open;
+    - a coroutine (psycopg.AsyncConnection.connect(...), timepart.db.connect_async): the
+      connection it makes, closed after the request;
+    - an async context manager (pool.connection, engine.connect, an async_sessionmaker's
+      session or .begin()) or an async generator (a FastAPI-style dependency): entered for
+      the request and left as FastAPI would (a failure is thrown into it).
+    A SQLAlchemy session or connection is committed when the call succeeds (an engine in
+    AUTOCOMMIT cannot run the client's savepoints). `require_admin` is the application's
+    FastAPI dependency that admits admins only; there is no default. `parent` is the
+    managed table the routes act on (None: every managed table); GETs take ?table=."""
     if not callable(conn_factory):
         raise TypeError("make_router: conn_factory must be a callable that gives a connection, pool or session")
     if require_admin is None or not callable(require_admin):
@@ -57,176 +56,141 @@ def make_router(conn_factory: Callable[[], Any], *, require_admin: Callable[...,
 
     router = APIRouter(prefix=prefix, dependencies=[Depends(require_admin)], tags=["partitions"])
 
-    async def call(table: Optional[str], work):
+    async def call(table: Optional[str], asked: bool, work):
+        """work(manager) on a connection from the factory; an error as its JSON answer.
+        `asked`: the table came from the request, so a table PostgreSQL cannot find is the
+        request's fault (422), not the router's (500)."""
         try:
-            async with _session(conn_factory) as target:
-                result = await work(PartitionManager(target, table))
-                await _commit(target)
-                return result
+            async with request_session(conn_factory) as target:
+                return await work(PartitionManager(target, table))
         except Exception as exc:
-            response = _error_response(exc)
+            response = error_response(exc, asked)
             if response is None:
                 raise
             return response
 
-    table_query = Query(None, description="A managed table (default: the router's)")
+    async def read(request: Request, work, shape=plain):
+        try:
+            args = await _arguments(request, "read")
+        except BadRequest as bad:
+            return bad.response()
+        table = args["table"]
+        result = await call(table or parent, bool(table), work)
+        return result if isinstance(result, JSONResponse) else shape(result)
 
-    @router.get("/stats", summary="Per-partition statistics")
-    async def stats(table: Optional[str] = table_query):
-        rows = await call(table or parent, lambda m: m.partition_stats())
-        return rows if isinstance(rows, JSONResponse) else [_stats_row(r) for r in rows]
+    @router.get("/stats", summary="Per-partition statistics", openapi_extra=_docs("read"))
+    async def stats(request: Request):
+        return await read(request, lambda m: m.partition_stats(), lambda rows: [_stats_row(r) for r in rows])
 
-    @router.get("/health", summary="Partition system health")
-    async def health(table: Optional[str] = table_query):
-        result = await call(table or parent, lambda m: m.health())
-        return result if isinstance(result, JSONResponse) else _plain(result.as_dict())
+    @router.get("/health", summary="Partition system health", openapi_extra=_docs("read"))
+    async def health(request: Request):
+        return await read(request, lambda m: m.health(), lambda h: plain(h.as_dict()))
 
-    @router.get("/summary", summary="Health, statistics, configuration, jobs, log and alerts")
-    async def summary(table: Optional[str] = table_query):
-        result = await call(table or parent, lambda m: m.summary())
-        return result if isinstance(result, JSONResponse) else _plain(result)
+    @router.get("/summary", summary="Health, statistics, configuration, jobs, log and alerts",
+                openapi_extra=_docs("read"))
+    async def summary(request: Request):
+        return await read(request, lambda m: m.summary())
 
-    @router.post("/maintain", summary="Create current and future partitions")
-    async def maintain(months_ahead: Optional[int] = Query(None, description="Periods to keep ahead (default 6)"),
-                       body: Optional[MaintainRequest] = Body(None)):
-        value = _one(months_ahead, body and body.months_ahead, "months_ahead", 6)
-        if isinstance(value, JSONResponse):
-            return value
-        return _operation(await call(parent, lambda m: m.maintain(premake=value)))
+    async def act(request: Request, route: str, work):
+        try:
+            args = await _arguments(request, route)
+        except BadRequest as bad:
+            return bad.response()
+        result = await call(parent, False, lambda m: work(m, args))
+        if isinstance(result, JSONResponse):
+            return result
+        data = plain(result.as_dict())
+        if data.get("skipped"):  # another run holds the table: nothing was done
+            return JSONResponse(status_code=409, content={**data, "success": False})
+        return data if result.success else JSONResponse(status_code=500, content=data)
 
-    @router.post("/cleanup", summary="Remove partitions past the retention")
-    async def cleanup(retention_months: Optional[int] = Query(None, description="Months to keep (default 12)"),
-                      dry_run: Optional[bool] = Query(None, description="Report only; change nothing"),
-                      body: Optional[CleanupRequest] = Body(None)):
-        months = _one(retention_months, body and body.retention_months, "retention_months", 12)
-        if isinstance(months, JSONResponse):
-            return months
-        dry = _one(dry_run, body and body.dry_run, "dry_run", False)
-        if isinstance(dry, JSONResponse):
-            return dry
-        return _operation(await call(parent, lambda m: m.cleanup(retention=f"{months} months", dry_run=dry)))
+    @router.post("/maintain", summary="Create current and future partitions", openapi_extra=_docs("maintain"))
+    async def maintain(request: Request):
+        return await act(request, "maintain", lambda m, a: m.maintain(premake=a["months_ahead"]))
+
+    @router.post("/cleanup", summary="Remove partitions past the retention", openapi_extra=_docs("cleanup"))
+    async def cleanup(request: Request):
+        return await act(request, "cleanup", lambda m, a: m.cleanup(retention=f"{a['retention_months']} months",
+                                                                  dry_run=a["dry_run"]))
 
     return router
 
 
-# ---- connections --------------------------------------------------------------------
+# ---- parameters: the query string or a JSON object body, known keys only -------------
 
-@asynccontextmanager
-async def _session(factory):
-    """What conn_factory gives, for one request (see make_router)."""
-    made = factory()
-    if inspect.isasyncgen(made):
+async def _arguments(request: Request, route: str) -> Dict[str, Any]:
+    known = _PARAMS[route]
+    query: Dict[str, Any] = {}
+    for key in set(request.query_params):
+        values = request.query_params.getlist(key)
+        if len(values) > 1:
+            raise BadRequest(f"{key} was given {len(values)} times", f"Got {values}.", "Give it once.")
+        query[key] = values[0]
+    body: Dict[str, Any] = {}
+    raw = await request.body()
+    if raw.strip():
         try:
-            yield await made.__anext__()
-        finally:
-            await made.aclose()
-        return
-    # An async context manager first: SQLAlchemy's engine.connect() is awaitable too.
-    if not hasattr(made, "__aenter__") and inspect.isawaitable(made):
-        made = await made
-    if type(made).__module__.startswith("psycopg_pool") or not hasattr(made, "__aenter__"):
-        yield made
-        return
-    async with made as target:
-        yield target
+            body = json.loads(raw)
+        except ValueError:
+            raise BadRequest("the body is not JSON", None, 'Send a JSON object, e.g. {"months_ahead": 6}, or none.')
+        if not isinstance(body, dict):
+            raise BadRequest("the body is not a JSON object", f"Got {type(body).__name__}.", "Send a JSON object.")
+    unknown = sorted((set(query) | set(body)) - set(known))
+    if unknown:
+        hint = ("?table= is for the GET routes; maintain and cleanup act on the router's table." if "table" in unknown
+                else f"Give {', '.join(sorted(known))}, or nothing for the defaults.")
+        raise BadRequest(f"unknown parameter {', '.join(unknown)}",
+                         f"{request.method} {request.url.path} takes {', '.join(sorted(known))}.", hint)
+    args = {}
+    for key, (kind, default) in known.items():
+        from_query = _parse(key, kind, query[key]) if key in query else None
+        from_body = _parse(key, kind, body[key]) if key in body else None
+        if key in query and key in body and from_query != from_body:
+            raise BadRequest(f"{key} was given twice, with different values",
+                             f"The query string says {query[key]}, the body {body[key]}.", "Give it once.")
+        args[key] = from_query if key in query else from_body if key in body else default
+    return args
 
 
-async def _commit(target) -> None:
-    """A SQLAlchemy call runs in a SAVEPOINT of the caller's transaction; the request is
-    the caller here, so it commits. psycopg connections commit their own call."""
-    if type(target).__module__.startswith("sqlalchemy.") and hasattr(target, "commit"):
-        await target.commit()
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
-# ---- answers --------------------------------------------------------------------------
+def _parse(key: str, kind: str, value: Any) -> Any:
+    """A value of the query string (text) or the body (JSON) as its kind; refused if it is not one."""
+    if kind == _INT:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+    elif kind == _BOOL:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(f"{key} holds a NUL character", None, "Give a table name.")
+        return value
+    raise BadRequest(f"{key} must be {'an' if kind == _INT else 'a'} {kind}", f"Got {value!r}.",
+                     {"integer": "e.g. 6", "boolean": "true or false", "text": "a table name"}[kind])
 
-def _one(query, body, name: str, default):
-    """A parameter given in the query string or the JSON body (the same value if both)."""
-    if query is not None and body is not None and query != body:
-        return _error(422, f"{name} was given twice, with different values",
-                      f"The query string says {query}, the body {body}.", "Give it once.")
-    return default if query is None and body is None else (query if query is not None else body)
 
-
-def _operation(result):
-    """The seed's /maintain and /cleanup document; a run that failed is a 500 with it."""
-    if isinstance(result, JSONResponse):
-        return result
-    assert isinstance(result, OperationResult)
-    data = _plain(result.as_dict())
-    return data if result.success else JSONResponse(status_code=500, content=data)
+def _docs(route: str) -> dict:
+    """The route's parameters for the OpenAPI page (the route parses them itself)."""
+    kinds = {_INT: "integer", _BOOL: "boolean", _TEXT: "string"}
+    params = [{"name": k, "in": "query", "required": False, "schema": {"type": kinds[kind], "default": default}}
+              for k, (kind, default) in _PARAMS[route].items()]
+    extra: dict = {"parameters": params}
+    if route != "read":
+        extra["requestBody"] = {"required": False, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False,
+            "properties": {k: {"type": kinds[kind], "default": default} for k, (kind, default) in _PARAMS[route].items()}}}}}
+    return extra
 
 
 def _stats_row(row) -> dict:
     """One partition in the seed's /stats shape, then the rest of what timepart knows."""
-    return _plain({"name": row.partition_name, "period": row.period, "record_count": row.record_count,
-                   "size_mb": row.size_mb, "oldest_record": row.oldest_record, "newest_record": row.newest_record,
-                   "parent_table": row.parent_table, "range_start": row.range_start, "range_end": row.range_end,
-                   "index_count": row.index_count, "is_default": row.is_default, "exact": row.exact})
-
-
-def _plain(value):
-    """JSON as the seed writes it: times in UTC with a Z, numbers as numbers."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-            return value.isoformat() + "Z"
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
-# SQLSTATEs (or their classes) that mean the request itself was wrong.
-_BAD_INPUT = ("22", "42P01", "42704", "42602", "3F000")
-
-
-def _status(code: Optional[str]) -> int:
-    if code == "42501":
-        return 403
-    if code and (code in _BAD_INPUT or code[:2] in _BAD_INPUT):
-        return 422
-    if code and code[:2] in ("55", "40"):
-        return 409  # in use, locked, serialization: try again later
-    if code and code[:2] in ("08", "57", "53"):
-        return 503
-    return 500
-
-
-def _fields(exc: BaseException) -> dict:
-    """message, DETAIL, HINT and SQLSTATE of a driver error: psycopg's diag, asyncpg's
-    attributes, through SQLAlchemy's wrapper (.orig) and asyncpg's adapter (__cause__)."""
-    seen = [exc, getattr(exc, "orig", None)]
-    seen.append(getattr(seen[-1], "__cause__", None))
-    for err in (e for e in seen if e is not None):
-        diag = getattr(err, "diag", None)
-        if diag is not None and getattr(diag, "message_primary", None):
-            return {"message": diag.message_primary, "detail": diag.message_detail, "hint": diag.message_hint,
-                    "sqlstate": diag.sqlstate}
-        if getattr(err, "sqlstate", None) and isinstance(getattr(err, "message", None), str):
-            return {"message": err.message, "detail": getattr(err, "detail", None), "hint": getattr(err, "hint", None),
-                    "sqlstate": err.sqlstate}
-    return {"message": str(exc).splitlines()[0] if str(exc) else type(exc).__name__, "detail": None, "hint": None,
-            "sqlstate": sqlstate(exc)}
-
-
-def _error(status: int, message: str, detail: Optional[str] = None, hint: Optional[str] = None,
-           code: Optional[str] = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"message": message, "detail": detail, "hint": hint,
-                                                     "sqlstate": code})
-
-
-def _error_response(exc: BaseException) -> Optional[JSONResponse]:
-    """The answer for a database's error or timepart's own; None for anything else (a bug,
-    which the application's handlers see as it is)."""
-    if isinstance(exc, TimepartError):
-        return _error(503, str(exc), None, "Install or repair timepart in this database (timepart install).")
-    code = sqlstate(exc)
-    if code is None:
-        return None
-    f = _fields(exc)
-    return _error(_status(code), f["message"], f["detail"], f["hint"], code)
+    return plain({"name": row.partition_name, "period": row.period, "record_count": row.record_count,
+                  "size_mb": row.size_mb, "oldest_record": row.oldest_record, "newest_record": row.newest_record,
+                  "parent_table": row.parent_table, "range_start": row.range_start, "range_end": row.range_end,
+                  "index_count": row.index_count, "is_default": row.is_default, "exact": row.exact})

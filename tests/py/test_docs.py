@@ -91,7 +91,28 @@ def run_python(code, env, scope, where, monkeypatch):
     asyncio.run(go())
 
 
-def run_page(page, dsn, monkeypatch, capsys=None):
+def roles():
+    with psycopg.connect(_admin_dsn()) as conn:
+        return {r for (r,) in conn.execute("SELECT rolname FROM pg_roles")}
+
+
+def _admin_dsn():
+    return psycopg.conninfo.make_conninfo(dbname="postgres")
+
+
+def run_page(page, dsn, monkeypatch):
+    """The page's blocks in order; the roles a page creates (cluster-wide) are dropped after it."""
+    before = roles()
+    try:
+        return _run_blocks(page, dsn, monkeypatch)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for role in sorted(roles() - before):
+                conn.execute(f'DROP OWNED BY "{role}"')
+                conn.execute(f'DROP ROLE "{role}"')
+
+
+def _run_blocks(page, dsn, monkeypatch):
     env = environment(dsn)
     scope, features = {}, os.environ.get("TIMEPART_FEATURES", "").split()
     for kind, code, line in blocks(page):

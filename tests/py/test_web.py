@@ -61,12 +61,12 @@ def app_for(factory, **kwargs) -> FastAPI:
     return app
 
 
-def request(app, method, path, admin=True, **kwargs):
+def request(app, method, path, admin=True, headers=None, **kwargs):
     async def go():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            headers = {"x-admin": "yes"} if admin else {}
-            return await client.request(method, "/api/system/partitions" + path, headers=headers, **kwargs)
+            return await client.request(method, "/api/system/partitions" + path,
+                                        headers={**({"x-admin": "yes"} if admin else {}), **(headers or {})}, **kwargs)
     return asyncio.run(go())
 
 
@@ -199,21 +199,36 @@ def test_the_database_refuses_roles_without_the_grant_with_a_403(db, connect):
 @pytest.mark.parametrize("method, path, kwargs, says", [
     ("POST", "/maintain", {"params": {"months_ahead": 0}}, "premake must be between 1 and 1000"),
     ("POST", "/maintain", {"params": {"months_ahead": 5000}}, "premake must be between 1 and 1000"),
-    ("POST", "/maintain", {"params": {"months_ahead": "six"}}, None),
+    ("POST", "/maintain", {"params": {"months_ahead": "six"}}, "months_ahead must be an integer"),
+    ("POST", "/maintain", {"json": {"months_ahead": True}}, "months_ahead must be an integer"),
+    ("POST", "/maintain", {"params": [("months_ahead", "3"), ("months_ahead", "4")]}, "given 2 times"),
+    ("POST", "/maintain", {"content": "{not json", "headers": {"content-type": "application/json"}}, "not JSON"),
+    ("POST", "/maintain", {"json": [6]}, "not a JSON object"),
+    ("POST", "/cleanup", {"params": {"dry_run": "maybe"}}, "dry_run must be a boolean"),
+    # What a route does not know is refused, never ignored: a typo must not run the real thing.
+    ("POST", "/cleanup", {"params": {"dryrun": "true"}}, "unknown parameter dryrun"),
+    ("POST", "/cleanup", {"json": {"dryRun": True}}, "unknown parameter dryRun"),
+    ("POST", "/cleanup", {"json": {"retention": 48}}, "unknown parameter retention"),
+    ("POST", "/cleanup", {"params": {"table": "web_daily", "retention_months": 1}}, "unknown parameter table"),
+    ("GET", "/stats", {"params": {"tabel": "web_daily"}}, "unknown parameter tabel"),
+    ("GET", "/stats", {"params": {"table": "a.b.c"}}, "cross-database references are not implemented"),
+    ("GET", "/stats", {"params": {"table": "a.b.c.d"}}, "improper relation name"),
+    ("GET", "/stats", {"params": {"table": "a\x00b"}}, "NUL"),
     ("POST", "/maintain", {"params": {"months_ahead": 3}, "json": {"months_ahead": 4}}, "given twice"),
     ("POST", "/cleanup", {"params": {"retention_months": 0}}, "retention must be positive"),
     ("POST", "/cleanup", {"params": {"retention_months": -3}}, "retention must be positive"),
-    ("POST", "/cleanup", {"json": {"retention_months": "a year"}}, None),
+    ("POST", "/cleanup", {"json": {"retention_months": "a year"}}, "retention_months must be an integer"),
 ])
 def test_bad_input_is_a_422_with_the_reason_and_changes_nothing(db, connect, method, path, kwargs, says):
     conn = connect()
     before = (partitions(conn), conn.execute("SELECT count(*) FROM timepart.maintenance_log").fetchone()[0])
+    kwargs = dict(kwargs)
     answer = request(app_for(fresh_connection(db)), method, path, **kwargs)
     assert answer.status_code == 422, answer.text
-    if says:
-        assert says in answer.json()["message"], answer.text
-        if answer.json()["sqlstate"]:
-            assert answer.json()["detail"] and answer.json()["hint"], answer.text
+    assert set(answer.json()) == {"message", "detail", "hint", "sqlstate"}, answer.text
+    assert says in answer.json()["message"], answer.text
+    if answer.json()["sqlstate"] in ("22023", None):
+        assert answer.json()["hint"], answer.text
     assert (partitions(conn), conn.execute("SELECT count(*) FROM timepart.maintenance_log").fetchone()[0]) == before
 
 
@@ -261,6 +276,7 @@ def test_a_failed_run_is_a_500_with_the_seeds_document(db, connect):
     answer = request(app_for(fresh_connection(db)), "POST", "/maintain", params={"months_ahead": 16})
     assert answer.status_code == 500, answer.text
     assert answer.json()["success"] is False and answer.json()["errors"], answer.text
+    conn.execute(f"DROP TABLE {month_name(16)}")
 
 
 def test_the_router_is_refused_without_require_admin_and_bad_arguments():
@@ -307,3 +323,92 @@ def test_sqlalchemy_errors_carry_detail_and_hint_with_either_driver(db, driver):
     assert answer.status_code == 422, answer.text
     body = answer.json()
     assert body["sqlstate"] == "22023" and "premake" in body["message"] and body["detail"] == "Got 0." and body["hint"]
+
+
+def test_a_run_kept_from_starting_by_another_is_a_409(db, connect):
+    holder = connect(autocommit=False)
+    holder.execute("SELECT timepart.maintain('email_events')")  # makes sure its runner row exists
+    holder.commit()
+    holder.execute("SELECT 1 FROM timepart.runners WHERE parent = 'email_events'::regclass FOR UPDATE")
+    try:
+        answer = request(app_for(fresh_connection(db)), "POST", "/maintain")
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["success"] is False and answer.json()["skipped"], answer.text
+    finally:
+        holder.rollback()
+    assert request(app_for(fresh_connection(db)), "POST", "/maintain").status_code == 200
+
+
+def test_a_dependency_generator_is_resumed_so_its_transaction_commits(db, connect):
+    """A pool in its default mode (no autocommit) and a SET ROLE a request: the factory's
+    own code after its yield runs, as FastAPI would run it."""
+    events = []
+
+    async def go():
+        pool = AsyncConnectionPool(db, open=False, min_size=1, max_size=1)
+        await pool.open()
+
+        async def as_admin():
+            async with pool.connection() as conn:
+                await conn.execute(f"SET ROLE {ADMIN}")
+                try:
+                    yield conn
+                    events.append("resumed")
+                except Exception as exc:
+                    events.append(f"thrown {type(exc).__name__}")
+                    raise
+                finally:
+                    await conn.execute("RESET ROLE")
+        try:
+            transport = httpx.ASGITransport(app=app_for(as_admin))
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                headers = {"x-admin": "yes"}
+                ok = await client.post("/api/system/partitions/maintain", params={"months_ahead": 17}, headers=headers)
+                bad = await client.post("/api/system/partitions/maintain", params={"months_ahead": 0}, headers=headers)
+                again = await client.get("/api/system/partitions/health", headers=headers)  # the one connection is back
+                return ok, bad, again
+        finally:
+            await pool.close()
+    ok, bad, again = asyncio.run(go())
+    assert ok.status_code == 200 and month_name(17) in ok.json()["created_partitions"], ok.text
+    assert bad.status_code == 422 and again.status_code == 200, (bad.text, again.text)
+    assert events[0] == "resumed" and events[1].startswith("thrown"), events
+    assert month_name(17) in partitions(connect())  # committed
+
+
+def test_what_the_application_keeps_is_never_closed(db):
+    """A shared connection, and a pool of the application's own subclass: both serve every request."""
+    class AppPool(AsyncConnectionPool):
+        pass
+
+    async def go():
+        conn = await psycopg.AsyncConnection.connect(db, autocommit=True)
+        pool = AppPool(db, open=False, min_size=1, max_size=2)
+        await pool.open()
+        try:
+            codes = []
+            for factory in (lambda: conn, lambda: pool):
+                transport = httpx.ASGITransport(app=app_for(factory))
+                async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                    for _ in range(3):
+                        codes.append((await client.get("/api/system/partitions/health",
+                                                       headers={"x-admin": "yes"})).status_code)
+            return codes, conn.closed, pool.closed
+        finally:
+            await conn.close()
+            await pool.close()
+    codes, conn_closed, pool_closed = asyncio.run(go())
+    assert codes == [200] * 6 and not conn_closed and not pool_closed
+
+
+def test_an_unreachable_database_and_a_misconfigured_router_answer_in_json(db):
+    nowhere = app_for(lambda: psycopg.AsyncConnection.connect("host=/nonexistent port=1 connect_timeout=2"))
+    answer = request(nowhere, "GET", "/health")
+    assert answer.status_code == 503 and "connect" in answer.json()["message"], answer.text
+    typo = app_for(fresh_connection(db), parent="email_event")
+    answer = request(typo, "POST", "/maintain")
+    assert answer.status_code == 500 and "email_event" in answer.json()["message"], answer.text
+    assert "parent=" in answer.json()["hint"], answer.text
+    wrong = app_for(lambda: "postgresql://")
+    answer = request(wrong, "GET", "/health")
+    assert answer.status_code == 500 and "conn_factory" in answer.json()["message"], answer.text
