@@ -8,6 +8,7 @@
 set -eEuo pipefail
 trap 'echo "newcomer: failed at line $LINENO: $BASH_COMMAND (exit $?)" >&2' ERR
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+unset MAKEFLAGS MAKELEVEL MFLAGS   # a newcomer's shell, not a sub-make of `make newcomer`
 USER_NAME=${NEWCOMER_USER:-tpnewcomer}
 
 # The lines of the "sh newcomer" blocks of a page, as written.

@@ -1,5 +1,6 @@
 """The PGXN package: META.json in step with the control file, and `make dist` builds a zip
 that carries the extension (base, chain and the newest full script) and its metadata."""
+import os
 import json
 import subprocess
 import zipfile
@@ -28,7 +29,10 @@ def test_meta_json_is_in_step_with_the_control_file():
 
 
 def test_make_dist_builds_the_pgxn_zip():
-    result = subprocess.run(["make", "-s", "dist"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    # As a person runs it: not as a sub-make of whatever make started the tests (its
+    # MAKEFLAGS would print "Entering directory" lines).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    result = subprocess.run(["make", "-s", "dist"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     version = build.control_version(ROOT / "extension" / "timepart.control")
     prefix = f"timepart-{META['version']}"
