@@ -23,19 +23,28 @@ script() {  # what one pass runs, in the clone
   done
 }
 
+# Removes a clone and every cluster the harness made for it (in the clone, or in the cache
+# when the server could not enter it), so each pass starts as on a fresh machine.
+forget() {  # $1: the user, $2: the clone, $3: the user's home
+  local key; key=$(printf '%s' "$2" | md5sum | cut -c1-8)
+  local cache=$3/.cache/timepart; [ "$1" = root ] && cache=/var/cache/timepart
+  if [ -d "$2" ]; then
+    (cd "$2" && if [ "$1" = "$(id -un)" ]; then make -s clean; else su "$1" -c "make -s clean"; fi) >/dev/null 2>&1 || true
+    rm -rf "$2"
+  fi
+  rm -rf "$cache/clusters/$key"*
+}
+
 pass() {  # $1: the user; the clone goes into that user's home
   local who=$1 home; home=$(getent passwd "$who" | cut -d: -f6)
   local clone="$home/timepart-newcomer"
   echo "==== newcomer as $who, in $clone"
-  local run="rm -rf '$clone' && git clone -q '$ROOT' '$clone' && cd '$clone' && bash -s"
+  forget "$who" "$clone" "$home"
+  local run="git clone -q '$ROOT' '$clone' && cd '$clone' && bash -s"
   local status=0
   if [ "$who" = "$(id -un)" ]; then script | (cd "$home" && sh -c "$run") || status=$?
   else script | su - "$who" -c "git config --global --add safe.directory '$ROOT/.git'; $run" || status=$?; fi
-  # Whatever happened: the demo's cluster stopped, the clone gone.
-  if [ -d "$clone" ]; then
-    (cd "$clone" && if [ "$who" = "$(id -un)" ]; then make -s stop; else su "$who" -c "make -s stop"; fi) || true
-    rm -rf "$clone"
-  fi
+  forget "$who" "$clone" "$home"   # whatever happened: clusters stopped and gone, the clone too
   [ "$status" = 0 ] || { echo "newcomer: the pass as $who failed (exit $status)" >&2; exit 1; }
   echo "==== newcomer as $who: passed"
 }
