@@ -100,14 +100,47 @@ BEGIN
     END IF;
 END $$;
 
--- The refusal for a time zone PostgreSQL does not know.
+-- An offset as people write it: +05:30, -08:00.
+CREATE OR REPLACE FUNCTION timepart._utc_offset(o interval) RETURNS text
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN o < interval '0' THEN '-' ELSE '+' END || pg_catalog.to_char(CASE WHEN o < interval '0' THEN -o ELSE o END, 'HH24:MI');
+END;
+
+-- The refusal for a time zone that is not a full zone name. PostgreSQL also reads
+-- abbreviations ('IST' is Israel's +02, not India's; 'PST' is a fixed -08 all summer),
+-- POSIX-style names ('EST5EDT') and fixed offsets ('Etc/GMT+5' is UTC-05, sign inverted);
+-- period boundaries need a zone's real history, so only a region name or UTC will do.
 CREATE OR REPLACE FUNCTION timepart._check_time_zone(time_zone text) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    abbrev record;
 BEGIN
-    IF time_zone IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names z WHERE z.name = time_zone)
-                        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_abbrevs z WHERE z.abbrev = time_zone) THEN
+    IF time_zone IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names z WHERE z.name = time_zone)
+       AND (time_zone ~ '^(Etc/)?(UTC|UCT|Universal|Zulu|Greenwich|GMT([+-]?0)?)$'
+            OR NOT (time_zone ~ '^(Etc/)?GMT[+-]?[0-9]' OR time_zone ~ '^[A-Z]{3}[0-9]' OR time_zone ~ '^posix'
+                    OR time_zone IN ('EST', 'MST', 'HST', 'CET', 'EET', 'MET', 'WET', 'Factory', 'localtime', 'posixrules'))) THEN
+        RETURN;
+    END IF;
+    SELECT a.utc_offset, a.is_dst INTO abbrev FROM pg_catalog.pg_timezone_abbrevs a WHERE a.abbrev = time_zone;
+    IF FOUND THEN
+        RAISE EXCEPTION 'time zone "%" is an abbreviation, not a zone', time_zone USING ERRCODE = '22023',
+            DETAIL = format('PostgreSQL reads "%s" as the fixed offset UTC%s%s, all year: no daylight saving, and not '
+                            'necessarily the region you mean.', time_zone, timepart._utc_offset(abbrev.utc_offset),
+                            CASE WHEN abbrev.is_dst THEN ' (a summer time)' ELSE '' END),
+            HINT = 'Use a region name from pg_timezone_names, e.g. ''Asia/Kolkata'', ''America/Los_Angeles'' or ''UTC''.';
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names z WHERE z.name = time_zone) THEN
+        RAISE EXCEPTION 'time zone "%" is a fixed offset or an old POSIX-style name, not a region', time_zone
+            USING ERRCODE = '22023',
+            DETAIL = format('"%s" is UTC%s now; %s', time_zone,
+                            (SELECT timepart._utc_offset(z.utc_offset) FROM pg_catalog.pg_timezone_names z WHERE z.name = time_zone),
+                            CASE WHEN time_zone ~ '^Etc/GMT[+-]' THEN 'Etc/GMT names invert the sign (Etc/GMT+5 is UTC-05).'
+                                 ELSE 'such names follow no region''s history.' END),
+            HINT = 'Use a region name from pg_timezone_names, e.g. ''Europe/Berlin'', or ''UTC''.';
+    ELSE
         RAISE EXCEPTION 'unknown time zone "%"', time_zone USING ERRCODE = '22023',
-            DETAIL = 'Period boundaries are computed in this time zone.', HINT = 'Use a name from pg_timezone_names, e.g. UTC.';
+            DETAIL = 'Period boundaries are computed in this time zone.',
+            HINT = 'Use a region name from pg_timezone_names, e.g. ''Europe/Berlin'', or ''UTC''.';
     END IF;
 END $$;
 

@@ -45,7 +45,8 @@ BEGIN
         RAISE EXCEPTION 'partition % of % no longer covers % to %', part_name, cfg.parent, range_start, range_end
             USING ERRCODE = '55000', HINT = 'It changed since cleanup planned; run cleanup again.';
     END IF;
-    bytes := pg_catalog.pg_total_relation_size(part);
+    bytes := coalesce((SELECT f.total_bytes FROM timepart._tree_figures(part) f WHERE
+                       (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = part) = 'p'), pg_catalog.pg_total_relation_size(part));
     IF cfg.retention_action = 'archive' THEN
         PERFORM timepart._archive_schema(cfg.parent);
     END IF;

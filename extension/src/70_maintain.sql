@@ -114,12 +114,18 @@ BEGIN
     RETURN timepart._attempt(cfg, 'build', part_name, NULL, NULL) || jsonb_build_object('partition', part_name);
 END $$;
 
--- One table's maintenance, under its advisory lock (taken by _run). Never raises:
--- failures come back in "errors" and the log.
+-- One table's maintenance, under its runner lock (taken by _run). Never raises:
+-- failures come back in "errors" and the log. The current and later periods come first,
+-- then the older ones (gaps, whose rows wait in the default partition: the costly moves).
+-- The jobs' first pass over a table (timepart.job_pass = 'upcoming', _each) makes only
+-- the current and later ones, and commits them before any move of older rows can be
+-- cancelled (a statement_timeout) or fail.
 CREATE OR REPLACE FUNCTION timepart._maintain_table(cfg timepart.config, premake integer, as_of timestamptz)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
+    cur timestamptz := timepart._period_of(cfg, as_of);
+    upcoming_only boolean := coalesce(pg_catalog.current_setting('timepart.job_pass', true), '') = 'upcoming';
     res jsonb;
     steps jsonb;
     created jsonb := '[]'::jsonb;
@@ -145,8 +151,9 @@ BEGIN
                    'partition', CASE WHEN p.whole THEN timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone)
                                      ELSE timepart._piece_name(cfg.parent, p.range_start, p.range_end, cfg.time_zone) END,
                    'action', 'build', 'range_start', p.range_start, 'range_end', p.range_end, 'reason', p.reason)
-                   ORDER BY p.range_start), '[]'::jsonb)
-        INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p;
+                   ORDER BY p.range_end <= cur, p.range_start), '[]'::jsonb)
+        INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p
+        WHERE NOT upcoming_only OR p.range_end > cur;
         res := timepart._run_steps(cfg, 'create_partition', steps, 'missing periods');
         created := created || (res->'done');
         errors := errors || (res->'errors');

@@ -23,15 +23,34 @@ COMMENT ON TABLE timepart.stats_history IS 'Daily exact per-partition figures (s
 COMMENT ON COLUMN timepart.stats_history.changes_seen IS 'Rows inserted+updated+deleted in the partition when counted; a change means the count is stale';
 SELECT timepart._config_dump('timepart.stats_history');
 
--- Rows inserted, updated and deleted in a table since statistics began, this
--- transaction's own changes included. Any change makes a stored count stale.
+-- The tables that hold the rows of a partition: itself, or, when it is partitioned in
+-- turn (by LIST, say), its leaves at any depth (foreign ones excepted). From pg_inherits:
+-- no lock.
+CREATE OR REPLACE FUNCTION timepart._leaves(rel oid) RETURNS TABLE (leaf oid)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    WITH RECURSIVE tree(r) AS (
+        SELECT rel
+        UNION ALL
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.r
+    )
+    SELECT t.r FROM tree t JOIN pg_catalog.pg_class c ON c.oid = t.r WHERE c.relkind IN ('r', 'm');
+END;
+
+-- Rows inserted, updated and deleted in a table (over its leaves, if partitioned) since
+-- statistics began, this transaction's own changes included. Any change makes a stored
+-- count stale.
 CREATE OR REPLACE FUNCTION timepart._changes(rel oid) RETURNS bigint
 LANGUAGE sql VOLATILE
 BEGIN ATOMIC
-    SELECT pg_catalog.pg_stat_get_tuples_inserted(rel) + pg_catalog.pg_stat_get_tuples_updated(rel)
-         + pg_catalog.pg_stat_get_tuples_deleted(rel) + pg_catalog.pg_stat_get_xact_tuples_inserted(rel)
-         + pg_catalog.pg_stat_get_xact_tuples_updated(rel) + pg_catalog.pg_stat_get_xact_tuples_deleted(rel);
+    SELECT coalesce(sum(pg_catalog.pg_stat_get_tuples_inserted(l.leaf) + pg_catalog.pg_stat_get_tuples_updated(l.leaf)
+         + pg_catalog.pg_stat_get_tuples_deleted(l.leaf) + pg_catalog.pg_stat_get_xact_tuples_inserted(l.leaf)
+         + pg_catalog.pg_stat_get_xact_tuples_updated(l.leaf) + pg_catalog.pg_stat_get_xact_tuples_deleted(l.leaf)), 0)::bigint
+    FROM (SELECT rel AS leaf WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) <> 'p'
+          UNION ALL
+          SELECT l.leaf FROM timepart._leaves(rel) l WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) = 'p') l;
 END;
+
 
 -- Bytes of a table with its indexes and TOAST from relpages: no lock, as fresh as the last
 -- VACUUM/ANALYZE. heap_bytes, when known, stands in for the table's own relpages. A
@@ -48,20 +67,37 @@ BEGIN ATOMIC
     WHERE c.oid = rel;
 END;
 
--- Exact rows, oldest and newest of one partition (a scan: only for small ones).
+-- A partition's sizes and live-row estimate over its leaves when it is partitioned in
+-- turn (a partitioned table has no storage of its own). heap: the tables alone; total:
+-- with indexes and TOAST (both measured, so they open the leaves).
+CREATE OR REPLACE FUNCTION timepart._tree_figures(rel oid)
+RETURNS TABLE (heap_bytes bigint, total_bytes bigint, estimated_bytes bigint, live_rows bigint) LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT sum(pg_catalog.pg_relation_size(l.leaf))::bigint, sum(pg_catalog.pg_total_relation_size(l.leaf))::bigint,
+           sum((SELECT e.bytes FROM timepart._estimated_bytes(l.leaf) e))::bigint,
+           sum(greatest(pg_catalog.pg_stat_get_live_tuples(l.leaf),
+                        (SELECT greatest(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid = l.leaf)))::bigint
+    FROM timepart._leaves(rel) l;
+END;
+
+-- Exact rows, oldest and newest of one partition (a scan: only for small ones). The
+-- oldest and newest of a timestamp or date key are moments in the table's time zone, as
+-- its bounds are, whatever the session's.
 -- Read with the owner's rights: planning the scan runs the owner's index code. No row
 -- when the count could not be had (the partition is locked beyond the budget, or the
 -- owner's code failed): the caller falls back on estimates, and one table's owner cannot
 -- make everyone's statistics fail.
-CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name)
+CREATE OR REPLACE FUNCTION timepart._exact_figures(rel oid, key_column name, key_type regtype, time_zone text)
 RETURNS TABLE (record_count bigint, oldest timestamptz, newest timestamptz) LANGUAGE plpgsql STABLE AS $$
 DECLARE
     r jsonb;
+    moment text := CASE WHEN key_type = 'timestamptz'::regtype THEN '%s(%I)'
+                        ELSE format('pg_catalog.timezone(%L, %%s(%%I)::pg_catalog.timestamp)', time_zone) END;
 BEGIN
     BEGIN
         r := timepart._read_as_owner(rel::regclass, format(
-            'SELECT pg_catalog.jsonb_build_array(count(*), min(%I)::pg_catalog.timestamptz, max(%I)::pg_catalog.timestamptz) FROM %s',
-            key_column, key_column, rel::regclass));
+            'SELECT pg_catalog.jsonb_build_array(count(*), ' || moment || ', ' || moment || ') FROM %s',
+            'min', key_column, 'max', key_column, rel::regclass));
     EXCEPTION WHEN OTHERS THEN
         RAISE NOTICE 'timepart: % was not counted: %', rel::regclass, SQLERRM;
         RETURN;
@@ -173,15 +209,21 @@ BEGIN
         -- than the rest of the statistics. Written-to ones may have free space maps,
         -- unlogged ones init forks, other index types maps of their own: those are measured.
         -- (Scalar subqueries: looked up only for those, never over all of pg_index.)
-        SELECT p.*, CASE WHEN p.live AND p.heap_bytes = 0 AND p.changes = 0
+        SELECT p.*, CASE WHEN p.relkind = 'p' THEN CASE WHEN p.live THEN p.tree_total END
+                         WHEN p.live AND p.heap_bytes = 0 AND p.changes = 0
                               AND (SELECT c.relpersistence = 'p' FROM pg_catalog.pg_class c WHERE c.oid = p.partition_oid)
                               AND (SELECT bool_and(ic.relam = 403)  -- 403: btree's fixed oid
                                    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
                                    WHERE i.indrelid = p.partition_oid) IS NOT FALSE
                          THEN (SELECT e.bytes FROM timepart._estimated_bytes(p.partition_oid, 0) e)
                          WHEN p.live THEN pg_catalog.pg_total_relation_size(p.partition_oid) END AS live_bytes
-        FROM (SELECT p.*, CASE WHEN p.live THEN pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes
-              FROM parts p OFFSET 0) p
+        FROM (SELECT p.*, CASE WHEN NOT p.live THEN NULL WHEN p.relkind = 'p' THEN t.heap_bytes
+                               ELSE pg_catalog.pg_relation_size(p.partition_oid) END AS heap_bytes,
+                     t.total_bytes AS tree_total, t.estimated_bytes AS tree_estimate, t.live_rows AS tree_rows
+              FROM parts p
+              -- A partition partitioned in turn: its figures are its leaves'.
+              LEFT JOIN LATERAL (SELECT f.* FROM timepart._tree_figures(p.partition_oid) f WHERE p.relkind = 'p') t ON true
+              OFFSET 0) p
     ), judged AS (
         SELECT p.*, s.record_count AS s_rows, x.record_count AS x_rows, x.oldest AS x_oldest, x.newest AS x_newest, s.size_bytes AS s_bytes, s.oldest_record AS s_oldest, s.newest_record AS s_newest,
                (s.partition_oid IS NOT NULL AND NOT p.is_default AND p.range_end <= s.taken_at
@@ -193,7 +235,7 @@ BEGIN
         LEFT JOIN LATERAL (SELECT 0::bigint AS record_count, NULL::timestamptz AS oldest, NULL::timestamptz AS newest
                            WHERE p.live AND p.heap_bytes = 0
                            UNION ALL
-                           SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column) f
+                           SELECT f.* FROM timepart._exact_figures(p.partition_oid, p.key_column, p.key_type, p.time_zone) f
                            WHERE p.live AND p.heap_bytes > 0 AND p.live_bytes <= timepart._exact_limit_bytes()) x ON true
     )
     SELECT j.parent::text, j.partition_name::text,
@@ -201,9 +243,11 @@ BEGIN
                 ELSE timepart._bounds_label(j.range_start, j.range_end, j.time_zone) END,
            j.range_start, j.range_end,
            CASE WHEN j.sealed THEN j.s_rows WHEN j.x_rows IS NOT NULL THEN j.x_rows
+                WHEN j.relkind = 'p' THEN coalesce(j.tree_rows, 0)
                 ELSE greatest(pg_catalog.pg_stat_get_live_tuples(j.partition_oid),
                               (SELECT greatest(reltuples, 0)::bigint FROM pg_catalog.pg_class WHERE oid = j.partition_oid)) END,
            round((CASE WHEN j.sealed THEN j.s_bytes WHEN j.live THEN j.live_bytes
+                       WHEN j.relkind = 'p' THEN coalesce(j.tree_estimate, 0)
                        ELSE (SELECT e.bytes FROM timepart._estimated_bytes(j.partition_oid) e) END) / 1048576.0, 2),
            -- Else oldest and newest from the ANALYZE histogram of the key: approximate, no
            -- scan, and looked up only for the partitions that need it.
@@ -260,7 +304,7 @@ BEGIN
             -- last figures stay, nothing waits.
             PERFORM pg_catalog.set_config('lock_timeout', timepart._lock_budget(cfg), true);
             SELECT f.record_count, f.oldest, f.newest INTO rows, oldest, newest
-            FROM timepart._exact_figures(p.partition_oid, p.key_column) f;
+            FROM timepart._exact_figures(p.partition_oid, p.key_column, cfg.key_type, cfg.time_zone) f;
             IF NOT FOUND THEN
                 skipped := skipped || p.partition_name::text;
                 CONTINUE;
@@ -270,7 +314,8 @@ BEGIN
         INSERT INTO timepart.stats_history AS h (snapshot_date, parent_table, partition_oid, partition_name, range_start,
                                                  range_end, record_count, size_bytes, oldest_record, newest_record, changes_seen)
         VALUES ((as_of AT TIME ZONE 'UTC')::date, p.parent, p.partition_oid, p.partition_name, p.range_start, p.range_end,
-                rows, pg_catalog.pg_total_relation_size(p.partition_oid), oldest, newest, p.changes)
+                rows, CASE WHEN p.relkind = 'p' THEN (SELECT f.total_bytes FROM timepart._tree_figures(p.partition_oid) f)
+                           ELSE pg_catalog.pg_total_relation_size(p.partition_oid) END, oldest, newest, p.changes)
         ON CONFLICT (snapshot_date, partition_oid) DO UPDATE SET record_count = excluded.record_count,
             size_bytes = excluded.size_bytes, oldest_record = excluded.oldest_record, newest_record = excluded.newest_record,
             changes_seen = excluded.changes_seen, taken_at = excluded.taken_at, partition_name = excluded.partition_name;

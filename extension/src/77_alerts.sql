@@ -126,6 +126,28 @@ BEGIN
           ORDER BY m.id DESC LIMIT 1) l
     WHERE NOT l.success
     UNION ALL
+    -- Retention that fails (a foreign key references an old partition, say) or does not run.
+    SELECT 'retention_failing', 'critical', tbl::text, '',
+           format('the last cleanup run of %s failed: %s', tbl, l.error),
+           'Read timepart.get_maintenance_log() for the partition that could not be removed and fix its cause (a foreign '
+           'key referencing it?); the alert resolves with the next successful cleanup', 1, 0
+    FROM (SELECT m.success, m.error FROM timepart.maintenance_log m
+          WHERE m.parent_table = tbl::text AND m.operation_type = 'cleanup' AND NOT m.details ? 'skipped'
+          ORDER BY m.id DESC LIMIT 1) l
+    WHERE NOT l.success
+    UNION ALL
+    SELECT 'retention_overdue', 'warning', tbl::text, '',
+           format('%s partition(s) of %s are past its retention of %s by more than a month and a partition (the oldest ends %s)',
+                  o.n, tbl, cfg.retention, o.oldest_end),
+           'Run timepart.cleanup(); schedule it with timepart.schedule_jobs(); if it fails, see the retention_failing alert',
+           o.n, 0
+    FROM (SELECT count(*) AS n, min(p.range_end) AS oldest_end FROM timepart._partitions(tbl, time_zone) p
+          WHERE NOT p.is_default AND cfg.retention IS NOT NULL
+            -- The cleanup job runs monthly by default: overdue past a month and a partition.
+            AND p.range_end <= ((as_of AT TIME ZONE time_zone) - cfg.retention - cfg.partition_interval - interval '31 days')
+                               AT TIME ZONE time_zone) o
+    WHERE o.n > 0
+    UNION ALL
     -- Runs that found the table held by another: fine once (two runs met), not for an hour.
     SELECT 'maintenance_skipped', 'warning', tbl::text, '',
            format('maintain and cleanup of %s have been skipped since %s: another run holds the table (%s runs skipped)',
@@ -228,7 +250,9 @@ DECLARE
     who name := timepart._caller();   -- runs as timepart's owner: the caller's rights are checked here
 BEGIN
     PERFORM timepart._check_moment(as_of);
-    PERFORM timepart._forget_orphans();
+    IF NOT pg_catalog.pg_is_in_recovery() THEN
+        PERFORM timepart._forget_orphans();
+    END IF;
     IF check_alerts.parent IS NOT NULL THEN
         PERFORM timepart._config(check_alerts.parent);
         PERFORM timepart._check_may_maintain(who, check_alerts.parent, 'check its alerts');
@@ -252,6 +276,21 @@ BEGIN
                                                    WHERE NOT pg_catalog.pg_has_role(who, r.oid, 'USAGE')) THEN
         checked := checked || '(scheduler)'::text;
         evaluated := evaluated || coalesce((SELECT jsonb_agg(to_jsonb(e)) FROM timepart._evaluate_jobs(as_of) e), '[]'::jsonb);
+    END IF;
+
+    -- A hot standby is read-only: the rules are evaluated as on the primary and the open
+    -- alerts returned, with the lifecycle the primary recorded (first_seen); nothing is
+    -- written, announced or logged there.
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RETURN QUERY
+        SELECT e.alert_type, e.severity, e.parent_table, e.partition_name, e.message, e.recommendation, e.value, e.threshold,
+               coalesce(x.first_seen, now_ts), now_ts, x.id IS NULL
+        FROM jsonb_to_recordset(evaluated) AS e(alert_type text, severity text, parent_table text, partition_name text,
+                                                message text, recommendation text, value numeric, threshold numeric)
+        LEFT JOIN timepart.alerts x ON x.resolved_at IS NULL AND x.alert_type = e.alert_type
+              AND x.parent_table = e.parent_table AND x.partition_name = coalesce(e.partition_name, '')
+        ORDER BY CASE e.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, 11, 9;
+        RETURN;
     END IF;
 
     FOR a IN SELECT e.alert_type, e.severity, e.parent_table, coalesce(e.partition_name, '') AS partition_name, e.message,

@@ -22,10 +22,14 @@ BEGIN
     RETURN QUERY
     WITH s AS MATERIALIZED (SELECT * FROM timepart.partition_stats()),
     log AS (
-        SELECT l.parent_table, max(l.created_at) FILTER (WHERE l.success) AS last_ok,
-               count(*) FILTER (WHERE NOT l.success) AS failures,
-               (array_agg(l.success ORDER BY l.id DESC))[1] AS last_run_ok
-        FROM timepart.maintenance_log l WHERE l.operation_type = 'maintain' GROUP BY l.parent_table
+        SELECT l.parent_table, max(l.created_at) FILTER (WHERE l.success AND l.operation_type = 'maintain') AS last_ok,
+               count(*) FILTER (WHERE NOT l.success AND l.operation_type = 'maintain') AS failures,
+               max(l.created_at) FILTER (WHERE l.success AND l.operation_type = 'cleanup') AS cleanup_last_ok,
+               count(*) FILTER (WHERE NOT l.success AND l.operation_type = 'cleanup' AND NOT l.details ? 'skipped') AS cleanup_failures,
+               (array_agg(l.success ORDER BY l.id DESC) FILTER (WHERE l.operation_type = 'maintain'))[1] AS last_run_ok,
+               (array_agg(l.success ORDER BY l.id DESC)
+                    FILTER (WHERE l.operation_type = 'cleanup' AND NOT l.details ? 'skipped'))[1] AS last_cleanup_ok
+        FROM timepart.maintenance_log l WHERE l.operation_type IN ('maintain', 'cleanup') GROUP BY l.parent_table
     ),
     tables AS (
         SELECT c.parent::text AS tbl, c.alert_min_future,
@@ -49,7 +53,8 @@ BEGIN
     UNION ALL
     SELECT 'timepart_health_status', jsonb_build_object('table', t.tbl),
            CASE WHEN NOT t.has_current THEN 2
-                WHEN t.future < t.alert_min_future OR t.default_rows > 0 OR NOT coalesce(g.last_run_ok, true) THEN 1
+                WHEN t.future < t.alert_min_future OR t.default_rows > 0 OR NOT coalesce(g.last_run_ok, true)
+                     OR NOT coalesce(g.last_cleanup_ok, true) THEN 1
                 ELSE 0 END::float8
     FROM tables t LEFT JOIN log g ON g.parent_table = t.tbl
     UNION ALL
@@ -62,6 +67,13 @@ BEGIN
     FROM tables t JOIN log g ON g.parent_table = t.tbl WHERE g.last_ok IS NOT NULL
     UNION ALL
     SELECT 'timepart_maintenance_failures_total', jsonb_build_object('table', t.tbl), coalesce(g.failures, 0)::float8
+    FROM tables t LEFT JOIN log g ON g.parent_table = t.tbl
+    UNION ALL
+    SELECT 'timepart_last_retention_success_timestamp_seconds', jsonb_build_object('table', t.tbl),
+           extract(epoch FROM g.cleanup_last_ok)::float8
+    FROM tables t JOIN log g ON g.parent_table = t.tbl WHERE g.cleanup_last_ok IS NOT NULL
+    UNION ALL
+    SELECT 'timepart_retention_failures_total', jsonb_build_object('table', t.tbl), coalesce(g.cleanup_failures, 0)::float8
     FROM tables t LEFT JOIN log g ON g.parent_table = t.tbl
     UNION ALL
     SELECT 'timepart_job_last_success_timestamp_seconds', jsonb_build_object('job', j->>'jobname'),

@@ -9,29 +9,83 @@
 -- run on the caller's search_path, where anyone with CREATE could plant an operator.
 -- One job over every table it may maintain: each call of maintain or cleanup that held a
 -- table for its lock budget says what is left, so commit (traffic goes on) and call
--- again, a bounded number of times. One table's refusal does not stop the others (it is a
--- WARNING in the job's log).
+-- again, a bounded number of times. maintain makes each table's current and later
+-- periods first, in a pass of their own that commits, so nothing later (a move of old
+-- rows) can cost them. One table's failure does not stop the others, and a cancel by
+-- statement_timeout is caught and logged (the timer fires once per statement: the rest of
+-- the job runs untimed); a person's cancel ends the job. The run is logged as it starts
+-- (committed: a run that dies leaves that row alone, and the run_interrupted alert says
+-- so) and as it ends; when any table failed, the job then ends with an error, so pg_cron
+-- records it as failed.
 CREATE OR REPLACE PROCEDURE timepart._each(operation pg_catalog.text, premake pg_catalog.int4)
 LANGUAGE plpgsql AS $$
 DECLARE
     t pg_catalog.regclass;
     left_over pg_catalog.int4;
+    res pg_catalog.jsonb;
+    failed pg_catalog.text[] := '{}'::pg_catalog.text[];
+    run pg_catalog.jsonb := pg_catalog.jsonb_build_object('run', pg_catalog.md5(pg_catalog.concat(pg_catalog.clock_timestamp(),
+                                pg_catalog.pg_backend_pid())), 'pid', pg_catalog.pg_backend_pid());
+    started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    CALL timepart._log(operation OPERATOR(pg_catalog.||) '_job', NULL, NULL, true,
+                       run OPERATOR(pg_catalog.||) '{"state": "started"}', NULL, started);
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
-        FOR i IN 1..10000 LOOP
+        FOR i IN 0..10000 LOOP
+            CONTINUE WHEN i OPERATOR(pg_catalog.=) 0 AND operation OPERATOR(pg_catalog.<>) 'maintain';
             BEGIN
-                left_over := (CASE WHEN operation OPERATOR(pg_catalog.=) 'maintain' THEN timepart.maintain(t, premake)
-                                   ELSE timepart.cleanup(t) END OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
-            EXCEPTION WHEN OTHERS THEN
-                RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
-                left_over := 0;
+                IF i OPERATOR(pg_catalog.=) 0 THEN  -- the current and later periods, committed first
+                    PERFORM pg_catalog.set_config('timepart.job_pass', 'upcoming', true);
+                END IF;
+                res := CASE WHEN operation OPERATOR(pg_catalog.=) 'maintain' THEN timepart.maintain(t, premake)
+                            ELSE timepart.cleanup(t) END;
+                PERFORM pg_catalog.set_config('timepart.job_pass', '', true);
+                left_over := (res OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
+                IF NOT (res OPERATOR(pg_catalog.->>) 'success')::pg_catalog.bool THEN
+                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t,
+                        timepart._joined_errors(res OPERATOR(pg_catalog.->) 'errors'));
+                    left_over := 0;
+                END IF;
+            EXCEPTION
+                WHEN query_canceled THEN
+                    -- The timer's cancel, told by the time it came (in any language): a
+                    -- person's cancel ends the job.
+                    IF pg_catalog.current_setting('statement_timeout') OPERATOR(pg_catalog.=) '0'
+                       OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.statement_timestamp()
+                          OPERATOR(pg_catalog.<) pg_catalog.current_setting('statement_timeout')::pg_catalog.interval THEN
+                        RAISE;
+                    END IF;
+                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t, SQLERRM);
+                    CALL timepart._log(operation, t, NULL, false, run OPERATOR(pg_catalog.||) '{"cancelled": "statement_timeout"}',
+                                       pg_catalog.format('%s of %s was cancelled by statement_timeout (%s); the next run goes on '
+                                           'from here', operation, t, pg_catalog.current_setting('statement_timeout')), started);
+                    left_over := 0;
+                WHEN OTHERS THEN
+                    RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
+                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t, SQLERRM);
+                    CALL timepart._log(operation, t, NULL, false, run, SQLERRM, started);
+                    left_over := 0;
             END;
             COMMIT;
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
+            EXIT WHEN i OPERATOR(pg_catalog.>) 0 AND left_over OPERATOR(pg_catalog.=) 0;
         END LOOP;
     END LOOP;
+    CALL timepart._log(operation OPERATOR(pg_catalog.||) '_job', NULL, NULL, pg_catalog.cardinality(failed) OPERATOR(pg_catalog.=) 0,
+                       run OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('state', 'finished', 'failed', pg_catalog.to_jsonb(failed)),
+                       CASE WHEN pg_catalog.cardinality(failed) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.array_to_string(failed, '; ') END,
+                       started);
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF pg_catalog.cardinality(failed) OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'timepart: % failed for % table(s)', operation, pg_catalog.cardinality(failed)
+            USING ERRCODE = 'P0001', DETAIL = pg_catalog.array_to_string(failed, '; '),
+                  HINT = 'The other tables were done and committed. See SELECT * FROM timepart.get_maintenance_log(); '
+                         'for each failure, fix its cause, and run the job again.';
+    END IF;
 END $$;
 
 CREATE OR REPLACE PROCEDURE timepart.maintain_each(premake pg_catalog.int4 DEFAULT NULL)

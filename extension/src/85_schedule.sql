@@ -274,6 +274,20 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     err text;
 BEGIN
+    -- A job's run that started and never ended (killed, a person's cancel, the server
+    -- stopped), whoever ran it (pg_cron or CALL by hand): its "started" row is the newest
+    -- of its kind and its backend is gone. The next run that ends resolves it.
+    RETURN QUERY
+    SELECT 'run_interrupted', 'warning', '(scheduler)', l.operation_type,
+           format('the %s run started at %s (pid %s) never finished: it was killed, cancelled, or the server stopped',
+                  pg_catalog.replace(l.operation_type, '_job', ''), l.created_at, l.details->>'pid'),
+           'See timepart.get_maintenance_log() for how far it got and the server log for why it stopped, then run it '
+           'again (CALL timepart.maintain_each(); or CALL timepart.cleanup_each();)', NULL::numeric, NULL::numeric
+    FROM (SELECT DISTINCT ON (m.operation_type) m.* FROM timepart.maintenance_log m
+          WHERE m.operation_type IN ('maintain_job', 'cleanup_job') ORDER BY m.operation_type, m.id DESC) l
+    WHERE l.details->>'state' = 'started'
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                      WHERE a.pid = (l.details->>'pid')::integer AND a.backend_start <= l.created_at);
     IF NOT EXISTS (SELECT 1 FROM timepart.jobs) THEN
         RETURN;
     END IF;

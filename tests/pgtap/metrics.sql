@@ -14,8 +14,9 @@ CREATE TEMP TABLE m AS SELECT * FROM timepart.metrics;
 SELECT is((SELECT array_agg(DISTINCT name ORDER BY name) FROM m),
           ARRAY['timepart_default_partition_rows', 'timepart_future_partitions', 'timepart_health_status',
                 'timepart_last_maintenance_success_timestamp_seconds', 'timepart_maintenance_failures_total',
-                'timepart_open_alerts', 'timepart_partition_rows', 'timepart_partition_size_bytes'],
-          'every table-level metric is there (job samples need scheduled jobs)');
+                'timepart_open_alerts', 'timepart_partition_rows', 'timepart_partition_size_bytes',
+                'timepart_retention_failures_total'],
+          'every table-level metric is there (job samples need scheduled jobs; retention success once cleanup succeeded)');
 SELECT is((SELECT value FROM m WHERE name = 'timepart_partition_rows' AND labels->>'partition' = 'ev_' || to_char(now(), 'YYYY_MM')),
           250::float8, 'the current partition''s rows');
 SELECT is((SELECT labels->>'exact' FROM m WHERE name = 'timepart_partition_rows' AND labels->>'partition' = 'ev_' || to_char(now(), 'YYYY_MM')),
