@@ -231,7 +231,9 @@ deps() {
 # As root, once: every system package the demo and the tests need (for a plain user).
 packages() {
   [ "$IS_ROOT" = 1 ] || die "run this as root: $ROOT/tools/cluster.sh packages"
-  apt_install $DEB12 $DEB12_TOOLS $HOST_TOOLS
+  local tools=$HOST_TOOLS
+  command -v npm >/dev/null && tools=${tools/npm/}   # npm from elsewhere (nodesource, nvm) does as well
+  apt_install $DEB12 $DEB12_TOOLS $tools
   echo "harness: the packages are in place; a plain user can now run make demo and make test (PG 15, 16, 18)"
 }
 
