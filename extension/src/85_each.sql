@@ -24,6 +24,7 @@ DECLARE
     left_over pg_catalog.int4;
     res pg_catalog.jsonb;
     failed pg_catalog.text[] := '{}'::pg_catalog.text[];
+    table_failed pg_catalog.text;
     run pg_catalog.jsonb := pg_catalog.jsonb_build_object('run', pg_catalog.md5(pg_catalog.concat(pg_catalog.clock_timestamp(),
                                 pg_catalog.pg_backend_pid())), 'pid', pg_catalog.pg_backend_pid());
     started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
@@ -34,6 +35,7 @@ BEGIN
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
+        table_failed := NULL;  -- the table's last failure: what its last pass left
         FOR i IN 0..10000 LOOP
             CONTINUE WHEN i OPERATOR(pg_catalog.=) 0 AND operation OPERATOR(pg_catalog.<>) 'maintain';
             BEGIN
@@ -45,9 +47,10 @@ BEGIN
                 PERFORM pg_catalog.set_config('timepart.job_pass', '', true);
                 left_over := (res OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
                 IF NOT (res OPERATOR(pg_catalog.->>) 'success')::pg_catalog.bool THEN
-                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t,
-                        timepart._joined_errors(res OPERATOR(pg_catalog.->) 'errors'));
+                    table_failed := pg_catalog.format('%s: %s', t, timepart._joined_errors(res OPERATOR(pg_catalog.->) 'errors'));
                     left_over := 0;
+                ELSIF i OPERATOR(pg_catalog.>) 0 THEN
+                    table_failed := NULL;
                 END IF;
             EXCEPTION
                 WHEN query_canceled THEN
@@ -58,14 +61,14 @@ BEGIN
                           OPERATOR(pg_catalog.<) pg_catalog.current_setting('statement_timeout')::pg_catalog.interval THEN
                         RAISE;
                     END IF;
-                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t, SQLERRM);
+                    table_failed := pg_catalog.format('%s: %s', t, SQLERRM);
                     CALL timepart._log(operation, t, NULL, false, run OPERATOR(pg_catalog.||) '{"cancelled": "statement_timeout"}',
                                        pg_catalog.format('%s of %s was cancelled by statement_timeout (%s); the next run goes on '
                                            'from here', operation, t, pg_catalog.current_setting('statement_timeout')), started);
                     left_over := 0;
                 WHEN OTHERS THEN
                     RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
-                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t, SQLERRM);
+                    table_failed := pg_catalog.format('%s: %s', t, SQLERRM);
                     CALL timepart._log(operation, t, NULL, false, run, SQLERRM, started);
                     left_over := 0;
             END;
@@ -73,6 +76,9 @@ BEGIN
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
             EXIT WHEN i OPERATOR(pg_catalog.>) 0 AND left_over OPERATOR(pg_catalog.=) 0;
         END LOOP;
+        IF table_failed IS NOT NULL THEN
+            failed := failed OPERATOR(pg_catalog.||) table_failed;
+        END IF;
     END LOOP;
     CALL timepart._log(operation OPERATOR(pg_catalog.||) '_job', NULL, NULL, pg_catalog.cardinality(failed) OPERATOR(pg_catalog.=) 0,
                        run OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('state', 'finished', 'failed', pg_catalog.to_jsonb(failed)),
