@@ -126,6 +126,7 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     cur timestamptz := timepart._period_of(cfg, as_of);
     upcoming_only boolean := coalesce(pg_catalog.current_setting('timepart.job_pass', true), '') = 'upcoming';
+    older integer := 0;
     res jsonb;
     steps jsonb;
     created jsonb := '[]'::jsonb;
@@ -151,14 +152,14 @@ BEGIN
                    'partition', CASE WHEN p.whole THEN timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone)
                                      ELSE timepart._piece_name(cfg.parent, p.range_start, p.range_end, cfg.time_zone) END,
                    'action', 'build', 'range_start', p.range_start, 'range_end', p.range_end, 'reason', p.reason)
-                   ORDER BY p.range_end <= cur, p.range_start), '[]'::jsonb)
-        INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p
-        WHERE NOT upcoming_only OR p.range_end > cur;
+                   ORDER BY p.range_end <= cur, p.range_start) FILTER (WHERE NOT upcoming_only OR p.range_end > cur), '[]'::jsonb),
+               count(*) FILTER (WHERE upcoming_only AND p.range_end <= cur)
+        INTO steps, older FROM timepart._plan_partitions(cfg.parent, premake, as_of) p;
         res := timepart._run_steps(cfg, 'create_partition', steps, 'missing periods');
         created := created || (res->'done');
         errors := errors || (res->'errors');
         moved := (res->>'moved_rows')::bigint;
-        left_over := (res->>'left')::integer;
+        left_over := (res->>'left')::integer + older;  -- the older periods the upcoming pass left
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
         errors := errors || to_jsonb(err);

@@ -48,8 +48,8 @@ BEGIN
                 left_over := (res OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
                 IF NOT (res OPERATOR(pg_catalog.->>) 'success')::pg_catalog.bool THEN
                     table_failed := pg_catalog.format('%s: %s', t, timepart._joined_errors(res OPERATOR(pg_catalog.->) 'errors'));
-                    left_over := 0;
-                ELSIF i OPERATOR(pg_catalog.>) 0 THEN
+                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
+                ELSE
                     table_failed := NULL;
                 END IF;
             EXCEPTION
@@ -65,16 +65,17 @@ BEGIN
                     CALL timepart._log(operation, t, NULL, false, run OPERATOR(pg_catalog.||) '{"cancelled": "statement_timeout"}',
                                        pg_catalog.format('%s of %s was cancelled by statement_timeout (%s); the next run goes on '
                                            'from here', operation, t, pg_catalog.current_setting('statement_timeout')), started);
-                    left_over := 0;
+                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
                 WHEN OTHERS THEN
                     RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
                     table_failed := pg_catalog.format('%s: %s', t, SQLERRM);
                     CALL timepart._log(operation, t, NULL, false, run, SQLERRM, started);
-                    left_over := 0;
+                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
             END;
             COMMIT;
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-            EXIT WHEN i OPERATOR(pg_catalog.>) 0 AND left_over OPERATOR(pg_catalog.=) 0;
+            -- Done when nothing is left: after the upcoming pass, no older period waits.
+            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
         END LOOP;
         IF table_failed IS NOT NULL THEN
             failed := failed OPERATOR(pg_catalog.||) table_failed;

@@ -109,6 +109,7 @@ DECLARE
     started timestamptz := pg_catalog.clock_timestamp();
     cur timestamptz := timepart._period_of(cfg, as_of);
     upcoming_only boolean := coalesce(pg_catalog.current_setting('timepart.job_pass', true), '') = 'upcoming';
+    older integer := 0;
     res jsonb;
     steps jsonb;
     created jsonb := '[]'::jsonb;
@@ -134,14 +135,14 @@ BEGIN
                    'partition', CASE WHEN p.whole THEN timepart._partition_name(cfg.parent, p.range_start, cfg.partition_interval, cfg.time_zone)
                                      ELSE timepart._piece_name(cfg.parent, p.range_start, p.range_end, cfg.time_zone) END,
                    'action', 'build', 'range_start', p.range_start, 'range_end', p.range_end, 'reason', p.reason)
-                   ORDER BY p.range_end <= cur, p.range_start), '[]'::jsonb)
-        INTO steps FROM timepart._plan_partitions(cfg.parent, premake, as_of) p
-        WHERE NOT upcoming_only OR p.range_end > cur;
+                   ORDER BY p.range_end <= cur, p.range_start) FILTER (WHERE NOT upcoming_only OR p.range_end > cur), '[]'::jsonb),
+               count(*) FILTER (WHERE upcoming_only AND p.range_end <= cur)
+        INTO steps, older FROM timepart._plan_partitions(cfg.parent, premake, as_of) p;
         res := timepart._run_steps(cfg, 'create_partition', steps, 'missing periods');
         created := created || (res->'done');
         errors := errors || (res->'errors');
         moved := (res->>'moved_rows')::bigint;
-        left_over := (res->>'left')::integer;
+        left_over := (res->>'left')::integer + older;  -- the older periods the upcoming pass left
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
         errors := errors || to_jsonb(err);
@@ -751,6 +752,7 @@ DECLARE
     left_over pg_catalog.int4;
     res pg_catalog.jsonb;
     failed pg_catalog.text[] := '{}'::pg_catalog.text[];
+    table_failed pg_catalog.text;
     run pg_catalog.jsonb := pg_catalog.jsonb_build_object('run', pg_catalog.md5(pg_catalog.concat(pg_catalog.clock_timestamp(),
                                 pg_catalog.pg_backend_pid())), 'pid', pg_catalog.pg_backend_pid());
     started pg_catalog.timestamptz := pg_catalog.clock_timestamp();
@@ -761,6 +763,7 @@ BEGIN
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     FOR t IN SELECT j FROM timepart._job_tables() j LOOP
+        table_failed := NULL;  -- the table's last failure: what its last pass left
         FOR i IN 0..10000 LOOP
             CONTINUE WHEN i OPERATOR(pg_catalog.=) 0 AND operation OPERATOR(pg_catalog.<>) 'maintain';
             BEGIN
@@ -772,9 +775,10 @@ BEGIN
                 PERFORM pg_catalog.set_config('timepart.job_pass', '', true);
                 left_over := (res OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
                 IF NOT (res OPERATOR(pg_catalog.->>) 'success')::pg_catalog.bool THEN
-                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t,
-                        timepart._joined_errors(res OPERATOR(pg_catalog.->) 'errors'));
-                    left_over := 0;
+                    table_failed := pg_catalog.format('%s: %s', t, timepart._joined_errors(res OPERATOR(pg_catalog.->) 'errors'));
+                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
+                ELSE
+                    table_failed := NULL;
                 END IF;
             EXCEPTION
                 WHEN query_canceled THEN
@@ -785,21 +789,25 @@ BEGIN
                           OPERATOR(pg_catalog.<) pg_catalog.current_setting('statement_timeout')::pg_catalog.interval THEN
                         RAISE;
                     END IF;
-                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t, SQLERRM);
+                    table_failed := pg_catalog.format('%s: %s', t, SQLERRM);
                     CALL timepart._log(operation, t, NULL, false, run OPERATOR(pg_catalog.||) '{"cancelled": "statement_timeout"}',
                                        pg_catalog.format('%s of %s was cancelled by statement_timeout (%s); the next run goes on '
                                            'from here', operation, t, pg_catalog.current_setting('statement_timeout')), started);
-                    left_over := 0;
+                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
                 WHEN OTHERS THEN
                     RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
-                    failed := failed OPERATOR(pg_catalog.||) pg_catalog.format('%s: %s', t, SQLERRM);
+                    table_failed := pg_catalog.format('%s: %s', t, SQLERRM);
                     CALL timepart._log(operation, t, NULL, false, run, SQLERRM, started);
-                    left_over := 0;
+                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
             END;
             COMMIT;
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-            EXIT WHEN i OPERATOR(pg_catalog.>) 0 AND left_over OPERATOR(pg_catalog.=) 0;
+            -- Done when nothing is left: after the upcoming pass, no older period waits.
+            EXIT WHEN left_over OPERATOR(pg_catalog.=) 0;
         END LOOP;
+        IF table_failed IS NOT NULL THEN
+            failed := failed OPERATOR(pg_catalog.||) table_failed;
+        END IF;
     END LOOP;
     CALL timepart._log(operation OPERATOR(pg_catalog.||) '_job', NULL, NULL, pg_catalog.cardinality(failed) OPERATOR(pg_catalog.=) 0,
                        run OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('state', 'finished', 'failed', pg_catalog.to_jsonb(failed)),

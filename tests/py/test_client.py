@@ -98,7 +98,7 @@ def test_maintain_partitions_commits_on_a_non_autocommit_connection(db, connect)
     assert isinstance(result, OperationResult)
     seventh = connect().execute("SELECT 'email_events_' || to_char(date_trunc('month', now() AT TIME ZONE 'UTC')"
                                 " + interval '7 months', 'YYYY_MM')").fetchone()[0]
-    assert result.success is True and result.created_partitions[-1] == seventh
+    assert result.success is True and max(result.created_partitions) == seventh
     assert result.extra["skipped"] == []
     created = result.created_partitions[-1]
     assert connect().execute("SELECT to_regclass(%s) IS NOT NULL", (created,)).fetchone()[0]

@@ -71,5 +71,8 @@ def test_pg_cron_runs_maintain(app, dbname):
         time.sleep(2)
     assert runs and runs[0][0] == "succeeded", runs
     logged = app.execute("SELECT success, details->'created' FROM timepart.maintenance_log "
-                         "WHERE operation_type = 'maintain' AND parent_table = 'public.cron_ev'").fetchall()
-    assert logged and logged[0][0] is True and len(logged[0][1]) == 8  # default, current, 6 ahead
+                         "WHERE operation_type = 'maintain' AND parent_table = 'public.cron_ev' ORDER BY id").fetchall()
+    assert logged and logged[0][0] is True and len(logged[0][1]) == 8  # default, current, 6 ahead: the upcoming pass
+    jobs = app.execute("SELECT success, details->>'state' FROM timepart.maintenance_log WHERE operation_type = 'maintain_job' "
+                       "ORDER BY id").fetchall()
+    assert jobs[:2] == [(True, "started"), (True, "finished")]
