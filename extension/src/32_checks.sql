@@ -164,3 +164,34 @@ BEGIN
             DETAIL = format('Got %s.', coalesce(as_of::text, 'NULL')), HINT = 'Leave it out to use now().';
     END IF;
 END $$;
+
+-- The refusal for a table whose owner may not create in its schema or tablespace.
+-- Partitions, their indexes and a migration's renames are the owner's DDL there (its code
+-- runs with its rights only), and PostgreSQL asks for CREATE on the schema for each; so
+-- manage, add_index_template, migrate and every partition build refuse up front, before
+-- anything is registered, copied or made, and name the GRANT that fixes it.
+CREATE OR REPLACE FUNCTION timepart._check_owner_can_create(tbl regclass, action text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT c.relowner, c.relowner::regrole::text AS owner_name, n.nspname, t.spcname INTO r
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
+    WHERE c.oid = tbl;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT pg_catalog.has_schema_privilege(r.relowner, r.nspname, 'CREATE') THEN
+        RAISE EXCEPTION 'the owner of % may not create in schema %', tbl, r.nspname USING ERRCODE = '42501',
+            DETAIL = format('To %s, timepart makes tables and indexes in schema %s as %s, which owns %s and lacks CREATE there. '
+                            'Nothing was changed.', action, r.nspname, r.owner_name, tbl),
+            HINT = format('A superuser or the schema''s owner runs: GRANT CREATE ON SCHEMA %I TO %s;', r.nspname, r.owner_name);
+    END IF;
+    IF r.spcname IS NOT NULL AND NOT pg_catalog.has_tablespace_privilege(r.relowner, r.spcname, 'CREATE') THEN
+        RAISE EXCEPTION 'the owner of % may not create in tablespace %', tbl, r.spcname USING ERRCODE = '42501',
+            DETAIL = format('To %s, timepart makes tables in tablespace %s (the table''s) as %s, which owns %s and lacks '
+                            'CREATE there. Nothing was changed.', action, r.spcname, r.owner_name, tbl),
+            HINT = format('A superuser runs: GRANT CREATE ON TABLESPACE %I TO %s;', r.spcname, r.owner_name);
+    END IF;
+END $$;

@@ -109,6 +109,7 @@ DECLARE
     cfg timepart.config;
 BEGIN
     PERFORM timepart._check_moment(as_of);
+    PERFORM timepart._check_owner_can_create(parent, 'manage it');
     cfg := timepart._register(parent, partition_interval, premake, retention, default_partition, lock_timeout, time_zone);
     CALL timepart._log('manage', parent, NULL, true, to_jsonb(cfg) - 'parent', NULL, started);
     RETURN timepart.maintain(parent, NULL, as_of);

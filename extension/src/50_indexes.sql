@@ -102,6 +102,7 @@ DECLARE
     state text;
 BEGIN
     PERFORM timepart._config(parent);
+    PERFORM timepart._check_owner_can_create(parent, 'index its partitions');
     PERFORM timepart._check_template(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
     SELECT * INTO existing FROM timepart.index_templates it WHERE it.parent = add_index_template.parent AND it.suffix = add_index_template.suffix;
     IF FOUND THEN

@@ -164,7 +164,6 @@ END;
 CREATE OR REPLACE PROCEDURE timepart._new_partition_table(parent regclass, part_name name, INOUT part regclass DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
-    owner_oid oid := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = parent);
     part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                          WHERE c.oid = parent);
     cfg timepart.config := timepart._config(parent);
@@ -188,24 +187,8 @@ BEGIN
             DETAIL = 'It is called by timepart._build_partition only.', HINT = 'Use timepart.create_partition or timepart.maintain.';
     END IF;
     PERFORM timepart._check_may_maintain(timepart._caller(), parent, 'create its partitions');
-    IF pg_catalog.has_schema_privilege(owner_oid, part_schema, 'CREATE') THEN
-        PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
-    ELSE
-        -- Made by timepart's owner, for whom no tablespace is out of bounds: the one the
-        -- session's default_tablespace names (the caller's setting) must be the table
-        -- owner's to use, and it is named outright.
-        space := coalesce(space, NULLIF(pg_catalog.current_setting('default_tablespace'), ''));
-        IF space IS NOT NULL AND space <> (SELECT t.spcname FROM pg_catalog.pg_database d JOIN pg_catalog.pg_tablespace t
-                                             ON t.oid = d.dattablespace WHERE d.datname = pg_catalog.current_database())
-           AND NOT pg_catalog.has_tablespace_privilege(owner_oid, space, 'CREATE') THEN
-            RAISE EXCEPTION 'permission denied for tablespace %', space USING ERRCODE = '42501',
-                DETAIL = format('The partition would go to tablespace %s, where %s, which owns %s, may not create tables.',
-                                space, owner_oid::regrole, parent),
-                HINT = 'Grant the owner CREATE on the tablespace, or RESET default_tablespace.';
-        END IF;
-        EXECUTE ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END;
-        EXECUTE format('ALTER TABLE %I.%I OWNER TO %s', part_schema, part_name, owner_oid::regrole);
-    END IF;
+    PERFORM timepart._check_owner_can_create(parent, 'create its partitions');
+    PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
     part := format('%I.%I', part_schema, part_name)::regclass;
     IF NOT timepart._partitions_share_identity() THEN
         FOR col IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(parent::text, a.attname) AS seq

@@ -35,9 +35,6 @@ CREATE OR REPLACE FUNCTION timepart._migrate_place_target(m timepart.migrations,
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
-    -- SET SCHEMA runs no user code; an owner without CREATE there leaves it to the caller (its member or a superuser).
-    owner_may_create boolean := pg_catalog.has_schema_privilege(
-        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.source), schema_name, 'CREATE');
 BEGIN
     FOR r IN SELECT a.attname, a.attidentity, pg_catalog.pg_get_serial_sequence(m.source::text, a.attname) AS old_seq,
                     pg_catalog.pg_get_serial_sequence(m.target::text, a.attname) AS new_seq
@@ -47,11 +44,8 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN SELECT t.relid::regclass AS rel FROM pg_catalog.pg_partition_tree(m.target) t ORDER BY t.level LOOP
-        IF owner_may_create THEN
-            PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name));
-        ELSE
-            EXECUTE format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name);
-        END IF;
+        -- The owner may create there: migrate checked it before the copy (_check_owner_can_create).
+        PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name));
     END LOOP;
     FOR r IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(m.source::text, a.attname) AS seq
              FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' LOOP

@@ -12,16 +12,21 @@ DECLARE
     key_type regtype;
     f record;
     attempt int := 0;
+    resuming boolean;
 BEGIN
     SELECT * INTO m FROM timepart.migrations g WHERE g.source = _migrate_begin.source AND g.state IN ('copying', 'catching_up');
-    IF NOT FOUND AND EXISTS (SELECT 1 FROM timepart.migrations g WHERE g.target = _migrate_begin.source AND g.state = 'done') THEN
+    resuming := FOUND;
+    IF NOT resuming AND EXISTS (SELECT 1 FROM timepart.migrations g WHERE g.target = _migrate_begin.source AND g.state = 'done') THEN
         RAISE NOTICE 'timepart.migrate: % is already migrated', source;
         RETURN NULL;
-    ELSIF FOUND AND (m.key_column <> key_column OR m.partition_interval <> partition_interval) THEN
+    END IF;
+    -- Before any row is copied (or more of them, on a resume): the swap renames as the owner.
+    PERFORM timepart._check_owner_can_create(source, 'migrate it');
+    IF resuming AND (m.key_column <> key_column OR m.partition_interval <> partition_interval) THEN
         RAISE EXCEPTION 'a migration of % by % every % is under way', source, m.key_column, m.partition_interval USING ERRCODE = '22023',
             DETAIL = format('Asked for %s every %s.', key_column, partition_interval),
             HINT = format('Resume it with the same key and interval, or stop it with SELECT timepart.migrate_abort(%L).', source::text);
-    ELSIF NOT FOUND THEN
+    ELSIF NOT resuming THEN
         key_type := timepart._migrate_check(source, key_column, partition_interval, time_zone);
         PERFORM timepart._check_premake(premake);
         PERFORM timepart._check_retention(retention);

@@ -63,6 +63,160 @@ BEGIN
     END IF;
 END $$;
 
+-- The refusal for a table whose owner may not create in its schema or tablespace.
+-- Partitions, their indexes and a migration's renames are the owner's DDL there (its code
+-- runs with its rights only), and PostgreSQL asks for CREATE on the schema for each; so
+-- manage, add_index_template, migrate and every partition build refuse up front, before
+-- anything is registered, copied or made, and name the GRANT that fixes it.
+CREATE OR REPLACE FUNCTION timepart._check_owner_can_create(tbl regclass, action text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT c.relowner, c.relowner::regrole::text AS owner_name, n.nspname, t.spcname INTO r
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
+    WHERE c.oid = tbl;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF NOT pg_catalog.has_schema_privilege(r.relowner, r.nspname, 'CREATE') THEN
+        RAISE EXCEPTION 'the owner of % may not create in schema %', tbl, r.nspname USING ERRCODE = '42501',
+            DETAIL = format('To %s, timepart makes tables and indexes in schema %s as %s, which owns %s and lacks CREATE there. '
+                            'Nothing was changed.', action, r.nspname, r.owner_name, tbl),
+            HINT = format('A superuser or the schema''s owner runs: GRANT CREATE ON SCHEMA %I TO %s;', r.nspname, r.owner_name);
+    END IF;
+    IF r.spcname IS NOT NULL AND NOT pg_catalog.has_tablespace_privilege(r.relowner, r.spcname, 'CREATE') THEN
+        RAISE EXCEPTION 'the owner of % may not create in tablespace %', tbl, r.spcname USING ERRCODE = '42501',
+            DETAIL = format('To %s, timepart makes tables in tablespace %s (the table''s) as %s, which owns %s and lacks '
+                            'CREATE there. Nothing was changed.', action, r.spcname, r.owner_name, tbl),
+            HINT = format('A superuser runs: GRANT CREATE ON TABLESPACE %I TO %s;', r.spcname, r.owner_name);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.manage(parent regclass, partition_interval interval DEFAULT NULL,
+                                           premake integer DEFAULT NULL, retention interval DEFAULT NULL,
+                                           default_partition boolean DEFAULT NULL,
+                                           lock_timeout interval DEFAULT NULL,
+                                           time_zone text DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE plpgsql AS $$
+/* Adopts a table partitioned BY RANGE on a time column and creates the partitions
+   it needs now. A new table gets '1 month', premake 6, no retention, a default
+   partition, a 100 ms lock budget and UTC for what is not given. Calling it again
+   changes only the settings given (to clear a retention, use configure). Returns what
+   maintain returns. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    cfg timepart.config;
+BEGIN
+    PERFORM timepart._check_moment(as_of);
+    PERFORM timepart._check_owner_can_create(parent, 'manage it');
+    cfg := timepart._register(parent, partition_interval, premake, retention, default_partition, lock_timeout, time_zone);
+    CALL timepart._log('manage', parent, NULL, true, to_jsonb(cfg) - 'parent', NULL, started);
+    RETURN timepart.maintain(parent, NULL, as_of);
+END $$;
+
+CREATE OR REPLACE FUNCTION timepart.add_index_template(parent regclass, suffix text, columns text,
+                                                       where_clause text DEFAULT NULL, method text DEFAULT 'btree')
+RETURNS integer LANGUAGE plpgsql AS $$
+/* Registers an index every partition gets, creates it on the parent (ON ONLY, so
+   no lock on the partitions) and back-fills every existing partition. Returns how
+   many partition indexes were created. Safe to repeat. */
+DECLARE
+    started timestamptz := pg_catalog.clock_timestamp();
+    t timepart.index_templates;
+    p record;
+    pname name;
+    pschema name;
+    made integer := 0;
+    existing timepart.index_templates;
+    err text;
+    state text;
+BEGIN
+    PERFORM timepart._config(parent);
+    PERFORM timepart._check_owner_can_create(parent, 'index its partitions');
+    PERFORM timepart._check_template(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
+    SELECT * INTO existing FROM timepart.index_templates it WHERE it.parent = add_index_template.parent AND it.suffix = add_index_template.suffix;
+    IF FOUND THEN
+        IF existing.columns IS DISTINCT FROM add_index_template.columns
+           OR existing.method IS DISTINCT FROM add_index_template.method
+           OR existing.where_clause IS DISTINCT FROM add_index_template.where_clause THEN
+            RAISE EXCEPTION 'index template "%" already exists on % with another definition', suffix, parent
+                USING ERRCODE = '42710',
+                DETAIL = format('Existing: USING %s (%s)%s', existing.method, existing.columns,
+                                coalesce(' WHERE ' || existing.where_clause, '')),
+                HINT = 'Remove it with timepart.drop_index_template() first, or choose another suffix.';
+        END IF;
+        t := existing;
+    ELSE
+        t := timepart._template_put(ROW(parent, suffix, columns, coalesce(method, 'btree'), where_clause, now())::timepart.index_templates);
+    END IF;
+
+    SELECT c.relname, n.nspname INTO pname, pschema
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
+    IF timepart._template_parent_index(parent, suffix) IS NULL THEN
+        -- An invalid definition fails here, before any partition is touched.
+        BEGIN
+            PERFORM timepart._as_owner(parent, timepart._template_sql(t, timepart._fit_name(pname, suffix), pschema, pname, true));
+        EXCEPTION WHEN undefined_column OR undefined_function OR undefined_object OR syntax_error OR datatype_mismatch
+                       OR wrong_object_type OR invalid_object_definition THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+            RAISE EXCEPTION 'index template "%" does not fit %: %', suffix, parent, err USING ERRCODE = state,
+                DETAIL = format('Template: USING %s (%s)%s.', t.method, t.columns, coalesce(' WHERE ' || t.where_clause, '')),
+                HINT = format('Use columns and expressions of %s (\d %s lists them); nothing was changed.', parent, parent);
+        END;
+    END IF;
+    FOR p IN SELECT * FROM timepart._partitions(parent) LOOP
+        made := made + coalesce(array_length(timepart._index_partition(parent, p.partition_oid), 1), 0);
+    END LOOP;
+    CALL timepart._log('add_index_template', parent, NULL, true,
+        jsonb_build_object('suffix', suffix, 'columns', columns, 'method', t.method,
+                           'where', where_clause, 'indexes_created', made), NULL, started);
+    RETURN made;
+END $$;
+
+CREATE OR REPLACE PROCEDURE timepart._new_partition_table(parent regclass, part_name name, INOUT part regclass DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = parent);
+    cfg timepart.config := timepart._config(parent);
+    space name := (SELECT t.spcname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_tablespace t ON t.oid = c.reltablespace
+                   WHERE c.oid = parent);
+    am name := timepart._partition_access_method(parent);
+    -- Born with what cannot change later without a rewrite: logged-ness, the access
+    -- method, the parent's tablespace, the configured storage options.
+    ddl text := format('CREATE %sTABLE %I.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES EXCLUDING IDENTITY) USING %I%s',
+                       CASE WHEN cfg.partition_unlogged THEN 'UNLOGGED ' ELSE '' END, part_schema, part_name, parent, am,
+                       CASE WHEN cfg.partition_options <> '{}'::jsonb THEN format(' WITH (%s)', timepart._reloptions_sql(cfg.partition_options)) ELSE '' END);
+    col record;
+    ctx text;
+BEGIN
+    -- Only as a step of _build_partition, whose bounds and name were checked: called on
+    -- its own (it runs as timepart's owner) it would make tables of any name. A procedure,
+    -- CALLed, so the call cannot be dressed up as one of _build_partition's (_calling_function).
+    GET DIAGNOSTICS ctx = PG_CONTEXT;
+    IF coalesce(timepart._calling_function(ctx), '') !~ '^PL/pgSQL function timepart\._build_partition\(' THEN
+        RAISE EXCEPTION 'timepart._new_partition_table is a step of making a partition' USING ERRCODE = '42501',
+            DETAIL = 'It is called by timepart._build_partition only.', HINT = 'Use timepart.create_partition or timepart.maintain.';
+    END IF;
+    PERFORM timepart._check_may_maintain(timepart._caller(), parent, 'create its partitions');
+    PERFORM timepart._check_owner_can_create(parent, 'create its partitions');
+    PERFORM timepart._as_owner(parent, ddl || CASE WHEN space IS NOT NULL THEN format(' TABLESPACE %I', space) ELSE '' END);
+    part := format('%I.%I', part_schema, part_name)::regclass;
+    IF NOT timepart._partitions_share_identity() THEN
+        FOR col IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(parent::text, a.attname) AS seq
+                   FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = parent AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity <> '' LOOP
+            PERFORM timepart._as_owner(parent, format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT pg_catalog.nextval(%L::pg_catalog.regclass)',
+                                                      part, col.attname, col.seq));
+        END LOOP;
+    END IF;
+    -- The parent's privileges, row security and policies, comment and replica identity,
+    -- all before the partition is attached and visible (55_look.sql).
+    PERFORM timepart._match_parent(parent, part);
+END $$;
+
 -- Removes one partition per the table's retention_action. Runs inside _attempt's
 -- sub-transaction. DETACH needs an ACCESS EXCLUSIVE lock on the parent, which the lock
 -- budget bounds and which is held to the end of the run: cleanup counts rows before
@@ -873,6 +1027,102 @@ EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS err = MESSAGE_TEXT;
     RETURN QUERY SELECT 'jobs_unreachable', 'warning', '(scheduler)', '', format('pg_cron cannot be reached: %s', err),
         'Check pg_cron (shared_preload_libraries, cron.database_name) and dblink', NULL::numeric, NULL::numeric;
+END $$;
+
+-- Moves the copy and its partitions into the source's schema, hands the source's
+-- sequences over (serial: ownership; identity: the last value), drops the stage schema.
+CREATE OR REPLACE FUNCTION timepart._migrate_place_target(m timepart.migrations, schema_name name) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT a.attname, a.attidentity, pg_catalog.pg_get_serial_sequence(m.source::text, a.attname) AS old_seq,
+                    pg_catalog.pg_get_serial_sequence(m.target::text, a.attname) AS new_seq
+             FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped LOOP
+        IF r.old_seq IS NOT NULL AND r.new_seq IS NOT NULL THEN
+            PERFORM timepart._as_owner(m.source, format('SELECT pg_catalog.setval(%L, s.last_value, s.is_called) FROM %s s', r.new_seq, r.old_seq));
+        END IF;
+    END LOOP;
+    FOR r IN SELECT t.relid::regclass AS rel FROM pg_catalog.pg_partition_tree(m.target) t ORDER BY t.level LOOP
+        -- The owner may create there: migrate checked it before the copy (_check_owner_can_create).
+        PERFORM timepart._as_owner(m.source, format('ALTER TABLE %s SET SCHEMA %I', r.rel, schema_name));
+    END LOOP;
+    FOR r IN SELECT a.attname, pg_catalog.pg_get_serial_sequence(m.source::text, a.attname) AS seq
+             FROM pg_catalog.pg_attribute a WHERE a.attrelid = m.source AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' LOOP
+        IF r.seq IS NOT NULL THEN
+            -- The copy's default calls the same sequence; dropping the old table must not take it along.
+            PERFORM timepart._as_owner(m.source, format('ALTER SEQUENCE %s OWNED BY %s.%I', r.seq, m.target, r.attname));
+        END IF;
+    END LOOP;
+    PERFORM timepart._as_owner(m.source, format('DROP TABLE %I.changes', m.stage_schema));
+    PERFORM timepart._as_owner(m.source, format('DROP SCHEMA %I', m.stage_schema));
+END $$;
+
+-- ==== src/89_migrate_run.sql
+-- Migration, 5 of 5: the entry points: starting or resuming a run, its progress, CALL
+-- timepart.migrate and migrate_abort.
+
+-- A run's start: the migration under way for this table (same key and interval), or,
+-- after every check, a new one prepared. NULL when the table was already migrated.
+-- Takes the per-table session lock that keeps a second runner out.
+CREATE OR REPLACE FUNCTION timepart._migrate_begin(source regclass, key_column name, partition_interval interval, batch_size integer,
+                                                   premake integer, retention interval, time_zone text)
+RETURNS timepart.migrations LANGUAGE plpgsql AS $$
+DECLARE
+    m timepart.migrations;
+    key_type regtype;
+    f record;
+    attempt int := 0;
+    resuming boolean;
+BEGIN
+    SELECT * INTO m FROM timepart.migrations g WHERE g.source = _migrate_begin.source AND g.state IN ('copying', 'catching_up');
+    resuming := FOUND;
+    IF NOT resuming AND EXISTS (SELECT 1 FROM timepart.migrations g WHERE g.target = _migrate_begin.source AND g.state = 'done') THEN
+        RAISE NOTICE 'timepart.migrate: % is already migrated', source;
+        RETURN NULL;
+    END IF;
+    -- Before any row is copied (or more of them, on a resume): the swap renames as the owner.
+    PERFORM timepart._check_owner_can_create(source, 'migrate it');
+    IF resuming AND (m.key_column <> key_column OR m.partition_interval <> partition_interval) THEN
+        RAISE EXCEPTION 'a migration of % by % every % is under way', source, m.key_column, m.partition_interval USING ERRCODE = '22023',
+            DETAIL = format('Asked for %s every %s.', key_column, partition_interval),
+            HINT = format('Resume it with the same key and interval, or stop it with SELECT timepart.migrate_abort(%L).', source::text);
+    ELSIF NOT resuming THEN
+        key_type := timepart._migrate_check(source, key_column, partition_interval, time_zone);
+        PERFORM timepart._check_premake(premake);
+        PERFORM timepart._check_retention(retention);
+        SELECT * INTO f FROM timepart._migrate_facts(source, key_column, key_type, time_zone);
+        PERFORM timepart._migrate_check_nulls(source, key_column, f.has_nulls);
+        PERFORM timepart._migrate_check_names(source, ARRAY[timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = source), 'default')::text]
+            || ARRAY(SELECT timepart._partition_name(source, p.range_start, partition_interval, time_zone)::text
+                     FROM timepart._migrate_periods(source, key_column, key_type, partition_interval, time_zone, f.oldest, f.newest, 0, false) p));
+    END IF;
+    IF NOT timepart._runner_session_lock(source) THEN
+        RAISE EXCEPTION 'another session is migrating %', source USING ERRCODE = '55006',
+            DETAIL = 'Only one run at a time copies a table.', HINT = 'Wait for it to finish, or end that session to take over.';
+    END IF;
+    IF m.id IS NOT NULL THEN
+        RAISE NOTICE 'timepart.migrate: resuming % at block % of % (% rows copied)', source, m.next_block, m.last_block, m.rows_copied;
+        RETURN m;
+    END IF;
+    BEGIN
+        LOOP
+            attempt := attempt + 1;
+            BEGIN
+                -- The capture trigger's lock on the source waits at most this long per attempt.
+                PERFORM pg_catalog.set_config('lock_timeout', '200ms', true);
+                RETURN timepart._migrate_prepare(source, key_column, key_type, partition_interval, premake, retention, time_zone, batch_size,
+                                                 f.row_count, f.oldest, f.newest);
+            EXCEPTION WHEN lock_not_available THEN
+                IF attempt >= 20 THEN RAISE; END IF;
+                PERFORM pg_catalog.pg_sleep(least(2, 0.1 * attempt));
+            END;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM timepart._runner_session_unlock(source);
+        RAISE;
+    END;
+    RETURN NULL;  -- not reached: the loop returns or raises
 END $$;
 
 SELECT timepart._harden();
