@@ -266,7 +266,16 @@ fresh_dir() {
   else rm -rf "$PGDIR"; mkdir -p "$PGDIR/run"; fi
 }
 
+# Settings every cluster needs, also one made before they were added (applied at the
+# next start; make test restarts): logical decoding for the replication tests.
+ensure_conf() {
+  [ -f "$PGDIR/data/postgresql.conf" ] || return 0
+  grep -q '^wal_level = logical' "$PGDIR/data/postgresql.conf" \
+    || as_owner sh -c "echo 'wal_level = logical' >> '$PGDIR_IN/data/postgresql.conf'"
+}
+
 start() {
+  ensure_conf
   if running && stale_server; then stop; fi
   if running; then return 0; fi
   if [ ! -f "$PGDIR/data/PG_VERSION" ]; then
@@ -293,6 +302,7 @@ synchronous_commit = off
 full_page_writes = off
 max_locks_per_transaction = 512
 log_min_messages = warning
+wal_level = logical
 CONF
   fi
   as_owner "$PGBIN/pg_ctl" -D "$PGDIR_IN/data" -l "$PGDIR_IN/server.log" -w -t 60 start >/dev/null

@@ -32,6 +32,21 @@ BEGIN
 
     CALL timepart._new_partition_table(cfg.parent, part_name, part);
 
+    IF range_start IS NOT NULL AND default_part IS NOT NULL AND timepart._decoded(cfg.parent)
+       AND timepart._read_as_owner(cfg.parent, format(
+               'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+               default_part, cfg.key_column, lo, cfg.key_column, hi))::text::boolean THEN
+        -- Rows wait and something decodes them: they leave the default partition and
+        -- enter the attached partition, as logical decoding must see it (58_moves.sql).
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
+        indexes := timepart._index_partition(cfg.parent, part);
+        moved := timepart._move_and_attach_decoded(cfg, default_part, part, range_start, range_end);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.parent AND c.relreplident = 'i') THEN
+            PERFORM timepart._match_parent(cfg.parent, part);
+        END IF;
+        RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved, 'decoded', true);
+    END IF;
+
     IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
         -- EXCLUSIVE on the default partition alone: reads go on, and so do inserts into
         -- every other partition; what waits is only traffic for the default partition
@@ -82,60 +97,6 @@ BEGIN
         PERFORM timepart._match_parent(cfg.parent, part);
     END IF;
     RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
-END $$;
-
--- Moves the rows of [range_start, range_end) waiting in the default partition into the
--- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
--- moving would fire something of the user's: foreign-key actions on referencing tables,
--- or triggers on the default partition (a move is a DELETE and an INSERT).
-CREATE OR REPLACE FUNCTION timepart._move_waiting_rows(cfg timepart.config, default_part regclass, part regclass,
-                                                       range_start timestamptz, range_end timestamptz)
-RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-    cols text;
-    waiting boolean;
-BEGIN
-    -- Usually nothing waits there: a cheap probe spares the move statement.
-    waiting := timepart._read_as_owner(cfg.parent, format(
-        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
-        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)))::text::boolean;
-    IF NOT waiting THEN
-        RETURN 0;
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D') THEN
-        -- The user's triggers there (cloned from the parent's, row or statement) would
-        -- fire as if rows were deleted.
-        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
-            cfg.parent USING ERRCODE = '55000',
-            DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
-                (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
-                 WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
-            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (default_part, part)) THEN
-        -- A rule would turn the DELETE or the INSERT into statements of the owner's choosing.
-        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has rules', range_start, range_end,
-            cfg.parent USING ERRCODE = '55000',
-            DETAIL = format('Moving them is a DELETE and an INSERT, which these rules would rewrite: %s.',
-                (SELECT string_agg(format('%s on %s', r.rulename, r.ev_class::regclass), ', ' ORDER BY r.rulename)
-                 FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (default_part, part))),
-            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
-        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
-            range_start, range_end, cfg.parent USING ERRCODE = '55000',
-            DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
-            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
-    END IF;
-    cols := timepart._column_list(cfg.parent);
-    -- User code (constraints, index expressions) runs with the owner's rights only.
-    RETURN (timepart._as_owner(cfg.parent, format(
-        'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
-        'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
-        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
-        part, cols, cols))->>'rows')::bigint;
 END $$;
 
 -- The empty table a partition starts as, in the parent's schema, owned by the parent's

@@ -175,6 +175,237 @@ BEGIN
     RETURN made;
 END $$;
 
+-- ==== src/58_moves.sql
+-- Moving rows that wait in the default partition into the partition of their period.
+-- Two ways, both one transaction: into the new table before it is attached (the bulk of
+-- the work holds the default partition only), or, when something decodes this database
+-- logically (a publication of the table, a logical slot), out to a buffer, ATTACH, and
+-- back into the attached partition, so subscribers and change-data capture see a delete
+-- and an insert of the table's rows, never rows vanishing into a table they do not know.
+
+-- The refusals, with nothing moved, when moving would fire something of the user's:
+-- foreign-key actions on referencing tables, triggers on the default partition (a move is
+-- a DELETE and an INSERT), rules that would rewrite either.
+CREATE OR REPLACE FUNCTION timepart._check_move(cfg timepart.config, default_part regclass, part regclass,
+                                               range_start timestamptz, range_end timestamptz) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D') THEN
+        -- The user's triggers there (cloned from the parent's, row or statement) would
+        -- fire as if rows were deleted.
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has triggers', range_start, range_end,
+            cfg.parent USING ERRCODE = '55000',
+            DETAIL = format('Moving them is a DELETE and an INSERT: it would fire %s.',
+                (SELECT string_agg(t.tgname::text, ', ' ORDER BY t.tgname) FROM pg_catalog.pg_trigger t
+                 WHERE t.tgrelid = default_part AND NOT t.tgisinternal AND t.tgenabled <> 'D')),
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (default_part, part)) THEN
+        -- A rule would turn the DELETE or the INSERT into statements of the owner's choosing.
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and it has rules', range_start, range_end,
+            cfg.parent USING ERRCODE = '55000',
+            DETAIL = format('Moving them is a DELETE and an INSERT, which these rules would rewrite: %s.',
+                (SELECT string_agg(format('%s on %s', r.rulename, r.ev_class::regclass), ', ' ORDER BY r.rulename)
+                 FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (default_part, part))),
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = cfg.parent) THEN
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and foreign keys reference the table',
+            range_start, range_end, cfg.parent USING ERRCODE = '55000',
+            DETAIL = 'Moving them would fire the foreign keys'' ON DELETE actions on the referencing tables.',
+            HINT = 'Move them yourself (detach the default partition, create this partition, re-insert), then run maintain.';
+    END IF;
+END $$;
+
+-- Whether anything decodes this database logically and would see the table's rows move:
+-- a publication that includes the table (through its root, its partitions, its schema or
+-- all tables), or a logical replication slot (change-data capture needs no publication).
+CREATE OR REPLACE FUNCTION timepart._decoded(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s
+                   WHERE s.slot_type = 'logical' AND s.database = pg_catalog.current_database())
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables p
+                   JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
+                   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+                   WHERE c.oid = tbl OR c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl));
+END;
+
+-- The publications that publish the table partition by partition (publish_via_partition_root
+-- off): a move's inserts would reach their subscribers under a new partition they lack.
+CREATE OR REPLACE FUNCTION timepart._leaf_publications(tbl regclass, default_part regclass) RETURNS text
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT string_agg(DISTINCT p.pubname::text, ', ' ORDER BY p.pubname::text)
+    FROM pg_catalog.pg_publication_tables p
+    JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+    WHERE c.oid = default_part;
+END;
+
+-- Moves the rows of [range_start, range_end) waiting in the default partition into the
+-- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
+-- moving would fire something of the user's: foreign-key actions on referencing tables,
+-- or triggers on the default partition (a move is a DELETE and an INSERT).
+CREATE OR REPLACE FUNCTION timepart._move_waiting_rows(cfg timepart.config, default_part regclass, part regclass,
+                                                       range_start timestamptz, range_end timestamptz)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    cols text;
+    waiting boolean;
+BEGIN
+    -- Usually nothing waits there: a cheap probe spares the move statement.
+    waiting := timepart._read_as_owner(cfg.parent, format(
+        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)))::text::boolean;
+    IF NOT waiting THEN
+        RETURN 0;
+    END IF;
+    PERFORM timepart._check_move(cfg, default_part, part, range_start, range_end);
+    cols := timepart._column_list(cfg.parent);
+    -- User code (constraints, index expressions) runs with the owner's rights only.
+    RETURN (timepart._as_owner(cfg.parent, format(
+        'WITH moved AS (DELETE FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s RETURNING *) '
+        'INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM moved',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone),
+        part, cols, cols))->>'rows')::bigint;
+END $$;
+
+-- The decoded way: under EXCLUSIVE on the default partition (reads go on, and inserts
+-- into the other partitions), the waiting rows are deleted into an unlogged buffer, which
+-- logical decoding never sees; then, under the locks ATTACH needs, the partition is
+-- attached and the rows inserted into it, and the buffer dropped: all in one room entry,
+-- as the owner. Returns how many rows moved (counted under the lock, before the move).
+-- Refused first when a publication sends the table partition by partition.
+CREATE OR REPLACE FUNCTION timepart._move_and_attach_decoded(cfg timepart.config, default_part regclass, part regclass,
+                                                             range_start timestamptz, range_end timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    lo text := timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone);
+    hi text := timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone);
+    leaf_pubs text := timepart._leaf_publications(cfg.parent, default_part);
+    part_schema name := (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE c.oid = part);
+    buffer name := timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = part), 'timepart_moving');
+    cols text := timepart._column_list(cfg.parent);
+    n bigint;
+BEGIN
+    IF leaf_pubs IS NOT NULL THEN
+        RAISE EXCEPTION 'rows for % to % wait in the default partition of %, and publication % sends it partition by partition',
+            range_start, range_end, cfg.parent, leaf_pubs USING ERRCODE = '55000',
+            DETAIL = format('Moving them would send their subscribers inserts into %s, which they do not have: the apply '
+                            'would fail in a loop while the slot holds WAL. Nothing was moved.', part),
+            HINT = format('ALTER PUBLICATION ... SET (publish_via_partition_root = true) for %s (the subscriber then needs '
+                          'the table, not its partitions), or create %s on every subscriber first; then run maintain.',
+                          leaf_pubs, part);
+    END IF;
+    PERFORM timepart._check_move(cfg, default_part, part, range_start, range_end);
+    n := timepart._read_as_owner(cfg.parent, format(
+        'SELECT pg_catalog.to_jsonb(count(*)) FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s',
+        default_part, cfg.key_column, lo, cfg.key_column, hi))::text::bigint;
+    PERFORM timepart._as_owner(cfg.parent, format(
+        'CREATE UNLOGGED TABLE %1$I.%2$I (LIKE %3$s); '
+        'WITH moved AS (DELETE FROM %4$s WHERE %5$I OPERATOR(pg_catalog.>=) %6$s AND %5$I OPERATOR(pg_catalog.<) %7$s RETURNING *) '
+        'INSERT INTO %1$I.%2$I SELECT * FROM moved; '
+        'LOCK TABLE ONLY %3$s IN SHARE ROW EXCLUSIVE MODE; LOCK TABLE %4$s IN ACCESS EXCLUSIVE MODE; '
+        'ALTER TABLE %3$s ATTACH PARTITION %8$s FOR VALUES FROM (%6$s) TO (%7$s); '
+        'INSERT INTO %8$s (%9$s) OVERRIDING SYSTEM VALUE SELECT %9$s FROM %1$I.%2$I; '
+        'DROP TABLE %1$I.%2$I',
+        part_schema, buffer, cfg.parent, default_part, cfg.key_column, lo, hi, part, cols));
+    RETURN n;
+END $$;
+
+-- Builds one partition inside the caller's transaction: CREATE TABLE (LIKE parent),
+-- rows for its range moved out of the default partition, templated indexes, ATTACH.
+-- A bound of NULL means the default partition. Returns what it did.
+-- Traffic first: the bulk of a move runs before any lock that blocks inserts into the
+-- table (it holds the default partition only); the short lock that ATTACH needs comes
+-- after, when nothing is left to move.
+CREATE OR REPLACE FUNCTION timepart._build_partition(cfg timepart.config, part_name name,
+                                                     range_start timestamptz, range_end timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    default_part regclass;
+    part regclass;
+    moved bigint := 0;
+    indexes text[];
+    fence name;
+    lo text := timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone);   -- NULL for the default partition
+    hi text := timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone);
+BEGIN
+    SELECT NULLIF(pt.partdefid, 0)::regclass INTO default_part FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = cfg.parent;
+
+    CALL timepart._new_partition_table(cfg.parent, part_name, part);
+
+    IF range_start IS NOT NULL AND default_part IS NOT NULL AND timepart._decoded(cfg.parent)
+       AND timepart._read_as_owner(cfg.parent, format(
+               'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+               default_part, cfg.key_column, lo, cfg.key_column, hi))::text::boolean THEN
+        -- Rows wait and something decodes them: they leave the default partition and
+        -- enter the attached partition, as logical decoding must see it (58_moves.sql).
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
+        indexes := timepart._index_partition(cfg.parent, part);
+        moved := timepart._move_and_attach_decoded(cfg, default_part, part, range_start, range_end);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.parent AND c.relreplident = 'i') THEN
+            PERFORM timepart._match_parent(cfg.parent, part);
+        END IF;
+        RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved, 'decoded', true);
+    END IF;
+
+    IF range_start IS NOT NULL AND default_part IS NOT NULL THEN
+        -- EXCLUSIVE on the default partition alone: reads go on, and so do inserts into
+        -- every other partition; what waits is only traffic for the default partition
+        -- itself, which resumes after the move and finds the rows where they now are.
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
+        moved := timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        IF moved > 0 THEN
+            -- The move leaves its rows behind as dead tuples, which another look and
+            -- ATTACH's check of the default partition would each scan while inserts wait
+            -- at the parent. A constraint saying the default holds nothing of this range,
+            -- checked now (inserts into the table go on), spares both.
+            fence := timepart._fit_name((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = default_part), 'timepart_fence');
+            PERFORM timepart._as_owner(cfg.parent, format(
+                'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NULL OR %I OPERATOR(pg_catalog.<) %s OR %I OPERATOR(pg_catalog.>=) %s) NOT VALID',
+                default_part, fence, cfg.key_column, cfg.key_column, lo, cfg.key_column, hi));
+            PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s VALIDATE CONSTRAINT %I', default_part, fence));
+            -- The same for the new partition's own check of the rows it now holds.
+            PERFORM timepart._as_owner(cfg.parent, format(
+                'ALTER TABLE %s ADD CONSTRAINT %I CHECK (%I IS NOT NULL AND %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s)',
+                part, fence, cfg.key_column, cfg.key_column, lo, cfg.key_column, hi));
+        END IF;
+        -- Inserts wait at the parent (within the lock budget) rather than at the default
+        -- partition: one routed to the default before the new partition exists would fail
+        -- its partition check once we commit; one waiting at the parent is routed afresh.
+        EXECUTE format('LOCK TABLE ONLY %s IN SHARE ROW EXCLUSIVE MODE', cfg.parent);
+        -- ATTACH takes this lock anyway; taking it first keeps new rows for this range
+        -- out of the default partition while the last of its old ones move.
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', default_part);
+        IF fence IS NULL THEN
+            moved := moved + timepart._move_waiting_rows(cfg, default_part, part, range_start, range_end);
+        END IF;
+    END IF;
+
+    indexes := timepart._index_partition(cfg.parent, part);
+    IF range_start IS NULL THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', cfg.parent, part));
+    ELSE
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)',
+            cfg.parent, part, lo, hi));
+    END IF;
+    IF fence IS NOT NULL THEN
+        PERFORM timepart._as_owner(cfg.parent, format('ALTER TABLE %s DROP CONSTRAINT %I; ALTER TABLE %s DROP CONSTRAINT %I',
+                                                      default_part, fence, part, fence));
+    END IF;
+    -- ATTACH matched the indexes built above to the parent's templated indexes; a replica
+    -- identity index maps to the partition's index now.
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = cfg.parent AND c.relreplident = 'i') THEN
+        PERFORM timepart._match_parent(cfg.parent, part);
+    END IF;
+    RETURN jsonb_build_object('indexes', to_jsonb(indexes), 'moved_rows', moved);
+END $$;
+
 CREATE OR REPLACE PROCEDURE timepart._new_partition_table(parent regclass, part_name name, INOUT part regclass DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE

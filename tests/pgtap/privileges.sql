@@ -5,7 +5,7 @@ CREATE ROLE tp_admin LOGIN IN ROLE partition_admin;
 CREATE ROLE tp_monitor LOGIN IN ROLE partition_monitor;
 CREATE ROLE tp_nobody LOGIN;
 CREATE ROLE tp_other LOGIN;
-GRANT CREATE ON SCHEMA public TO tp_admin;
+GRANT CREATE ON SCHEMA public TO tp_admin, tp_other;  -- an owner needs CREATE where its partitions go
 CREATE TABLE admin_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
 ALTER TABLE admin_ev OWNER TO tp_admin;
 CREATE TABLE other_ev (ts timestamptz NOT NULL) PARTITION BY RANGE (ts);
