@@ -64,7 +64,9 @@ BEGIN
                     table_failed := pg_catalog.format('%s: %s', t, SQLERRM);
                     CALL timepart._log(operation, t, NULL, false, run OPERATOR(pg_catalog.||) '{"cancelled": "statement_timeout"}',
                                        pg_catalog.format('%s of %s was cancelled by statement_timeout (%s); the next run goes on '
-                                           'from here', operation, t, pg_catalog.current_setting('statement_timeout')), started);
+                                           'from here. A single move longer than that never ends: give the job''s role '
+                                           'its own (ALTER ROLE ... SET statement_timeout = 0), or run maintain by hand',
+                                           operation, t, pg_catalog.current_setting('statement_timeout')), started);
                     left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
                 WHEN OTHERS THEN
                     RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;

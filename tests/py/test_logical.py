@@ -12,7 +12,11 @@ import pytest
 
 
 def conninfo(dsn):
-    return psycopg.conninfo.make_conninfo(dsn, host=os.environ["PGHOST"], port=os.environ["PGPORT"],
+    """The publisher as the server itself reaches it: its own socket folder (for 17, the
+    path inside the Debian 13 root, not the one the tests see)."""
+    with psycopg.connect(dsn) as conn:
+        socket = conn.execute("SELECT split_part(current_setting('unix_socket_directories'), ',', 1)").fetchone()[0]
+    return psycopg.conninfo.make_conninfo(dsn, host=socket.strip(), port=os.environ["PGPORT"],
                                           user=os.environ.get("PGUSER", "postgres"))
 
 
