@@ -166,7 +166,7 @@ deps_trixie() {
   local mirror
   mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -n 's/^URIs: *\([^ ]*\).*/\1/p' | grep -v security | head -1 || true)
   [ -n "$mirror" ] || mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-      | awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; exit } }' | grep -v security | head -1 || true)
+      | awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) { print $i; break } }' | grep -v security | head -1 || true)
   [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
   echo "harness: building a Debian 13 root for PostgreSQL 17 in $TRIXIE from $mirror (once; 1 to 3 minutes)"
   as_root rm -rf "$TRIXIE.tmp"
