@@ -65,6 +65,18 @@ BEGIN ATOMIC
     WHERE c.oid = default_part;
 END;
 
+-- Whether rows of [range_start, range_end) wait in the default partition: usually none, and
+-- this cheap probe (as the owner: planning it runs the owner's index code) spares the rest.
+CREATE OR REPLACE FUNCTION timepart._rows_waiting(cfg timepart.config, default_part regclass,
+                                                 range_start timestamptz, range_end timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN timepart._read_as_owner(cfg.parent, format(
+        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)))::text::boolean;
+END $$;
+
 -- Moves the rows of [range_start, range_end) waiting in the default partition into the
 -- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
 -- moving would fire something of the user's: foreign-key actions on referencing tables,
@@ -74,14 +86,8 @@ CREATE OR REPLACE FUNCTION timepart._move_waiting_rows(cfg timepart.config, defa
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     cols text;
-    waiting boolean;
 BEGIN
-    -- Usually nothing waits there: a cheap probe spares the move statement.
-    waiting := timepart._read_as_owner(cfg.parent, format(
-        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
-        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)))::text::boolean;
-    IF NOT waiting THEN
+    IF NOT timepart._rows_waiting(cfg, default_part, range_start, range_end) THEN
         RETURN 0;
     END IF;
     PERFORM timepart._check_move(cfg, default_part, part, range_start, range_end);

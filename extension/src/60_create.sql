@@ -32,10 +32,9 @@ BEGIN
 
     CALL timepart._new_partition_table(cfg.parent, part_name, part);
 
-    IF range_start IS NOT NULL AND default_part IS NOT NULL AND timepart._decoded(cfg.parent)
-       AND timepart._read_as_owner(cfg.parent, format(
-               'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
-               default_part, cfg.key_column, lo, cfg.key_column, hi))::text::boolean THEN
+    -- Whether rows wait comes first: decoding is asked (publications, slots) only then.
+    IF range_start IS NOT NULL AND default_part IS NOT NULL
+       AND timepart._rows_waiting(cfg, default_part, range_start, range_end) AND timepart._decoded(cfg.parent) THEN
         -- Rows wait and something decodes them: they leave the default partition and
         -- enter the attached partition, as logical decoding must see it (58_moves.sql).
         EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);

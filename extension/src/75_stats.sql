@@ -46,9 +46,7 @@ BEGIN ATOMIC
     SELECT coalesce(sum(pg_catalog.pg_stat_get_tuples_inserted(l.leaf) + pg_catalog.pg_stat_get_tuples_updated(l.leaf)
          + pg_catalog.pg_stat_get_tuples_deleted(l.leaf) + pg_catalog.pg_stat_get_xact_tuples_inserted(l.leaf)
          + pg_catalog.pg_stat_get_xact_tuples_updated(l.leaf) + pg_catalog.pg_stat_get_xact_tuples_deleted(l.leaf)), 0)::bigint
-    FROM (SELECT rel AS leaf WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) <> 'p'
-          UNION ALL
-          SELECT l.leaf FROM timepart._leaves(rel) l WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) = 'p') l;
+    FROM timepart._leaves(rel) l;
 END;
 
 

@@ -38,6 +38,8 @@ BEGIN
         table_failed := NULL;  -- the table's last failure: what its last pass left
         FOR i IN 0..10000 LOOP
             CONTINUE WHEN i OPERATOR(pg_catalog.=) 0 AND operation OPERATOR(pg_catalog.<>) 'maintain';
+            -- What a failed pass leaves: after the upcoming pass, the rest; else nothing.
+            left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;
             BEGIN
                 IF i OPERATOR(pg_catalog.=) 0 THEN  -- the current and later periods, committed first
                     PERFORM pg_catalog.set_config('timepart.job_pass', 'upcoming', true);
@@ -45,12 +47,11 @@ BEGIN
                 res := CASE WHEN operation OPERATOR(pg_catalog.=) 'maintain' THEN timepart.maintain(t, premake)
                             ELSE timepart.cleanup(t) END;
                 PERFORM pg_catalog.set_config('timepart.job_pass', '', true);
-                left_over := (res OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
                 IF NOT (res OPERATOR(pg_catalog.->>) 'success')::pg_catalog.bool THEN
                     table_failed := pg_catalog.format('%s: %s', t, timepart._joined_errors(res OPERATOR(pg_catalog.->) 'errors'));
-                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
                 ELSE
                     table_failed := NULL;
+                    left_over := (res OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
                 END IF;
             EXCEPTION
                 WHEN query_canceled THEN
@@ -67,12 +68,10 @@ BEGIN
                                            'from here. A single move longer than that never ends: give the job''s role '
                                            'its own (ALTER ROLE ... SET statement_timeout = 0), or run maintain by hand',
                                            operation, t, pg_catalog.current_setting('statement_timeout')), started);
-                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
                 WHEN OTHERS THEN
                     RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
                     table_failed := pg_catalog.format('%s: %s', t, SQLERRM);
                     CALL timepart._log(operation, t, NULL, false, run, SQLERRM, started);
-                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
             END;
             COMMIT;
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);

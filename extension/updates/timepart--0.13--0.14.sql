@@ -243,6 +243,18 @@ BEGIN ATOMIC
     WHERE c.oid = default_part;
 END;
 
+-- Whether rows of [range_start, range_end) wait in the default partition: usually none, and
+-- this cheap probe (as the owner: planning it runs the owner's index code) spares the rest.
+CREATE OR REPLACE FUNCTION timepart._rows_waiting(cfg timepart.config, default_part regclass,
+                                                 range_start timestamptz, range_end timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN timepart._read_as_owner(cfg.parent, format(
+        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
+        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
+        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)))::text::boolean;
+END $$;
+
 -- Moves the rows of [range_start, range_end) waiting in the default partition into the
 -- new (not yet attached) partition; returns how many. Refused, with nothing moved, when
 -- moving would fire something of the user's: foreign-key actions on referencing tables,
@@ -252,14 +264,8 @@ CREATE OR REPLACE FUNCTION timepart._move_waiting_rows(cfg timepart.config, defa
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     cols text;
-    waiting boolean;
 BEGIN
-    -- Usually nothing waits there: a cheap probe spares the move statement.
-    waiting := timepart._read_as_owner(cfg.parent, format(
-        'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
-        default_part, cfg.key_column, timepart._bound_literal(range_start, cfg.key_type, cfg.time_zone),
-        cfg.key_column, timepart._bound_literal(range_end, cfg.key_type, cfg.time_zone)))::text::boolean;
-    IF NOT waiting THEN
+    IF NOT timepart._rows_waiting(cfg, default_part, range_start, range_end) THEN
         RETURN 0;
     END IF;
     PERFORM timepart._check_move(cfg, default_part, part, range_start, range_end);
@@ -339,10 +345,9 @@ BEGIN
 
     CALL timepart._new_partition_table(cfg.parent, part_name, part);
 
-    IF range_start IS NOT NULL AND default_part IS NOT NULL AND timepart._decoded(cfg.parent)
-       AND timepart._read_as_owner(cfg.parent, format(
-               'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s WHERE %I OPERATOR(pg_catalog.>=) %s AND %I OPERATOR(pg_catalog.<) %s))',
-               default_part, cfg.key_column, lo, cfg.key_column, hi))::text::boolean THEN
+    -- Whether rows wait comes first: decoding is asked (publications, slots) only then.
+    IF range_start IS NOT NULL AND default_part IS NOT NULL
+       AND timepart._rows_waiting(cfg, default_part, range_start, range_end) AND timepart._decoded(cfg.parent) THEN
         -- Rows wait and something decodes them: they leave the default partition and
         -- enter the attached partition, as logical decoding must see it (58_moves.sql).
         EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
@@ -562,9 +567,7 @@ BEGIN ATOMIC
     SELECT coalesce(sum(pg_catalog.pg_stat_get_tuples_inserted(l.leaf) + pg_catalog.pg_stat_get_tuples_updated(l.leaf)
          + pg_catalog.pg_stat_get_tuples_deleted(l.leaf) + pg_catalog.pg_stat_get_xact_tuples_inserted(l.leaf)
          + pg_catalog.pg_stat_get_xact_tuples_updated(l.leaf) + pg_catalog.pg_stat_get_xact_tuples_deleted(l.leaf)), 0)::bigint
-    FROM (SELECT rel AS leaf WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) <> 'p'
-          UNION ALL
-          SELECT l.leaf FROM timepart._leaves(rel) l WHERE (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) = 'p') l;
+    FROM timepart._leaves(rel) l;
 END;
 
 -- A partition's sizes and live-row estimate over its leaves when it is partitioned in
@@ -1151,6 +1154,8 @@ BEGIN
         table_failed := NULL;  -- the table's last failure: what its last pass left
         FOR i IN 0..10000 LOOP
             CONTINUE WHEN i OPERATOR(pg_catalog.=) 0 AND operation OPERATOR(pg_catalog.<>) 'maintain';
+            -- What a failed pass leaves: after the upcoming pass, the rest; else nothing.
+            left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;
             BEGIN
                 IF i OPERATOR(pg_catalog.=) 0 THEN  -- the current and later periods, committed first
                     PERFORM pg_catalog.set_config('timepart.job_pass', 'upcoming', true);
@@ -1158,12 +1163,11 @@ BEGIN
                 res := CASE WHEN operation OPERATOR(pg_catalog.=) 'maintain' THEN timepart.maintain(t, premake)
                             ELSE timepart.cleanup(t) END;
                 PERFORM pg_catalog.set_config('timepart.job_pass', '', true);
-                left_over := (res OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
                 IF NOT (res OPERATOR(pg_catalog.->>) 'success')::pg_catalog.bool THEN
                     table_failed := pg_catalog.format('%s: %s', t, timepart._joined_errors(res OPERATOR(pg_catalog.->) 'errors'));
-                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
                 ELSE
                     table_failed := NULL;
+                    left_over := (res OPERATOR(pg_catalog.->>) 'left_partitions')::pg_catalog.int4;
                 END IF;
             EXCEPTION
                 WHEN query_canceled THEN
@@ -1180,12 +1184,10 @@ BEGIN
                                            'from here. A single move longer than that never ends: give the job''s role '
                                            'its own (ALTER ROLE ... SET statement_timeout = 0), or run maintain by hand',
                                            operation, t, pg_catalog.current_setting('statement_timeout')), started);
-                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
                 WHEN OTHERS THEN
                     RAISE WARNING 'timepart: % of % failed: %', operation, t, SQLERRM;
                     table_failed := pg_catalog.format('%s: %s', t, SQLERRM);
                     CALL timepart._log(operation, t, NULL, false, run, SQLERRM, started);
-                    left_over := CASE WHEN i OPERATOR(pg_catalog.=) 0 THEN 1 ELSE 0 END;  -- after the upcoming pass: the rest
             END;
             COMMIT;
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);

@@ -121,7 +121,7 @@ def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, psycopg.OperationalError):
         return True
     name = type(exc).__module__ + "." + type(exc).__name__
-    return name in ("sqlalchemy.exc.OperationalError", "sqlalchemy.exc.TimeoutError") or "Pool" in type(exc).__name__
+    return name in ("sqlalchemy.exc.OperationalError", "sqlalchemy.exc.TimeoutError")
 
 
 def error_response(exc: BaseException, asked: bool) -> Optional[JSONResponse]:
